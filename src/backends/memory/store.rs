@@ -1,0 +1,671 @@
+//! The storage of one in-memory collection.
+//!
+//! Rows live in immutable Arrow chunks (`Arc<Chunk>`), each with a keep-mask for deleted rows,
+//! so a scan reads Arrow directly and never rebuilds the table. Records created one at a time
+//! land in a small row buffer (the tail) that becomes a chunk at the next scan or when it is
+//! full. Scans work on a snapshot of the chunk list, so readers never block writers for long
+//! and always see a consistent state. The schema only grows (new record fields become new
+//! nullable columns); a chunk older than a column reads it as NULL.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, BooleanBufferBuilder, new_null_array};
+use datafusion::arrow::compute::{CastOptions, and, cast_with_options, concat_batches, filter_record_batch};
+use datafusion::arrow::datatypes::{DataType, Field as ArrowField, Schema, SchemaRef};
+use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use datafusion::arrow::util::display::FormatOptions;
+
+use crate::error::{Error, Result};
+use crate::record::{FieldType, Record, Value, batch_to_records, column_list, records_to_batch, values_to_array};
+
+/// Rows per tail flush and per compacted chunk.
+pub(crate) const TAIL_LIMIT: usize = 8192;
+const COMPACT_TARGET_ROWS: usize = 131_072;
+const MAX_CHUNKS_BEFORE_COMPACT: usize = 256;
+
+#[derive(Debug, Clone)]
+pub(crate) struct Chunk {
+    /// Columns are a prefix of the collection schema at the time the chunk was made.
+    pub batch: RecordBatch,
+    /// None: all rows alive.
+    pub keep: Option<BooleanArray>,
+    pub live: usize,
+    pub ids: Arc<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Loc {
+    Chunk(usize, usize),
+    Tail(usize),
+}
+
+#[derive(Debug)]
+pub(crate) struct State {
+    pub schema: SchemaRef,
+    pub key: Option<usize>,
+    pub chunks: Vec<Arc<Chunk>>,
+    tail: Vec<Option<(String, Record)>>,
+    tail_live: usize,
+    index: HashMap<String, Loc>,
+    next_rowid: u64,
+}
+
+fn cast_opts() -> CastOptions<'static> {
+    CastOptions {
+        safe: false,
+        format_options: FormatOptions::default(),
+    }
+}
+
+impl State {
+    pub fn new(schema: SchemaRef, key: Option<usize>) -> Self {
+        State {
+            schema,
+            key,
+            chunks: Vec::new(),
+            tail: Vec::new(),
+            tail_live: 0,
+            index: HashMap::new(),
+            next_rowid: 1,
+        }
+    }
+
+    pub fn key_name(&self) -> Option<String> {
+        self.key.map(|k| self.schema.field(k).name().clone())
+    }
+
+    /// Are there rows in the tail buffer?
+    pub fn has_pending(&self) -> bool {
+        !self.tail.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    fn new_rowid(&mut self) -> String {
+        let id = self.next_rowid;
+        self.next_rowid += 1;
+        id.to_string()
+    }
+
+    /// Converts a record to the collection's types, growing the schema for new fields, and
+    /// returns its id. Nothing is stored yet. `forced_id` is the id of an update or upsert.
+    fn prepare(&mut self, collection: &str, mut record: Record, forced_id: Option<&str>) -> Result<(String, Record, Option<SchemaRef>)> {
+        // Determine the id.
+        let id = match self.key {
+            Some(k) => {
+                let key_name = self.schema.field(k).name().clone();
+                let from_field = record.get(&key_name).filter(|v| !v.is_null()).map(Value::to_text);
+                let given = forced_id.map(str::to_string).or_else(|| record.id().map(str::to_string));
+                let id = match (given, from_field) {
+                    (Some(a), Some(b)) if a != b => {
+                        return Err(Error::query(format!(
+                            "record id '{a}' disagrees with its key field '{key_name}' = '{b}' in '{collection}'"
+                        )));
+                    }
+                    (Some(a), _) => a,
+                    (None, Some(b)) => b,
+                    (None, None) => uuid::Uuid::new_v4().to_string(),
+                };
+                if record.get(&key_name).is_none_or(Value::is_null) {
+                    record.set(key_name, Value::String(id.clone()));
+                }
+                id
+            }
+            None => match forced_id.or(record.id()) {
+                Some(id) => id.to_string(),
+                None => self.new_rowid(),
+            },
+        };
+        // Grow the schema for new fields; convert values to column types.
+        let mut new_fields: Vec<ArrowField> = Vec::new();
+        let mut converted = Record::new();
+        converted.metadata = std::mem::take(&mut record.metadata);
+        for f in record.fields() {
+            match self.schema.field_with_name(&f.name) {
+                Ok(col) => {
+                    let ty = FieldType::from_arrow(col);
+                    let v = f.value.convert_to(ty).map_err(|e| {
+                        Error::type_error(format!(
+                            "field '{}' of '{collection}' is {ty}: {}",
+                            f.name,
+                            e.message()
+                        ))
+                    })?;
+                    if col.data_type() != &ty.arrow_type() && !v.is_null() {
+                        // A narrower SQL type (SMALLINT, DATE, DECIMAL, …): check the cast now.
+                        values_to_array(col, [&v].into_iter())?;
+                    }
+                    converted.set_field(crate::record::Field {
+                        name: f.name.clone(),
+                        value: v,
+                        field_type: ty,
+                        metadata: f.metadata.clone(),
+                    });
+                }
+                Err(_) => {
+                    if f.name.is_empty() {
+                        return Err(Error::query(format!("a field of a record for '{collection}' has an empty name")));
+                    }
+                    new_fields.push(f.field_type.arrow_field(&f.name));
+                    converted.set_field(f.clone());
+                }
+            }
+        }
+        for field in self.schema.fields() {
+            if !field.is_nullable() && converted.get(field.name()).is_none_or(Value::is_null) {
+                return Err(Error::type_error(format!(
+                    "column '{}' of '{collection}' is NOT NULL but the record has no value for it",
+                    field.name()
+                )));
+            }
+        }
+        converted.set_id(id.clone());
+        let grown = if new_fields.is_empty() {
+            None
+        } else {
+            let mut fields: Vec<ArrowField> = self.schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+            fields.extend(new_fields);
+            Some(Arc::new(Schema::new_with_metadata(fields, self.schema.metadata().clone())))
+        };
+        Ok((id, converted, grown))
+    }
+
+    pub fn create(&mut self, collection: &str, record: Record) -> Result<String> {
+        let (id, rec, grown) = self.prepare(collection, record, None)?;
+        if self.index.contains_key(&id) {
+            return Err(Error::already_exists(format!("a record with id '{id}' exists in '{collection}'")));
+        }
+        self.commit_prepared(id.clone(), rec, grown);
+        Ok(id)
+    }
+
+    fn commit_prepared(&mut self, id: String, rec: Record, grown: Option<SchemaRef>) {
+        if let Some(s) = grown {
+            self.flush();
+            self.schema = s;
+        }
+        self.index.insert(id.clone(), Loc::Tail(self.tail.len()));
+        self.tail.push(Some((id, rec)));
+        self.tail_live += 1;
+        if self.tail.len() >= TAIL_LIMIT {
+            self.flush();
+        }
+    }
+
+    pub fn create_many(&mut self, collection: &str, records: Vec<Record>) -> Result<Vec<String>> {
+        // Validate all first: all or nothing.
+        let mut seen = HashSet::new();
+        let mut prepared = Vec::with_capacity(records.len());
+        let saved_schema = self.schema.clone();
+        let saved_rowid = self.next_rowid;
+        let result = (|| {
+            for r in records {
+                let (id, rec, grown) = self.prepare(collection, r, None)?;
+                if self.index.contains_key(&id) || !seen.insert(id.clone()) {
+                    return Err(Error::already_exists(format!("a record with id '{id}' exists in '{collection}'")));
+                }
+                if let Some(g) = grown {
+                    // Later records see the grown schema; the chunk flush happens at commit.
+                    self.schema = g;
+                }
+                prepared.push((id, rec));
+            }
+            Ok(())
+        })();
+        let final_schema = self.schema.clone();
+        self.schema = saved_schema;
+        if let Err(e) = result {
+            self.next_rowid = saved_rowid;
+            return Err(e);
+        }
+        let grown = (final_schema != self.schema).then_some(final_schema);
+        let mut ids = Vec::with_capacity(prepared.len());
+        let mut grown = grown;
+        for (id, rec) in prepared {
+            ids.push(id.clone());
+            self.commit_prepared(id, rec, grown.take());
+        }
+        Ok(ids)
+    }
+
+    pub fn read(&self, id: &str) -> Result<Option<Record>> {
+        match self.index.get(id) {
+            None => Ok(None),
+            Some(Loc::Tail(i)) => Ok(self.tail[*i].as_ref().map(|(_, r)| {
+                let mut r = r.clone();
+                r.set_id(id);
+                r
+            })),
+            Some(Loc::Chunk(c, row)) => {
+                let chunk = &self.chunks[*c];
+                let batch = self.adapt(&chunk.batch)?.slice(*row, 1);
+                let mut recs = batch_to_records(&batch, None)?;
+                Ok(recs.pop().map(|mut r| {
+                    r.set_id(id);
+                    r
+                }))
+            }
+        }
+    }
+
+    pub fn delete(&mut self, id: &str) -> bool {
+        match self.index.remove(id) {
+            None => false,
+            Some(Loc::Tail(i)) => {
+                self.tail[i] = None;
+                self.tail_live -= 1;
+                true
+            }
+            Some(Loc::Chunk(c, row)) => {
+                self.mark_deleted(c, &[row]);
+                true
+            }
+        }
+    }
+
+    pub fn update(&mut self, collection: &str, id: &str, record: Record) -> Result<bool> {
+        if !self.index.contains_key(id) {
+            return Ok(false);
+        }
+        let (new_id, rec, grown) = self.prepare(collection, record, Some(id))?;
+        self.delete(id);
+        self.commit_prepared(new_id, rec, grown);
+        Ok(true)
+    }
+
+    pub fn clear(&mut self) -> u64 {
+        let n = self.index.len() as u64;
+        self.chunks.clear();
+        self.tail.clear();
+        self.tail_live = 0;
+        self.index.clear();
+        n
+    }
+
+    fn mark_deleted(&mut self, c: usize, rows: &[usize]) {
+        let chunk = Arc::make_mut(&mut self.chunks[c]);
+        let n = chunk.batch.num_rows();
+        let mut b = BooleanBufferBuilder::new(n);
+        match &chunk.keep {
+            Some(k) => b.append_buffer(k.values()),
+            None => b.append_n(n, true),
+        }
+        for &r in rows {
+            if b.get_bit(r) {
+                b.set_bit(r, false);
+                chunk.live -= 1;
+            }
+        }
+        chunk.keep = Some(BooleanArray::new(b.finish(), None));
+    }
+
+    /// Turns the tail into a chunk.
+    pub fn flush(&mut self) {
+        if self.tail.is_empty() {
+            return;
+        }
+        let rows: Vec<(String, Record)> = std::mem::take(&mut self.tail).into_iter().flatten().collect();
+        self.tail_live = 0;
+        if rows.is_empty() {
+            return;
+        }
+        let records: Vec<Record> = rows.iter().map(|(_, r)| r.clone()).collect();
+        // Values were converted when prepared, so this only fails on a bug.
+        match records_to_batch(&records, &self.schema) {
+            Ok(batch) => {
+                let ids: Vec<String> = rows.into_iter().map(|(id, _)| id).collect();
+                self.push_chunk(batch, ids);
+            }
+            Err(e) => {
+                tracing::error!("memory backend: tail flush failed, keeping rows in the buffer: {e}");
+                self.tail = rows.into_iter().map(Some).collect();
+                self.tail_live = self.tail.len();
+                for (i, slot) in self.tail.iter().enumerate() {
+                    if let Some((id, _)) = slot {
+                        self.index.insert(id.clone(), Loc::Tail(i));
+                    }
+                }
+                return;
+            }
+        }
+        if self.chunks.len() > MAX_CHUNKS_BEFORE_COMPACT {
+            if let Err(e) = self.compact() {
+                tracing::error!("memory backend: compaction failed: {e}");
+            }
+        }
+    }
+
+    fn push_chunk(&mut self, batch: RecordBatch, ids: Vec<String>) {
+        let c = self.chunks.len();
+        for (row, id) in ids.iter().enumerate() {
+            self.index.insert(id.clone(), Loc::Chunk(c, row));
+        }
+        let live = batch.num_rows();
+        self.chunks.push(Arc::new(Chunk {
+            batch,
+            keep: None,
+            live,
+            ids: Arc::new(ids),
+        }));
+    }
+
+    /// Adds rows read back from a persisted file, with their ids.
+    pub fn insert_loaded(&mut self, batch: RecordBatch, ids: Vec<String>) -> Result<()> {
+        if ids.len() != batch.num_rows() {
+            return Err(Error::config(format!("{} ids for {} rows", ids.len(), batch.num_rows())));
+        }
+        if let Some(max) = ids.iter().filter_map(|i| i.parse::<u64>().ok()).max() {
+            self.next_rowid = self.next_rowid.max(max + 1);
+        }
+        if batch.num_rows() > 0 {
+            self.push_chunk(batch, ids);
+        }
+        Ok(())
+    }
+
+    /// Rewrites all chunks into few large ones without deleted rows.
+    pub fn compact(&mut self) -> Result<()> {
+        let mut batches = Vec::new();
+        let mut ids = Vec::new();
+        for chunk in &self.chunks {
+            let b = self.adapt(&chunk.batch)?;
+            match &chunk.keep {
+                None => {
+                    ids.extend(chunk.ids.iter().cloned());
+                    batches.push(b);
+                }
+                Some(k) => {
+                    ids.extend(chunk.ids.iter().zip(k.values().iter()).filter(|(_, keep)| *keep).map(|(id, _)| id.clone()));
+                    batches.push(filter_record_batch(&b, k)?);
+                }
+            }
+        }
+        let all = concat_batches(&self.schema, &batches)?;
+        self.chunks.clear();
+        let mut offset = 0;
+        while offset < all.num_rows() {
+            let len = COMPACT_TARGET_ROWS.min(all.num_rows() - offset);
+            let chunk_ids = ids[offset..offset + len].to_vec();
+            self.push_chunk(all.slice(offset, len), chunk_ids);
+            offset += len;
+        }
+        Ok(())
+    }
+
+    /// A chunk's batch widened to the current schema (missing columns are NULL).
+    pub fn adapt(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        adapt_batch(&self.schema, batch)
+    }
+
+    /// Appends batches of the collection's schema (SQL INSERT): all rows or none.
+    pub fn insert_batches(&mut self, collection: &str, batches: Vec<RecordBatch>) -> Result<u64> {
+        self.flush();
+        let mut prepared = Vec::with_capacity(batches.len());
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut rowid = self.next_rowid;
+        for batch in batches {
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            let batch = conform_batch(&self.schema, &batch, collection)?;
+            let ids: Vec<String> = match self.key {
+                Some(k) => {
+                    let key_name = self.schema.field(k).name();
+                    let col = batch.column(k);
+                    if col.null_count() > 0 {
+                        return Err(Error::type_error(format!(
+                            "key column '{key_name}' of '{collection}' cannot be NULL"
+                        )));
+                    }
+                    let text = cast_with_options(col, &DataType::Utf8, &cast_opts())?;
+                    let values = crate::record::array_to_values(&ArrowField::new(key_name, DataType::Utf8, true), &text)?;
+                    let mut ids = Vec::with_capacity(values.len());
+                    for v in values {
+                        let id = v.to_text();
+                        if self.index.contains_key(&id) || !seen.insert(id.clone()) {
+                            return Err(Error::already_exists(format!(
+                                "duplicate key '{id}' in column '{key_name}' of '{collection}'; no rows were inserted"
+                            )));
+                        }
+                        ids.push(id);
+                    }
+                    ids
+                }
+                None => (0..batch.num_rows())
+                    .map(|_| {
+                        let id = rowid.to_string();
+                        rowid += 1;
+                        id
+                    })
+                    .collect(),
+            };
+            prepared.push((batch, ids));
+        }
+        self.next_rowid = rowid;
+        let mut n = 0u64;
+        for (batch, ids) in prepared {
+            n += batch.num_rows() as u64;
+            self.push_chunk(batch, ids);
+        }
+        if self.chunks.len() > MAX_CHUNKS_BEFORE_COMPACT {
+            self.compact()?;
+        }
+        Ok(n)
+    }
+
+    /// Live rows of chunk `c` matching `mask` (true = match), as row numbers.
+    fn matching_rows(chunk: &Chunk, mask: Option<&BooleanArray>) -> Vec<usize> {
+        let n = chunk.batch.num_rows();
+        (0..n)
+            .filter(|&r| chunk.keep.as_ref().is_none_or(|k| k.value(r)))
+            .filter(|&r| mask.is_none_or(|m| m.is_valid(r) && m.value(r)))
+            .collect()
+    }
+
+    pub fn delete_where(&mut self, predicate: Option<&Arc<dyn datafusion::physical_expr::PhysicalExpr>>) -> Result<u64> {
+        self.flush();
+        let mut plan = Vec::new();
+        for (c, chunk) in self.chunks.iter().enumerate() {
+            if chunk.live == 0 {
+                continue;
+            }
+            let mask = match predicate {
+                Some(p) => Some(crate::pushdown::eval::evaluate_mask(p, &self.adapt(&chunk.batch)?)?),
+                None => None,
+            };
+            let rows = Self::matching_rows(chunk, mask.as_ref());
+            if !rows.is_empty() {
+                plan.push((c, rows));
+            }
+        }
+        let mut n = 0;
+        for (c, rows) in plan {
+            for &r in &rows {
+                self.index.remove(&self.chunks[c].ids[r]);
+            }
+            n += rows.len() as u64;
+            self.mark_deleted(c, &rows);
+        }
+        Ok(n)
+    }
+
+    pub fn update_where(
+        &mut self,
+        collection: &str,
+        assignments: &[(usize, Arc<dyn datafusion::physical_expr::PhysicalExpr>)],
+        predicate: Option<&Arc<dyn datafusion::physical_expr::PhysicalExpr>>,
+    ) -> Result<u64> {
+        self.flush();
+        // Compute every new row first; apply only when all succeed.
+        let mut plan: Vec<(usize, Vec<usize>, RecordBatch)> = Vec::new();
+        for (c, chunk) in self.chunks.iter().enumerate() {
+            if chunk.live == 0 {
+                continue;
+            }
+            let full = self.adapt(&chunk.batch)?;
+            let mask = match predicate {
+                Some(p) => Some(crate::pushdown::eval::evaluate_mask(p, &full)?),
+                None => None,
+            };
+            let rows = Self::matching_rows(chunk, mask.as_ref());
+            if rows.is_empty() {
+                continue;
+            }
+            let mut sel = BooleanBufferBuilder::new(full.num_rows());
+            sel.append_n(full.num_rows(), false);
+            for &r in &rows {
+                sel.set_bit(r, true);
+            }
+            let matched = filter_record_batch(&full, &BooleanArray::new(sel.finish(), None))?;
+            let mut columns: Vec<ArrayRef> = matched.columns().to_vec();
+            for (col, expr) in assignments {
+                let v = expr.evaluate(&matched)?.into_array(matched.num_rows())?;
+                let field = self.schema.field(*col);
+                let v = if v.data_type() == field.data_type() {
+                    v
+                } else {
+                    cast_with_options(&v, field.data_type(), &cast_opts()).map_err(|e| {
+                        Error::type_error(format!("UPDATE of column '{}' of '{collection}': {e}", field.name()))
+                    })?
+                };
+                if !field.is_nullable() && v.null_count() > 0 {
+                    return Err(Error::type_error(format!(
+                        "UPDATE would set NOT NULL column '{}' of '{collection}' to NULL",
+                        field.name()
+                    )));
+                }
+                columns[*col] = v;
+            }
+            let new_batch = RecordBatch::try_new(self.schema.clone(), columns)?;
+            plan.push((c, rows, new_batch));
+        }
+        // New ids (key column may change): unique among themselves and against untouched rows.
+        let mut touched: HashSet<&str> = HashSet::new();
+        for (c, rows, _) in &plan {
+            let ids = &self.chunks[*c].ids;
+            touched.extend(rows.iter().map(|&r| ids[r].as_str()));
+        }
+        let mut new_ids: Vec<Vec<String>> = Vec::with_capacity(plan.len());
+        let mut seen: HashSet<String> = HashSet::new();
+        for (c, rows, batch) in &plan {
+            let ids: Vec<String> = match self.key {
+                Some(k) => {
+                    let text = cast_with_options(batch.column(k), &DataType::Utf8, &cast_opts())?;
+                    let vals = crate::record::array_to_values(&ArrowField::new("k", DataType::Utf8, true), &text)?;
+                    let mut ids = Vec::with_capacity(vals.len());
+                    for v in vals {
+                        if v.is_null() {
+                            return Err(Error::type_error(format!("UPDATE would set the key of '{collection}' to NULL")));
+                        }
+                        let id = v.to_text();
+                        if (self.index.contains_key(&id) && !touched.contains(id.as_str())) || !seen.insert(id.clone()) {
+                            return Err(Error::already_exists(format!(
+                                "UPDATE would create duplicate key '{id}' in '{collection}'; nothing was changed"
+                            )));
+                        }
+                        ids.push(id);
+                    }
+                    ids
+                }
+                None => rows.iter().map(|&r| self.chunks[*c].ids[r].clone()).collect(),
+            };
+            new_ids.push(ids);
+        }
+        let mut n = 0u64;
+        for ((c, rows, _), _) in plan.iter().zip(&new_ids) {
+            for &r in rows {
+                self.index.remove(&self.chunks[*c].ids[r]);
+            }
+            self.mark_deleted(*c, rows);
+        }
+        for ((_, rows, batch), ids) in plan.into_iter().zip(new_ids) {
+            n += rows.len() as u64;
+            self.push_chunk(batch, ids);
+        }
+        Ok(n)
+    }
+}
+
+/// Widens a batch whose columns are a prefix of `schema` to all of it.
+pub(crate) fn adapt_batch(schema: &SchemaRef, batch: &RecordBatch) -> Result<RecordBatch> {
+    if batch.num_columns() == schema.fields().len() {
+        if batch.schema_ref() == schema {
+            return Ok(batch.clone());
+        }
+        return Ok(RecordBatch::try_new_with_options(
+            schema.clone(),
+            batch.columns().to_vec(),
+            &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+        )?);
+    }
+    let mut cols = batch.columns().to_vec();
+    for f in schema.fields().iter().skip(cols.len()) {
+        cols.push(new_null_array(f.data_type(), batch.num_rows()));
+    }
+    Ok(RecordBatch::try_new_with_options(
+        schema.clone(),
+        cols,
+        &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+    )?)
+}
+
+/// Makes an incoming batch match the table schema exactly (by position, with checked casts and
+/// NOT NULL checks).
+fn conform_batch(schema: &SchemaRef, batch: &RecordBatch, collection: &str) -> Result<RecordBatch> {
+    if batch.num_columns() != schema.fields().len() {
+        return Err(Error::query(format!(
+            "INSERT into '{collection}' got {} columns, the table has {} ({})",
+            batch.num_columns(),
+            schema.fields().len(),
+            column_list(schema)
+        )));
+    }
+    let mut cols = Vec::with_capacity(batch.num_columns());
+    for (field, col) in schema.fields().iter().zip(batch.columns()) {
+        let col = if col.data_type() == field.data_type() {
+            col.clone()
+        } else {
+            cast_with_options(col, field.data_type(), &cast_opts()).map_err(|e| {
+                Error::type_error(format!("column '{}' of '{collection}' ({}): {e}", field.name(), field.data_type()))
+            })?
+        };
+        if !field.is_nullable() && col.null_count() > 0 {
+            return Err(Error::type_error(format!(
+                "column '{}' of '{collection}' is NOT NULL; the inserted rows hold NULL there",
+                field.name()
+            )));
+        }
+        cols.push(col);
+    }
+    Ok(RecordBatch::try_new_with_options(
+        schema.clone(),
+        cols,
+        &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+    )?)
+}
+
+/// The rows of a chunk that are alive and match `predicate`, projected.
+pub(crate) fn scan_chunk(
+    schema: &SchemaRef,
+    chunk: &Chunk,
+    offset: usize,
+    len: usize,
+    predicate: Option<&Arc<dyn datafusion::physical_expr::PhysicalExpr>>,
+    projection: &[usize],
+) -> Result<RecordBatch> {
+    let full = adapt_batch(schema, &chunk.batch.slice(offset, len))?;
+    let keep = chunk.keep.as_ref().map(|k| k.slice(offset, len));
+    let mask = match (predicate, keep) {
+        (None, k) => k,
+        (Some(p), None) => Some(crate::pushdown::eval::evaluate_mask(p, &full)?),
+        (Some(p), Some(k)) => Some(and(&k, &crate::pushdown::eval::evaluate_mask(p, &full)?)?),
+    };
+    let projected = full.project(projection)?;
+    Ok(match mask {
+        None => projected,
+        Some(m) => filter_record_batch(&projected, &m)?,
+    })
+}

@@ -1,0 +1,4 @@
+//! One folder per backend. Each implements [`crate::Backend`] and [`crate::Database`] and is
+//! registered by URL scheme in [`crate::config::DatabaseFactory`].
+
+pub mod memory;

@@ -1,0 +1,321 @@
+//! The [`Database`] trait (one collection of records in one backend) and the [`Backend`] trait
+//! (a store holding collections, attached to the engine as a catalog).
+//!
+//! The record API (`create`, `read`, `search`, …) is what the seed package offers. The SQL side
+//! (`schema`, `scan`, `filter_support`, `insert`, `delete_where`, `update_where`) is what the
+//! DataFusion bridge in [`crate::table`] calls. Optional capabilities have default
+//! implementations that return [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) with
+//! the backend's name — never a silent no-op.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::Expr;
+use futures::TryStreamExt;
+
+use crate::error::{Error, Result};
+use crate::query::{FilterExpr, Query};
+use crate::record::{Record, batch_to_records};
+
+/// Can a backend evaluate a filter with exactly DataFusion's semantics?
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FilterSupport {
+    /// Yes: DataFusion will not filter again.
+    Exact,
+    /// The backend narrows the rows, DataFusion filters again.
+    Inexact,
+    /// The backend cannot use it; DataFusion filters.
+    Unsupported,
+}
+
+/// Which slice of a scan to produce: partition `index` of `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Partition {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl Partition {
+    /// The whole scan.
+    pub const ALL: Partition = Partition { index: 0, count: 1 };
+}
+
+/// A description of a new collection.
+#[derive(Debug, Clone)]
+pub struct CollectionSpec {
+    /// Column names and types.
+    pub schema: SchemaRef,
+    /// The key column: record ids are its values, unique per collection.
+    pub key: Option<String>,
+}
+
+/// One collection (table, index, bucket prefix, …) of records in a backend.
+#[async_trait]
+pub trait Database: Send + Sync + Debug {
+    /// The backend kind, e.g. `memory` (used in errors and EXPLAIN).
+    fn backend_name(&self) -> &str;
+
+    /// The collection's name.
+    fn collection_name(&self) -> &str;
+
+    /// The collection's current Arrow schema.
+    fn schema(&self) -> SchemaRef;
+
+    /// The column holding record ids, if any.
+    fn key_column(&self) -> Option<String>;
+
+    // ---------------------------------------------------------------- record API
+
+    /// Creates a record and returns its id (the record's own id, its key field, or a new UUID).
+    /// Fails with `AlreadyExists` if the id is taken.
+    async fn create(&self, record: Record) -> Result<String>;
+
+    /// Reads a record by id.
+    async fn read(&self, id: &str) -> Result<Option<Record>>;
+
+    /// Replaces the record `id`; false if there is none.
+    async fn update(&self, id: &str, record: Record) -> Result<bool>;
+
+    /// Deletes the record `id`; false if there is none.
+    async fn delete(&self, id: &str) -> Result<bool>;
+
+    /// Does record `id` exist?
+    async fn exists(&self, id: &str) -> Result<bool> {
+        Ok(self.read(id).await?.is_some())
+    }
+
+    /// Creates or replaces record `id`; returns the id.
+    async fn upsert(&self, id: &str, record: Record) -> Result<String> {
+        if self.update(id, record.clone()).await? {
+            Ok(id.to_string())
+        } else {
+            self.create(record.with_id(id)).await
+        }
+    }
+
+    /// The records matching a query, sorted, offset and limited as it says.
+    async fn search(&self, query: &Query) -> Result<Vec<Record>> {
+        let key = self.key_column();
+        let stream = self.scan(query, Partition::ALL).await?;
+        let batches: Vec<_> = stream.try_collect().await.map_err(Error::from)?;
+        let mut out = Vec::new();
+        for b in &batches {
+            out.extend(batch_to_records(b, key.as_deref())?);
+        }
+        Ok(out)
+    }
+
+    /// Counts the records matching a query (all records for None).
+    async fn count(&self, query: Option<&Query>) -> Result<u64> {
+        let mut q = query.cloned().unwrap_or_default();
+        q.fields = Some(vec![]);
+        let stream = self.scan(&q, Partition::ALL).await?;
+        let batches: Vec<_> = stream.try_collect().await.map_err(Error::from)?;
+        Ok(batches.iter().map(|b| b.num_rows() as u64).sum())
+    }
+
+    /// Removes every record; returns how many.
+    async fn clear(&self) -> Result<u64>;
+
+    /// Creates many records; a backend may override with a native bulk call.
+    async fn batch_create(&self, records: Vec<Record>) -> Result<Vec<String>> {
+        let mut ids = Vec::with_capacity(records.len());
+        for r in records {
+            ids.push(self.create(r).await?);
+        }
+        Ok(ids)
+    }
+
+    /// Reads many records (None where absent).
+    async fn batch_read(&self, ids: &[String]) -> Result<Vec<Option<Record>>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(self.read(id).await?);
+        }
+        Ok(out)
+    }
+
+    /// Updates many records; one flag per update.
+    async fn batch_update(&self, updates: Vec<(String, Record)>) -> Result<Vec<bool>> {
+        let mut out = Vec::with_capacity(updates.len());
+        for (id, r) in updates {
+            out.push(self.update(&id, r).await?);
+        }
+        Ok(out)
+    }
+
+    /// Deletes many records; one flag per id.
+    async fn batch_delete(&self, ids: &[String]) -> Result<Vec<bool>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(self.delete(id).await?);
+        }
+        Ok(out)
+    }
+
+    // ---------------------------------------------------------------- SQL side
+
+    /// Can this backend evaluate `filter` with exactly DataFusion's semantics?
+    fn filter_support(&self, filter: &FilterExpr) -> FilterSupport;
+
+    /// How many partitions a scan of `query` can be split into, at most `target`.
+    fn scan_partitions(&self, _query: &Query, _target: usize) -> usize {
+        1
+    }
+
+    /// Streams the rows matching `query` (filters, sort, offset, limit), with the columns in
+    /// `query.fields` (all columns when None), for one partition of the scan. The stream's
+    /// schema is the projected schema.
+    async fn scan(&self, query: &Query, partition: Partition) -> Result<SendableRecordBatchStream>;
+
+    /// The native request a scan of `query` sends, for EXPLAIN (no secrets).
+    fn describe_scan(&self, query: &Query) -> String {
+        query.to_string()
+    }
+
+    /// Appends rows (SQL INSERT). All rows or none: on error nothing was added.
+    async fn insert(&self, _data: SendableRecordBatchStream) -> Result<u64> {
+        Err(Error::unsupported(format!(
+            "INSERT into '{}' is not supported by this backend",
+            self.collection_name()
+        ))
+        .with_backend(self.backend_name()))
+    }
+
+    /// Deletes the rows matching `filter` (all rows for None); returns how many.
+    async fn delete_where(&self, _filter: Option<&FilterExpr>) -> Result<u64> {
+        Err(Error::unsupported(format!(
+            "DELETE from '{}' is not supported by this backend",
+            self.collection_name()
+        ))
+        .with_backend(self.backend_name()))
+    }
+
+    /// Sets columns on the rows matching `filter`; each assignment is a DataFusion expression
+    /// over the row's columns. Returns how many rows changed.
+    async fn update_where(
+        &self,
+        _assignments: &[(String, Expr)],
+        _filter: Option<&FilterExpr>,
+    ) -> Result<u64> {
+        Err(Error::unsupported(format!(
+            "UPDATE of '{}' is not supported by this backend",
+            self.collection_name()
+        ))
+        .with_backend(self.backend_name()))
+    }
+}
+
+/// A store that holds collections, grouped in schemas (a schemaless store has one).
+#[async_trait]
+pub trait Backend: Send + Sync + Debug {
+    /// The backend kind, e.g. `memory`.
+    fn kind(&self) -> &str;
+
+    /// Where it is, for display (a URL with any password removed).
+    fn location(&self) -> String;
+
+    /// The schema that `name.table` refers to.
+    fn default_schema(&self) -> String {
+        "public".to_string()
+    }
+
+    /// The schema names (sync: backends keep a cache they refresh on DDL).
+    fn schema_names(&self) -> Vec<String>;
+
+    /// The collection names in `schema`.
+    fn collection_names(&self, schema: &str) -> Vec<String>;
+
+    /// Opens a collection, or None if it does not exist.
+    async fn open(&self, schema: &str, name: &str) -> Result<Option<Arc<dyn Database>>>;
+
+    /// Creates a collection. With `if_not_exists`, an existing one is returned unchanged.
+    async fn create_collection(
+        &self,
+        schema: &str,
+        name: &str,
+        spec: CollectionSpec,
+        if_not_exists: bool,
+    ) -> Result<Arc<dyn Database>>;
+
+    /// Drops a collection; false if it did not exist (an error unless `if_exists`).
+    async fn drop_collection(&self, schema: &str, name: &str, if_exists: bool) -> Result<bool>;
+
+    /// Makes changes durable where the backend buffers them (called after each SQL statement).
+    async fn sync(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A blocking wrapper around a [`Database`] for callers without an async runtime.
+///
+/// It owns a small current-thread Tokio runtime. Do not use it from inside an async context.
+pub struct BlockingDatabase {
+    inner: Arc<dyn Database>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Debug for BlockingDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockingDatabase").field("inner", &self.inner).finish()
+    }
+}
+
+impl BlockingDatabase {
+    /// Wraps `db`.
+    pub fn new(db: Arc<dyn Database>) -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("cannot start a Tokio runtime for the blocking API", e))?;
+        Ok(Self { inner: db, runtime })
+    }
+
+    /// The wrapped async database.
+    pub fn inner(&self) -> &Arc<dyn Database> {
+        &self.inner
+    }
+
+    pub fn create(&self, record: Record) -> Result<String> {
+        self.runtime.block_on(self.inner.create(record))
+    }
+    pub fn read(&self, id: &str) -> Result<Option<Record>> {
+        self.runtime.block_on(self.inner.read(id))
+    }
+    pub fn update(&self, id: &str, record: Record) -> Result<bool> {
+        self.runtime.block_on(self.inner.update(id, record))
+    }
+    pub fn delete(&self, id: &str) -> Result<bool> {
+        self.runtime.block_on(self.inner.delete(id))
+    }
+    pub fn exists(&self, id: &str) -> Result<bool> {
+        self.runtime.block_on(self.inner.exists(id))
+    }
+    pub fn upsert(&self, id: &str, record: Record) -> Result<String> {
+        self.runtime.block_on(self.inner.upsert(id, record))
+    }
+    pub fn search(&self, query: &Query) -> Result<Vec<Record>> {
+        self.runtime.block_on(self.inner.search(query))
+    }
+    pub fn count(&self, query: Option<&Query>) -> Result<u64> {
+        self.runtime.block_on(self.inner.count(query))
+    }
+    pub fn clear(&self) -> Result<u64> {
+        self.runtime.block_on(self.inner.clear())
+    }
+    pub fn batch_create(&self, records: Vec<Record>) -> Result<Vec<String>> {
+        self.runtime.block_on(self.inner.batch_create(records))
+    }
+    pub fn batch_read(&self, ids: &[String]) -> Result<Vec<Option<Record>>> {
+        self.runtime.block_on(self.inner.batch_read(ids))
+    }
+    pub fn batch_update(&self, updates: Vec<(String, Record)>) -> Result<Vec<bool>> {
+        self.runtime.block_on(self.inner.batch_update(updates))
+    }
+    pub fn batch_delete(&self, ids: &[String]) -> Result<Vec<bool>> {
+        self.runtime.block_on(self.inner.batch_delete(ids))
+    }
+}

@@ -1,0 +1,521 @@
+//! The [`Engine`]: a DataFusion `SessionContext` whose catalogs are attached backends.
+//!
+//! `Engine::new()` attaches an in-memory backend as `memory` and makes it the default, so
+//! `CREATE TABLE t (…)`, `INSERT INTO t …` and `SELECT … FROM t` work with no configuration.
+//! DDL on backend tables (`CREATE TABLE`, `CREATE TABLE … AS SELECT`, `DROP TABLE`) is planned
+//! here rather than by DataFusion's in-memory default: the collection is created in the
+//! backend, then the query result is streamed into it, so a large CTAS never sits in memory.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{RecordBatch, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::common::{Constraint, TableReference};
+use datafusion::dataframe::DataFrame;
+use datafusion::execution::context::SessionConfig;
+use datafusion::logical_expr::{DdlStatement, LogicalPlan, Statement};
+use datafusion::prelude::SessionContext;
+use parking_lot::RwLock;
+
+use crate::backends::memory::MemoryBackend;
+use crate::catalog::{BackendCatalog, BackendSchema, RootCatalog};
+use crate::config::DatabaseFactory;
+use crate::database::{Backend, CollectionSpec, Database};
+use crate::error::{Error, Result};
+use crate::table::{BackendRegistry, Settings};
+
+/// The default catalog's name.
+pub const DEFAULT_CATALOG: &str = "dataknobs";
+/// The default schema's name.
+pub const DEFAULT_SCHEMA: &str = "public";
+/// The name of the embedded memory backend.
+pub const DEFAULT_BACKEND: &str = "memory";
+
+/// One SQL engine over every attached backend.
+pub struct Engine {
+    ctx: SessionContext,
+    registry: Arc<BackendRegistry>,
+    root: Arc<RootCatalog>,
+    catalogs: RwLock<std::collections::HashMap<String, Arc<BackendCatalog>>>,
+    settings: Arc<Settings>,
+    factory: DatabaseFactory,
+    default_backend: RwLock<String>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("backends", &self.backends().iter().map(|(n, b)| format!("{n}={}", b.location())).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Engine {
+    /// An engine with an in-memory backend attached as `memory` (the default).
+    pub fn new() -> Self {
+        Self::with_config(SessionConfig::new())
+    }
+
+    /// Like [`Engine::new`] with a DataFusion session config (target partitions, batch size…).
+    pub fn with_config(config: SessionConfig) -> Self {
+        let registry = Arc::new(BackendRegistry::default());
+        let config = config
+            .with_default_catalog_and_schema(DEFAULT_CATALOG, DEFAULT_SCHEMA)
+            .with_create_default_catalog_and_schema(false)
+            .with_information_schema(true)
+            .with_extension(registry.clone());
+        let ctx = SessionContext::new_with_config(config);
+        let root = Arc::new(RootCatalog::default());
+        ctx.register_catalog(DEFAULT_CATALOG, root.clone());
+        let engine = Engine {
+            ctx,
+            registry,
+            root,
+            catalogs: RwLock::new(Default::default()),
+            settings: Arc::new(Settings::default()),
+            factory: DatabaseFactory::with_builtin(),
+            default_backend: RwLock::new(String::new()),
+        };
+        // Cannot fail: the name is valid and nothing is attached yet.
+        let _ = engine.attach_backend(DEFAULT_BACKEND, Arc::new(MemoryBackend::new()));
+        let _ = engine.set_default_backend(DEFAULT_BACKEND);
+        engine
+    }
+
+    /// The DataFusion context (for registering functions, files, …).
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// The backend factory (register more kinds here before attaching).
+    pub fn factory_mut(&mut self) -> &mut DatabaseFactory {
+        &mut self.factory
+    }
+
+    /// Engine switches (pushdown on/off).
+    pub fn settings(&self) -> &Arc<Settings> {
+        &self.settings
+    }
+
+    /// Attaches a backend from a URL (`memory://`, …) under `name`.
+    pub async fn attach(&self, name: &str, url: &str) -> Result<()> {
+        check_attach_name(name)?;
+        let backend = self.factory.open(url).await?;
+        self.attach_backend(name, backend)
+    }
+
+    /// Attaches a backend object under `name` (a catalog `name`, and `name.table` for its
+    /// default schema).
+    pub fn attach_backend(&self, name: &str, backend: Arc<dyn Backend>) -> Result<()> {
+        check_attach_name(name)?;
+        if self.registry.get(name).is_some() {
+            return Err(Error::already_exists(format!(
+                "a backend is already attached as '{name}'; detach it first or pick another name"
+            )));
+        }
+        let catalog = Arc::new(BackendCatalog::new(name, backend.clone(), self.settings.clone()));
+        let default_schema = catalog.backend_schema(&backend.default_schema());
+        self.registry.insert(name, backend);
+        self.ctx.register_catalog(name, catalog.clone());
+        self.root.set(name, default_schema);
+        self.catalogs.write().insert(name.to_string(), catalog);
+        Ok(())
+    }
+
+    /// Detaches a backend (its data stays where it is).
+    pub fn detach(&self, name: &str) -> Result<()> {
+        if *self.default_backend.read() == name {
+            return Err(Error::query(format!("'{name}' is the default backend; make another one the default first")));
+        }
+        self.registry
+            .remove(name)
+            .ok_or_else(|| Error::not_found(format!("no backend is attached as '{name}'")))?;
+        self.root.remove(name);
+        self.catalogs.write().remove(name);
+        // DataFusion has no way to remove a catalog: leave an empty one in its place.
+        self.ctx.register_catalog(name, Arc::new(datafusion::catalog::MemoryCatalogProvider::new()));
+        Ok(())
+    }
+
+    /// Makes `name` the backend that unqualified table names refer to.
+    pub fn set_default_backend(&self, name: &str) -> Result<()> {
+        let catalog = self
+            .catalogs
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::not_found(format!("no backend is attached as '{name}'")))?;
+        let backend = self.registry.get(name).ok_or_else(|| Error::not_found(format!("no backend '{name}'")))?;
+        self.root.set(DEFAULT_SCHEMA, catalog.backend_schema(&backend.default_schema()));
+        *self.default_backend.write() = name.to_string();
+        Ok(())
+    }
+
+    /// The attached backends, by name.
+    pub fn backends(&self) -> Vec<(String, Arc<dyn Backend>)> {
+        self.registry.list()
+    }
+
+    /// The backend attached as `name`.
+    pub fn backend(&self, name: &str) -> Option<Arc<dyn Backend>> {
+        self.registry.get(name)
+    }
+
+    /// The record API of a table: `"t"`, `"name.t"` or `"name.schema.t"`.
+    pub async fn database(&self, table: &str) -> Result<Arc<dyn Database>> {
+        let reference = TableReference::parse_str(table);
+        let (schema, name) = self.resolve(&reference)?;
+        let (attached, schema_name, backend) = schema.target();
+        backend.open(schema_name, &name).await?.ok_or_else(|| {
+            Error::not_found(format!("table '{attached}.{schema_name}.{name}' does not exist"))
+        })
+    }
+
+    /// Plans one SQL statement. Queries are lazy: the returned DataFrame runs when collected.
+    /// DDL on backend tables runs now.
+    pub async fn sql(&self, sql: &str) -> Result<DataFrame> {
+        let state = self.ctx.state();
+        let plan = state.create_logical_plan(sql).await?;
+        self.run_plan(plan).await
+    }
+
+    /// Runs one statement to completion and returns its batches (then syncs backends that
+    /// buffer writes).
+    pub async fn execute(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        let df = self.sql(sql).await?;
+        let batches = df.collect().await?;
+        self.sync().await?;
+        Ok(batches)
+    }
+
+    /// A table as a DataFrame: the Rust builder API (`filter`, `select`, `sort`, `limit`, …).
+    pub async fn table(&self, name: &str) -> Result<DataFrame> {
+        Ok(self.ctx.table(name).await?)
+    }
+
+    /// Asks every backend to make buffered changes durable.
+    pub async fn sync(&self) -> Result<()> {
+        for (name, b) in self.registry.list() {
+            b.sync().await.map_err(|e| Error::new(e.kind(), format!("saving '{name}': {}", e.message())))?;
+        }
+        Ok(())
+    }
+
+    async fn run_plan(&self, plan: LogicalPlan) -> Result<DataFrame> {
+        match &plan {
+            LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(cmd)) => {
+                if let Some(target) = self.backend_target(&cmd.name)? {
+                    return self.create_table(target, cmd).await;
+                }
+            }
+            LogicalPlan::Ddl(DdlStatement::DropTable(cmd)) => {
+                if let Some((schema, name)) = self.backend_target(&cmd.name)? {
+                    if !schema.has_overlay(&name) {
+                        let (_, schema_name, backend) = schema.target();
+                        backend.drop_collection(schema_name, &name, cmd.if_exists).await?;
+                        return self.count_frame(0);
+                    }
+                }
+            }
+            LogicalPlan::Statement(Statement::SetVariable(set)) => {
+                let var = set.variable.to_ascii_lowercase();
+                if let Some(option) = var.strip_prefix("dataknobs.") {
+                    return self.set_option(option, &set.value);
+                }
+            }
+            _ => {}
+        }
+        Ok(self.ctx.execute_logical_plan(plan).await?)
+    }
+
+    fn set_option(&self, option: &str, value: &str) -> Result<DataFrame> {
+        match option {
+            "pushdown" => {
+                let on = match value.trim().trim_matches('\'').to_ascii_lowercase().as_str() {
+                    "true" | "on" | "1" => true,
+                    "false" | "off" | "0" => false,
+                    other => {
+                        return Err(Error::config(format!(
+                            "dataknobs.pushdown takes true or false, not '{other}'"
+                        )));
+                    }
+                };
+                self.settings.set_pushdown(on);
+                self.count_frame(0)
+            }
+            other => Err(Error::config(format!(
+                "unknown setting 'dataknobs.{other}'; known: dataknobs.pushdown"
+            ))),
+        }
+    }
+
+    fn count_frame(&self, n: u64) -> Result<DataFrame> {
+        let schema = Arc::new(Schema::new(vec![Field::new("count", DataType::UInt64, false)]));
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(UInt64Array::from(vec![n]))])?;
+        Ok(self.ctx.read_batch(batch)?)
+    }
+
+    /// The backend schema a table reference names, if it names one of ours.
+    fn resolve(&self, r: &TableReference) -> Result<(Arc<BackendSchema>, String)> {
+        self.backend_target(r)?.ok_or_else(|| {
+            Error::not_found(format!(
+                "'{r}' does not name a table of an attached backend (attached: {})",
+                self.registry.list().into_iter().map(|(n, _)| n).collect::<Vec<_>>().join(", ")
+            ))
+        })
+    }
+
+    fn backend_target(&self, r: &TableReference) -> Result<Option<(Arc<BackendSchema>, String)>> {
+        let table = r.table().to_string();
+        let schema = match r {
+            TableReference::Bare { .. } => self.root.get(DEFAULT_SCHEMA),
+            TableReference::Partial { schema, .. } => self.root.get(schema),
+            TableReference::Full { catalog, schema, .. } => {
+                if catalog.as_ref() == DEFAULT_CATALOG {
+                    self.root.get(schema)
+                } else {
+                    self.catalogs.read().get(catalog.as_ref()).map(|c| c.backend_schema(schema))
+                }
+            }
+        };
+        Ok(schema.map(|s| (s, table)))
+    }
+
+    async fn create_table(
+        &self,
+        (schema, name): (Arc<BackendSchema>, String),
+        cmd: &datafusion::logical_expr::CreateMemoryTable,
+    ) -> Result<DataFrame> {
+        let (attached, schema_name, backend) = schema.target();
+        if !cmd.column_defaults.is_empty() {
+            return Err(Error::unsupported(format!(
+                "column DEFAULT values are not supported for backend tables ({attached}.{schema_name}.{name})"
+            )));
+        }
+        let arrow_schema = Arc::new(cmd.input.schema().as_arrow().clone());
+        let mut key = None;
+        for c in cmd.constraints.iter() {
+            match c {
+                Constraint::PrimaryKey(cols) if cols.len() == 1 => {
+                    key = Some(arrow_schema.field(cols[0]).name().clone());
+                }
+                Constraint::PrimaryKey(_) => {
+                    return Err(Error::unsupported("composite primary keys are not supported; use one key column"));
+                }
+                Constraint::Unique(_) => {
+                    return Err(Error::unsupported("UNIQUE constraints are not supported; use PRIMARY KEY on one column"));
+                }
+            }
+        }
+        let exists = backend.open(schema_name, &name).await?.is_some();
+        if exists {
+            if cmd.if_not_exists {
+                return self.count_frame(0);
+            }
+            if cmd.or_replace {
+                backend.drop_collection(schema_name, &name, true).await?;
+            } else {
+                return Err(Error::already_exists(format!("table '{attached}.{schema_name}.{name}' already exists"))
+                    .with_backend(backend.kind().to_string()));
+            }
+        }
+        let spec = CollectionSpec {
+            schema: arrow_schema,
+            key,
+        };
+        let db = backend.create_collection(schema_name, &name, spec, false).await?;
+        let has_rows = !matches!(cmd.input.as_ref(), LogicalPlan::EmptyRelation(e) if !e.produce_one_row);
+        if !has_rows {
+            return self.count_frame(0);
+        }
+        let df = DataFrame::new(self.ctx.state(), cmd.input.as_ref().clone());
+        let stream = df.execute_stream().await?;
+        match db.insert(stream).await {
+            Ok(n) => self.count_frame(n),
+            Err(e) => {
+                // CTAS is all or nothing: remove the half-made table.
+                let _ = backend.drop_collection(schema_name, &name, true).await;
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn check_attach_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit());
+    if !ok {
+        return Err(Error::config(format!(
+            "invalid backend name '{name}': use lower-case letters, digits and _, starting with a letter"
+        )));
+    }
+    if name == DEFAULT_CATALOG || name == DEFAULT_SCHEMA || name == "information_schema" {
+        return Err(Error::config(format!("'{name}' is reserved; pick another backend name")));
+    }
+    Ok(())
+}
+
+/// Splits a SQL script into statements at `;`, ignoring semicolons inside quotes, quoted
+/// identifiers, dollar-quoted strings and comments. Empty statements are dropped.
+pub fn split_statements(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let chars: Vec<char> = sql.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '\'' | '"' | '`' => {
+                cur.push(c);
+                i += 1;
+                while i < chars.len() {
+                    cur.push(chars[i]);
+                    if chars[i] == c {
+                        if i + 1 < chars.len() && chars[i + 1] == c {
+                            cur.push(chars[i + 1]);
+                            i += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    i += 1;
+                }
+                i += 1;
+            }
+            '-' if chars.get(i + 1) == Some(&'-') => {
+                while i < chars.len() && chars[i] != '\n' {
+                    cur.push(chars[i]);
+                    i += 1;
+                }
+            }
+            '/' if chars.get(i + 1) == Some(&'*') => {
+                cur.push_str("/*");
+                i += 2;
+                while i < chars.len() && !(chars[i] == '*' && chars.get(i + 1) == Some(&'/')) {
+                    cur.push(chars[i]);
+                    i += 1;
+                }
+                if i < chars.len() {
+                    cur.push_str("*/");
+                    i += 2;
+                }
+            }
+            '$' if chars.get(i + 1) == Some(&'$') => {
+                cur.push_str("$$");
+                i += 2;
+                while i < chars.len() && !(chars[i] == '$' && chars.get(i + 1) == Some(&'$')) {
+                    cur.push(chars[i]);
+                    i += 1;
+                }
+                if i < chars.len() {
+                    cur.push_str("$$");
+                    i += 2;
+                }
+            }
+            ';' => {
+                push_statement(&mut out, &cur);
+                cur.clear();
+                i += 1;
+            }
+            _ => {
+                cur.push(c);
+                i += 1;
+            }
+        }
+    }
+    push_statement(&mut out, &cur);
+    out
+}
+
+fn push_statement(out: &mut Vec<String>, s: &str) {
+    let has_code = s
+        .lines()
+        .map(|l| l.trim())
+        .any(|l| !l.is_empty() && !l.starts_with("--"));
+    if has_code {
+        out.push(s.trim().to_string());
+    }
+}
+
+/// Is the statement text complete (ends with `;` outside quotes and comments)? Used by the
+/// REPL to know when to stop reading lines.
+pub fn is_complete(sql: &str) -> bool {
+    let trimmed = strip_trailing_comments(sql);
+    if !trimmed.ends_with(';') {
+        return false;
+    }
+    // The final ';' must be a real terminator: splitting the text without it must give the
+    // same statements as with it.
+    let without = &trimmed[..trimmed.len() - 1];
+    split_statements(without).len() == split_statements(trimmed).len()
+        && !ends_inside_literal(trimmed)
+}
+
+fn strip_trailing_comments(sql: &str) -> &str {
+    let mut s = sql.trim_end();
+    loop {
+        let last_line_start = s.rfind('\n').map(|i| i + 1).unwrap_or(0);
+        if s[last_line_start..].trim_start().starts_with("--") {
+            s = s[..last_line_start].trim_end();
+        } else {
+            return s;
+        }
+    }
+}
+
+fn ends_inside_literal(sql: &str) -> bool {
+    let mut quote: Option<char> = None;
+    let mut chars = sql.chars().peekable();
+    let mut in_line_comment = false;
+    let mut in_block = false;
+    while let Some(c) = chars.next() {
+        if in_line_comment {
+            in_line_comment = c != '\n';
+            continue;
+        }
+        if in_block {
+            if c == '*' && chars.peek() == Some(&'/') {
+                chars.next();
+                in_block = false;
+            }
+            continue;
+        }
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                '\'' | '"' | '`' => quote = Some(c),
+                '-' if chars.peek() == Some(&'-') => in_line_comment = true,
+                '/' if chars.peek() == Some(&'*') => {
+                    chars.next();
+                    in_block = true
+                }
+                _ => {}
+            },
+        }
+    }
+    quote.is_some() || in_block
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_outside_quotes_and_comments() {
+        let s = split_statements("select ';' as a; -- x;\nselect \"b;\" from t /* ; */;\n\n;");
+        assert_eq!(s, vec!["select ';' as a", "-- x;\nselect \"b;\" from t /* ; */"]);
+        assert!(is_complete("select 1;"));
+        assert!(!is_complete("select ';"));
+        assert!(!is_complete("select 1"));
+        assert!(is_complete("select 1; -- done"));
+        assert!(!is_complete("select 1 /* ; */"));
+    }
+}

@@ -1,0 +1,268 @@
+//! Pushdown, in one place: DataFusion [`Expr`] → the [`Query`](crate::Query) model, and the
+//! Exact / Inexact / Unsupported answer for each filter.
+//!
+//! Data flow: DataFusion asks the table provider which filters it can take
+//! ([`classify`]); each filter is translated by [`expr_to_filter`] and the backend answers for
+//! the translation ([`Database::filter_support`]). Filters that are not `Exact` stay in a
+//! `FilterExec` above the scan. Renderers turn the `Query` into the native request: [`eval`]
+//! turns it back into a DataFusion expression (the memory backend evaluates it with
+//! DataFusion's own kernels, which makes it exact by construction).
+
+pub mod eval;
+
+use datafusion::arrow::datatypes::{DataType, Schema};
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::expr::{InList, Like};
+use datafusion::logical_expr::{BinaryExpr, Cast, Expr, Operator as DfOp, TableProviderFilterPushDown};
+
+use crate::database::{Database, FilterSupport};
+use crate::query::{Filter, FilterExpr, Operand, Operator};
+use crate::record::Value;
+
+/// Translates a DataFusion filter into the query model, or None if it has no exact
+/// translation (then DataFusion evaluates it).
+pub fn expr_to_filter(expr: &Expr, schema: &Schema) -> Option<FilterExpr> {
+    match expr {
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => match op {
+            DfOp::And | DfOp::Or => {
+                let mut parts = Vec::new();
+                for side in [left, right] {
+                    match (expr_to_filter(side, schema)?, op) {
+                        (FilterExpr::And(v), DfOp::And) | (FilterExpr::Or(v), DfOp::Or) => {
+                            parts.extend(v)
+                        }
+                        (f, _) => parts.push(f),
+                    }
+                }
+                Some(if *op == DfOp::And {
+                    FilterExpr::And(parts)
+                } else {
+                    FilterExpr::Or(parts)
+                })
+            }
+            DfOp::Eq | DfOp::NotEq | DfOp::Lt | DfOp::LtEq | DfOp::Gt | DfOp::GtEq => {
+                let op = match op {
+                    DfOp::Eq => Operator::Eq,
+                    DfOp::NotEq => Operator::Ne,
+                    DfOp::Lt => Operator::Lt,
+                    DfOp::LtEq => Operator::Le,
+                    DfOp::Gt => Operator::Gt,
+                    _ => Operator::Ge,
+                };
+                if let (Some(field), Some(v)) = (column_of(left, schema), literal_of(right)) {
+                    return cond(field, op, Operand::One(v));
+                }
+                if let (Some(v), Some(field)) = (literal_of(left), column_of(right, schema)) {
+                    return cond(field, op.flipped()?, Operand::One(v));
+                }
+                None
+            }
+            DfOp::RegexMatch => {
+                let field = column_of(left, schema)?;
+                match literal_of(right)? {
+                    v @ Value::String(_) => cond(field, Operator::Regex, Operand::One(v)),
+                    _ => None,
+                }
+            }
+            _ => None,
+        },
+        Expr::Not(inner) => Some(FilterExpr::Not(Box::new(expr_to_filter(inner, schema)?))),
+        Expr::IsNull(inner) => cond(column_of(inner, schema)?, Operator::NotExists, Operand::None),
+        Expr::IsNotNull(inner) => cond(column_of(inner, schema)?, Operator::Exists, Operand::None),
+        Expr::InList(InList { expr, list, negated }) => {
+            let field = column_of(expr, schema)?;
+            if list.is_empty() {
+                return None;
+            }
+            let values = list.iter().map(literal_of).collect::<Option<Vec<_>>>()?;
+            let op = if *negated { Operator::NotIn } else { Operator::In };
+            cond(field, op, Operand::List(values))
+        }
+        Expr::Like(Like {
+            negated,
+            expr,
+            pattern,
+            escape_char,
+            case_insensitive,
+        }) => {
+            if *case_insensitive || !matches!(escape_char, None | Some('\\')) {
+                return None;
+            }
+            let field = column_of(expr, schema)?;
+            let pattern = match literal_of(pattern)? {
+                v @ Value::String(_) => v,
+                _ => return None,
+            };
+            let like = cond(field, Operator::Like, Operand::One(pattern))?;
+            Some(if *negated {
+                FilterExpr::Not(Box::new(like))
+            } else {
+                like
+            })
+        }
+        Expr::Column(c) => {
+            let f = schema.field_with_name(&c.name).ok()?;
+            if f.data_type() == &DataType::Boolean {
+                cond(c.name.clone(), Operator::Eq, Operand::One(Value::Bool(true)))
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
+
+fn cond(field: String, op: Operator, operand: Operand) -> Option<FilterExpr> {
+    Filter::new(field, op, operand).ok().map(FilterExpr::Cond)
+}
+
+/// The column an expression reads, looking through casts that lose nothing.
+fn column_of(expr: &Expr, schema: &Schema) -> Option<String> {
+    match expr {
+        Expr::Column(c) => schema.field_with_name(&c.name).ok().map(|_| c.name.clone()),
+        Expr::Cast(Cast { expr, field }) => {
+            let name = column_of(expr, schema)?;
+            let from = schema.field_with_name(&name).ok()?.data_type();
+            lossless_cast(from, field.data_type()).then_some(name)
+        }
+        _ => None,
+    }
+}
+
+/// Is every value of `from` exactly representable in `to`, with the same order?
+fn lossless_cast(from: &DataType, to: &DataType) -> bool {
+    use DataType::*;
+    if from == to {
+        return true;
+    }
+    matches!(
+        (from, to),
+        (Int8, Int16 | Int32 | Int64 | Float32 | Float64)
+            | (Int16, Int32 | Int64 | Float32 | Float64)
+            | (Int32, Int64 | Float64)
+            | (UInt8, Int16 | Int32 | Int64 | UInt16 | UInt32 | UInt64 | Float32 | Float64)
+            | (UInt16, Int32 | Int64 | UInt32 | UInt64 | Float32 | Float64)
+            | (UInt32, Int64 | UInt64 | Float64)
+            | (Float32, Float64)
+            | (Utf8 | LargeUtf8 | Utf8View, Utf8 | LargeUtf8 | Utf8View)
+    )
+}
+
+/// A literal as a [`Value`], if it converts exactly.
+pub fn literal_of(expr: &Expr) -> Option<Value> {
+    match expr {
+        Expr::Literal(s, _) => scalar_to_value(s),
+        _ => None,
+    }
+}
+
+/// A scalar as a [`Value`], if it converts exactly.
+pub fn scalar_to_value(s: &ScalarValue) -> Option<Value> {
+    use ScalarValue as S;
+    if s.is_null() {
+        return Some(Value::Null);
+    }
+    Some(match s {
+        S::Boolean(Some(b)) => Value::Bool(*b),
+        S::Int8(Some(v)) => Value::Int(i64::from(*v)),
+        S::Int16(Some(v)) => Value::Int(i64::from(*v)),
+        S::Int32(Some(v)) => Value::Int(i64::from(*v)),
+        S::Int64(Some(v)) => Value::Int(*v),
+        S::UInt8(Some(v)) => Value::Int(i64::from(*v)),
+        S::UInt16(Some(v)) => Value::Int(i64::from(*v)),
+        S::UInt32(Some(v)) => Value::Int(i64::from(*v)),
+        S::UInt64(Some(v)) => Value::Int(i64::try_from(*v).ok()?),
+        S::Float32(Some(v)) => Value::Float(f64::from(*v)),
+        S::Float64(Some(v)) => Value::Float(*v),
+        S::Utf8(Some(v)) | S::LargeUtf8(Some(v)) | S::Utf8View(Some(v)) => Value::String(v.clone()),
+        S::Binary(Some(v)) | S::LargeBinary(Some(v)) | S::BinaryView(Some(v)) => {
+            Value::Binary(v.clone())
+        }
+        S::TimestampSecond(Some(v), _) => {
+            Value::DateTime(chrono::DateTime::from_timestamp(*v, 0)?)
+        }
+        S::TimestampMillisecond(Some(v), _) => {
+            Value::DateTime(chrono::DateTime::from_timestamp_millis(*v)?)
+        }
+        S::TimestampMicrosecond(Some(v), _) => {
+            Value::DateTime(chrono::DateTime::from_timestamp_micros(*v)?)
+        }
+        S::TimestampNanosecond(Some(v), _) => {
+            Value::DateTime(chrono::DateTime::from_timestamp_nanos(*v))
+        }
+        _ => return None,
+    })
+}
+
+/// Answers DataFusion's `supports_filters_pushdown` for a backend collection.
+pub fn classify(
+    filters: &[&Expr],
+    db: &dyn Database,
+    pushdown_enabled: bool,
+) -> Vec<TableProviderFilterPushDown> {
+    let schema = db.schema();
+    filters
+        .iter()
+        .map(|e| {
+            if !pushdown_enabled {
+                return TableProviderFilterPushDown::Unsupported;
+            }
+            match expr_to_filter(e, &schema) {
+                None => TableProviderFilterPushDown::Unsupported,
+                Some(f) => match db.filter_support(&f) {
+                    FilterSupport::Exact => TableProviderFilterPushDown::Exact,
+                    FilterSupport::Inexact => TableProviderFilterPushDown::Inexact,
+                    FilterSupport::Unsupported => TableProviderFilterPushDown::Unsupported,
+                },
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::datatypes::Field;
+    use datafusion::prelude::{cast, col, lit};
+
+    fn schema() -> Schema {
+        Schema::new(vec![
+            Field::new("a", DataType::Int32, true),
+            Field::new("s", DataType::Utf8, true),
+            Field::new("b", DataType::Boolean, true),
+        ])
+    }
+
+    #[test]
+    fn comparisons_with_literals_on_either_side() {
+        let s = schema();
+        let f = expr_to_filter(&lit(5i32).lt(col("a")), &s).unwrap();
+        assert_eq!(f.to_string(), "a > 5");
+        let f = expr_to_filter(&col("a").gt_eq(lit(5i64)).and(col("s").is_null()), &s).unwrap();
+        assert_eq!(f.to_string(), "(a >= 5 AND s NOT EXISTS)");
+        let f = expr_to_filter(&col("a").eq(lit(1)).or(col("b")).not(), &s).unwrap();
+        assert_eq!(f.to_string(), "NOT (a = 1 OR b = true)");
+    }
+
+    #[test]
+    fn only_lossless_casts_are_looked_through() {
+        let s = schema();
+        let widened = cast(col("a"), DataType::Int64).eq(lit(3i64));
+        assert!(expr_to_filter(&widened, &s).is_some());
+        let to_text = cast(col("a"), DataType::Utf8).eq(lit("3"));
+        assert!(expr_to_filter(&to_text, &s).is_none());
+    }
+
+    #[test]
+    fn like_in_and_untranslatable() {
+        let s = schema();
+        let f = expr_to_filter(&col("s").not_like(lit("a\\%%")), &s).unwrap();
+        assert_eq!(f.to_string(), "NOT s LIKE 'a\\%%'");
+        let f = expr_to_filter(&col("a").in_list(vec![lit(1), lit(ScalarValue::Int32(None))], true), &s)
+            .unwrap();
+        assert_eq!(f.to_string(), "a NOT IN (1, NULL)");
+        assert!(expr_to_filter(&col("s").ilike(lit("x")), &s).is_none());
+        assert!(expr_to_filter(&(col("a") + lit(1)).eq(lit(2)), &s).is_none());
+        assert!(expr_to_filter(&col("nope").eq(lit(2)), &s).is_none());
+    }
+}

@@ -1,0 +1,484 @@
+//! The bridge from DataFusion to a [`Database`]: a [`TableProvider`] per collection, the scan
+//! [`ExecutionPlan`] and the insert sink.
+//!
+//! Planning: DataFusion asks [`DatabaseTable::supports_filters_pushdown`]; pushed filters,
+//! the projection and the limit become one [`Query`]. The scan node, [`DatabaseScanExec`],
+//! holds only plain data (attached backend name, schema, collection, query, partition count)
+//! — never a connection — and finds the backend in the session's [`BackendRegistry`] when it
+//! executes. EXPLAIN shows the pushed query and the native request.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{RecordBatch, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{Constraint, Constraints};
+use datafusion::datasource::TableType;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::sink::{DataSink, DataSinkExec};
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
+use futures::{StreamExt, TryStreamExt};
+use parking_lot::RwLock;
+
+use crate::database::{Backend, Database, FilterSupport, Partition};
+use crate::error::Error;
+use crate::pushdown::{classify, expr_to_filter};
+use crate::query::{FilterExpr, Query};
+
+/// Engine-wide switches shared by every table provider.
+#[derive(Debug)]
+pub struct Settings {
+    pushdown: AtomicBool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            pushdown: AtomicBool::new(true),
+        }
+    }
+}
+
+impl Settings {
+    /// Is filter/limit pushdown on?
+    pub fn pushdown(&self) -> bool {
+        self.pushdown.load(Ordering::Relaxed)
+    }
+
+    /// Turns pushdown on or off (`SET dataknobs.pushdown = false`).
+    pub fn set_pushdown(&self, on: bool) {
+        self.pushdown.store(on, Ordering::Relaxed)
+    }
+}
+
+/// The attached backends by name, stored in the session config so executing plans can find
+/// their backend without holding it.
+#[derive(Debug, Default)]
+pub struct BackendRegistry {
+    backends: RwLock<HashMap<String, Arc<dyn Backend>>>,
+}
+
+impl BackendRegistry {
+    pub fn insert(&self, name: &str, backend: Arc<dyn Backend>) {
+        self.backends.write().insert(name.to_string(), backend);
+    }
+
+    pub fn remove(&self, name: &str) -> Option<Arc<dyn Backend>> {
+        self.backends.write().remove(name)
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<dyn Backend>> {
+        self.backends.read().get(name).cloned()
+    }
+
+    /// Names and backends, sorted by name.
+    pub fn list(&self) -> Vec<(String, Arc<dyn Backend>)> {
+        let mut v: Vec<_> = self.backends.read().iter().map(|(k, b)| (k.clone(), b.clone())).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Opens `attached.schema.collection`, with a clear error when anything is missing.
+    pub async fn open(&self, attached: &str, schema: &str, collection: &str) -> crate::Result<Arc<dyn Database>> {
+        let backend = self.get(attached).ok_or_else(|| {
+            Error::new(
+                crate::ErrorKind::BackendUnavailable,
+                format!("no backend is attached as '{attached}'"),
+            )
+        })?;
+        backend.open(schema, collection).await?.ok_or_else(|| {
+            Error::not_found(format!("table '{attached}.{schema}.{collection}' does not exist (was it dropped?)"))
+                .with_backend(backend.kind().to_string())
+        })
+    }
+}
+
+/// Where a collection lives: the attached backend's name, the schema and the collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub attached: String,
+    pub schema: String,
+    pub collection: String,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.attached, self.schema, self.collection)
+    }
+}
+
+/// A backend collection as a DataFusion table.
+#[derive(Debug)]
+pub struct DatabaseTable {
+    db: Arc<dyn Database>,
+    location: Location,
+    settings: Arc<Settings>,
+    constraints: Option<Constraints>,
+}
+
+impl DatabaseTable {
+    pub fn new(db: Arc<dyn Database>, location: Location, settings: Arc<Settings>) -> Self {
+        let constraints = db.key_column().and_then(|k| {
+            db.schema()
+                .index_of(&k)
+                .ok()
+                .map(|i| Constraints::new_unverified(vec![Constraint::PrimaryKey(vec![i])]))
+        });
+        DatabaseTable {
+            db,
+            location,
+            settings,
+            constraints,
+        }
+    }
+
+    /// The collection.
+    pub fn database(&self) -> &Arc<dyn Database> {
+        &self.db
+    }
+
+    fn translate_all(&self, filters: &[Expr], what: &str) -> DfResult<Option<FilterExpr>> {
+        let schema = self.db.schema();
+        let mut parts = Vec::new();
+        for f in filters {
+            let t = expr_to_filter(&strip(f), &schema)
+                .filter(|t| self.db.filter_support(t) == FilterSupport::Exact)
+                .ok_or_else(|| {
+                    Error::unsupported(format!(
+                        "{what} on {}: the condition `{f}` cannot be evaluated exactly by the backend; \
+                         rewrite it with simple column comparisons",
+                        self.location
+                    ))
+                    .with_backend(self.db.backend_name().to_string())
+                    .into_datafusion()
+                })?;
+            parts.push(t);
+        }
+        Ok(match parts.len() {
+            0 => None,
+            1 => parts.pop(),
+            _ => Some(FilterExpr::And(parts)),
+        })
+    }
+}
+
+/// Drops table qualifiers so expressions match the collection's unqualified columns.
+fn strip(e: &Expr) -> Expr {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    e.clone()
+        .transform(|e| match e {
+            Expr::Column(c) if c.relation.is_some() => Ok(Transformed::yes(Expr::Column(
+                datafusion::common::Column::new_unqualified(c.name),
+            ))),
+            other => Ok(Transformed::no(other)),
+        })
+        .map(|t| t.data)
+        .unwrap_or_else(|_| e.clone())
+}
+
+fn count_exec(n: u64) -> DfResult<Arc<dyn ExecutionPlan>> {
+    let schema = Arc::new(Schema::new(vec![Field::new("count", DataType::UInt64, false)]));
+    let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(UInt64Array::from(vec![n]))])?;
+    let exec: Arc<dyn ExecutionPlan> = MemorySourceConfig::try_new_exec(&[vec![batch]], schema, None)?;
+    Ok(exec)
+}
+
+#[async_trait]
+impl TableProvider for DatabaseTable {
+    fn schema(&self) -> SchemaRef {
+        self.db.schema()
+    }
+
+    fn constraints(&self) -> Option<&Constraints> {
+        self.constraints.as_ref()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        let stripped: Vec<Expr> = filters.iter().map(|e| strip(e)).collect();
+        let refs: Vec<&Expr> = stripped.iter().collect();
+        Ok(classify(&refs, self.db.as_ref(), self.settings.pushdown()))
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let schema = self.db.schema();
+        let mut query = Query::new();
+        let mut all_exact = true;
+        if self.settings.pushdown() {
+            for f in filters {
+                match expr_to_filter(&strip(f), &schema) {
+                    Some(t) => {
+                        if self.db.filter_support(&t) != FilterSupport::Exact {
+                            all_exact = false;
+                        }
+                        if self.db.filter_support(&t) != FilterSupport::Unsupported {
+                            query.filters.push(t);
+                        }
+                    }
+                    None => all_exact = false,
+                }
+            }
+            if all_exact {
+                query.limit = limit;
+            }
+        }
+        let indices: Vec<usize> = match projection {
+            Some(p) => p.clone(),
+            None => (0..schema.fields().len()).collect(),
+        };
+        query.fields = Some(indices.iter().map(|&i| schema.field(i).name().clone()).collect());
+        let projected = Arc::new(schema.project(&indices)?);
+        let partitions = self.db.scan_partitions(&query, state.config().target_partitions()).max(1);
+        let description = self.db.describe_scan(&query);
+        Ok(Arc::new(DatabaseScanExec::new(
+            self.location.clone(),
+            self.db.backend_name().to_string(),
+            query,
+            projected,
+            partitions,
+            description,
+        )))
+    }
+
+    async fn insert_into(
+        &self,
+        _state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        insert_op: InsertOp,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        if insert_op != InsertOp::Append {
+            return Err(Error::unsupported(format!(
+                "{insert_op} into {} is not supported; use INSERT INTO … (append)",
+                self.location
+            ))
+            .with_backend(self.db.backend_name().to_string())
+            .into());
+        }
+        let sink = DatabaseSink {
+            location: self.location.clone(),
+            schema: self.db.schema(),
+        };
+        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
+    }
+
+    async fn delete_from(&self, _state: &dyn Session, filters: Vec<Expr>) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let filter = self.translate_all(&filters, "DELETE")?;
+        let n = self.db.delete_where(filter.as_ref()).await?;
+        count_exec(n)
+    }
+
+    async fn update(
+        &self,
+        _state: &dyn Session,
+        assignments: Vec<(String, Expr)>,
+        filters: Vec<Expr>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let filter = self.translate_all(&filters, "UPDATE")?;
+        // DataFusion lists every column; keep only real changes (not `c = c`).
+        let changes: Vec<(String, Expr)> = assignments
+            .into_iter()
+            .map(|(c, e)| (c, strip(&e)))
+            .filter(|(c, e)| !matches!(e, Expr::Column(col) if &col.name == c))
+            .collect();
+        let n = self.db.update_where(&changes, filter.as_ref()).await?;
+        count_exec(n)
+    }
+
+    async fn truncate(&self, _state: &dyn Session) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let n = self.db.clear().await?;
+        count_exec(n)
+    }
+}
+
+/// Scans one backend collection with a pushed [`Query`].
+#[derive(Debug, Clone)]
+pub struct DatabaseScanExec {
+    location: Location,
+    backend_kind: String,
+    query: Query,
+    schema: SchemaRef,
+    description: String,
+    properties: Arc<PlanProperties>,
+}
+
+impl DatabaseScanExec {
+    pub fn new(
+        location: Location,
+        backend_kind: String,
+        query: Query,
+        schema: SchemaRef,
+        partitions: usize,
+        description: String,
+    ) -> Self {
+        let properties = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(schema.clone()),
+            Partitioning::UnknownPartitioning(partitions),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        ));
+        DatabaseScanExec {
+            location,
+            backend_kind,
+            query,
+            schema,
+            description,
+            properties,
+        }
+    }
+
+    /// The query sent to the backend.
+    pub fn query(&self) -> &Query {
+        &self.query
+    }
+
+    /// Where the scanned collection lives.
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+}
+
+impl DisplayAs for DatabaseScanExec {
+    fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let filters = self.query.filters.iter().map(ToString::to_string).collect::<Vec<_>>();
+        let projection = self.query.fields.clone().unwrap_or_default();
+        match t {
+            DisplayFormatType::TreeRender => {
+                writeln!(f, "backend={}", self.backend_kind)?;
+                writeln!(f, "table={}", self.location)?;
+                writeln!(f, "filters=[{}]", filters.join(", "))?;
+                write!(f, "request={}", self.description)
+            }
+            _ => {
+                write!(
+                    f,
+                    "DataknobsScanExec: backend={} table={} partitions={} projection=[{}] filters=[{}]",
+                    self.backend_kind,
+                    self.location,
+                    self.properties.partitioning.partition_count(),
+                    projection.join(", "),
+                    filters.join(", ")
+                )?;
+                if let Some(l) = self.query.limit {
+                    write!(f, " limit={l}")?;
+                }
+                write!(f, " request=[{}]", self.description)
+            }
+        }
+    }
+}
+
+impl ExecutionPlan for DatabaseScanExec {
+    fn name(&self) -> &str {
+        "DataknobsScanExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> DfResult<Arc<dyn ExecutionPlan>> {
+        if children.is_empty() {
+            Ok(self)
+        } else {
+            Err(DataFusionError::Internal("DataknobsScanExec has no children".into()))
+        }
+    }
+
+    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> DfResult<SendableRecordBatchStream> {
+        let count = self.properties.partitioning.partition_count();
+        if partition >= count {
+            return Err(DataFusionError::Internal(format!(
+                "DataknobsScanExec: partition {partition} of {count}"
+            )));
+        }
+        let registry = context
+            .session_config()
+            .get_extension::<BackendRegistry>()
+            .ok_or_else(|| DataFusionError::Internal("no dataknobs backend registry in this session".into()))?;
+        let location = self.location.clone();
+        let query = self.query.clone();
+        let schema = self.schema.clone();
+        let fut = async move {
+            let db = registry
+                .open(&location.attached, &location.schema, &location.collection)
+                .await?;
+            let stream = db.scan(&query, Partition { index: partition, count }).await?;
+            crate::Result::Ok(stream.map_err(|e| e))
+        };
+        let stream = futures::stream::once(async move { fut.await.map_err(Error::into_datafusion) }).try_flatten();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream.boxed())))
+    }
+
+    fn supports_limit_pushdown(&self) -> bool {
+        false
+    }
+}
+
+/// Streams inserted rows into a backend collection.
+#[derive(Debug)]
+struct DatabaseSink {
+    location: Location,
+    schema: SchemaRef,
+}
+
+impl DisplayAs for DatabaseSink {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "DataknobsSink: table={}", self.location)
+    }
+}
+
+#[async_trait]
+impl DataSink for DatabaseSink {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    async fn write_all(&self, data: SendableRecordBatchStream, context: &Arc<TaskContext>) -> DfResult<u64> {
+        let registry = context
+            .session_config()
+            .get_extension::<BackendRegistry>()
+            .ok_or_else(|| DataFusionError::Internal("no dataknobs backend registry in this session".into()))?;
+        let db = registry
+            .open(&self.location.attached, &self.location.schema, &self.location.collection)
+            .await?;
+        Ok(db.insert(data).await?)
+    }
+}
+
+/// For downcasting in tests and tools.
+pub fn as_scan(plan: &dyn ExecutionPlan) -> Option<&DatabaseScanExec> {
+    (plan as &dyn Any).downcast_ref::<DatabaseScanExec>()
+}

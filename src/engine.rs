@@ -447,34 +447,11 @@ fn push_statement(out: &mut Vec<String>, s: &str) {
 /// Is the statement text complete (ends with `;` outside quotes and comments)? Used by the
 /// REPL to know when to stop reading lines.
 pub fn is_complete(sql: &str) -> bool {
-    let trimmed = strip_trailing_comments(sql);
-    if !trimmed.ends_with(';') {
-        return false;
-    }
-    // The final ';' must be a real terminator: splitting the text without it must give the
-    // same statements as with it.
-    let without = &trimmed[..trimmed.len() - 1];
-    split_statements(without).len() == split_statements(trimmed).len()
-        && !ends_inside_literal(trimmed)
-}
-
-fn strip_trailing_comments(sql: &str) -> &str {
-    let mut s = sql.trim_end();
-    loop {
-        let last_line_start = s.rfind('\n').map(|i| i + 1).unwrap_or(0);
-        if s[last_line_start..].trim_start().starts_with("--") {
-            s = s[..last_line_start].trim_end();
-        } else {
-            return s;
-        }
-    }
-}
-
-fn ends_inside_literal(sql: &str) -> bool {
     let mut quote: Option<char> = None;
     let mut chars = sql.chars().peekable();
     let mut in_line_comment = false;
     let mut in_block = false;
+    let mut last = None;
     while let Some(c) = chars.next() {
         if in_line_comment {
             in_line_comment = c != '\n';
@@ -488,20 +465,28 @@ fn ends_inside_literal(sql: &str) -> bool {
             continue;
         }
         match quote {
-            Some(q) if c == q => quote = None,
-            Some(_) => {}
+            Some(q) => {
+                if c == q {
+                    quote = None;
+                }
+                last = Some(c);
+            }
             None => match c {
-                '\'' | '"' | '`' => quote = Some(c),
+                '\'' | '"' | '`' => {
+                    quote = Some(c);
+                    last = Some(c);
+                }
                 '-' if chars.peek() == Some(&'-') => in_line_comment = true,
                 '/' if chars.peek() == Some(&'*') => {
                     chars.next();
                     in_block = true
                 }
-                _ => {}
+                c if c.is_whitespace() => {}
+                c => last = Some(c),
             },
         }
     }
-    quote.is_some() || in_block
+    quote.is_none() && !in_block && last == Some(';')
 }
 
 #[cfg(test)]

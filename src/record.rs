@@ -357,6 +357,7 @@ impl fmt::Display for Value {
             }
             Value::DateTime(d) => write!(f, "TIMESTAMP '{}'", format_datetime(d)),
             Value::Json(j) => write!(f, "JSON '{}'", j.to_string().replace('\'', "''")),
+            Value::Float(x) if x.is_finite() && x.fract() == 0.0 && x.abs() < 1e15 => write!(f, "{x:.1}"),
             v => f.write_str(&v.to_text()),
         }
     }

@@ -224,6 +224,7 @@ mod tests {
     use super::*;
     use datafusion::arrow::datatypes::Field;
     use datafusion::prelude::{cast, col, lit};
+    use std::ops::Not;
 
     fn schema() -> Schema {
         Schema::new(vec![

@@ -1,0 +1,106 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+use crate::error::{Error, Result};
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    /// Aligned table (default).
+    #[default]
+    Table,
+    /// CSV with a header line.
+    Csv,
+    /// One JSON array of objects per result.
+    Json,
+    /// One JSON object per line.
+    Ndjson,
+}
+
+/// dataknobs: one SQL engine over every store.
+///
+/// With no -c or -f it starts an interactive prompt over an in-memory backend.
+#[derive(Debug, Parser)]
+#[command(name = "dataknobs", version, about)]
+pub struct Args {
+    /// Run SQL and exit (repeatable; all run in order in one session).
+    #[arg(short = 'c', long = "command", value_name = "SQL")]
+    pub command: Vec<String>,
+
+    /// Run the SQL statements in FILE and exit (repeatable).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Vec<PathBuf>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// Attach a backend: NAME=URL, e.g. mem2=memory:// (repeatable).
+    #[arg(long = "attach", value_name = "NAME=URL")]
+    pub attach: Vec<String>,
+
+    /// The attached backend that unqualified table names refer to (default: memory).
+    #[arg(long = "default", value_name = "NAME")]
+    pub default_backend: Option<String>,
+
+    #[arg(skip)]
+    order: Vec<Input>,
+}
+
+/// One -c or -f, in command-line order.
+#[derive(Debug, Clone)]
+pub enum Input {
+    Command(String),
+    File(PathBuf),
+}
+
+impl Args {
+    /// The -c and -f arguments in the order they were given.
+    pub fn commands_in_order(&self) -> Vec<Input> {
+        if !self.order.is_empty() {
+            return self.order.clone();
+        }
+        // Recover the interleaving from the raw arguments.
+        let raw: Vec<String> = std::env::args().collect();
+        let (mut c, mut f) = (self.command.iter(), self.file.iter());
+        let mut out = Vec::new();
+        let mut i = 1;
+        while i < raw.len() {
+            let a = raw[i].as_str();
+            let is_c = a == "-c" || a == "--command" || a.starts_with("--command=") || (a.starts_with("-c") && a.len() > 2 && !a.starts_with("--"));
+            let is_f = a == "-f" || a == "--file" || a.starts_with("--file=") || (a.starts_with("-f") && a.len() > 2 && !a.starts_with("--"));
+            if is_c {
+                if let Some(s) = c.next() {
+                    out.push(Input::Command(s.clone()));
+                }
+            } else if is_f {
+                if let Some(p) = f.next() {
+                    out.push(Input::File(p.clone()));
+                }
+            }
+            if (a == "-c" || a == "--command" || a == "-f" || a == "--file" || a == "--format" || a == "--attach" || a == "--default") && i + 1 < raw.len() {
+                i += 1;
+            }
+            i += 1;
+        }
+        out.extend(c.map(|s| Input::Command(s.clone())));
+        out.extend(f.map(|p| Input::File(p.clone())));
+        out
+    }
+}
+
+/// Splits `NAME=URL`.
+pub fn parse_attach(spec: &str) -> Result<(String, String)> {
+    match spec.split_once('=') {
+        Some((name, url)) if !name.trim().is_empty() && !url.trim().is_empty() => {
+            Ok((name.trim().to_string(), url.trim().to_string()))
+        }
+        _ => Err(Error::config(format!(
+            "--attach takes NAME=URL (e.g. mem2=memory://), got '{}'",
+            crate::config::redact_url(spec)
+        ))),
+    }
+}

@@ -1,0 +1,1 @@
+//! CLI tests (placeholder filled in below).

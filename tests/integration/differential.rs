@@ -1,0 +1,1 @@
+//! Differential pushdown test (placeholder filled in below).

@@ -1,0 +1,1 @@
+//! SQL logic tests (placeholder filled in below).

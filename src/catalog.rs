@@ -30,7 +30,12 @@ pub struct BackendSchema {
 }
 
 impl BackendSchema {
-    pub fn new(attached: &str, schema: &str, backend: Arc<dyn Backend>, settings: Arc<Settings>) -> Self {
+    pub fn new(
+        attached: &str,
+        schema: &str,
+        backend: Arc<dyn Backend>,
+        settings: Arc<Settings>,
+    ) -> Self {
         BackendSchema {
             attached: attached.to_string(),
             schema: schema.to_string(),
@@ -79,7 +84,11 @@ impl SchemaProvider for BackendSchema {
         }))
     }
 
-    fn register_table(&self, name: String, table: Arc<dyn TableProvider>) -> DfResult<Option<Arc<dyn TableProvider>>> {
+    fn register_table(
+        &self,
+        name: String,
+        table: Arc<dyn TableProvider>,
+    ) -> DfResult<Option<Arc<dyn TableProvider>>> {
         if self.backend.collection_names(&self.schema).contains(&name) {
             return Err(Error::already_exists(format!(
                 "'{}.{}.{name}' is a table of the backend already",
@@ -95,7 +104,12 @@ impl SchemaProvider for BackendSchema {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.overlay.read().contains_key(name) || self.backend.collection_names(&self.schema).iter().any(|n| n == name)
+        self.overlay.read().contains_key(name)
+            || self
+                .backend
+                .collection_names(&self.schema)
+                .iter()
+                .any(|n| n == name)
     }
 }
 
@@ -124,7 +138,12 @@ impl BackendCatalog {
             .write()
             .entry(name.to_string())
             .or_insert_with(|| {
-                Arc::new(BackendSchema::new(&self.attached, name, self.backend.clone(), self.settings.clone()))
+                Arc::new(BackendSchema::new(
+                    &self.attached,
+                    name,
+                    self.backend.clone(),
+                    self.settings.clone(),
+                ))
             })
             .clone()
     }

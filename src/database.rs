@@ -260,7 +260,9 @@ pub struct BlockingDatabase {
 
 impl Debug for BlockingDatabase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BlockingDatabase").field("inner", &self.inner).finish()
+        f.debug_struct("BlockingDatabase")
+            .field("inner", &self.inner)
+            .finish()
     }
 }
 

@@ -45,7 +45,14 @@ pub struct Engine {
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
-            .field("backends", &self.backends().iter().map(|(n, b)| format!("{n}={}", b.location())).collect::<Vec<_>>())
+            .field(
+                "backends",
+                &self
+                    .backends()
+                    .iter()
+                    .map(|(n, b)| format!("{n}={}", b.location()))
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -113,7 +120,11 @@ impl Engine {
                 "a backend is already attached as '{name}'; detach it first or pick another name"
             )));
         }
-        let catalog = Arc::new(BackendCatalog::new(name, backend.clone(), self.settings.clone()));
+        let catalog = Arc::new(BackendCatalog::new(
+            name,
+            backend.clone(),
+            self.settings.clone(),
+        ));
         let default_schema = catalog.backend_schema(&backend.default_schema());
         self.registry.insert(name, backend);
         self.ctx.register_catalog(name, catalog.clone());
@@ -125,7 +136,9 @@ impl Engine {
     /// Detaches a backend (its data stays where it is).
     pub fn detach(&self, name: &str) -> Result<()> {
         if *self.default_backend.read() == name {
-            return Err(Error::query(format!("'{name}' is the default backend; make another one the default first")));
+            return Err(Error::query(format!(
+                "'{name}' is the default backend; make another one the default first"
+            )));
         }
         self.registry
             .remove(name)
@@ -133,7 +146,10 @@ impl Engine {
         self.root.remove(name);
         self.catalogs.write().remove(name);
         // DataFusion has no way to remove a catalog: leave an empty one in its place.
-        self.ctx.register_catalog(name, Arc::new(datafusion::catalog::MemoryCatalogProvider::new()));
+        self.ctx.register_catalog(
+            name,
+            Arc::new(datafusion::catalog::MemoryCatalogProvider::new()),
+        );
         Ok(())
     }
 
@@ -145,8 +161,14 @@ impl Engine {
             .get(name)
             .cloned()
             .ok_or_else(|| Error::not_found(format!("no backend is attached as '{name}'")))?;
-        let backend = self.registry.get(name).ok_or_else(|| Error::not_found(format!("no backend '{name}'")))?;
-        self.root.set(DEFAULT_SCHEMA, catalog.backend_schema(&backend.default_schema()));
+        let backend = self
+            .registry
+            .get(name)
+            .ok_or_else(|| Error::not_found(format!("no backend '{name}'")))?;
+        self.root.set(
+            DEFAULT_SCHEMA,
+            catalog.backend_schema(&backend.default_schema()),
+        );
         *self.default_backend.write() = name.to_string();
         Ok(())
     }
@@ -167,7 +189,9 @@ impl Engine {
         let (schema, name) = self.resolve(&reference)?;
         let (attached, schema_name, backend) = schema.target();
         backend.open(schema_name, &name).await?.ok_or_else(|| {
-            Error::not_found(format!("table '{attached}.{schema_name}.{name}' does not exist"))
+            Error::not_found(format!(
+                "table '{attached}.{schema_name}.{name}' does not exist"
+            ))
         })
     }
 
@@ -196,7 +220,9 @@ impl Engine {
     /// Asks every backend to make buffered changes durable.
     pub async fn sync(&self) -> Result<()> {
         for (name, b) in self.registry.list() {
-            b.sync().await.map_err(|e| Error::new(e.kind(), format!("saving '{name}': {}", e.message())))?;
+            b.sync()
+                .await
+                .map_err(|e| Error::new(e.kind(), format!("saving '{name}': {}", e.message())))?;
         }
         Ok(())
     }
@@ -212,7 +238,9 @@ impl Engine {
                 if let Some((schema, name)) = self.backend_target(&cmd.name)? {
                     if !schema.has_overlay(&name) {
                         let (_, schema_name, backend) = schema.target();
-                        backend.drop_collection(schema_name, &name, cmd.if_exists).await?;
+                        backend
+                            .drop_collection(schema_name, &name, cmd.if_exists)
+                            .await?;
                         return self.count_frame(0);
                     }
                 }
@@ -231,7 +259,12 @@ impl Engine {
     fn set_option(&self, option: &str, value: &str) -> Result<DataFrame> {
         match option {
             "pushdown" => {
-                let on = match value.trim().trim_matches('\'').to_ascii_lowercase().as_str() {
+                let on = match value
+                    .trim()
+                    .trim_matches('\'')
+                    .to_ascii_lowercase()
+                    .as_str()
+                {
                     "true" | "on" | "1" => true,
                     "false" | "off" | "0" => false,
                     other => {
@@ -250,7 +283,11 @@ impl Engine {
     }
 
     fn count_frame(&self, n: u64) -> Result<DataFrame> {
-        let schema = Arc::new(Schema::new(vec![Field::new("count", DataType::UInt64, false)]));
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "count",
+            DataType::UInt64,
+            false,
+        )]));
         let batch = RecordBatch::try_new(schema, vec![Arc::new(UInt64Array::from(vec![n]))])?;
         Ok(self.ctx.read_batch(batch)?)
     }
@@ -260,7 +297,12 @@ impl Engine {
         self.backend_target(r)?.ok_or_else(|| {
             Error::not_found(format!(
                 "'{r}' does not name a table of an attached backend (attached: {})",
-                self.registry.list().into_iter().map(|(n, _)| n).collect::<Vec<_>>().join(", ")
+                self.registry
+                    .list()
+                    .into_iter()
+                    .map(|(n, _)| n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))
         })
     }
@@ -270,11 +312,16 @@ impl Engine {
         let schema = match r {
             TableReference::Bare { .. } => self.root.get(DEFAULT_SCHEMA),
             TableReference::Partial { schema, .. } => self.root.get(schema),
-            TableReference::Full { catalog, schema, .. } => {
+            TableReference::Full {
+                catalog, schema, ..
+            } => {
                 if catalog.as_ref() == DEFAULT_CATALOG {
                     self.root.get(schema)
                 } else {
-                    self.catalogs.read().get(catalog.as_ref()).map(|c| c.backend_schema(schema))
+                    self.catalogs
+                        .read()
+                        .get(catalog.as_ref())
+                        .map(|c| c.backend_schema(schema))
                 }
             }
         };
@@ -300,10 +347,14 @@ impl Engine {
                     key = Some(arrow_schema.field(cols[0]).name().clone());
                 }
                 Constraint::PrimaryKey(_) => {
-                    return Err(Error::unsupported("composite primary keys are not supported; use one key column"));
+                    return Err(Error::unsupported(
+                        "composite primary keys are not supported; use one key column",
+                    ));
                 }
                 Constraint::Unique(_) => {
-                    return Err(Error::unsupported("UNIQUE constraints are not supported; use PRIMARY KEY on one column"));
+                    return Err(Error::unsupported(
+                        "UNIQUE constraints are not supported; use PRIMARY KEY on one column",
+                    ));
                 }
             }
         }
@@ -315,16 +366,21 @@ impl Engine {
             if cmd.or_replace {
                 backend.drop_collection(schema_name, &name, true).await?;
             } else {
-                return Err(Error::already_exists(format!("table '{attached}.{schema_name}.{name}' already exists"))
-                    .with_backend(backend.kind().to_string()));
+                return Err(Error::already_exists(format!(
+                    "table '{attached}.{schema_name}.{name}' already exists"
+                ))
+                .with_backend(backend.kind().to_string()));
             }
         }
         let spec = CollectionSpec {
             schema: arrow_schema,
             key,
         };
-        let db = backend.create_collection(schema_name, &name, spec, false).await?;
-        let has_rows = !matches!(cmd.input.as_ref(), LogicalPlan::EmptyRelation(e) if !e.produce_one_row);
+        let db = backend
+            .create_collection(schema_name, &name, spec, false)
+            .await?;
+        let has_rows =
+            !matches!(cmd.input.as_ref(), LogicalPlan::EmptyRelation(e) if !e.produce_one_row);
         if !has_rows {
             return self.count_frame(0);
         }
@@ -349,7 +405,9 @@ impl Default for Engine {
 
 fn check_attach_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         && !name.starts_with(|c: char| c.is_ascii_digit());
     if !ok {
         return Err(Error::config(format!(
@@ -357,7 +415,9 @@ fn check_attach_name(name: &str) -> Result<()> {
         )));
     }
     if name == DEFAULT_CATALOG || name == DEFAULT_SCHEMA || name == "information_schema" {
-        return Err(Error::config(format!("'{name}' is reserved; pick another backend name")));
+        return Err(Error::config(format!(
+            "'{name}' is reserved; pick another backend name"
+        )));
     }
     Ok(())
 }
@@ -496,7 +556,10 @@ mod tests {
     #[test]
     fn splits_outside_quotes_and_comments() {
         let s = split_statements("select ';' as a; -- x;\nselect \"b;\" from t /* ; */;\n\n;");
-        assert_eq!(s, vec!["select ';' as a", "-- x;\nselect \"b;\" from t /* ; */"]);
+        assert_eq!(
+            s,
+            vec!["select ';' as a", "-- x;\nselect \"b;\" from t /* ; */"]
+        );
         assert!(is_complete("select 1;"));
         assert!(!is_complete("select ';"));
         assert!(!is_complete("select 1"));

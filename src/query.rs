@@ -98,7 +98,11 @@ impl FromStr for Operator {
 
     /// Parses the seed's strings and the design plan's names (`EQ`, `NOT_IN`, …), any case.
     fn from_str(s: &str) -> Result<Self> {
-        let norm = s.split_whitespace().collect::<Vec<_>>().join(" ").to_ascii_uppercase();
+        let norm = s
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_ascii_uppercase();
         Ok(match norm.as_str() {
             "=" | "==" | "EQ" => Operator::Eq,
             "!=" | "<>" | "NEQ" | "NE" => Operator::Ne,
@@ -162,7 +166,11 @@ pub struct Filter {
 
 impl Filter {
     /// A condition, checked for the operator's arity.
-    pub fn new(field: impl Into<String>, op: Operator, operand: impl Into<Operand>) -> Result<Self> {
+    pub fn new(
+        field: impl Into<String>,
+        op: Operator,
+        operand: impl Into<Operand>,
+    ) -> Result<Self> {
         let field = field.into();
         let operand = match (op, operand.into()) {
             (op, Operand::None) if op.takes_no_value() => Operand::None,
@@ -183,7 +191,9 @@ impl Filter {
                     }
                     if let (Operator::Regex, Value::String(p)) = (op, &v) {
                         regex::Regex::new(p).map_err(|e| {
-                            Error::query(format!("invalid regular expression for field '{field}': {e}"))
+                            Error::query(format!(
+                                "invalid regular expression for field '{field}': {e}"
+                            ))
                         })?;
                     }
                 }
@@ -256,6 +266,9 @@ pub enum FilterExpr {
     And(Vec<FilterExpr>),
     Or(Vec<FilterExpr>),
     Not(Box<FilterExpr>),
+    /// A constant: TRUE, FALSE or NULL (unknown). DataFusion's simplifier leaves these behind,
+    /// e.g. `x = NULL OR y = 1` becomes `NULL OR y = 1`.
+    Const(Option<bool>),
 }
 
 impl FilterExpr {
@@ -272,6 +285,7 @@ impl FilterExpr {
             FilterExpr::Cond(c) => f(c),
             FilterExpr::And(v) | FilterExpr::Or(v) => v.iter().for_each(|e| e.visit(f)),
             FilterExpr::Not(e) => e.visit(f),
+            FilterExpr::Const(_) => {}
         }
     }
 }
@@ -287,7 +301,11 @@ impl fmt::Display for FilterExpr {
         match self {
             FilterExpr::Cond(c) => write!(f, "{c}"),
             FilterExpr::And(v) | FilterExpr::Or(v) => {
-                let sep = if matches!(self, FilterExpr::And(_)) { " AND " } else { " OR " };
+                let sep = if matches!(self, FilterExpr::And(_)) {
+                    " AND "
+                } else {
+                    " OR "
+                };
                 f.write_str("(")?;
                 for (i, e) in v.iter().enumerate() {
                     if i > 0 {
@@ -298,6 +316,9 @@ impl fmt::Display for FilterExpr {
                 f.write_str(")")
             }
             FilterExpr::Not(e) => write!(f, "NOT {e}"),
+            FilterExpr::Const(Some(true)) => f.write_str("TRUE"),
+            FilterExpr::Const(Some(false)) => f.write_str("FALSE"),
+            FilterExpr::Const(None) => f.write_str("NULL"),
         }
     }
 }
@@ -315,7 +336,9 @@ impl FromStr for SortOrder {
         match s.trim().to_ascii_uppercase().as_str() {
             "ASC" => Ok(SortOrder::Asc),
             "DESC" => Ok(SortOrder::Desc),
-            _ => Err(Error::query(format!("unknown sort order '{s}'; expected ASC or DESC"))),
+            _ => Err(Error::query(format!(
+                "unknown sort order '{s}'; expected ASC or DESC"
+            ))),
         }
     }
 }
@@ -345,7 +368,11 @@ impl fmt::Display for SortSpec {
             f,
             "{} {} NULLS {}",
             quote_ident(&self.field),
-            if self.order == SortOrder::Asc { "ASC" } else { "DESC" },
+            if self.order == SortOrder::Asc {
+                "ASC"
+            } else {
+                "DESC"
+            },
             if self.nulls_first { "FIRST" } else { "LAST" }
         )
     }
@@ -430,7 +457,11 @@ impl fmt::Display for Query {
         if let Some(fields) = &self.fields {
             parts.push(format!(
                 "SELECT {}",
-                fields.iter().map(|s| quote_ident(s)).collect::<Vec<_>>().join(", ")
+                fields
+                    .iter()
+                    .map(|s| quote_ident(s))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         } else {
             parts.push("SELECT *".into());
@@ -448,7 +479,11 @@ impl fmt::Display for Query {
         if !self.sort.is_empty() {
             parts.push(format!(
                 "ORDER BY {}",
-                self.sort.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                self.sort
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         if let Some(l) = self.limit {

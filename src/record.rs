@@ -115,9 +115,9 @@ impl FieldType {
     pub fn arrow_field(self, name: &str) -> ArrowField {
         let field = ArrowField::new(name, self.arrow_type(), true);
         match self {
-            FieldType::Text => field.with_metadata(
-                [(TYPE_METADATA_KEY.to_string(), "TEXT".to_string())].into(),
-            ),
+            FieldType::Text => {
+                field.with_metadata([(TYPE_METADATA_KEY.to_string(), "TEXT".to_string())].into())
+            }
             FieldType::Json => field.with_metadata(
                 [(EXTENSION_NAME_KEY.to_string(), JSON_EXTENSION.to_string())].into(),
             ),
@@ -210,7 +210,9 @@ impl Value {
             (Value::Null, _) => Value::Null,
             (Value::Int(i), FieldType::Integer) => Value::Int(*i),
             (Value::Float(f), FieldType::Integer) => {
-                if f.fract() == 0.0 && *f >= -9.223_372_036_854_776e18 && *f < 9.223_372_036_854_776e18
+                if f.fract() == 0.0
+                    && *f >= -9.223_372_036_854_776e18
+                    && *f < 9.223_372_036_854_776e18
                 {
                     Value::Int(*f as i64)
                 } else {
@@ -225,9 +227,11 @@ impl Value {
             ),
             (Value::Int(i), FieldType::Float) => Value::Float(*i as f64),
             (Value::Float(f), FieldType::Float) => Value::Float(*f),
-            (Value::String(s), FieldType::Float) => {
-                Value::Float(s.trim().parse::<f64>().map_err(|_| fail(": not a number"))?)
-            }
+            (Value::String(s), FieldType::Float) => Value::Float(
+                s.trim()
+                    .parse::<f64>()
+                    .map_err(|_| fail(": not a number"))?,
+            ),
             (Value::Bool(b), FieldType::Boolean) => Value::Bool(*b),
             (Value::Int(0), FieldType::Boolean) => Value::Bool(false),
             (Value::Int(1), FieldType::Boolean) => Value::Bool(true),
@@ -239,11 +243,11 @@ impl Value {
                 }
             }
             (Value::DateTime(d), FieldType::DateTime) => Value::DateTime(*d),
-            (Value::String(s), FieldType::DateTime) => Value::DateTime(
-                parse_datetime(s).ok_or_else(|| {
+            (Value::String(s), FieldType::DateTime) => {
+                Value::DateTime(parse_datetime(s).ok_or_else(|| {
                     fail(": expected RFC 3339 or 'YYYY-MM-DD[ HH:MM:SS[.ffffff]]' (UTC)")
-                })?,
-            ),
+                })?)
+            }
             (Value::Json(j), FieldType::Json) => Value::Json(j.clone()),
             (Value::String(s), FieldType::Json) => Value::Json(
                 serde_json::from_str(s).map_err(|e| fail(&format!(": not valid JSON ({e})")))?,
@@ -328,10 +332,14 @@ impl Value {
         match (j, ty) {
             (serde_json::Value::Null, _) => Ok(Value::Null),
             (_, FieldType::Json) => Ok(Value::Json(j.clone())),
-            (serde_json::Value::String(s), FieldType::Binary) => base64::engine::general_purpose::STANDARD
-                .decode(s)
-                .map(Value::Binary)
-                .map_err(|e| Error::type_error(format!("invalid base64 for a BINARY value: {e}"))),
+            (serde_json::Value::String(s), FieldType::Binary) => {
+                base64::engine::general_purpose::STANDARD
+                    .decode(s)
+                    .map(Value::Binary)
+                    .map_err(|e| {
+                        Error::type_error(format!("invalid base64 for a BINARY value: {e}"))
+                    })
+            }
             (serde_json::Value::String(s), FieldType::Float) => match s.as_str() {
                 "NaN" => Ok(Value::Float(f64::NAN)),
                 "inf" => Ok(Value::Float(f64::INFINITY)),
@@ -357,7 +365,9 @@ impl fmt::Display for Value {
             }
             Value::DateTime(d) => write!(f, "TIMESTAMP '{}'", format_datetime(d)),
             Value::Json(j) => write!(f, "JSON '{}'", j.to_string().replace('\'', "''")),
-            Value::Float(x) if x.is_finite() && x.fract() == 0.0 && x.abs() < 1e15 => write!(f, "{x:.1}"),
+            Value::Float(x) if x.is_finite() && x.fract() == 0.0 && x.abs() < 1e15 => {
+                write!(f, "{x:.1}")
+            }
             v => f.write_str(&v.to_text()),
         }
     }
@@ -400,7 +410,11 @@ pub fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
     if let Ok(d) = DateTime::parse_from_rfc3339(s) {
         return Some(d.with_timezone(&Utc));
     }
-    for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M"] {
+    for fmt in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+    ] {
         if let Ok(n) = NaiveDateTime::parse_from_str(s, fmt) {
             return Some(Utc.from_utc_datetime(&n));
         }
@@ -569,7 +583,9 @@ impl Record {
     pub fn set_index(&mut self, index: usize, value: impl Into<Value>) -> Result<()> {
         let len = self.fields.len();
         let f = self.fields.get_mut(index).ok_or_else(|| {
-            Error::query(format!("field index {index} out of range (record has {len} fields)"))
+            Error::query(format!(
+                "field index {index} out of range (record has {len} fields)"
+            ))
         })?;
         let value = value.into();
         if let Some(t) = value.field_type() {
@@ -656,7 +672,9 @@ pub fn infer_schema(records: &[Record]) -> Schema {
                 Some((_, cur)) => {
                     *cur = match (*cur, t) {
                         (None, t) => t,
-                        (Some(FieldType::Integer), Some(FieldType::Float)) => Some(FieldType::Float),
+                        (Some(FieldType::Integer), Some(FieldType::Float)) => {
+                            Some(FieldType::Float)
+                        }
                         (c, _) => c,
                     }
                 }
@@ -756,12 +774,8 @@ pub fn values_to_array<'a>(
         safe: false,
         format_options: FormatOptions::default(),
     };
-    cast_with_options(&array, field.data_type(), &opts).map_err(|e| {
-        Error::type_error(format!(
-            "column '{name}' ({}): {e}",
-            field.data_type()
-        ))
-    })
+    cast_with_options(&array, field.data_type(), &opts)
+        .map_err(|e| Error::type_error(format!("column '{name}' ({}): {e}", field.data_type())))
 }
 
 /// Converts records to a batch of `schema`. A record field not in the schema is an error; a
@@ -797,7 +811,11 @@ pub fn records_to_batch(records: &[Record], schema: &SchemaRef) -> Result<Record
         columns.push(values_to_array(field, values.into_iter())?);
     }
     let opts = RecordBatchOptions::new().with_row_count(Some(records.len()));
-    Ok(RecordBatch::try_new_with_options(schema.clone(), columns, &opts)?)
+    Ok(RecordBatch::try_new_with_options(
+        schema.clone(),
+        columns,
+        &opts,
+    )?)
 }
 
 /// Comma-separated column names of a schema, for messages.
@@ -816,8 +834,10 @@ pub fn array_to_values(field: &ArrowField, array: &ArrayRef) -> Result<Vec<Value
     let target = ty.arrow_type();
     let array = if array.data_type() == &target {
         array.clone()
-    } else if matches!(array.data_type(), DataType::List(_) | DataType::LargeList(_) | DataType::Struct(_) | DataType::Map(..))
-    {
+    } else if matches!(
+        array.data_type(),
+        DataType::List(_) | DataType::LargeList(_) | DataType::Struct(_) | DataType::Map(..)
+    ) {
         // Nested values travel as JSON.
         return nested_to_json(array);
     } else {
@@ -853,9 +873,14 @@ pub fn array_to_values(field: &ArrowField, array: &ArrayRef) -> Result<Vec<Value
             for v in a.iter() {
                 out.push(match v {
                     None => Value::Null,
-                    Some(us) => Value::DateTime(DateTime::from_timestamp_micros(us).ok_or_else(
-                        || Error::type_error(format!("column '{}': timestamp {us} µs out of range", field.name())),
-                    )?),
+                    Some(us) => {
+                        Value::DateTime(DateTime::from_timestamp_micros(us).ok_or_else(|| {
+                            Error::type_error(format!(
+                                "column '{}': timestamp {us} µs out of range",
+                                field.name()
+                            ))
+                        })?)
+                    }
                 });
             }
         }
@@ -911,7 +936,11 @@ pub fn batch_to_records(batch: &RecordBatch, id_column: Option<&str>) -> Result<
     let schema = batch.schema();
     let mut columns = Vec::with_capacity(schema.fields().len());
     for (field, array) in schema.fields().iter().zip(batch.columns()) {
-        columns.push((field, FieldType::from_arrow(field), array_to_values(field, array)?));
+        columns.push((
+            field,
+            FieldType::from_arrow(field),
+            array_to_values(field, array)?,
+        ));
     }
     let mut records = Vec::with_capacity(batch.num_rows());
     for row in 0..batch.num_rows() {
@@ -951,7 +980,9 @@ mod tests {
             )
             .unwrap(),
         );
-        r.set_field(Field::typed("j", serde_json::json!({"k": [i, "x"]}), FieldType::Json).unwrap());
+        r.set_field(
+            Field::typed("j", serde_json::json!({"k": [i, "x"]}), FieldType::Json).unwrap(),
+        );
         r.set_field(Field::typed("bin", vec![0u8, 255, i as u8], FieldType::Binary).unwrap());
         r.set_field(Field::typed("t", "long text", FieldType::Text).unwrap());
         r
@@ -967,7 +998,12 @@ mod tests {
         records.push(nulls);
         let schema = Arc::new(infer_schema(&records));
         for (f, t) in schema.fields().iter().zip(records[0].fields()) {
-            assert_eq!(FieldType::from_arrow(f), t.field_type, "column {}", f.name());
+            assert_eq!(
+                FieldType::from_arrow(f),
+                t.field_type,
+                "column {}",
+                f.name()
+            );
         }
         let batch = records_to_batch(&records, &schema).unwrap();
         let back = batch_to_records(&batch, None).unwrap();
@@ -976,14 +1012,19 @@ mod tests {
 
     #[test]
     fn conversion_errors_name_the_problem() {
-        let e = Value::from("thirty").convert_to(FieldType::Integer).unwrap_err();
+        let e = Value::from("thirty")
+            .convert_to(FieldType::Integer)
+            .unwrap_err();
         assert!(e.to_string().contains("'thirty'"), "{e}");
         assert!(e.to_string().contains("INTEGER"), "{e}");
         let schema = Arc::new(Schema::new(vec![FieldType::Integer.arrow_field("age")]));
         let r = Record::new().with("age", "x");
         let e = records_to_batch(&[r], &schema).unwrap_err();
         assert!(e.to_string().contains("column 'age', row 1"), "{e}");
-        assert_eq!(Value::from("42").convert_to(FieldType::Integer).unwrap(), Value::Int(42));
+        assert_eq!(
+            Value::from("42").convert_to(FieldType::Integer).unwrap(),
+            Value::Int(42)
+        );
         assert!(FieldType::parse("nope").is_err());
         assert_eq!(FieldType::parse("datetime").unwrap(), FieldType::DateTime);
     }

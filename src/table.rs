@@ -26,10 +26,17 @@ use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_expr::expressions::Column as PhysicalColumn;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::limit::GlobalLimitExec;
+use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+};
 use futures::{StreamExt, TryStreamExt};
 use parking_lot::RwLock;
 
@@ -86,13 +93,23 @@ impl BackendRegistry {
 
     /// Names and backends, sorted by name.
     pub fn list(&self) -> Vec<(String, Arc<dyn Backend>)> {
-        let mut v: Vec<_> = self.backends.read().iter().map(|(k, b)| (k.clone(), b.clone())).collect();
+        let mut v: Vec<_> = self
+            .backends
+            .read()
+            .iter()
+            .map(|(k, b)| (k.clone(), b.clone()))
+            .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     }
 
     /// Opens `attached.schema.collection`, with a clear error when anything is missing.
-    pub async fn open(&self, attached: &str, schema: &str, collection: &str) -> crate::Result<Arc<dyn Database>> {
+    pub async fn open(
+        &self,
+        attached: &str,
+        schema: &str,
+        collection: &str,
+    ) -> crate::Result<Arc<dyn Database>> {
         let backend = self.get(attached).ok_or_else(|| {
             Error::new(
                 crate::ErrorKind::BackendUnavailable,
@@ -100,8 +117,10 @@ impl BackendRegistry {
             )
         })?;
         backend.open(schema, collection).await?.ok_or_else(|| {
-            Error::not_found(format!("table '{attached}.{schema}.{collection}' does not exist (was it dropped?)"))
-                .with_backend(backend.kind().to_string())
+            Error::not_found(format!(
+                "table '{attached}.{schema}.{collection}' does not exist (was it dropped?)"
+            ))
+            .with_backend(backend.kind().to_string())
         })
     }
 }
@@ -190,9 +209,14 @@ fn strip(e: &Expr) -> Expr {
 }
 
 fn count_exec(n: u64) -> DfResult<Arc<dyn ExecutionPlan>> {
-    let schema = Arc::new(Schema::new(vec![Field::new("count", DataType::UInt64, false)]));
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "count",
+        DataType::UInt64,
+        false,
+    )]));
     let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(UInt64Array::from(vec![n]))])?;
-    let exec: Arc<dyn ExecutionPlan> = MemorySourceConfig::try_new_exec(&[vec![batch]], schema, None)?;
+    let exec: Arc<dyn ExecutionPlan> =
+        MemorySourceConfig::try_new_exec(&[vec![batch]], schema, None)?;
     Ok(exec)
 }
 
@@ -210,7 +234,10 @@ impl TableProvider for DatabaseTable {
         TableType::Base
     }
 
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
         let stripped: Vec<Expr> = filters.iter().map(|e| strip(e)).collect();
         let refs: Vec<&Expr> = stripped.iter().collect();
         Ok(classify(&refs, self.db.as_ref(), self.settings.pushdown()))
@@ -225,41 +252,90 @@ impl TableProvider for DatabaseTable {
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let schema = self.db.schema();
         let mut query = Query::new();
-        let mut all_exact = true;
-        if self.settings.pushdown() {
-            for f in filters {
-                match expr_to_filter(&strip(f), &schema) {
-                    Some(t) => {
-                        if self.db.filter_support(&t) != FilterSupport::Exact {
-                            all_exact = false;
-                        }
-                        if self.db.filter_support(&t) != FilterSupport::Unsupported {
-                            query.filters.push(t);
-                        }
-                    }
-                    None => all_exact = false,
+        // Filters the backend does not evaluate exactly are applied here again. DataFusion may
+        // rewrite a filter after asking about it, so never assume what reaches us is pushable.
+        let mut residual: Vec<Expr> = Vec::new();
+        for f in filters {
+            let stripped = strip(f);
+            let translated = if self.settings.pushdown() {
+                expr_to_filter(&stripped, &schema)
+            } else {
+                None
+            };
+            match translated.map(|t| (self.db.filter_support(&t), t)) {
+                Some((FilterSupport::Exact, t)) => query.filters.push(t),
+                Some((FilterSupport::Inexact, t)) => {
+                    query.filters.push(t);
+                    residual.push(stripped);
                 }
-            }
-            if all_exact {
-                query.limit = limit;
+                _ => residual.push(stripped),
             }
         }
-        let indices: Vec<usize> = match projection {
+        if residual.is_empty() && self.settings.pushdown() {
+            query.limit = limit;
+        }
+        let wanted: Vec<usize> = match projection {
             Some(p) => p.clone(),
             None => (0..schema.fields().len()).collect(),
         };
-        query.fields = Some(indices.iter().map(|&i| schema.field(i).name().clone()).collect());
-        let projected = Arc::new(schema.project(&indices)?);
-        let partitions = self.db.scan_partitions(&query, state.config().target_partitions()).max(1);
+        let mut scanned = wanted.clone();
+        for e in &residual {
+            for c in e.column_refs() {
+                if let Ok(i) = schema.index_of(&c.name) {
+                    if !scanned.contains(&i) {
+                        scanned.push(i);
+                    }
+                }
+            }
+        }
+        query.fields = Some(
+            scanned
+                .iter()
+                .map(|&i| schema.field(i).name().clone())
+                .collect(),
+        );
+        let scanned_schema = Arc::new(schema.project(&scanned)?);
+        let partitions = self
+            .db
+            .scan_partitions(&query, state.config().target_partitions())
+            .max(1);
         let description = self.db.describe_scan(&query);
-        Ok(Arc::new(DatabaseScanExec::new(
+        let scan: Arc<dyn ExecutionPlan> = Arc::new(DatabaseScanExec::new(
             self.location.clone(),
             self.db.backend_name().to_string(),
             query,
-            projected,
+            scanned_schema.clone(),
             partitions,
             description,
-        )))
+        ));
+        let Some(predicate) = residual.into_iter().reduce(Expr::and) else {
+            return Ok(scan);
+        };
+        let df_schema = datafusion::common::DFSchema::try_from(scanned_schema.as_ref().clone())?;
+        let predicate = state.create_physical_expr(predicate, &df_schema)?;
+        let mut plan: Arc<dyn ExecutionPlan> = Arc::new(FilterExec::try_new(predicate, scan)?);
+        if scanned.len() != wanted.len() {
+            let exprs: Vec<(Arc<dyn PhysicalExpr>, String)> = wanted
+                .iter()
+                .enumerate()
+                .map(|(pos, &i)| {
+                    let name = schema.field(i).name().clone();
+                    (
+                        Arc::new(PhysicalColumn::new(&name, pos)) as Arc<dyn PhysicalExpr>,
+                        name,
+                    )
+                })
+                .collect();
+            plan = Arc::new(ProjectionExec::try_new(exprs, plan)?);
+        }
+        if let Some(l) = limit {
+            plan = Arc::new(GlobalLimitExec::new(
+                Arc::new(CoalescePartitionsExec::new(plan)),
+                0,
+                Some(l),
+            ));
+        }
+        Ok(plan)
     }
 
     async fn insert_into(
@@ -283,7 +359,11 @@ impl TableProvider for DatabaseTable {
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
     }
 
-    async fn delete_from(&self, _state: &dyn Session, filters: Vec<Expr>) -> DfResult<Arc<dyn ExecutionPlan>> {
+    async fn delete_from(
+        &self,
+        _state: &dyn Session,
+        filters: Vec<Expr>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let filter = self.translate_all(&filters, "DELETE")?;
         let n = self.db.delete_where(filter.as_ref()).await?;
         count_exec(n)
@@ -361,7 +441,12 @@ impl DatabaseScanExec {
 
 impl DisplayAs for DatabaseScanExec {
     fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        let filters = self.query.filters.iter().map(ToString::to_string).collect::<Vec<_>>();
+        let filters = self
+            .query
+            .filters
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>();
         let projection = self.query.fields.clone().unwrap_or_default();
         match t {
             DisplayFormatType::TreeRender => {
@@ -409,15 +494,24 @@ impl ExecutionPlan for DatabaseScanExec {
         Ok(TreeNodeRecursion::Continue)
     }
 
-    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> DfResult<Arc<dyn ExecutionPlan>> {
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
         if children.is_empty() {
             Ok(self)
         } else {
-            Err(DataFusionError::Internal("DataknobsScanExec has no children".into()))
+            Err(DataFusionError::Internal(
+                "DataknobsScanExec has no children".into(),
+            ))
         }
     }
 
-    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> DfResult<SendableRecordBatchStream> {
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
         let count = self.properties.partitioning.partition_count();
         if partition >= count {
             return Err(DataFusionError::Internal(format!(
@@ -427,7 +521,9 @@ impl ExecutionPlan for DatabaseScanExec {
         let registry = context
             .session_config()
             .get_extension::<BackendRegistry>()
-            .ok_or_else(|| DataFusionError::Internal("no dataknobs backend registry in this session".into()))?;
+            .ok_or_else(|| {
+                DataFusionError::Internal("no dataknobs backend registry in this session".into())
+            })?;
         let location = self.location.clone();
         let query = self.query.clone();
         let schema = self.schema.clone();
@@ -435,11 +531,24 @@ impl ExecutionPlan for DatabaseScanExec {
             let db = registry
                 .open(&location.attached, &location.schema, &location.collection)
                 .await?;
-            let stream = db.scan(&query, Partition { index: partition, count }).await?;
+            let stream = db
+                .scan(
+                    &query,
+                    Partition {
+                        index: partition,
+                        count,
+                    },
+                )
+                .await?;
             crate::Result::Ok(stream.map_err(|e| e))
         };
-        let stream = futures::stream::once(async move { fut.await.map_err(Error::into_datafusion) }).try_flatten();
-        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream.boxed())))
+        let stream =
+            futures::stream::once(async move { fut.await.map_err(Error::into_datafusion) })
+                .try_flatten();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            schema,
+            stream.boxed(),
+        )))
     }
 
     fn supports_limit_pushdown(&self) -> bool {
@@ -466,13 +575,23 @@ impl DataSink for DatabaseSink {
         &self.schema
     }
 
-    async fn write_all(&self, data: SendableRecordBatchStream, context: &Arc<TaskContext>) -> DfResult<u64> {
+    async fn write_all(
+        &self,
+        data: SendableRecordBatchStream,
+        context: &Arc<TaskContext>,
+    ) -> DfResult<u64> {
         let registry = context
             .session_config()
             .get_extension::<BackendRegistry>()
-            .ok_or_else(|| DataFusionError::Internal("no dataknobs backend registry in this session".into()))?;
+            .ok_or_else(|| {
+                DataFusionError::Internal("no dataknobs backend registry in this session".into())
+            })?;
         let db = registry
-            .open(&self.location.attached, &self.location.schema, &self.location.collection)
+            .open(
+                &self.location.attached,
+                &self.location.schema,
+                &self.location.collection,
+            )
             .await?;
         Ok(db.insert(data).await?)
     }

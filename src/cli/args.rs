@@ -70,8 +70,14 @@ impl Args {
         let mut i = 1;
         while i < raw.len() {
             let a = raw[i].as_str();
-            let is_c = a == "-c" || a == "--command" || a.starts_with("--command=") || (a.starts_with("-c") && a.len() > 2 && !a.starts_with("--"));
-            let is_f = a == "-f" || a == "--file" || a.starts_with("--file=") || (a.starts_with("-f") && a.len() > 2 && !a.starts_with("--"));
+            let is_c = a == "-c"
+                || a == "--command"
+                || a.starts_with("--command=")
+                || (a.starts_with("-c") && a.len() > 2 && !a.starts_with("--"));
+            let is_f = a == "-f"
+                || a == "--file"
+                || a.starts_with("--file=")
+                || (a.starts_with("-f") && a.len() > 2 && !a.starts_with("--"));
             if is_c {
                 if let Some(s) = c.next() {
                     out.push(Input::Command(s.clone()));
@@ -81,7 +87,15 @@ impl Args {
                     out.push(Input::File(p.clone()));
                 }
             }
-            if (a == "-c" || a == "--command" || a == "-f" || a == "--file" || a == "--format" || a == "--attach" || a == "--default") && i + 1 < raw.len() {
+            if (a == "-c"
+                || a == "--command"
+                || a == "-f"
+                || a == "--file"
+                || a == "--format"
+                || a == "--attach"
+                || a == "--default")
+                && i + 1 < raw.len()
+            {
                 i += 1;
             }
             i += 1;

@@ -41,8 +41,9 @@ async fn run(args: Args) -> crate::Result<()> {
         ran_any = true;
         let sql = match item {
             args::Input::Command(sql) => sql,
-            args::Input::File(path) => std::fs::read_to_string(&path)
-                .map_err(|e| crate::Error::io(format!("cannot read SQL file '{}'", path.display()), e))?,
+            args::Input::File(path) => std::fs::read_to_string(&path).map_err(|e| {
+                crate::Error::io(format!("cannot read SQL file '{}'", path.display()), e)
+            })?,
         };
         exec::run_script(&engine, &sql, format, &mut std::io::stdout(), false).await?;
     }

@@ -11,7 +11,12 @@ use super::args::Format;
 use crate::error::{Error, Result};
 
 /// Writes batches in `format`. Broken pipes (`| head`) end output quietly.
-pub fn print_batches(out: &mut dyn Write, schema: &Schema, batches: &[RecordBatch], format: Format) -> Result<()> {
+pub fn print_batches(
+    out: &mut dyn Write,
+    schema: &Schema,
+    batches: &[RecordBatch],
+    format: Format,
+) -> Result<()> {
     let r = write_batches(out, schema, batches, format);
     match r {
         Err(e) if is_broken_pipe(&e) => Ok(()),
@@ -31,7 +36,12 @@ fn is_broken_pipe(e: &Error) -> bool {
     e.to_string().contains("Broken pipe")
 }
 
-fn write_batches(out: &mut dyn Write, schema: &Schema, batches: &[RecordBatch], format: Format) -> Result<()> {
+fn write_batches(
+    out: &mut dyn Write,
+    schema: &Schema,
+    batches: &[RecordBatch],
+    format: Format,
+) -> Result<()> {
     let io = |e: std::io::Error| Error::io("writing output", e);
     match format {
         Format::Table => {
@@ -46,7 +56,9 @@ fn write_batches(out: &mut dyn Write, schema: &Schema, batches: &[RecordBatch], 
             writeln!(out, "{table}").map_err(io)?;
         }
         Format::Csv => {
-            let mut w = datafusion::arrow::csv::WriterBuilder::new().with_header(true).build(&mut *out);
+            let mut w = datafusion::arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(&mut *out);
             if batches.is_empty() {
                 w.write(&RecordBatch::new_empty(Arc::new(schema.clone())))?;
             }

@@ -1,8 +1,8 @@
 //! The interactive prompt: rustyline, multi-line input until `;`, history in
 //! `~/.dataknobs_history`. Meta commands: `\q` quits, `\?` helps, `\dt` lists tables.
 
-use rustyline::error::ReadlineError;
 use rustyline::DefaultEditor;
+use rustyline::error::ReadlineError;
 
 use super::args::Format;
 use super::exec::run_script;
@@ -16,15 +16,24 @@ const HELP: &str = "Enter SQL ending with ';'. Tables: `name` (default backend),
 
 /// Runs the prompt until EOF or `\q`.
 pub async fn run(engine: &Engine, format: Format) -> Result<()> {
-    let mut rl = DefaultEditor::new().map_err(|e| Error::internal(format!("cannot start the line editor: {e}")))?;
-    let history = std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".dataknobs_history"));
+    let mut rl = DefaultEditor::new()
+        .map_err(|e| Error::internal(format!("cannot start the line editor: {e}")))?;
+    let history =
+        std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".dataknobs_history"));
     if let Some(h) = &history {
         let _ = rl.load_history(h);
     }
-    println!("dataknobs {} — type \\? for help, \\q to quit", env!("CARGO_PKG_VERSION"));
+    println!(
+        "dataknobs {} — type \\? for help, \\q to quit",
+        env!("CARGO_PKG_VERSION")
+    );
     let mut buffer = String::new();
     loop {
-        let prompt = if buffer.is_empty() { "dataknobs> " } else { "       ...> " };
+        let prompt = if buffer.is_empty() {
+            "dataknobs> "
+        } else {
+            "       ...> "
+        };
         match rl.readline(prompt) {
             Ok(line) => {
                 let trimmed = line.trim();
@@ -36,7 +45,9 @@ pub async fn run(engine: &Engine, format: Format) -> Result<()> {
                         "\\dt" => {
                             let sql = "SELECT table_catalog, table_schema, table_name, table_type FROM information_schema.tables \
                                        WHERE table_schema <> 'information_schema' ORDER BY 1, 2, 3";
-                            if let Err(e) = run_script(engine, sql, format, &mut std::io::stdout(), false).await {
+                            if let Err(e) =
+                                run_script(engine, sql, format, &mut std::io::stdout(), false).await
+                            {
                                 eprintln!("Error: {}", one_line(&e.to_string()));
                             }
                         }
@@ -53,7 +64,9 @@ pub async fn run(engine: &Engine, format: Format) -> Result<()> {
                 buffer.push_str(&line);
                 if is_complete(&buffer) {
                     let _ = rl.add_history_entry(buffer.as_str());
-                    if let Err(e) = run_script(engine, &buffer, format, &mut std::io::stdout(), true).await {
+                    if let Err(e) =
+                        run_script(engine, &buffer, format, &mut std::io::stdout(), true).await
+                    {
                         eprintln!("Error: {}", one_line(&e.to_string()));
                     }
                     buffer.clear();

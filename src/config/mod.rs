@@ -13,7 +13,9 @@ use crate::database::Backend;
 use crate::error::{Error, ErrorKind, Result};
 
 /// Builds a backend from its URL.
-pub type Constructor = Arc<dyn Fn(Url) -> Pin<Box<dyn Future<Output = Result<Arc<dyn Backend>>> + Send>> + Send + Sync>;
+pub type Constructor = Arc<
+    dyn Fn(Url) -> Pin<Box<dyn Future<Output = Result<Arc<dyn Backend>>> + Send>> + Send + Sync,
+>;
 
 /// What the factory knows about a backend kind (the seed's `get_backend_info`).
 #[derive(Clone)]
@@ -50,7 +52,9 @@ impl Default for DatabaseFactory {
 impl DatabaseFactory {
     /// An empty factory.
     pub fn empty() -> Self {
-        DatabaseFactory { kinds: BTreeMap::new() }
+        DatabaseFactory {
+            kinds: BTreeMap::new(),
+        }
     }
 
     /// A factory with every backend compiled into this build.
@@ -129,7 +133,11 @@ impl DatabaseFactory {
             .values()
             .find(|k| k.schemes.iter().any(|s| *s == scheme))
             .ok_or_else(|| {
-                let known: Vec<String> = self.kinds.values().flat_map(|k| k.schemes.iter().map(|s| format!("{s}://"))).collect();
+                let known: Vec<String> = self
+                    .kinds
+                    .values()
+                    .flat_map(|k| k.schemes.iter().map(|s| format!("{s}://")))
+                    .collect();
                 Error::new(
                     ErrorKind::BackendUnavailable,
                     format!(
@@ -170,16 +178,25 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            redact_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
         assert!(!redact_url("x://u:secret@h:bad port").contains("secret"));
         assert_eq!(redact_url("memory://"), "memory://");
     }
 
     #[tokio::test]
     async fn unknown_scheme_is_a_clear_error() {
-        let e = DatabaseFactory::with_builtin().open("nosuch://x").await.unwrap_err();
+        let e = DatabaseFactory::with_builtin()
+            .open("nosuch://x")
+            .await
+            .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::BackendUnavailable);
-        assert!(e.to_string().contains("unknown backend scheme 'nosuch://'"), "{e}");
+        assert!(
+            e.to_string().contains("unknown backend scheme 'nosuch://'"),
+            "{e}"
+        );
         assert!(e.to_string().contains("memory://"), "{e}");
     }
 }

@@ -57,6 +57,7 @@ pub fn to_df_expr(f: &FilterExpr) -> Expr {
             .reduce(Expr::or)
             .unwrap_or_else(|| lit(false)),
         FilterExpr::Not(e) => datafusion::logical_expr::not(to_df_expr(e)),
+        FilterExpr::Const(b) => lit(ScalarValue::Boolean(*b)),
     }
 }
 
@@ -66,7 +67,12 @@ fn cond_to_expr(f: &Filter) -> Expr {
         Operand::One(v) => lit(value_to_scalar(v)),
         _ => lit(ScalarValue::Null),
     };
-    let list = || f.values().iter().map(|v| lit(value_to_scalar(v))).collect::<Vec<_>>();
+    let list = || {
+        f.values()
+            .iter()
+            .map(|v| lit(value_to_scalar(v)))
+            .collect::<Vec<_>>()
+    };
     match f.op {
         Operator::Eq => c.eq(one()),
         Operator::Ne => c.not_eq(one()),
@@ -104,7 +110,10 @@ fn check_cond(c: &Filter, schema: &Schema, collection: &str) -> Result<()> {
         ))
     })?;
     let ty = FieldType::from_arrow(field);
-    let textual = matches!(field.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
+    let textual = matches!(
+        field.data_type(),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    );
     if matches!(c.op, Operator::Like | Operator::Regex) && !textual {
         return Err(Error::type_error(format!(
             "filter {c}: {} needs a text column, but '{}' is {ty}",
@@ -167,9 +176,14 @@ pub fn normalize_filter(f: &FilterExpr, schema: &Schema) -> FilterExpr {
                 operand,
             })
         }
-        FilterExpr::And(v) => FilterExpr::And(v.iter().map(|e| normalize_filter(e, schema)).collect()),
-        FilterExpr::Or(v) => FilterExpr::Or(v.iter().map(|e| normalize_filter(e, schema)).collect()),
+        FilterExpr::And(v) => {
+            FilterExpr::And(v.iter().map(|e| normalize_filter(e, schema)).collect())
+        }
+        FilterExpr::Or(v) => {
+            FilterExpr::Or(v.iter().map(|e| normalize_filter(e, schema)).collect())
+        }
         FilterExpr::Not(e) => FilterExpr::Not(Box::new(normalize_filter(e, schema))),
+        FilterExpr::Const(b) => FilterExpr::Const(*b),
     }
 }
 
@@ -194,12 +208,20 @@ pub fn compile_expr(expr: Expr, schema: &Schema) -> Result<Arc<dyn PhysicalExpr>
 }
 
 /// Evaluates a compiled predicate: true rows are kept; false and NULL are dropped.
-pub fn evaluate_mask(predicate: &Arc<dyn PhysicalExpr>, batch: &RecordBatch) -> Result<BooleanArray> {
+pub fn evaluate_mask(
+    predicate: &Arc<dyn PhysicalExpr>,
+    batch: &RecordBatch,
+) -> Result<BooleanArray> {
     let value = predicate.evaluate(batch)?;
     let array = value.into_array(batch.num_rows())?;
     let mask = array
         .as_any()
         .downcast_ref::<BooleanArray>()
-        .ok_or_else(|| Error::internal(format!("filter evaluated to {} instead of boolean", array.data_type())))?;
+        .ok_or_else(|| {
+            Error::internal(format!(
+                "filter evaluated to {} instead of boolean",
+                array.data_type()
+            ))
+        })?;
     Ok(mask.clone())
 }

@@ -13,7 +13,9 @@ pub mod eval;
 use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::expr::{InList, Like};
-use datafusion::logical_expr::{BinaryExpr, Cast, Expr, Operator as DfOp, TableProviderFilterPushDown};
+use datafusion::logical_expr::{
+    BinaryExpr, Cast, Expr, Operator as DfOp, TableProviderFilterPushDown,
+};
 
 use crate::database::{Database, FilterSupport};
 use crate::query::{Filter, FilterExpr, Operand, Operator};
@@ -57,25 +59,42 @@ pub fn expr_to_filter(expr: &Expr, schema: &Schema) -> Option<FilterExpr> {
                 }
                 None
             }
-            DfOp::RegexMatch => {
+            DfOp::RegexMatch | DfOp::RegexNotMatch => {
                 let field = column_of(left, schema)?;
-                match literal_of(right)? {
-                    v @ Value::String(_) => cond(field, Operator::Regex, Operand::One(v)),
-                    _ => None,
-                }
+                let regex = match literal_of(right)? {
+                    v @ Value::String(_) => cond(field, Operator::Regex, Operand::One(v))?,
+                    _ => return None,
+                };
+                Some(if *op == DfOp::RegexNotMatch {
+                    FilterExpr::Not(Box::new(regex))
+                } else {
+                    regex
+                })
             }
             _ => None,
         },
         Expr::Not(inner) => Some(FilterExpr::Not(Box::new(expr_to_filter(inner, schema)?))),
-        Expr::IsNull(inner) => cond(column_of(inner, schema)?, Operator::NotExists, Operand::None),
+        Expr::IsNull(inner) => cond(
+            column_of(inner, schema)?,
+            Operator::NotExists,
+            Operand::None,
+        ),
         Expr::IsNotNull(inner) => cond(column_of(inner, schema)?, Operator::Exists, Operand::None),
-        Expr::InList(InList { expr, list, negated }) => {
+        Expr::InList(InList {
+            expr,
+            list,
+            negated,
+        }) => {
             let field = column_of(expr, schema)?;
             if list.is_empty() {
                 return None;
             }
             let values = list.iter().map(literal_of).collect::<Option<Vec<_>>>()?;
-            let op = if *negated { Operator::NotIn } else { Operator::In };
+            let op = if *negated {
+                Operator::NotIn
+            } else {
+                Operator::In
+            };
             cond(field, op, Operand::List(values))
         }
         Expr::Like(Like {
@@ -100,10 +119,16 @@ pub fn expr_to_filter(expr: &Expr, schema: &Schema) -> Option<FilterExpr> {
                 like
             })
         }
+        Expr::Literal(ScalarValue::Boolean(b), _) => Some(FilterExpr::Const(*b)),
+        Expr::Literal(ScalarValue::Null, _) => Some(FilterExpr::Const(None)),
         Expr::Column(c) => {
             let f = schema.field_with_name(&c.name).ok()?;
             if f.data_type() == &DataType::Boolean {
-                cond(c.name.clone(), Operator::Eq, Operand::One(Value::Bool(true)))
+                cond(
+                    c.name.clone(),
+                    Operator::Eq,
+                    Operand::One(Value::Bool(true)),
+                )
             } else {
                 None
             }
@@ -140,7 +165,10 @@ fn lossless_cast(from: &DataType, to: &DataType) -> bool {
         (Int8, Int16 | Int32 | Int64 | Float32 | Float64)
             | (Int16, Int32 | Int64 | Float32 | Float64)
             | (Int32, Int64 | Float64)
-            | (UInt8, Int16 | Int32 | Int64 | UInt16 | UInt32 | UInt64 | Float32 | Float64)
+            | (
+                UInt8,
+                Int16 | Int32 | Int64 | UInt16 | UInt32 | UInt64 | Float32 | Float64
+            )
             | (UInt16, Int32 | Int64 | UInt32 | UInt64 | Float32 | Float64)
             | (UInt32, Int64 | UInt64 | Float64)
             | (Float32, Float64)
@@ -178,9 +206,7 @@ pub fn scalar_to_value(s: &ScalarValue) -> Option<Value> {
         S::Binary(Some(v)) | S::LargeBinary(Some(v)) | S::BinaryView(Some(v)) => {
             Value::Binary(v.clone())
         }
-        S::TimestampSecond(Some(v), _) => {
-            Value::DateTime(chrono::DateTime::from_timestamp(*v, 0)?)
-        }
+        S::TimestampSecond(Some(v), _) => Value::DateTime(chrono::DateTime::from_timestamp(*v, 0)?),
         S::TimestampMillisecond(Some(v), _) => {
             Value::DateTime(chrono::DateTime::from_timestamp_millis(*v)?)
         }
@@ -259,8 +285,11 @@ mod tests {
         let s = schema();
         let f = expr_to_filter(&col("s").not_like(lit("a\\%%")), &s).unwrap();
         assert_eq!(f.to_string(), "NOT s LIKE 'a\\%%'");
-        let f = expr_to_filter(&col("a").in_list(vec![lit(1), lit(ScalarValue::Int32(None))], true), &s)
-            .unwrap();
+        let f = expr_to_filter(
+            &col("a").in_list(vec![lit(1), lit(ScalarValue::Int32(None))], true),
+            &s,
+        )
+        .unwrap();
         assert_eq!(f.to_string(), "a NOT IN (1, NULL)");
         assert!(expr_to_filter(&col("s").ilike(lit("x")), &s).is_none());
         assert!(expr_to_filter(&(col("a") + lit(1)).eq(lit(2)), &s).is_none());

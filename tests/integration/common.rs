@@ -9,7 +9,11 @@ use datafusion::arrow::util::pretty::pretty_format_batches;
 pub fn unique_name(prefix: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
-    format!("{prefix}_{}_{}_{n}", std::process::id(), nanos() % 1_000_000)
+    format!(
+        "{prefix}_{}_{}_{n}",
+        std::process::id(),
+        nanos() % 1_000_000
+    )
 }
 
 fn nanos() -> u128 {
@@ -28,7 +32,9 @@ pub fn sorted_rows(batches: &[RecordBatch]) -> Vec<String> {
 
 /// Rows as display strings, in order.
 pub fn rows(batches: &[RecordBatch]) -> Vec<String> {
-    let text = pretty_format_batches(batches).map(|t| t.to_string()).unwrap_or_default();
+    let text = pretty_format_batches(batches)
+        .map(|t| t.to_string())
+        .unwrap_or_default();
     text.lines()
         .skip(3)
         .filter(|l| l.starts_with('|'))

@@ -16,10 +16,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
+use datafusion::arrow::compute::SortOptions;
+use datafusion::arrow::compute::{
+    SortColumn, concat_batches, lexsort_to_indices, take_record_batch,
+};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
-use datafusion::arrow::compute::SortOptions;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -67,7 +69,11 @@ impl MemoryCollection {
 
     fn validate(&self, schema: &SchemaRef, query: &Query) -> Result<(Query, Vec<usize>)> {
         let mut q = query.clone();
-        q.filters = q.filters.iter().map(|f| eval::normalize_filter(f, schema)).collect();
+        q.filters = q
+            .filters
+            .iter()
+            .map(|f| eval::normalize_filter(f, schema))
+            .collect();
         for f in &q.filters {
             eval::check_filter(f, schema, &self.name)?;
         }
@@ -119,7 +125,10 @@ impl Database for MemoryCollection {
     }
 
     async fn create(&self, record: Record) -> Result<String> {
-        self.state.write().create(&self.name, record).map_err(|e| self.err(e))
+        self.state
+            .write()
+            .create(&self.name, record)
+            .map_err(|e| self.err(e))
     }
 
     async fn read(&self, id: &str) -> Result<Option<Record>> {
@@ -127,7 +136,10 @@ impl Database for MemoryCollection {
     }
 
     async fn update(&self, id: &str, record: Record) -> Result<bool> {
-        self.state.write().update(&self.name, id, record).map_err(|e| self.err(e))
+        self.state
+            .write()
+            .update(&self.name, id, record)
+            .map_err(|e| self.err(e))
     }
 
     async fn delete(&self, id: &str) -> Result<bool> {
@@ -135,15 +147,23 @@ impl Database for MemoryCollection {
     }
 
     async fn exists(&self, id: &str) -> Result<bool> {
-        Ok(self.state.read().read(id).map_err(|e| self.err(e))?.is_some())
+        Ok(self
+            .state
+            .read()
+            .read(id)
+            .map_err(|e| self.err(e))?
+            .is_some())
     }
 
     async fn upsert(&self, id: &str, record: Record) -> Result<String> {
         let mut s = self.state.write();
-        if s.update(&self.name, id, record.clone()).map_err(|e| self.err(e))? {
+        if s.update(&self.name, id, record.clone())
+            .map_err(|e| self.err(e))?
+        {
             Ok(id.to_string())
         } else {
-            s.create(&self.name, record.with_id(id)).map_err(|e| self.err(e))
+            s.create(&self.name, record.with_id(id))
+                .map_err(|e| self.err(e))
         }
     }
 
@@ -156,7 +176,8 @@ impl Database for MemoryCollection {
             Some(q) => {
                 let mut q = q.clone();
                 q.fields = Some(vec![]);
-                let batches: Vec<RecordBatch> = self.scan(&q, Partition::ALL).await?.try_collect().await?;
+                let batches: Vec<RecordBatch> =
+                    self.scan(&q, Partition::ALL).await?.try_collect().await?;
                 Ok(batches.iter().map(|b| b.num_rows() as u64).sum())
             }
         }
@@ -167,12 +188,18 @@ impl Database for MemoryCollection {
     }
 
     async fn batch_create(&self, records: Vec<Record>) -> Result<Vec<String>> {
-        self.state.write().create_many(&self.name, records).map_err(|e| self.err(e))
+        self.state
+            .write()
+            .create_many(&self.name, records)
+            .map_err(|e| self.err(e))
     }
 
     async fn batch_read(&self, ids: &[String]) -> Result<Vec<Option<Record>>> {
         let s = self.state.read();
-        ids.iter().map(|id| s.read(id)).collect::<Result<_>>().map_err(|e| self.err(e))
+        ids.iter()
+            .map(|id| s.read(id))
+            .collect::<Result<_>>()
+            .map_err(|e| self.err(e))
     }
 
     async fn batch_delete(&self, ids: &[String]) -> Result<Vec<bool>> {
@@ -183,7 +210,11 @@ impl Database for MemoryCollection {
     fn filter_support(&self, filter: &FilterExpr) -> FilterSupport {
         // Evaluated by DataFusion's kernels: exact whenever every field is a column.
         let schema = self.schema();
-        if filter.fields().iter().all(|f| schema.field_with_name(f).is_ok()) {
+        if filter
+            .fields()
+            .iter()
+            .all(|f| schema.field_with_name(f).is_ok())
+        {
             FilterSupport::Exact
         } else {
             FilterSupport::Unsupported
@@ -201,7 +232,8 @@ impl Database for MemoryCollection {
     async fn scan(&self, query: &Query, partition: Partition) -> Result<SendableRecordBatchStream> {
         let (schema, chunks) = self.snapshot();
         let (query, projection) = self.validate(&schema, query).map_err(|e| self.err(e))?;
-        let predicate = eval::compile_predicate(&query.filters, &schema).map_err(|e| self.err(e))?;
+        let predicate =
+            eval::compile_predicate(&query.filters, &schema).map_err(|e| self.err(e))?;
         let out_schema = Arc::new(schema.project(&projection)?);
         let sorted = !query.sort.is_empty() || query.offset.is_some();
         if sorted && partition.index > 0 {
@@ -230,7 +262,14 @@ impl Database for MemoryCollection {
             let full: Vec<usize> = (0..schema.fields().len()).collect();
             let mut batches = Vec::new();
             for (chunk, off, len) in &slices {
-                batches.push(scan_chunk(&schema, chunk, *off, *len, predicate.as_ref(), &full)?);
+                batches.push(scan_chunk(
+                    &schema,
+                    chunk,
+                    *off,
+                    *len,
+                    predicate.as_ref(),
+                    &full,
+                )?);
             }
             let all = concat_batches(&schema, &batches)?;
             let result = sort_offset_limit(&all, &query)?.project(&projection)?;
@@ -244,8 +283,15 @@ impl Database for MemoryCollection {
             if limit.is_some_and(|l| produced >= l) {
                 return None;
             }
-            let batch = scan_chunk(&stream_schema, &chunk, off, len, predicate.as_ref(), &projection)
-                .map_err(|e| e.with_backend(KIND).into_datafusion());
+            let batch = scan_chunk(
+                &stream_schema,
+                &chunk,
+                off,
+                len,
+                predicate.as_ref(),
+                &projection,
+            )
+            .map_err(|e| e.with_backend(KIND).into_datafusion());
             Some(batch.map(|b| {
                 let b = match limit {
                     Some(l) if produced + b.num_rows() > l => b.slice(0, l - produced),
@@ -255,7 +301,8 @@ impl Database for MemoryCollection {
                 b
             }))
         });
-        let stream = futures::stream::iter(iter).try_filter(|b| futures::future::ready(b.num_rows() > 0));
+        let stream =
+            futures::stream::iter(iter).try_filter(|b| futures::future::ready(b.num_rows() > 0));
         Ok(Box::pin(RecordBatchStreamAdapter::new(out_schema, stream)))
     }
 
@@ -266,40 +313,61 @@ impl Database for MemoryCollection {
     async fn insert(&self, data: SendableRecordBatchStream) -> Result<u64> {
         // Collect first: an error mid-stream leaves the collection untouched.
         let batches: Vec<RecordBatch> = data.try_collect().await.map_err(Error::from)?;
-        self.state.write().insert_batches(&self.name, batches).map_err(|e| self.err(e))
+        self.state
+            .write()
+            .insert_batches(&self.name, batches)
+            .map_err(|e| self.err(e))
     }
 
     async fn delete_where(&self, filter: Option<&FilterExpr>) -> Result<u64> {
         let schema = self.schema();
         let predicate = match filter {
-            Some(f) => eval::compile_predicate(std::slice::from_ref(f), &schema).map_err(|e| self.err(e))?,
+            Some(f) => eval::compile_predicate(std::slice::from_ref(f), &schema)
+                .map_err(|e| self.err(e))?,
             None => None,
         };
         let mut s = self.state.write();
         if s.schema != schema {
-            return Err(self.err(Error::query("the table changed while the DELETE was planned; run it again")));
+            return Err(self.err(Error::query(
+                "the table changed while the DELETE was planned; run it again",
+            )));
         }
         s.delete_where(predicate.as_ref()).map_err(|e| self.err(e))
     }
 
-    async fn update_where(&self, assignments: &[(String, Expr)], filter: Option<&FilterExpr>) -> Result<u64> {
+    async fn update_where(
+        &self,
+        assignments: &[(String, Expr)],
+        filter: Option<&FilterExpr>,
+    ) -> Result<u64> {
         let schema = self.schema();
         let predicate = match filter {
-            Some(f) => eval::compile_predicate(std::slice::from_ref(f), &schema).map_err(|e| self.err(e))?,
+            Some(f) => eval::compile_predicate(std::slice::from_ref(f), &schema)
+                .map_err(|e| self.err(e))?,
             None => None,
         };
         let mut compiled = Vec::with_capacity(assignments.len());
         for (col, expr) in assignments {
             let idx = schema.index_of(col).map_err(|_| {
-                self.err(Error::query(format!("UPDATE: '{}' has no column '{col}'", self.name)))
+                self.err(Error::query(format!(
+                    "UPDATE: '{}' has no column '{col}'",
+                    self.name
+                )))
             })?;
-            compiled.push((idx, eval::compile_expr(strip_qualifiers(expr.clone()), &schema).map_err(|e| self.err(e))?));
+            compiled.push((
+                idx,
+                eval::compile_expr(strip_qualifiers(expr.clone()), &schema)
+                    .map_err(|e| self.err(e))?,
+            ));
         }
         let mut s = self.state.write();
         if s.schema != schema {
-            return Err(self.err(Error::query("the table changed while the UPDATE was planned; run it again")));
+            return Err(self.err(Error::query(
+                "the table changed while the UPDATE was planned; run it again",
+            )));
         }
-        s.update_where(&self.name, &compiled, predicate.as_ref()).map_err(|e| self.err(e))
+        s.update_where(&self.name, &compiled, predicate.as_ref())
+            .map_err(|e| self.err(e))
     }
 }
 
@@ -307,13 +375,18 @@ impl Database for MemoryCollection {
 fn strip_qualifiers(expr: Expr) -> Expr {
     use datafusion::common::tree_node::{Transformed, TreeNode};
     expr.transform(|e| match e {
-        Expr::Column(c) if c.relation.is_some() => {
-            Ok(Transformed::yes(Expr::Column(datafusion::common::Column::new_unqualified(c.name))))
-        }
+        Expr::Column(c) if c.relation.is_some() => Ok(Transformed::yes(Expr::Column(
+            datafusion::common::Column::new_unqualified(c.name),
+        ))),
         other => Ok(Transformed::no(other)),
     })
     .map(|t| t.data)
-    .unwrap_or_else(|e| Expr::Literal(datafusion::common::ScalarValue::Utf8(Some(e.to_string())), None))
+    .unwrap_or_else(|e| {
+        Expr::Literal(
+            datafusion::common::ScalarValue::Utf8(Some(e.to_string())),
+            None,
+        )
+    })
 }
 
 fn sort_offset_limit(batch: &RecordBatch, query: &Query) -> Result<RecordBatch> {
@@ -341,7 +414,10 @@ fn sort_offset_limit(batch: &RecordBatch, query: &Query) -> Result<RecordBatch> 
         take_record_batch(batch, &indices)?
     };
     let start = offset.min(batch.num_rows());
-    let len = query.limit.unwrap_or(usize::MAX).min(batch.num_rows() - start);
+    let len = query
+        .limit
+        .unwrap_or(usize::MAX)
+        .min(batch.num_rows() - start);
     let sliced = batch.slice(start, len);
     Ok(RecordBatch::try_new_with_options(
         sliced.schema(),
@@ -405,7 +481,9 @@ impl MemoryBackend {
     }
 
     fn insert_collection(&self, schema: &str, name: &str, c: MemoryCollection) {
-        self.collections.write().insert((schema.to_string(), name.to_string()), Arc::new(c));
+        self.collections
+            .write()
+            .insert((schema.to_string(), name.to_string()), Arc::new(c));
     }
 }
 
@@ -430,7 +508,12 @@ impl Backend for MemoryBackend {
     }
 
     fn schema_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.collections.read().keys().map(|(s, _)| s.clone()).collect();
+        let mut names: Vec<String> = self
+            .collections
+            .read()
+            .keys()
+            .map(|(s, _)| s.clone())
+            .collect();
         names.push("public".to_string());
         names.sort();
         names.dedup();
@@ -464,7 +547,8 @@ impl Backend for MemoryBackend {
         check_name(name)?;
         let key = match &spec.key {
             Some(k) => Some(spec.schema.index_of(k).map_err(|_| {
-                Error::query(format!("key column '{k}' is not a column of '{name}'")).with_backend(KIND)
+                Error::query(format!("key column '{k}' is not a column of '{name}'"))
+                    .with_backend(KIND)
             })?),
             None => None,
         };
@@ -474,7 +558,10 @@ impl Backend for MemoryBackend {
             if if_not_exists {
                 return Ok(existing.clone());
             }
-            return Err(Error::already_exists(format!("table '{schema}.{name}' already exists")).with_backend(KIND));
+            return Err(
+                Error::already_exists(format!("table '{schema}.{name}' already exists"))
+                    .with_backend(KIND),
+            );
         }
         let c = Arc::new(MemoryCollection::new(name, spec.schema, key));
         map.insert(k, c.clone());
@@ -482,11 +569,17 @@ impl Backend for MemoryBackend {
     }
 
     async fn drop_collection(&self, schema: &str, name: &str, if_exists: bool) -> Result<bool> {
-        let removed = self.collections.write().remove(&(schema.to_string(), name.to_string()));
+        let removed = self
+            .collections
+            .write()
+            .remove(&(schema.to_string(), name.to_string()));
         match (removed, if_exists) {
             (Some(_), _) => Ok(true),
             (None, true) => Ok(false),
-            (None, false) => Err(Error::not_found(format!("table '{schema}.{name}' does not exist")).with_backend(KIND)),
+            (None, false) => Err(Error::not_found(format!(
+                "table '{schema}.{name}' does not exist"
+            ))
+            .with_backend(KIND)),
         }
     }
 

@@ -60,9 +60,17 @@ pub(super) fn save(backend: &MemoryBackend, path: &Path) -> Result<()> {
         let mut rows = Vec::new();
         for chunk in chunks {
             let all: Vec<usize> = (0..schema.fields().len()).collect();
-            let batch = super::store::scan_chunk(&schema, &chunk, 0, chunk.batch.num_rows(), None, &all)?;
+            let batch =
+                super::store::scan_chunk(&schema, &chunk, 0, chunk.batch.num_rows(), None, &all)?;
             if let Some(k) = &chunk.keep {
-                ids.extend(chunk.ids.iter().zip(k.values().iter()).filter(|(_, keep)| *keep).map(|(id, _)| id.clone()));
+                ids.extend(
+                    chunk
+                        .ids
+                        .iter()
+                        .zip(k.values().iter())
+                        .filter(|(_, keep)| *keep)
+                        .map(|(id, _)| id.clone()),
+                );
             } else {
                 ids.extend(chunk.ids.iter().cloned());
             }
@@ -88,16 +96,24 @@ pub(super) fn save(backend: &MemoryBackend, path: &Path) -> Result<()> {
             rows,
         });
     }
-    let json = serde_json::to_vec(&image).map_err(|e| Error::internal(format!("serializing memory backend: {e}")))?;
+    let json = serde_json::to_vec(&image)
+        .map_err(|e| Error::internal(format!("serializing memory backend: {e}")))?;
     write_atomically(path, &json)
 }
 
 /// Writes `data` to `path` through a temporary file in the same directory.
 pub(crate) fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut tmp = tempfile_in(dir, path)?;
-    tmp.1.write_all(data).map_err(|e| Error::io(format!("writing {}", tmp.0.display()), e))?;
-    tmp.1.sync_all().map_err(|e| Error::io(format!("syncing {}", tmp.0.display()), e))?;
+    tmp.1
+        .write_all(data)
+        .map_err(|e| Error::io(format!("writing {}", tmp.0.display()), e))?;
+    tmp.1
+        .sync_all()
+        .map_err(|e| Error::io(format!("syncing {}", tmp.0.display()), e))?;
     std::fs::rename(&tmp.0, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp.0);
         Error::io(format!("replacing {}", path.display()), e)
@@ -105,34 +121,62 @@ pub(crate) fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
 }
 
 fn tempfile_in(dir: &Path, target: &Path) -> Result<(std::path::PathBuf, std::fs::File)> {
-    let base = target.file_name().and_then(|n| n.to_str()).unwrap_or("data");
+    let base = target
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("data");
     for attempt in 0..100u32 {
         let p = dir.join(format!(".{base}.tmp-{}-{attempt}", std::process::id()));
-        match std::fs::OpenOptions::new().write(true).create_new(true).open(&p) {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&p)
+        {
             Ok(f) => return Ok((p, f)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(Error::io(format!("creating a temporary file in {}", dir.display()), e)),
+            Err(e) => {
+                return Err(Error::io(
+                    format!("creating a temporary file in {}", dir.display()),
+                    e,
+                ));
+            }
         }
     }
-    Err(Error::internal(format!("no free temporary file name in {}", dir.display())))
+    Err(Error::internal(format!(
+        "no free temporary file name in {}",
+        dir.display()
+    )))
 }
 
 pub(super) fn load(backend: &MemoryBackend, path: &Path) -> Result<()> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-    let image: FileImage = serde_json::from_slice(&bytes)
-        .map_err(|e| Error::config(format!("{} is not a dataknobs memory file: {e}", path.display())))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    let image: FileImage = serde_json::from_slice(&bytes).map_err(|e| {
+        Error::config(format!(
+            "{} is not a dataknobs memory file: {e}",
+            path.display()
+        ))
+    })?;
     for c in image.collections {
-        let bad = |m: String| Error::config(format!("{}: collection '{}': {m}", path.display(), c.name));
+        let bad =
+            |m: String| Error::config(format!("{}: collection '{}': {m}", path.display(), c.name));
         let mut fields = Vec::new();
         for col in &c.columns {
             let ty = FieldType::parse(&col.field_type).map_err(|e| bad(e.to_string()))?;
             let dt = DataType::from_str(&col.arrow).map_err(|e| bad(e.to_string()))?;
-            let f = ty.arrow_field(&col.name).with_data_type(dt).with_nullable(col.nullable);
+            let f = ty
+                .arrow_field(&col.name)
+                .with_data_type(dt)
+                .with_nullable(col.nullable);
             fields.push(f);
         }
         let schema = Arc::new(Schema::new(fields));
         let key = match &c.key {
-            Some(k) => Some(schema.index_of(k).map_err(|_| bad(format!("key column '{k}' missing")))?),
+            Some(k) => Some(
+                schema
+                    .index_of(k)
+                    .map_err(|_| bad(format!("key column '{k}' missing")))?,
+            ),
             None => None,
         };
         let mut columns = Vec::with_capacity(schema.fields().len());
@@ -149,12 +193,14 @@ pub(super) fn load(backend: &MemoryBackend, path: &Path) -> Result<()> {
         let batch = datafusion::arrow::record_batch::RecordBatch::try_new_with_options(
             schema.clone(),
             columns,
-            &datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(c.rows.len())),
+            &datafusion::arrow::record_batch::RecordBatchOptions::new()
+                .with_row_count(Some(c.rows.len())),
         )?;
         let coll = MemoryCollection::new(&c.name, schema, key);
         {
             let mut s = coll.state.write();
-            s.insert_loaded(batch, c.ids).map_err(|e| bad(e.to_string()))?;
+            s.insert_loaded(batch, c.ids)
+                .map_err(|e| bad(e.to_string()))?;
         }
         backend.insert_collection(&c.schema, &c.name, coll);
     }

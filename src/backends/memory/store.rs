@@ -10,14 +10,20 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, BooleanBufferBuilder, new_null_array};
-use datafusion::arrow::compute::{CastOptions, and, cast_with_options, concat_batches, filter_record_batch};
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanArray, BooleanBufferBuilder, new_null_array,
+};
+use datafusion::arrow::compute::{
+    CastOptions, and, cast_with_options, concat_batches, filter_record_batch,
+};
 use datafusion::arrow::datatypes::{DataType, Field as ArrowField, Schema, SchemaRef};
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::arrow::util::display::FormatOptions;
 
 use crate::error::{Error, Result};
-use crate::record::{FieldType, Record, Value, batch_to_records, column_list, records_to_batch, values_to_array};
+use crate::record::{
+    FieldType, Record, Value, batch_to_records, column_list, records_to_batch, values_to_array,
+};
 
 /// Rows per tail flush and per compacted chunk.
 pub(crate) const TAIL_LIMIT: usize = 8192;
@@ -92,13 +98,23 @@ impl State {
 
     /// Converts a record to the collection's types, growing the schema for new fields, and
     /// returns its id. Nothing is stored yet. `forced_id` is the id of an update or upsert.
-    fn prepare(&mut self, collection: &str, mut record: Record, forced_id: Option<&str>) -> Result<(String, Record, Option<SchemaRef>)> {
+    fn prepare(
+        &mut self,
+        collection: &str,
+        mut record: Record,
+        forced_id: Option<&str>,
+    ) -> Result<(String, Record, Option<SchemaRef>)> {
         // Determine the id.
         let id = match self.key {
             Some(k) => {
                 let key_name = self.schema.field(k).name().clone();
-                let from_field = record.get(&key_name).filter(|v| !v.is_null()).map(Value::to_text);
-                let given = forced_id.map(str::to_string).or_else(|| record.id().map(str::to_string));
+                let from_field = record
+                    .get(&key_name)
+                    .filter(|v| !v.is_null())
+                    .map(Value::to_text);
+                let given = forced_id
+                    .map(str::to_string)
+                    .or_else(|| record.id().map(str::to_string));
                 let id = match (given, from_field) {
                     (Some(a), Some(b)) if a != b => {
                         return Err(Error::query(format!(
@@ -147,7 +163,9 @@ impl State {
                 }
                 Err(_) => {
                     if f.name.is_empty() {
-                        return Err(Error::query(format!("a field of a record for '{collection}' has an empty name")));
+                        return Err(Error::query(format!(
+                            "a field of a record for '{collection}' has an empty name"
+                        )));
                     }
                     new_fields.push(f.field_type.arrow_field(&f.name));
                     converted.set_field(f.clone());
@@ -166,9 +184,17 @@ impl State {
         let grown = if new_fields.is_empty() {
             None
         } else {
-            let mut fields: Vec<ArrowField> = self.schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+            let mut fields: Vec<ArrowField> = self
+                .schema
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone())
+                .collect();
             fields.extend(new_fields);
-            Some(Arc::new(Schema::new_with_metadata(fields, self.schema.metadata().clone())))
+            Some(Arc::new(Schema::new_with_metadata(
+                fields,
+                self.schema.metadata().clone(),
+            )))
         };
         Ok((id, converted, grown))
     }
@@ -176,7 +202,9 @@ impl State {
     pub fn create(&mut self, collection: &str, record: Record) -> Result<String> {
         let (id, rec, grown) = self.prepare(collection, record, None)?;
         if self.index.contains_key(&id) {
-            return Err(Error::already_exists(format!("a record with id '{id}' exists in '{collection}'")));
+            return Err(Error::already_exists(format!(
+                "a record with id '{id}' exists in '{collection}'"
+            )));
         }
         self.commit_prepared(id.clone(), rec, grown);
         Ok(id)
@@ -205,7 +233,9 @@ impl State {
             for r in records {
                 let (id, rec, grown) = self.prepare(collection, r, None)?;
                 if self.index.contains_key(&id) || !seen.insert(id.clone()) {
-                    return Err(Error::already_exists(format!("a record with id '{id}' exists in '{collection}'")));
+                    return Err(Error::already_exists(format!(
+                        "a record with id '{id}' exists in '{collection}'"
+                    )));
                 }
                 if let Some(g) = grown {
                     // Later records see the grown schema; the chunk flush happens at commit.
@@ -307,7 +337,10 @@ impl State {
         if self.tail.is_empty() {
             return;
         }
-        let rows: Vec<(String, Record)> = std::mem::take(&mut self.tail).into_iter().flatten().collect();
+        let rows: Vec<(String, Record)> = std::mem::take(&mut self.tail)
+            .into_iter()
+            .flatten()
+            .collect();
         self.tail_live = 0;
         if rows.is_empty() {
             return;
@@ -320,7 +353,9 @@ impl State {
                 self.push_chunk(batch, ids);
             }
             Err(e) => {
-                tracing::error!("memory backend: tail flush failed, keeping rows in the buffer: {e}");
+                tracing::error!(
+                    "memory backend: tail flush failed, keeping rows in the buffer: {e}"
+                );
                 self.tail = rows.into_iter().map(Some).collect();
                 self.tail_live = self.tail.len();
                 for (i, slot) in self.tail.iter().enumerate() {
@@ -355,7 +390,11 @@ impl State {
     /// Adds rows read back from a persisted file, with their ids.
     pub fn insert_loaded(&mut self, batch: RecordBatch, ids: Vec<String>) -> Result<()> {
         if ids.len() != batch.num_rows() {
-            return Err(Error::config(format!("{} ids for {} rows", ids.len(), batch.num_rows())));
+            return Err(Error::config(format!(
+                "{} ids for {} rows",
+                ids.len(),
+                batch.num_rows()
+            )));
         }
         if let Some(max) = ids.iter().filter_map(|i| i.parse::<u64>().ok()).max() {
             self.next_rowid = self.next_rowid.max(max + 1);
@@ -378,7 +417,14 @@ impl State {
                     batches.push(b);
                 }
                 Some(k) => {
-                    ids.extend(chunk.ids.iter().zip(k.values().iter()).filter(|(_, keep)| *keep).map(|(id, _)| id.clone()));
+                    ids.extend(
+                        chunk
+                            .ids
+                            .iter()
+                            .zip(k.values().iter())
+                            .filter(|(_, keep)| *keep)
+                            .map(|(id, _)| id.clone()),
+                    );
                     batches.push(filter_record_batch(&b, k)?);
                 }
             }
@@ -421,7 +467,10 @@ impl State {
                         )));
                     }
                     let text = cast_with_options(col, &DataType::Utf8, &cast_opts())?;
-                    let values = crate::record::array_to_values(&ArrowField::new(key_name, DataType::Utf8, true), &text)?;
+                    let values = crate::record::array_to_values(
+                        &ArrowField::new(key_name, DataType::Utf8, true),
+                        &text,
+                    )?;
                     let mut ids = Vec::with_capacity(values.len());
                     for v in values {
                         let id = v.to_text();
@@ -465,7 +514,10 @@ impl State {
             .collect()
     }
 
-    pub fn delete_where(&mut self, predicate: Option<&Arc<dyn datafusion::physical_expr::PhysicalExpr>>) -> Result<u64> {
+    pub fn delete_where(
+        &mut self,
+        predicate: Option<&Arc<dyn datafusion::physical_expr::PhysicalExpr>>,
+    ) -> Result<u64> {
         self.flush();
         let mut plan = Vec::new();
         for (c, chunk) in self.chunks.iter().enumerate() {
@@ -473,7 +525,10 @@ impl State {
                 continue;
             }
             let mask = match predicate {
-                Some(p) => Some(crate::pushdown::eval::evaluate_mask(p, &self.adapt(&chunk.batch)?)?),
+                Some(p) => Some(crate::pushdown::eval::evaluate_mask(
+                    p,
+                    &self.adapt(&chunk.batch)?,
+                )?),
                 None => None,
             };
             let rows = Self::matching_rows(chunk, mask.as_ref());
@@ -528,7 +583,10 @@ impl State {
                     v
                 } else {
                     cast_with_options(&v, field.data_type(), &cast_opts()).map_err(|e| {
-                        Error::type_error(format!("UPDATE of column '{}' of '{collection}': {e}", field.name()))
+                        Error::type_error(format!(
+                            "UPDATE of column '{}' of '{collection}': {e}",
+                            field.name()
+                        ))
                     })?
                 };
                 if !field.is_nullable() && v.null_count() > 0 {
@@ -554,14 +612,21 @@ impl State {
             let ids: Vec<String> = match self.key {
                 Some(k) => {
                     let text = cast_with_options(batch.column(k), &DataType::Utf8, &cast_opts())?;
-                    let vals = crate::record::array_to_values(&ArrowField::new("k", DataType::Utf8, true), &text)?;
+                    let vals = crate::record::array_to_values(
+                        &ArrowField::new("k", DataType::Utf8, true),
+                        &text,
+                    )?;
                     let mut ids = Vec::with_capacity(vals.len());
                     for v in vals {
                         if v.is_null() {
-                            return Err(Error::type_error(format!("UPDATE would set the key of '{collection}' to NULL")));
+                            return Err(Error::type_error(format!(
+                                "UPDATE would set the key of '{collection}' to NULL"
+                            )));
                         }
                         let id = v.to_text();
-                        if (self.index.contains_key(&id) && !touched.contains(id.as_str())) || !seen.insert(id.clone()) {
+                        if (self.index.contains_key(&id) && !touched.contains(id.as_str()))
+                            || !seen.insert(id.clone())
+                        {
                             return Err(Error::already_exists(format!(
                                 "UPDATE would create duplicate key '{id}' in '{collection}'; nothing was changed"
                             )));
@@ -570,7 +635,10 @@ impl State {
                     }
                     ids
                 }
-                None => rows.iter().map(|&r| self.chunks[*c].ids[r].clone()).collect(),
+                None => rows
+                    .iter()
+                    .map(|&r| self.chunks[*c].ids[r].clone())
+                    .collect(),
             };
             new_ids.push(ids);
         }
@@ -629,7 +697,11 @@ fn conform_batch(schema: &SchemaRef, batch: &RecordBatch, collection: &str) -> R
             col.clone()
         } else {
             cast_with_options(col, field.data_type(), &cast_opts()).map_err(|e| {
-                Error::type_error(format!("column '{}' of '{collection}' ({}): {e}", field.name(), field.data_type()))
+                Error::type_error(format!(
+                    "column '{}' of '{collection}' ({}): {e}",
+                    field.name(),
+                    field.data_type()
+                ))
             })?
         };
         if !field.is_nullable() && col.null_count() > 0 {

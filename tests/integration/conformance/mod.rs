@@ -10,8 +10,8 @@ pub mod scenarios;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use dataknobs::{Backend, CollectionSpec, Database, Engine, FieldType};
 use datafusion::arrow::datatypes::Schema;
+use dataknobs::{Backend, CollectionSpec, Database, Engine, FieldType};
 
 use crate::common::unique_name;
 
@@ -55,7 +55,11 @@ impl Env {
     }
 
     /// Another fresh collection in the same backend with the given schema and key.
-    pub async fn new_collection(&self, schema: Schema, key: Option<&str>) -> (String, Arc<dyn Database>) {
+    pub async fn new_collection(
+        &self,
+        schema: Schema,
+        key: Option<&str>,
+    ) -> (String, Arc<dyn Database>) {
         let name = unique_name("c");
         let db = self
             .backend
@@ -70,7 +74,15 @@ impl Env {
             )
             .await
             .expect("create collection");
-        (format!("{}.{}.{}", self.attached, self.backend.default_schema(), name), db)
+        (
+            format!(
+                "{}.{}.{}",
+                self.attached,
+                self.backend.default_schema(),
+                name
+            ),
+            db,
+        )
     }
 }
 
@@ -79,9 +91,13 @@ pub async fn fresh(fixture: &dyn Fixture) -> Env {
     let backend = fixture.backend().await;
     let engine = Engine::new();
     let attached = "b".to_string();
-    engine.attach_backend(&attached, backend.clone()).expect("attach");
+    engine
+        .attach_backend(&attached, backend.clone())
+        .expect("attach");
     let name = unique_name("conf");
-    let schema = Schema::new(vec![FieldType::String.arrow_field("id").with_nullable(false)]);
+    let schema = Schema::new(vec![
+        FieldType::String.arrow_field("id").with_nullable(false),
+    ]);
     let db = backend
         .create_collection(
             &backend.default_schema(),

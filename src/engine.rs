@@ -433,10 +433,16 @@ pub fn split_statements(sql: &str) -> Vec<String> {
         let c = chars[i];
         match c {
             '\'' | '"' | '`' => {
+                let backslash_escapes = c == '\'' && is_e_string_prefix(&chars, i);
                 cur.push(c);
                 i += 1;
                 while i < chars.len() {
                     cur.push(chars[i]);
+                    if backslash_escapes && chars[i] == '\\' && i + 1 < chars.len() {
+                        cur.push(chars[i + 1]);
+                        i += 2;
+                        continue;
+                    }
                     if chars[i] == c {
                         if i + 1 < chars.len() && chars[i + 1] == c {
                             cur.push(chars[i + 1]);
@@ -494,20 +500,51 @@ pub fn split_statements(sql: &str) -> Vec<String> {
     out
 }
 
+/// Is the quote at `i` the start of a PostgreSQL escape string (`E'…'`), where a backslash
+/// escapes the next character?
+fn is_e_string_prefix(chars: &[char], i: usize) -> bool {
+    i >= 1
+        && matches!(chars[i - 1], 'e' | 'E')
+        && (i < 2 || !(chars[i - 2].is_alphanumeric() || chars[i - 2] == '_'))
+}
+
 fn push_statement(out: &mut Vec<String>, s: &str) {
-    let has_code = s
-        .lines()
-        .map(|l| l.trim())
-        .any(|l| !l.is_empty() && !l.starts_with("--"));
-    if has_code {
+    if has_code(s) {
         out.push(s.trim().to_string());
     }
+}
+
+/// Does the text hold anything but whitespace and comments?
+fn has_code(s: &str) -> bool {
+    let chars: Vec<char> = s.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_whitespace() {
+            i += 1;
+        } else if c == '-' && chars.get(i + 1) == Some(&'-') {
+            while i < chars.len() && chars[i] != '\n' {
+                i += 1;
+            }
+        } else if c == '/' && chars.get(i + 1) == Some(&'*') {
+            i += 2;
+            while i < chars.len() && !(chars[i] == '*' && chars.get(i + 1) == Some(&'/')) {
+                i += 1;
+            }
+            i += 2;
+        } else {
+            return true;
+        }
+    }
+    false
 }
 
 /// Is the statement text complete (ends with `;` outside quotes and comments)? Used by the
 /// REPL to know when to stop reading lines.
 pub fn is_complete(sql: &str) -> bool {
     let mut quote: Option<char> = None;
+    let mut escapes = false;
+    let mut prev: [char; 2] = [' ', ' '];
     let mut chars = sql.chars().peekable();
     let mut in_line_comment = false;
     let mut in_block = false;
@@ -524,15 +561,23 @@ pub fn is_complete(sql: &str) -> bool {
             }
             continue;
         }
+        let before = prev;
+        prev = [prev[1], c];
         match quote {
             Some(q) => {
-                if c == q {
+                if escapes && c == '\\' {
+                    chars.next();
+                    prev = [' ', ' '];
+                } else if c == q {
                     quote = None;
                 }
                 last = Some(c);
             }
             None => match c {
                 '\'' | '"' | '`' => {
+                    escapes = c == '\''
+                        && matches!(before[1], 'e' | 'E')
+                        && !(before[0].is_alphanumeric() || before[0] == '_');
                     quote = Some(c);
                     last = Some(c);
                 }
@@ -565,5 +610,10 @@ mod tests {
         assert!(!is_complete("select 1"));
         assert!(is_complete("select 1; -- done"));
         assert!(!is_complete("select 1 /* ; */"));
+        assert_eq!(split_statements("select 1; /* end */"), vec!["select 1"]);
+        assert_eq!(split_statements("select E'x\\';y'; select 2"), vec!["select E'x\\';y'", "select 2"]);
+        assert!(!is_complete("select E'x\\';"));
+        assert!(is_complete("select E'x\\';y';"));
+        assert!(is_complete("select 'a''b';"));
     }
 }

@@ -27,7 +27,7 @@ pub enum Format {
 #[command(name = "dataknobs", version, about)]
 pub struct Args {
     /// Run SQL and exit (repeatable; all run in order in one session).
-    #[arg(short = 'c', long = "command", value_name = "SQL")]
+    #[arg(short = 'c', long = "command", value_name = "SQL", allow_hyphen_values = true)]
     pub command: Vec<String>,
 
     /// Run the SQL statements in FILE and exit (repeatable).
@@ -64,7 +64,7 @@ impl Args {
             return self.order.clone();
         }
         // Recover the interleaving from the raw arguments.
-        let raw: Vec<String> = std::env::args().collect();
+        let raw: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
         let (mut c, mut f) = (self.command.iter(), self.file.iter());
         let mut out = Vec::new();
         let mut i = 1;

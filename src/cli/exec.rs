@@ -29,9 +29,9 @@ pub async fn run_script(
             .try_collect()
             .await
             .map_err(Error::from)?;
-        engine.sync().await?;
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
         print::print_batches(out, &schema, &batches, format)?;
+        engine.sync().await?;
         if timing {
             let _ = writeln!(
                 out,

@@ -67,19 +67,20 @@ fn write_batches(
             }
         }
         Format::Json => {
-            let mut w = datafusion::arrow::json::ArrayWriter::new(&mut *out);
+            let mut w = datafusion::arrow::json::WriterBuilder::new()
+                .with_explicit_nulls(true)
+                .build::<_, datafusion::arrow::json::writer::JsonArray>(&mut *out);
             for b in batches {
                 w.write(b)?;
             }
             w.finish()?;
             drop(w);
-            if batches.iter().all(|b| b.num_rows() == 0) {
-                write!(out, "[]").map_err(io)?;
-            }
             writeln!(out).map_err(io)?;
         }
         Format::Ndjson => {
-            let mut w = datafusion::arrow::json::LineDelimitedWriter::new(&mut *out);
+            let mut w = datafusion::arrow::json::WriterBuilder::new()
+                .with_explicit_nulls(true)
+                .build::<_, datafusion::arrow::json::writer::LineDelimited>(&mut *out);
             for b in batches {
                 w.write(b)?;
             }

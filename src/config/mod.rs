@@ -72,7 +72,10 @@ impl DatabaseFactory {
                     let backend: Arc<dyn Backend> = if path.is_empty() || path == "/" {
                         Arc::new(MemoryBackend::new())
                     } else {
-                        Arc::new(MemoryBackend::with_file(path)?)
+                        let file = url.to_file_path().map_err(|_| {
+                            Error::config(format!("'{url}' does not name a local file; use memory:///absolute/path.json"))
+                        })?;
+                        Arc::new(MemoryBackend::with_file(file)?)
                     };
                     Ok(backend)
                 })

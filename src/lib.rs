@@ -46,3 +46,8 @@ pub use engine::Engine;
 pub use error::{Error, ErrorKind, Result};
 pub use query::{Filter, FilterExpr, Operand, Operator, Query, SortOrder, SortSpec};
 pub use record::{Field, FieldType, Record, Value, batch_to_records, records_to_batch};
+
+/// The README's Rust examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -180,6 +180,11 @@ fn lossless_cast(from: &DataType, to: &DataType) -> bool {
 pub fn literal_of(expr: &Expr) -> Option<Value> {
     match expr {
         Expr::Literal(s, _) => scalar_to_value(s),
+        // A cast of a literal is a literal of the target type (DataFusion usually folds these).
+        Expr::Cast(Cast { expr, field }) => match expr.as_ref() {
+            Expr::Literal(s, _) => scalar_to_value(&s.cast_to(field.data_type()).ok()?),
+            _ => None,
+        },
         _ => None,
     }
 }
@@ -278,6 +283,8 @@ mod tests {
         assert!(expr_to_filter(&widened, &s).is_some());
         let to_text = cast(col("a"), DataType::Utf8).eq(lit("3"));
         assert!(expr_to_filter(&to_text, &s).is_none());
+        let cast_literal = col("a").eq(cast(lit("7"), DataType::Int32));
+        assert_eq!(expr_to_filter(&cast_literal, &s).unwrap().to_string(), "a = 7");
     }
 
     #[test]

@@ -23,7 +23,9 @@ fn batches() -> (Arc<Schema>, Vec<RecordBatch>) {
         Field::new("amount", DataType::Float64, true),
         Field::new("qty", DataType::Int32, true),
     ]));
-    let cats = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa"];
+    let cats = [
+        "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa",
+    ];
     let mut out = Vec::new();
     let mut x: u64 = 42;
     let mut next = || {
@@ -36,11 +38,21 @@ fn batches() -> (Arc<Schema>, Vec<RecordBatch>) {
         let n = BATCH.min(ROWS - start);
         let ids: Int64Array = (start..start + n).map(|i| i as i64).collect();
         let cat: StringArray = (0..n).map(|_| Some(cats[(next() % 10) as usize])).collect();
-        let amount: Float64Array = (0..n).map(|_| Some((next() % 100_000) as f64 / 100.0)).collect();
+        let amount: Float64Array = (0..n)
+            .map(|_| Some((next() % 100_000) as f64 / 100.0))
+            .collect();
         let qty: Int32Array = (0..n).map(|_| Some((next() % 100) as i32)).collect();
         out.push(
-            RecordBatch::try_new(schema.clone(), vec![Arc::new(ids), Arc::new(cat), Arc::new(amount), Arc::new(qty)])
-                .expect("batch"),
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(ids),
+                    Arc::new(cat),
+                    Arc::new(amount),
+                    Arc::new(qty),
+                ],
+            )
+            .expect("batch"),
         );
     }
     (schema, out)
@@ -57,37 +69,73 @@ fn bench(c: &mut Criterion) {
     for (i, b) in data.iter().enumerate() {
         partitions[i % parts].push(b.clone());
     }
-    ctx.register_table("t", Arc::new(MemTable::try_new(schema.clone(), partitions).expect("memtable")))
-        .expect("register");
+    ctx.register_table(
+        "t",
+        Arc::new(MemTable::try_new(schema.clone(), partitions).expect("memtable")),
+    )
+    .expect("register");
 
     // dataknobs: the same rows inserted into the memory backend through SQL.
     let engine = Engine::new();
     rt.block_on(async {
         engine
             .context()
-            .register_table("src", Arc::new(MemTable::try_new(schema.clone(), vec![data.clone()]).expect("memtable")))
+            .register_table(
+                "src",
+                Arc::new(MemTable::try_new(schema.clone(), vec![data.clone()]).expect("memtable")),
+            )
             .expect("register src");
         engine
-            .execute("CREATE TABLE t (id BIGINT PRIMARY KEY, category TEXT, amount DOUBLE, qty INT)")
+            .execute(
+                "CREATE TABLE t (id BIGINT PRIMARY KEY, category TEXT, amount DOUBLE, qty INT)",
+            )
             .await
             .expect("create");
-        engine.execute("INSERT INTO t SELECT * FROM src").await.expect("insert");
+        engine
+            .execute("INSERT INTO t SELECT * FROM src")
+            .await
+            .expect("insert");
         // Same answer from both before timing anything.
         let a = engine.execute(QUERY).await.expect("dataknobs query");
-        let b = ctx.sql(QUERY).await.expect("plan").collect().await.expect("datafusion query");
+        let b = ctx
+            .sql(QUERY)
+            .await
+            .expect("plan")
+            .collect()
+            .await
+            .expect("datafusion query");
         assert_eq!(
-            datafusion::arrow::util::pretty::pretty_format_batches(&a).expect("fmt").to_string(),
-            datafusion::arrow::util::pretty::pretty_format_batches(&b).expect("fmt").to_string()
+            datafusion::arrow::util::pretty::pretty_format_batches(&a)
+                .expect("fmt")
+                .to_string(),
+            datafusion::arrow::util::pretty::pretty_format_batches(&b)
+                .expect("fmt")
+                .to_string()
         );
     });
 
     let mut group = c.benchmark_group("filter_aggregate_1m");
     group.sample_size(20);
     group.bench_function("datafusion_memtable", |b| {
-        b.to_async(&rt).iter(|| async { ctx.sql(QUERY).await.expect("plan").collect().await.expect("run") })
+        b.to_async(&rt).iter(|| async {
+            ctx.sql(QUERY)
+                .await
+                .expect("plan")
+                .collect()
+                .await
+                .expect("run")
+        })
     });
     group.bench_function("dataknobs_memory", |b| {
-        b.to_async(&rt).iter(|| async { engine.sql(QUERY).await.expect("plan").collect().await.expect("run") })
+        b.to_async(&rt).iter(|| async {
+            engine
+                .sql(QUERY)
+                .await
+                .expect("plan")
+                .collect()
+                .await
+                .expect("run")
+        })
     });
     group.finish();
 }

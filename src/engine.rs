@@ -72,6 +72,7 @@ impl Engine {
             .with_information_schema(true)
             .with_extension(registry.clone());
         let ctx = SessionContext::new_with_config(config);
+        ctx.add_analyzer_rule(Arc::new(crate::rules::LikeEscapeRule));
         let root = Arc::new(RootCatalog::default());
         ctx.register_catalog(DEFAULT_CATALOG, root.clone());
         let engine = Engine {
@@ -235,14 +236,14 @@ impl Engine {
                 }
             }
             LogicalPlan::Ddl(DdlStatement::DropTable(cmd)) => {
-                if let Some((schema, name)) = self.backend_target(&cmd.name)? {
-                    if !schema.has_overlay(&name) {
-                        let (_, schema_name, backend) = schema.target();
-                        backend
-                            .drop_collection(schema_name, &name, cmd.if_exists)
-                            .await?;
-                        return self.count_frame(0);
-                    }
+                if let Some((schema, name)) = self.backend_target(&cmd.name)?
+                    && !schema.has_overlay(&name)
+                {
+                    let (_, schema_name, backend) = schema.target();
+                    backend
+                        .drop_collection(schema_name, &name, cmd.if_exists)
+                        .await?;
+                    return self.count_frame(0);
                 }
             }
             LogicalPlan::Statement(Statement::SetVariable(set)) => {
@@ -611,7 +612,10 @@ mod tests {
         assert!(is_complete("select 1; -- done"));
         assert!(!is_complete("select 1 /* ; */"));
         assert_eq!(split_statements("select 1; /* end */"), vec!["select 1"]);
-        assert_eq!(split_statements("select E'x\\';y'; select 2"), vec!["select E'x\\';y'", "select 2"]);
+        assert_eq!(
+            split_statements("select E'x\\';y'; select 2"),
+            vec!["select E'x\\';y'", "select 2"]
+        );
         assert!(!is_complete("select E'x\\';"));
         assert!(is_complete("select E'x\\';y';"));
         assert!(is_complete("select 'a''b';"));

@@ -37,6 +37,7 @@ pub mod error;
 pub mod pushdown;
 pub mod query;
 pub mod record;
+pub mod rules;
 pub mod table;
 
 pub use backends::memory::MemoryBackend;

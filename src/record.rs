@@ -242,11 +242,11 @@ impl Value {
                     _ => return Err(fail(": expected true or false")),
                 }
             }
-            (Value::DateTime(d), FieldType::DateTime) => Value::DateTime(*d),
+            (Value::DateTime(d), FieldType::DateTime) => Value::DateTime(truncate_to_micros(d)),
             (Value::String(s), FieldType::DateTime) => {
-                Value::DateTime(parse_datetime(s).ok_or_else(|| {
+                Value::DateTime(truncate_to_micros(&parse_datetime(s).ok_or_else(|| {
                     fail(": expected RFC 3339 or 'YYYY-MM-DD[ HH:MM:SS[.ffffff]]' (UTC)")
-                })?)
+                })?))
             }
             (Value::Json(j), FieldType::Json) => Value::Json(j.clone()),
             (Value::String(s), FieldType::Json) => Value::Json(
@@ -399,6 +399,11 @@ impl<T: Into<Value>> From<Option<T>> for Value {
     }
 }
 
+/// DATETIME values are stored with microsecond precision.
+fn truncate_to_micros(d: &DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(d.timestamp_micros()).unwrap_or(*d)
+}
+
 /// Formats a UTC datetime as RFC 3339 with microseconds.
 pub fn format_datetime(d: &DateTime<Utc>) -> String {
     d.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
@@ -426,12 +431,24 @@ pub fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
 }
 
 /// A named, typed value with its own metadata.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Field {
     pub name: String,
     pub value: Value,
     pub field_type: FieldType,
     pub metadata: BTreeMap<String, serde_json::Value>,
+    /// False for a NULL made without a type ([`Field::new`] with `Value::Null`): such a field
+    /// does not decide a new column's type.
+    type_known: bool,
+}
+
+impl PartialEq for Field {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+            && self.value == other.value
+            && self.field_type == other.field_type
+            && self.metadata == other.metadata
+    }
 }
 
 impl Field {
@@ -441,6 +458,7 @@ impl Field {
         let field_type = value.field_type().unwrap_or(FieldType::String);
         Field {
             name: name.into(),
+            type_known: !value.is_null(),
             value,
             field_type,
             metadata: BTreeMap::new(),
@@ -448,6 +466,11 @@ impl Field {
     }
 
     /// A field of an explicit type; the value is converted to it.
+    /// Does this field carry a type (anything but an untyped NULL)?
+    pub fn has_type(&self) -> bool {
+        self.type_known
+    }
+
     pub fn typed(name: impl Into<String>, value: impl Into<Value>, ty: FieldType) -> Result<Self> {
         let name = name.into();
         let value = value
@@ -459,6 +482,7 @@ impl Field {
             value,
             field_type: ty,
             metadata: BTreeMap::new(),
+            type_known: true,
         })
     }
 }
@@ -564,6 +588,7 @@ impl Record {
                     if !same_family {
                         f.field_type = t;
                     }
+                    f.type_known = true;
                 }
                 f.value = value;
             }
@@ -590,6 +615,7 @@ impl Record {
         let value = value.into();
         if let Some(t) = value.field_type() {
             f.field_type = t;
+            f.type_known = true;
         }
         f.value = value;
         Ok(())
@@ -613,6 +639,7 @@ impl Record {
             .convert_to(ty)
             .map_err(|e| Error::type_error(format!("field '{name}': {}", e.message())))?;
         f.field_type = ty;
+        f.type_known = true;
         Ok(())
     }
 
@@ -663,7 +690,7 @@ pub fn infer_schema(records: &[Record]) -> Schema {
     let mut order: Vec<(String, Option<FieldType>)> = Vec::new();
     for r in records {
         for f in r.fields() {
-            let t = if f.value.is_null() && f.field_type == FieldType::String {
+            let t = if !f.has_type() {
                 None
             } else {
                 Some(f.field_type)
@@ -799,14 +826,14 @@ pub fn records_to_batch(records: &[Record], schema: &SchemaRef) -> Result<Record
             .iter()
             .map(|r| r.get(field.name()).unwrap_or(&null))
             .collect();
-        if !field.is_nullable() {
-            if let Some(i) = values.iter().position(|v| v.is_null()) {
-                return Err(Error::type_error(format!(
-                    "column '{}' is NOT NULL but row {} has no value",
-                    field.name(),
-                    i + 1
-                )));
-            }
+        if !field.is_nullable()
+            && let Some(i) = values.iter().position(|v| v.is_null())
+        {
+            return Err(Error::type_error(format!(
+                "column '{}' is NOT NULL but row {} has no value",
+                field.name(),
+                i + 1
+            )));
         }
         columns.push(values_to_array(field, values.into_iter())?);
     }
@@ -955,6 +982,7 @@ pub fn batch_to_records(batch: &RecordBatch, id_column: Option<&str>) -> Result<
                 value,
                 field_type: *ty,
                 metadata: BTreeMap::new(),
+                type_known: true,
             });
         }
         records.push(r);

@@ -281,10 +281,10 @@ impl TableProvider for DatabaseTable {
         let mut scanned = wanted.clone();
         for e in &residual {
             for c in e.column_refs() {
-                if let Ok(i) = schema.index_of(&c.name) {
-                    if !scanned.contains(&i) {
-                        scanned.push(i);
-                    }
+                if let Ok(i) = schema.index_of(&c.name)
+                    && !scanned.contains(&i)
+                {
+                    scanned.push(i);
                 }
             }
         }

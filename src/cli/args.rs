@@ -27,7 +27,12 @@ pub enum Format {
 #[command(name = "dataknobs", version, about)]
 pub struct Args {
     /// Run SQL and exit (repeatable; all run in order in one session).
-    #[arg(short = 'c', long = "command", value_name = "SQL", allow_hyphen_values = true)]
+    #[arg(
+        short = 'c',
+        long = "command",
+        value_name = "SQL",
+        allow_hyphen_values = true
+    )]
     pub command: Vec<String>,
 
     /// Run the SQL statements in FILE and exit (repeatable).
@@ -64,7 +69,9 @@ impl Args {
             return self.order.clone();
         }
         // Recover the interleaving from the raw arguments.
-        let raw: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
+        let raw: Vec<String> = std::env::args_os()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
         let (mut c, mut f) = (self.command.iter(), self.file.iter());
         let mut out = Vec::new();
         let mut i = 1;
@@ -82,10 +89,8 @@ impl Args {
                 if let Some(s) = c.next() {
                     out.push(Input::Command(s.clone()));
                 }
-            } else if is_f {
-                if let Some(p) = f.next() {
-                    out.push(Input::File(p.clone()));
-                }
+            } else if is_f && let Some(p) = f.next() {
+                out.push(Input::File(p.clone()));
             }
             if (a == "-c"
                 || a == "--command"

@@ -44,7 +44,7 @@ pub async fn run(engine: &Engine, format: Format) -> Result<()> {
                         "\\?" | "\\h" => println!("{HELP}"),
                         "\\dt" => {
                             let sql = "SELECT table_catalog, table_schema, table_name, table_type FROM information_schema.tables \
-                                       WHERE table_schema <> 'information_schema' ORDER BY 1, 2, 3";
+                                       WHERE table_schema <> 'information_schema' AND table_catalog <> 'dataknobs' ORDER BY 1, 2, 3";
                             if let Err(e) =
                                 run_script(engine, sql, format, &mut std::io::stdout(), false).await
                             {

@@ -134,7 +134,7 @@ impl DatabaseFactory {
         let info = self
             .kinds
             .values()
-            .find(|k| k.schemes.iter().any(|s| *s == scheme))
+            .find(|k| k.schemes.contains(&scheme))
             .ok_or_else(|| {
                 let known: Vec<String> = self
                     .kinds
@@ -165,10 +165,10 @@ pub fn redact_url(url: &str) -> String {
         }
         Err(_) => {
             // Not a URL: hide anything between "://user:" and "@".
-            if let (Some(start), Some(at)) = (url.find("://"), url.rfind('@')) {
-                if let Some(colon) = url[start + 3..at].find(':') {
-                    return format!("{}***{}", &url[..start + 3 + colon + 1], &url[at..]);
-                }
+            if let (Some(start), Some(at)) = (url.find("://"), url.rfind('@'))
+                && let Some(colon) = url[start + 3..at].find(':')
+            {
+                return format!("{}***{}", &url[..start + 3 + colon + 1], &url[at..]);
             }
             url.to_string()
         }

@@ -28,10 +28,10 @@ pub fn value_to_scalar(v: &Value) -> ScalarValue {
         Value::Json(j) => ScalarValue::Utf8(Some(j.to_string())),
         Value::Binary(b) => ScalarValue::Binary(Some(b.clone())),
         Value::DateTime(d) => {
-            if d.timestamp_subsec_nanos() % 1000 != 0 {
-                if let Some(ns) = d.timestamp_nanos_opt() {
-                    return ScalarValue::TimestampNanosecond(Some(ns), Some("UTC".into()));
-                }
+            if d.timestamp_subsec_nanos() % 1000 != 0
+                && let Some(ns) = d.timestamp_nanos_opt()
+            {
+                return ScalarValue::TimestampNanosecond(Some(ns), Some("UTC".into()));
             }
             ScalarValue::TimestampMicrosecond(Some(d.timestamp_micros()), Some("UTC".into()))
         }

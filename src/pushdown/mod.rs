@@ -284,7 +284,10 @@ mod tests {
         let to_text = cast(col("a"), DataType::Utf8).eq(lit("3"));
         assert!(expr_to_filter(&to_text, &s).is_none());
         let cast_literal = col("a").eq(cast(lit("7"), DataType::Int32));
-        assert_eq!(expr_to_filter(&cast_literal, &s).unwrap().to_string(), "a = 7");
+        assert_eq!(
+            expr_to_filter(&cast_literal, &s).unwrap().to_string(),
+            "a = 7"
+        );
     }
 
     #[test]

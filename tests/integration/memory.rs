@@ -20,3 +20,196 @@ mod conformance {
     use super::MemoryFixture;
     crate::all_scenarios!(crate::conformance_suite; MemoryFixture);
 }
+
+mod persistence {
+    use std::sync::Arc;
+
+    use dataknobs::{
+        Backend, BlockingDatabase, Engine, Field, FieldType, MemoryBackend, Query, Record, Value,
+    };
+
+    fn every_type(i: i64) -> Record {
+        let mut r = Record::new().with_id(format!("r{i}"));
+        r.set_field(Field::typed("s", format!("s{i} 'q' ü"), FieldType::String).unwrap());
+        r.set_field(Field::typed("n", i, FieldType::Integer).unwrap());
+        r.set_field(Field::typed("f", i as f64 + 0.25, FieldType::Float).unwrap());
+        r.set_field(Field::typed("b", i % 2 == 0, FieldType::Boolean).unwrap());
+        r.set_field(
+            Field::typed(
+                "d",
+                chrono::DateTime::from_timestamp_micros(1_700_000_000_000_001 + i).unwrap(),
+                FieldType::DateTime,
+            )
+            .unwrap(),
+        );
+        r.set_field(
+            Field::typed(
+                "j",
+                serde_json::json!({"k": [i, null, "x"]}),
+                FieldType::Json,
+            )
+            .unwrap(),
+        );
+        r.set_field(Field::typed("bin", vec![0u8, 255, i as u8], FieldType::Binary).unwrap());
+        r.set_field(Field::typed("t", "text", FieldType::Text).unwrap());
+        if i == 1 {
+            r.set_field(Field::typed("f", Value::Null, FieldType::Float).unwrap());
+        }
+        r
+    }
+
+    #[tokio::test]
+    async fn records_survive_a_save_and_reload_with_every_type() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.json");
+        let originals: Vec<Record> = (0..3).map(every_type).collect();
+        {
+            let backend = MemoryBackend::with_file(&path).unwrap();
+            let people = backend.collection("people").unwrap();
+            people.batch_create(originals.clone()).await.unwrap();
+            backend.save().unwrap();
+        }
+        let backend = MemoryBackend::with_file(&path).unwrap();
+        let people = backend.collection("people").unwrap();
+        assert_eq!(people.count(None).await.unwrap(), 3);
+        for original in &originals {
+            let back = people
+                .read(original.id().unwrap())
+                .await
+                .unwrap()
+                .expect("record after reload");
+            for f in original.fields() {
+                assert_eq!(
+                    back.get(&f.name),
+                    Some(&f.value),
+                    "field {} of {:?}",
+                    f.name,
+                    original.id()
+                );
+                assert_eq!(
+                    back.field(&f.name).unwrap().field_type,
+                    f.field_type,
+                    "type of {}",
+                    f.name
+                );
+            }
+        }
+        // New records after the reload do not collide with loaded ones.
+        let id = people.create(Record::new().with("s", "new")).await.unwrap();
+        assert_eq!(people.count(None).await.unwrap(), 4);
+        assert!(people.read(&id).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn sql_tables_with_narrow_types_survive_a_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("memory://{}", dir.path().join("sql.json").display());
+        let expected;
+        {
+            let engine = Engine::new();
+            engine.attach("p", &url).await.unwrap();
+            engine
+                .execute("CREATE TABLE p.t (k INT PRIMARY KEY, s SMALLINT, d DATE, x DECIMAL(10,2), ts TIMESTAMP, r REAL)")
+                .await
+                .unwrap();
+            engine
+                .execute("INSERT INTO p.t VALUES (1, 7, DATE '2024-02-29', 12.34, TIMESTAMP '2024-01-01 10:00:00.123456', 1.5), (2, NULL, NULL, NULL, NULL, NULL)")
+                .await
+                .unwrap();
+            expected = crate::common::rows(
+                &engine
+                    .execute("SELECT * FROM p.t ORDER BY k")
+                    .await
+                    .unwrap(),
+            );
+        }
+        let engine = Engine::new();
+        engine.attach("p", &url).await.unwrap();
+        let batches = engine
+            .execute("SELECT * FROM p.t ORDER BY k")
+            .await
+            .unwrap();
+        assert_eq!(crate::common::rows(&batches), expected);
+        let schema = batches[0].schema();
+        assert_eq!(
+            schema.field_with_name("s").unwrap().data_type(),
+            &datafusion::arrow::datatypes::DataType::Int16
+        );
+        assert_eq!(
+            schema.field_with_name("x").unwrap().data_type(),
+            &datafusion::arrow::datatypes::DataType::Decimal128(10, 2)
+        );
+        // The key still rejects duplicates after the reload.
+        let e = engine
+            .execute("INSERT INTO p.t VALUES (1, 1, NULL, NULL, NULL, NULL)")
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("duplicate key '1'"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_file_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.json");
+        std::fs::write(&path, b"{not json").unwrap();
+        let e = MemoryBackend::with_file(&path).unwrap_err();
+        assert!(e.to_string().contains("bad.json"), "{e}");
+        assert!(e.to_string().contains("not a dataknobs memory file"), "{e}");
+    }
+
+    #[test]
+    fn the_blocking_wrapper_works_without_a_runtime() {
+        let backend = MemoryBackend::new();
+        let db = BlockingDatabase::new(backend.collection("c").unwrap()).unwrap();
+        let id = db.create(Record::new().with("age", 3)).unwrap();
+        assert!(db.exists(&id).unwrap());
+        assert_eq!(
+            db.read(&id).unwrap().unwrap().get("age"),
+            Some(&Value::Int(3))
+        );
+        let found = db
+            .search(&Query::new().try_filter("age", ">", 2).unwrap())
+            .unwrap();
+        assert_eq!(found.len(), 1);
+        assert!(db.update(&id, Record::new().with("age", 1)).unwrap());
+        assert_eq!(
+            db.count(Some(&Query::new().try_filter("age", ">", 2).unwrap()))
+                .unwrap(),
+            0
+        );
+        assert_eq!(db.clear().unwrap(), 1);
+        let _: Arc<dyn Backend> = Arc::new(backend);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn scans_see_a_consistent_snapshot_while_writers_run() {
+        let backend = Arc::new(MemoryBackend::new());
+        let db = backend.collection("snap").unwrap();
+        db.batch_create(
+            (0..1000)
+                .map(|i| Record::new().with("v", i as i64))
+                .collect(),
+        )
+        .await
+        .unwrap();
+        let writer = {
+            let db = db.clone();
+            tokio::spawn(async move {
+                for i in 0..200 {
+                    db.create(Record::new().with("v", 10_000 + i as i64))
+                        .await
+                        .unwrap();
+                }
+            })
+        };
+        for _ in 0..20 {
+            let n = db
+                .count(Some(&Query::new().try_filter("v", ">=", 0).unwrap()))
+                .await
+                .unwrap();
+            assert!((1000..=1200).contains(&n), "count {n}");
+        }
+        writer.await.unwrap();
+        assert_eq!(db.count(None).await.unwrap(), 1200);
+    }
+}

@@ -431,6 +431,8 @@ fn sort_offset_limit(batch: &RecordBatch, query: &Query) -> Result<RecordBatch> 
 pub struct MemoryBackend {
     collections: RwLock<BTreeMap<(String, String), Arc<MemoryCollection>>>,
     path: Option<PathBuf>,
+    /// What the file holds: each collection's name and version at the last save or load.
+    saved: parking_lot::Mutex<Vec<((String, String), u64)>>,
 }
 
 impl MemoryBackend {
@@ -445,9 +447,11 @@ impl MemoryBackend {
         let backend = MemoryBackend {
             collections: RwLock::new(BTreeMap::new()),
             path: Some(path.clone()),
+            saved: Default::default(),
         };
         if path.exists() {
             persist::load(&backend, &path)?;
+            *backend.saved.lock() = backend.versions();
         }
         Ok(backend)
     }
@@ -474,10 +478,25 @@ impl MemoryBackend {
 
     /// Writes all collections to the backend's file (atomically); a no-op without a file.
     pub fn save(&self) -> Result<()> {
-        match &self.path {
-            Some(p) => persist::save(self, p),
-            None => Ok(()),
+        let Some(p) = &self.path else {
+            return Ok(());
+        };
+        let versions = self.versions();
+        let mut saved = self.saved.lock();
+        if *saved == versions && p.exists() {
+            return Ok(());
         }
+        persist::save(self, p)?;
+        *saved = versions;
+        Ok(())
+    }
+
+    fn versions(&self) -> Vec<((String, String), u64)> {
+        self.collections
+            .read()
+            .iter()
+            .map(|(k, c)| (k.clone(), c.state.read().version))
+            .collect()
     }
 
     fn insert_collection(&self, schema: &str, name: &str, c: MemoryCollection) {

@@ -55,6 +55,15 @@ pub(crate) struct State {
     tail_live: usize,
     index: HashMap<String, Loc>,
     next_rowid: u64,
+    /// Bumped by every change, so a save can skip unchanged collections.
+    pub version: u64,
+}
+
+/// Versions come from one process-wide counter, so a dropped and re-created collection never
+/// repeats an earlier version.
+fn next_version() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 fn cast_opts() -> CastOptions<'static> {
@@ -74,6 +83,7 @@ impl State {
             tail_live: 0,
             index: HashMap::new(),
             next_rowid: 1,
+            version: next_version(),
         }
     }
 
@@ -154,12 +164,13 @@ impl State {
                         // A narrower SQL type (SMALLINT, DATE, DECIMAL, …): check the cast now.
                         values_to_array(col, [&v].into_iter())?;
                     }
-                    converted.set_field(crate::record::Field {
-                        name: f.name.clone(),
-                        value: v,
-                        field_type: ty,
-                        metadata: f.metadata.clone(),
-                    });
+                    let mut field = crate::record::Field::typed(f.name.clone(), Value::Null, ty)?;
+                    field.value = v;
+                    field.metadata = f.metadata.clone();
+                    converted.set_field(field);
+                }
+                Err(_) if !f.has_type() => {
+                    // An untyped NULL says nothing about the column's type: add no column.
                 }
                 Err(_) => {
                     if f.name.is_empty() {
@@ -211,6 +222,7 @@ impl State {
     }
 
     fn commit_prepared(&mut self, id: String, rec: Record, grown: Option<SchemaRef>) {
+        self.version = next_version();
         if let Some(s) = grown {
             self.flush();
             self.schema = s;
@@ -264,11 +276,17 @@ impl State {
     pub fn read(&self, id: &str) -> Result<Option<Record>> {
         match self.index.get(id) {
             None => Ok(None),
-            Some(Loc::Tail(i)) => Ok(self.tail[*i].as_ref().map(|(_, r)| {
-                let mut r = r.clone();
-                r.set_id(id);
-                r
-            })),
+            Some(Loc::Tail(i)) => match self.tail.get(*i).and_then(Option::as_ref) {
+                None => Ok(None),
+                Some((_, r)) => {
+                    // The same shape a stored row has: every column, in schema order.
+                    let batch = records_to_batch(std::slice::from_ref(r), &self.schema)?;
+                    Ok(batch_to_records(&batch, None)?.pop().map(|mut r| {
+                        r.set_id(id);
+                        r
+                    }))
+                }
+            },
             Some(Loc::Chunk(c, row)) => {
                 let chunk = &self.chunks[*c];
                 let batch = self.adapt(&chunk.batch)?.slice(*row, 1);
@@ -282,6 +300,7 @@ impl State {
     }
 
     pub fn delete(&mut self, id: &str) -> bool {
+        self.version = next_version();
         match self.index.remove(id) {
             None => false,
             Some(Loc::Tail(i)) => {
@@ -307,6 +326,7 @@ impl State {
     }
 
     pub fn clear(&mut self) -> u64 {
+        self.version = next_version();
         let n = self.index.len() as u64;
         self.chunks.clear();
         self.tail.clear();
@@ -366,10 +386,10 @@ impl State {
                 return;
             }
         }
-        if self.chunks.len() > MAX_CHUNKS_BEFORE_COMPACT {
-            if let Err(e) = self.compact() {
-                tracing::error!("memory backend: compaction failed: {e}");
-            }
+        if self.chunks.len() > MAX_CHUNKS_BEFORE_COMPACT
+            && let Err(e) = self.compact()
+        {
+            tracing::error!("memory backend: compaction failed: {e}");
         }
     }
 
@@ -449,6 +469,7 @@ impl State {
     /// Appends batches of the collection's schema (SQL INSERT): all rows or none.
     pub fn insert_batches(&mut self, collection: &str, batches: Vec<RecordBatch>) -> Result<u64> {
         self.flush();
+        self.version = next_version();
         let mut prepared = Vec::with_capacity(batches.len());
         let mut seen: HashSet<String> = HashSet::new();
         let mut rowid = self.next_rowid;
@@ -554,6 +575,7 @@ impl State {
         predicate: Option<&Arc<dyn datafusion::physical_expr::PhysicalExpr>>,
     ) -> Result<u64> {
         self.flush();
+        self.version = next_version();
         // Compute every new row first; apply only when all succeed.
         let mut plan: Vec<(usize, Vec<usize>, RecordBatch)> = Vec::new();
         for (c, chunk) in self.chunks.iter().enumerate() {

@@ -1,0 +1,110 @@
+//! Logical rewrites the engine adds to DataFusion's analyzer.
+//!
+//! [`LikeEscapeRule`]: DataFusion evaluates `LIKE … ESCAPE 'c'` only when `c` is a backslash.
+//! A literal pattern with another escape character is rewritten into the same pattern with
+//! backslash escapes (`'a#%%' ESCAPE '#'` → `'a\%%'`), which DataFusion and every backend
+//! evaluate, and which the pushdown translator then sends to the backend.
+
+use datafusion::common::ScalarValue;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::error::Result;
+use datafusion::logical_expr::expr::Like;
+use datafusion::logical_expr::{Cast, Expr, LogicalPlan};
+use datafusion::optimizer::AnalyzerRule;
+
+/// Rewrites `LIKE` patterns with a non-backslash escape character into backslash form.
+#[derive(Debug, Default)]
+pub struct LikeEscapeRule;
+
+impl AnalyzerRule for LikeEscapeRule {
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        plan.transform_up_with_subqueries(|p| p.map_expressions(|e| e.transform_up(rewrite_like)))
+            .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "dataknobs_like_escape"
+    }
+}
+
+fn rewrite_like(e: Expr) -> Result<Transformed<Expr>> {
+    let Expr::Like(like) = &e else {
+        return Ok(Transformed::no(e));
+    };
+    let Some(escape) = like.escape_char.filter(|c| *c != '\\') else {
+        return Ok(Transformed::no(e));
+    };
+    let Some(pattern) = rewrite_pattern(&like.pattern, escape) else {
+        return Ok(Transformed::no(e));
+    };
+    Ok(Transformed::yes(Expr::Like(Like {
+        negated: like.negated,
+        expr: like.expr.clone(),
+        pattern: Box::new(pattern),
+        escape_char: None,
+        case_insensitive: like.case_insensitive,
+    })))
+}
+
+/// The pattern expression (a string literal, possibly under a cast that type coercion added)
+/// with backslash escapes, or None if it is not a literal.
+fn rewrite_pattern(pattern: &Expr, escape: char) -> Option<Expr> {
+    match pattern {
+        Expr::Literal(lit, meta) => {
+            let text = match lit {
+                ScalarValue::Utf8(Some(p))
+                | ScalarValue::LargeUtf8(Some(p))
+                | ScalarValue::Utf8View(Some(p)) => p,
+                _ => return None,
+            };
+            let rewritten = to_backslash_escapes(text, escape)?;
+            let new_lit = match lit {
+                ScalarValue::LargeUtf8(_) => ScalarValue::LargeUtf8(Some(rewritten)),
+                ScalarValue::Utf8View(_) => ScalarValue::Utf8View(Some(rewritten)),
+                _ => ScalarValue::Utf8(Some(rewritten)),
+            };
+            Some(Expr::Literal(new_lit, meta.clone()))
+        }
+        Expr::Cast(Cast { expr, field }) => Some(Expr::Cast(Cast {
+            expr: Box::new(rewrite_pattern(expr, escape)?),
+            field: field.clone(),
+        })),
+        _ => None,
+    }
+}
+
+/// The same pattern with `\` as the escape character, or None if it ends in a lone escape
+/// (left for DataFusion to report).
+pub fn to_backslash_escapes(pattern: &str, escape: char) -> Option<String> {
+    let mut out = String::with_capacity(pattern.len() + 4);
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c == escape {
+            let next = chars.next()?;
+            out.push('\\');
+            out.push(next);
+        } else if c == '\\' {
+            out.push_str("\\\\");
+        } else {
+            out.push(c);
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::to_backslash_escapes;
+
+    #[test]
+    fn escapes_become_backslashes() {
+        assert_eq!(to_backslash_escapes("a#%%", '#').as_deref(), Some("a\\%%"));
+        assert_eq!(to_backslash_escapes("a#_b", '#').as_deref(), Some("a\\_b"));
+        assert_eq!(
+            to_backslash_escapes("a##b\\c", '#').as_deref(),
+            Some("a\\#b\\\\c")
+        );
+        assert_eq!(to_backslash_escapes("abc#", '#'), None);
+    }
+}

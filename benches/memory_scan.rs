@@ -13,7 +13,7 @@ use dataknobs::Engine;
 
 const ROWS: usize = 1_000_000;
 const BATCH: usize = 8192;
-const QUERY: &str = "SELECT category, sum(amount) AS total, count(*) AS n FROM t \
+const QUERY: &str = "SELECT category, round(sum(amount), 2) AS total, count(*) AS n FROM t \
                      WHERE qty > 50 AND amount < 500.0 GROUP BY category ORDER BY category";
 
 fn batches() -> (Arc<Schema>, Vec<RecordBatch>) {

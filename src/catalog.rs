@@ -70,17 +70,22 @@ impl SchemaProvider for BackendSchema {
         if let Some(t) = self.overlay.read().get(name) {
             return Ok(Some(t.clone()));
         }
+        let location = Location {
+            attached: self.attached.clone(),
+            schema: self.schema.clone(),
+            collection: name.to_string(),
+        };
+        if let Some(t) = self
+            .backend
+            .sql_table(&self.schema, name, location.clone(), self.settings.clone())
+            .await?
+        {
+            return Ok(Some(t));
+        }
         let db = self.backend.open(&self.schema, name).await?;
         Ok(db.map(|db| {
-            Arc::new(DatabaseTable::new(
-                db,
-                Location {
-                    attached: self.attached.clone(),
-                    schema: self.schema.clone(),
-                    collection: name.to_string(),
-                },
-                self.settings.clone(),
-            )) as Arc<dyn TableProvider>
+            Arc::new(DatabaseTable::new(db, location, self.settings.clone()))
+                as Arc<dyn TableProvider>
         }))
     }
 

@@ -244,6 +244,18 @@ pub trait Backend: Send + Sync + Debug {
     /// Drops a collection; false if it did not exist (an error unless `if_exists`).
     async fn drop_collection(&self, schema: &str, name: &str, if_exists: bool) -> Result<bool>;
 
+    /// A backend's own SQL table for a collection, when it has a better one than the generic
+    /// [`crate::table::DatabaseTable`] (files use DataFusion's listing tables). Default: None.
+    async fn sql_table(
+        &self,
+        _schema: &str,
+        _name: &str,
+        _location: crate::table::Location,
+        _settings: Arc<crate::table::Settings>,
+    ) -> Result<Option<Arc<dyn datafusion::catalog::TableProvider>>> {
+        Ok(None)
+    }
+
     /// Makes changes durable where the backend buffers them (called after each SQL statement).
     async fn sync(&self) -> Result<()> {
         Ok(())

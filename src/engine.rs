@@ -71,7 +71,8 @@ impl Engine {
             .with_create_default_catalog_and_schema(false)
             .with_information_schema(true)
             .with_extension(registry.clone());
-        let ctx = SessionContext::new_with_config(config);
+        // `SELECT … FROM 'path/file.parquet'` queries a file directly, as in datafusion-cli.
+        let ctx = SessionContext::new_with_config(config).enable_url_table();
         ctx.add_analyzer_rule(Arc::new(crate::rules::LikeEscapeRule));
         let root = Arc::new(RootCatalog::default());
         ctx.register_catalog(DEFAULT_CATALOG, root.clone());

@@ -597,6 +597,81 @@ impl DataSink for DatabaseSink {
     }
 }
 
+/// Wraps a plan so that errors from its streams say what was being done (e.g. which file was
+/// being read): DataFusion's file readers report the line but not the file.
+#[derive(Debug)]
+pub struct ErrorContextExec {
+    inner: Arc<dyn ExecutionPlan>,
+    context: String,
+}
+
+impl ErrorContextExec {
+    pub fn new(inner: Arc<dyn ExecutionPlan>, context: String) -> Self {
+        ErrorContextExec { inner, context }
+    }
+}
+
+impl DisplayAs for ErrorContextExec {
+    fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        match t {
+            DisplayFormatType::TreeRender => write!(f, "{}", self.context),
+            _ => write!(f, "ErrorContextExec: {}", self.context),
+        }
+    }
+}
+
+impl ExecutionPlan for ErrorContextExec {
+    fn name(&self) -> &str {
+        "ErrorContextExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        self.inner.properties()
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.inner]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn maintains_input_order(&self) -> Vec<bool> {
+        vec![true]
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        match (children.pop(), children.is_empty()) {
+            (Some(inner), true) => Ok(Arc::new(ErrorContextExec::new(inner, self.context.clone()))),
+            _ => Err(DataFusionError::Internal(
+                "ErrorContextExec takes one child".into(),
+            )),
+        }
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
+        let what = self.context.clone();
+        let stream = self
+            .inner
+            .execute(partition, context)
+            .map_err(|e| DataFusionError::Context(what.clone(), Box::new(e)))?;
+        let schema = stream.schema();
+        let mapped = stream.map_err(move |e| DataFusionError::Context(what.clone(), Box::new(e)));
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, mapped)))
+    }
+}
+
 /// For downcasting in tests and tools.
 pub fn as_scan(plan: &dyn ExecutionPlan) -> Option<&DatabaseScanExec> {
     (plan as &dyn Any).downcast_ref::<DatabaseScanExec>()

@@ -1,4 +1,5 @@
 //! One folder per backend. Each implements [`crate::Backend`] and [`crate::Database`] and is
 //! registered by URL scheme in [`crate::config::DatabaseFactory`].
 
+pub mod file;
 pub mod memory;

@@ -81,6 +81,20 @@ impl DatabaseFactory {
                 })
             }),
         );
+        f.register(
+            "file",
+            "a directory of JSON, NDJSON, CSV, TSV and Parquet files (file:///dir?format=parquet)",
+            true,
+            &["file"],
+            "file:///path/to/dir",
+            Arc::new(|url: Url| {
+                Box::pin(async move {
+                    let backend: Arc<dyn Backend> =
+                        Arc::new(crate::backends::file::FileBackend::from_url(&url)?);
+                    Ok(backend)
+                })
+            }),
+        );
         f
     }
 

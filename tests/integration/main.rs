@@ -5,5 +5,6 @@ mod cli;
 mod common;
 mod conformance;
 mod differential;
+mod file;
 mod memory;
 mod slt;

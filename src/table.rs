@@ -140,7 +140,7 @@ impl fmt::Display for Location {
 }
 
 /// A backend collection as a DataFusion table.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct DatabaseTable {
     db: Arc<dyn Database>,
     location: Location,

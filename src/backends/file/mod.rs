@@ -322,6 +322,23 @@ impl FileBackend {
                 format,
                 compression,
             } => {
+                let (_, sidecar) = records::sidecar_paths(path)?;
+                if *format == Format::Parquet || !sidecar.exists() {
+                    // Parquet carries its schema, and files from other tools have no sidecar:
+                    // DataFusion reads them directly; the record store is opened (and the file
+                    // loaded) only if a statement writes.
+                    let listing = self.listing_table(&entry, None, None).await?;
+                    return Ok(Some(Arc::new(FileTable {
+                        listing: Arc::new(listing),
+                        writer: WriterSource::Lazy {
+                            compression: *compression,
+                            location,
+                            settings,
+                        },
+                        path: path.clone(),
+                        format: *format,
+                    })));
+                }
                 let db = Arc::new(FileDatabase::open(
                     path.clone(),
                     Some(*format),
@@ -332,15 +349,14 @@ impl FileBackend {
                 // DataFusion 55's CSV scan ignores a NULL marker (it only uses it to infer
                 // schemas), so CSV/TSV files we wrote (NULL as `\N`, "" as an empty string)
                 // read through the record store, as do types DataFusion's text readers cannot
-                // parse as we store them (BINARY in CSV/JSON, nested JSON columns). Files made
-                // by other tools use DataFusion's readers.
+                // parse as we store them (BINARY in CSV/JSON, nested JSON columns).
                 if !listing_can_read(*format, &schema) || db.text_null_marker().is_some() {
                     return Ok(Some(Arc::new(writer)));
                 }
                 let listing = self.listing_table(&entry, Some(schema), None).await?;
                 Ok(Some(Arc::new(FileTable {
                     listing: Arc::new(listing),
-                    writer: Some(writer),
+                    writer: WriterSource::Ready(writer),
                     path: path.clone(),
                     format: *format,
                 })))
@@ -349,7 +365,7 @@ impl FileBackend {
                 let listing = self.listing_table(&entry, None, None).await?;
                 Ok(Some(Arc::new(FileTable {
                     listing: Arc::new(listing),
-                    writer: None,
+                    writer: WriterSource::None,
                     path: path.clone(),
                     format: *format,
                 })))
@@ -520,12 +536,48 @@ impl Backend for FileBackend {
 /// A file table for SQL: DataFusion's listing table for reads (and for inserts into
 /// directories), the record store for writes to a single file.
 #[derive(Debug)]
+enum WriterSource {
+    /// The record store, already open.
+    Ready(DatabaseTable),
+    /// Opened on the first write (opening loads the file).
+    Lazy {
+        compression: Compression,
+        location: Location,
+        settings: Arc<Settings>,
+    },
+    /// A directory table: DataFusion writes new files.
+    None,
+}
+
+#[derive(Debug)]
 struct FileTable {
     listing: Arc<ListingTable>,
-    writer: Option<DatabaseTable>,
+    writer: WriterSource,
     /// The file or directory, named in read errors.
     path: PathBuf,
     format: Format,
+}
+
+impl FileTable {
+    fn writer(&self) -> Result<Option<DatabaseTable>> {
+        Ok(match &self.writer {
+            WriterSource::Ready(w) => Some(w.clone()),
+            WriterSource::Lazy {
+                compression,
+                location,
+                settings,
+            } => {
+                let db =
+                    FileDatabase::open(self.path.clone(), Some(self.format), Some(*compression))?;
+                Some(DatabaseTable::new(
+                    Arc::new(db),
+                    location.clone(),
+                    settings.clone(),
+                ))
+            }
+            WriterSource::None => None,
+        })
+    }
 }
 
 #[async_trait]
@@ -571,7 +623,7 @@ impl TableProvider for FileTable {
         input: Arc<dyn ExecutionPlan>,
         insert_op: InsertOp,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        match &self.writer {
+        match self.writer()? {
             Some(w) => w.insert_into(state, input, insert_op).await,
             None => self.listing.insert_into(state, input, insert_op).await,
         }
@@ -582,7 +634,7 @@ impl TableProvider for FileTable {
         state: &dyn Session,
         filters: Vec<Expr>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        match &self.writer {
+        match self.writer()? {
             Some(w) => w.delete_from(state, filters).await,
             None => Err(
                 Error::unsupported("DELETE on a directory table is not supported")
@@ -598,7 +650,7 @@ impl TableProvider for FileTable {
         assignments: Vec<(String, Expr)>,
         filters: Vec<Expr>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        match &self.writer {
+        match self.writer()? {
             Some(w) => w.update(state, assignments, filters).await,
             None => Err(
                 Error::unsupported("UPDATE on a directory table is not supported")

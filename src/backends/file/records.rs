@@ -299,7 +299,8 @@ pub fn remove_file_and_sidecars(path: &Path) -> Result<()> {
 }
 
 /// The lock file and schema sidecar of a data file: `.<name>.lock`, `.<name>.schema.json`.
-fn sidecar_paths(path: &Path) -> Result<(PathBuf, PathBuf)> {
+/// The lock file and the schema sidecar of a data file.
+pub(crate) fn sidecar_paths(path: &Path) -> Result<(PathBuf, PathBuf)> {
     let file_name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
         Error::config(format!(
             "'{}' does not name a file with a UTF-8 name",

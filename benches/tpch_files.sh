@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # TPC-H SF1 lineitem, Q1 and Q6, Parquet and CSV: dataknobs vs bare DataFusion (one Rust
 # process) and DuckDB (PyPI duckdb, same files, same machine, right after), then the ratios.
+# Parquet runs twice: DataFusion's default settings ("default") and with filter pushdown into
+# the decoder plus filter reordering on both Rust sides ("tuned").
 # Usage: benches/tpch_files.sh [DATA_DIR]   (default /var/tmp/dataknobs-tpch)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,8 +1,68 @@
 #!/usr/bin/env bash
 # Starts (on loopback) the services the tests need when they are not running, and exports
-# their URLs for the tests. Sourced by scripts/test.sh. Each backend issue adds its service.
+# their URLs for the tests. Sourced by scripts/test.sh. In CI (CI=true) a service that cannot
+# be started is a failure; the backend tests also fail when their URL is missing.
+
+_pg_ready() {
+  pg_isready -q -h "$1" -p "$2" 2>/dev/null
+}
+
+start_postgres() {
+  local host=127.0.0.1 port=5432
+  if [ -n "${DK_TEST_POSTGRES_URL:-}" ]; then
+    return 0
+  fi
+  if ! command -v pg_isready >/dev/null 2>&1; then
+    echo "services: installing PostgreSQL (Debian package postgresql)" >&2
+    if command -v apt-get >/dev/null 2>&1; then
+      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) >&2 || true
+    fi
+  fi
+  if ! _pg_ready "$host" "$port"; then
+    echo "services: starting PostgreSQL" >&2
+    if command -v pg_lsclusters >/dev/null 2>&1; then
+      local ver
+      ver=$(pg_lsclusters -h 2>/dev/null | awk 'NR==1 {print $1}')
+      if [ -z "$ver" ]; then
+        ver=$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1)
+        [ -n "$ver" ] && pg_createcluster "$ver" main >&2 || true
+      fi
+      [ -n "$ver" ] && pg_ctlcluster "$ver" main start >&2 || true
+    fi
+    for _ in $(seq 1 30); do
+      _pg_ready "$host" "$port" && break
+      sleep 1
+    done
+  fi
+  if ! _pg_ready "$host" "$port"; then
+    echo "services: PostgreSQL is not reachable at $host:$port" >&2
+    return 1
+  fi
+  # Trust auth for the test user over loopback is what this machine kind provides; on a fresh
+  # Debian install, allow it for the tests (local, loopback only).
+  if ! psql -h "$host" -p "$port" -U postgres -d postgres -Atc 'select 1' >/dev/null 2>&1; then
+    local hba
+    hba=$(su postgres -c "psql -Atc 'show hba_file'" 2>/dev/null || true)
+    if [ -n "$hba" ] && [ -w "$hba" ]; then
+      sed -i '1i host all all 127.0.0.1/32 trust' "$hba"
+      su postgres -c "psql -Atc 'select pg_reload_conf()'" >/dev/null 2>&1 || true
+      sleep 1
+    fi
+  fi
+  if ! psql -h "$host" -p "$port" -U postgres -d postgres -Atc "select 1 from pg_database where datname='test'" 2>/dev/null | grep -q 1; then
+    psql -h "$host" -p "$port" -U postgres -d postgres -c 'CREATE DATABASE test' >/dev/null 2>&1 || true
+  fi
+  export DK_TEST_POSTGRES_URL="postgres://postgres@$host:$port/test"
+  export DK_TEST_POSTGRES_HOST="$host" DK_TEST_POSTGRES_PORT="$port"
+}
+
 start_services() {
-  # The memory backend needs no service. Later: PostgreSQL (DK_TEST_POSTGRES_URL), Redis
-  # (DK_TEST_REDIS_URL), osmem-server (DK_TEST_ES_URL), moto_server (DK_TEST_S3_URL).
-  :
+  local failed=0
+  start_postgres || failed=1
+  # Later: Redis (DK_TEST_REDIS_URL), osmem-server (DK_TEST_ES_URL), moto_server (DK_TEST_S3_URL).
+  if [ "$failed" -ne 0 ] && [ "${CI:-}" = "true" ]; then
+    echo "services: a service the tests need could not be started" >&2
+    return 1
+  fi
+  return 0
 }

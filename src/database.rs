@@ -36,11 +36,18 @@ pub enum FilterSupport {
 pub struct Partition {
     pub index: usize,
     pub count: usize,
+    /// Identifies one execution of a scan (the same for all its partitions), so backends can
+    /// share state between them, e.g. one database snapshot. 0 for unpartitioned scans.
+    pub scan: u64,
 }
 
 impl Partition {
     /// The whole scan.
-    pub const ALL: Partition = Partition { index: 0, count: 1 };
+    pub const ALL: Partition = Partition {
+        index: 0,
+        count: 1,
+        scan: 0,
+    };
 }
 
 /// A description of a new collection.

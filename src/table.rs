@@ -401,6 +401,8 @@ pub struct DatabaseScanExec {
     schema: SchemaRef,
     description: String,
     properties: Arc<PlanProperties>,
+    /// Shared by this scan's partitions (see [`Partition::scan`]).
+    scan_id: u64,
 }
 
 impl DatabaseScanExec {
@@ -425,6 +427,7 @@ impl DatabaseScanExec {
             schema,
             description,
             properties,
+            scan_id: uuid::Uuid::new_v4().as_u64_pair().0 | 1,
         }
     }
 
@@ -527,6 +530,7 @@ impl ExecutionPlan for DatabaseScanExec {
         let location = self.location.clone();
         let query = self.query.clone();
         let schema = self.schema.clone();
+        let scan_id = self.scan_id;
         let fut = async move {
             let db = registry
                 .open(&location.attached, &location.schema, &location.collection)
@@ -537,6 +541,7 @@ impl ExecutionPlan for DatabaseScanExec {
                     Partition {
                         index: partition,
                         count,
+                        scan: scan_id,
                     },
                 )
                 .await?;

@@ -95,6 +95,26 @@ impl DatabaseFactory {
                 })
             }),
         );
+        #[cfg(feature = "postgres")]
+        f.register(
+            "postgres",
+            "a PostgreSQL database: every table and view of every schema (postgres://user@host:5432/db?sslmode=prefer)",
+            true,
+            &["postgres", "postgresql"],
+            "postgres://user@localhost:5432/db",
+            Arc::new(|url: Url| {
+                Box::pin(async move {
+                    let backend: Arc<dyn Backend> = Arc::new(
+                        crate::backends::postgres::PgBackend::connect(
+                            &url,
+                            crate::backends::postgres::PgOptions::default(),
+                        )
+                        .await?,
+                    );
+                    Ok(backend)
+                })
+            }),
+        );
         f
     }
 

@@ -383,6 +383,294 @@ mod behaviour {
         assert!(e.contains("missing"), "{e}");
     }
 
+    /// Writes the result of `query` to `path` with a throwaway engine (so nothing of ours
+    /// knows about the write).
+    async fn write_file(query: &str, path: &std::path::Path) {
+        let stored = match path.extension().and_then(|e| e.to_str()) {
+            Some("parquet") => "PARQUET OPTIONS ('format.compression' 'uncompressed')",
+            Some("csv") => "CSV OPTIONS ('format.has_header' 'true')",
+            other => panic!("no COPY format for {other:?}"),
+        };
+        let sql = format!("COPY ({query}) TO '{}' STORED AS {stored}", path.display());
+        Engine::new()
+            .execute(&sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        assert!(path.is_file(), "{sql} wrote no file");
+    }
+
+    /// Sets a file's modification time back to `t` (as tools that preserve times do).
+    fn set_modified(path: &std::path::Path, t: std::time::SystemTime) {
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+        assert_eq!(std::fs::metadata(path).unwrap().modified().unwrap(), t);
+    }
+
+    async fn query(engine: &Engine, sql: &str) -> Vec<String> {
+        rows(
+            &engine
+                .execute(sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}")),
+        )
+    }
+
+    /// Tables are cached between statements; a file replaced in place by another program, with
+    /// another schema and its old modification time, is read afresh by the next statement.
+    #[tokio::test]
+    async fn a_file_rewritten_by_another_program_is_read_afresh() {
+        let dir = temp_dir();
+        let scratch = temp_dir();
+        let t = dir.join("t.parquet");
+        write_file("SELECT 1 AS a, 'x' AS b", &t).await;
+        let engine = attach(&dir).await;
+        for _ in 0..2 {
+            assert_eq!(
+                query(&engine, "SELECT a, b FROM data.t").await,
+                ["| 1 | x |"]
+            );
+        }
+        let before = std::fs::metadata(&t).unwrap();
+        let replacement = scratch.join("t.parquet");
+        write_file(
+            "SELECT c FROM (VALUES (10), (20), (30)) AS v(c)",
+            &replacement,
+        )
+        .await;
+        let bytes = std::fs::read(&replacement).unwrap();
+        assert_ne!(
+            bytes.len() as u64,
+            before.len(),
+            "the test needs another length"
+        );
+        // In place (same inode), then the old modification time back.
+        std::fs::write(&t, bytes).unwrap();
+        set_modified(&t, before.modified().unwrap());
+        assert_eq!(
+            query(&engine, "SELECT c FROM data.t ORDER BY c").await,
+            ["| 10 |", "| 20 |", "| 30 |"]
+        );
+        let e = engine.execute("SELECT b FROM data.t").await.unwrap_err();
+        assert!(e.to_string().contains('b'), "{e}");
+        // Replaced by rename (a new inode), as editors and our own writer do.
+        write_file("SELECT 'renamed' AS d", &replacement).await;
+        std::fs::rename(&replacement, &t).unwrap();
+        assert_eq!(
+            query(&engine, "SELECT d FROM data.t").await,
+            ["| renamed |"]
+        );
+    }
+
+    /// Even a rewrite that keeps the length and the modification time is seen (CSV: a new
+    /// header, same size), through the file's change time.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_same_size_rewrite_with_the_old_modification_time_is_seen() {
+        let dir = temp_dir();
+        let t = dir.join("t.csv");
+        std::fs::write(&t, "a,b\n1,2\n").unwrap();
+        let engine = attach(&dir).await;
+        assert_eq!(
+            query(&engine, "SELECT a, b FROM data.t").await,
+            ["| 1 | 2 |"]
+        );
+        let modified = std::fs::metadata(&t).unwrap().modified().unwrap();
+        // Let the (coarse) file-system clock move on, so the change time differs.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::fs::write(&t, "x,y\n3,4\n").unwrap();
+        set_modified(&t, modified);
+        assert_eq!(
+            query(&engine, "SELECT x, y FROM data.t").await,
+            ["| 3 | 4 |"]
+        );
+    }
+
+    /// A file added to (or removed from) a directory table, in an existing or a new Hive
+    /// partition, is seen by the next statement.
+    #[tokio::test]
+    async fn files_added_to_a_directory_table_are_seen() {
+        let dir = temp_dir();
+        let events = dir.join("events");
+        write_file("SELECT 10 AS v", &events.join("year=2023/a.parquet")).await;
+        let engine = attach(&dir).await;
+        let by_year =
+            "SELECT year, count(*) AS n, sum(v) AS s FROM data.events GROUP BY year ORDER BY year";
+        for _ in 0..2 {
+            assert_eq!(query(&engine, by_year).await, ["| 2023 | 1 | 10 |"]);
+        }
+        write_file(
+            "SELECT 20 AS v UNION ALL SELECT 21",
+            &events.join("year=2024/b.parquet"),
+        )
+        .await;
+        assert_eq!(
+            query(&engine, by_year).await,
+            ["| 2023 | 1 | 10 |", "| 2024 | 2 | 41 |"]
+        );
+        write_file("SELECT 5 AS v", &events.join("year=2023/c.parquet")).await;
+        assert_eq!(
+            query(&engine, by_year).await,
+            ["| 2023 | 2 | 15 |", "| 2024 | 2 | 41 |"]
+        );
+        assert_eq!(
+            query(
+                &engine,
+                "SELECT sum(v) AS s FROM data.events WHERE year = '2023'"
+            )
+            .await,
+            ["| 15 |"]
+        );
+        std::fs::remove_file(events.join("year=2024/b.parquet")).unwrap();
+        assert_eq!(query(&engine, by_year).await, ["| 2023 | 2 | 15 |"]);
+        // A plain directory (no partitions) of CSV files.
+        let logs = dir.join("logs");
+        std::fs::create_dir(&logs).unwrap();
+        std::fs::write(logs.join("1.csv"), "n\n1\n").unwrap();
+        let total = "SELECT count(*) AS c, sum(n) AS s FROM data.logs";
+        assert_eq!(query(&engine, total).await, ["| 1 | 1 |"]);
+        std::fs::write(logs.join("2.csv"), "n\n2\n3\n").unwrap();
+        assert_eq!(query(&engine, total).await, ["| 3 | 6 |"]);
+    }
+
+    /// DROP, CREATE, INSERT and record-API writes through dataknobs are seen at once, also when
+    /// a table is dropped and created again with the same name and another schema.
+    #[tokio::test]
+    async fn writes_through_dataknobs_are_seen_by_the_next_statement() {
+        for format in ["parquet", "csv"] {
+            let dir = temp_dir();
+            let engine = Engine::new();
+            engine
+                .attach("data", &format!("file://{}?format={format}", dir.display()))
+                .await
+                .unwrap();
+            engine
+                .execute("CREATE TABLE data.t (id BIGINT PRIMARY KEY, s TEXT)")
+                .await
+                .unwrap();
+            engine
+                .execute("INSERT INTO data.t VALUES (1, 'a')")
+                .await
+                .unwrap();
+            assert_eq!(
+                query(&engine, "SELECT id, s FROM data.t").await,
+                ["| 1  | a |"],
+                "{format}"
+            );
+            engine
+                .execute("INSERT INTO data.t VALUES (2, 'b')")
+                .await
+                .unwrap();
+            assert_eq!(
+                query(&engine, "SELECT count(*) AS n FROM data.t").await,
+                ["| 2 |"],
+                "{format}"
+            );
+            let db = engine.database("data.t").await.unwrap();
+            db.create(dataknobs::Record::from_pairs([
+                ("id", dataknobs::Value::from(3_i64)),
+                ("s", dataknobs::Value::from("c")),
+            ]))
+            .await
+            .unwrap();
+            assert_eq!(
+                query(&engine, "SELECT count(*) AS n FROM data.t").await,
+                ["| 3 |"],
+                "{format}"
+            );
+            engine.execute("DROP TABLE data.t").await.unwrap();
+            engine
+                .execute("CREATE TABLE data.t (z DOUBLE)")
+                .await
+                .unwrap();
+            assert_eq!(
+                query(&engine, "SELECT count(*) AS n FROM data.t").await,
+                ["| 0 |"],
+                "{format}"
+            );
+            engine
+                .execute("INSERT INTO data.t VALUES (1.5)")
+                .await
+                .unwrap();
+            assert_eq!(
+                query(&engine, "SELECT z FROM data.t").await,
+                ["| 1.5 |"],
+                "{format}"
+            );
+            assert!(
+                engine.execute("SELECT s FROM data.t").await.is_err(),
+                "{format}"
+            );
+        }
+    }
+
+    /// Parquet filter pushdown can be turned on per attached directory (URL option) or for the
+    /// session (`SET datafusion.execution.parquet.pushdown_filters`): the filter then runs inside
+    /// the scan (no FilterExec above it), with the same answers.
+    #[tokio::test]
+    async fn parquet_filter_pushdown_per_directory_or_session() {
+        let dir = temp_dir();
+        write_file(
+            "SELECT value AS k, value % 7 AS m FROM generate_series(1, 1000)",
+            &dir.join("nums.parquet"),
+        )
+        .await;
+        let sql = "SELECT count(*) AS n, sum(k) AS s FROM data.nums WHERE m = 3 AND k > 500";
+        async fn plan(engine: &Engine, sql: &str) -> String {
+            query(engine, &format!("EXPLAIN {sql}")).await.join("\n")
+        }
+        let plain = attach(&dir).await;
+        let expected = query(&plain, sql).await;
+        assert_eq!(expected, ["| 71 | 53607 |"]);
+        let p = plan(&plain, sql).await;
+        assert!(
+            p.contains("FilterExec"),
+            "default: no pushdown expected\n{p}"
+        );
+
+        let tuned = Engine::new();
+        tuned
+            .attach(
+                "data",
+                &format!(
+                    "file://{}?pushdown_filters=true&reorder_filters=true&enable_page_index=true",
+                    dir.display()
+                ),
+            )
+            .await
+            .unwrap();
+        let p = plan(&tuned, sql).await;
+        assert!(
+            !p.contains("FilterExec"),
+            "URL option: pushdown expected\n{p}"
+        );
+        assert_eq!(query(&tuned, sql).await, expected);
+
+        plain
+            .execute("SET datafusion.execution.parquet.pushdown_filters = true")
+            .await
+            .unwrap();
+        let p = plan(&plain, sql).await;
+        assert!(
+            !p.contains("FilterExec"),
+            "session setting: pushdown expected\n{p}"
+        );
+        assert_eq!(query(&plain, sql).await, expected);
+
+        let e = Engine::new()
+            .attach(
+                "bad",
+                &format!("file://{}?pushdown_filters=maybe", dir.display()),
+            )
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("pushdown_filters") && e.contains("maybe"), "{e}");
+    }
+
     /// A writer killed with SIGKILL in the middle of a large write leaves the previous file
     /// exactly as it was.
     #[cfg(unix)]

@@ -12,7 +12,19 @@
 //! ([`FileDatabase`]) works on single files with atomic, locked writes; SQL `INSERT`,
 //! `DELETE` and `UPDATE` on a single-file table go through it, and `INSERT` into a directory
 //! table writes a new file through DataFusion.
+//!
+//! Built tables (inferred schema, listing options, the opened record store) are cached per
+//! table path and reused while a fingerprint of the table's files (length, modification time,
+//! inode and change time of each file; for directories, of every file below them) is
+//! unchanged, so planning does not re-read footers per statement and never sees stale data.
+//!
+//! Parquet reads can be tuned per attached directory with the URL options
+//! `pushdown_filters`, `reorder_filters` and `enable_page_index` (`true`/`false`); an option
+//! not given follows the session's `datafusion.execution.parquet.*` setting (so
+//! `SET datafusion.execution.parquet.pushdown_filters = true` works too). DataFusion turns
+//! filter pushdown on whenever the session asks for it, even where the URL says `false`.
 
+mod cache;
 pub mod format;
 pub mod records;
 
@@ -21,6 +33,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::TableReference;
+use datafusion::config::ConfigOptions;
 use datafusion::datasource::TableType;
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::csv::CsvFormat;
@@ -30,7 +44,12 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::datasource::physical_plan::{FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result as DfResult;
+use datafusion::execution::cache::TableScopedPath;
+use datafusion::execution::cache::cache_manager::{CachedFileMetadata, FileStatisticsCache};
+use datafusion::execution::cache::default_cache::DefaultCache;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
@@ -39,12 +58,16 @@ use datafusion::prelude::SessionContext;
 pub use format::{Compression, Format};
 pub use records::FileDatabase;
 
+use self::cache::{Built, Fingerprint, TableCache};
 use crate::database::{Backend, CollectionSpec, Database};
 use crate::error::{Error, Result};
 use crate::table::{DatabaseTable, Location, Settings};
 
 const KIND: &str = "file";
 const SCHEMA: &str = "public";
+/// Memory limit of each cached table's file-statistics cache (an upper bound; a file's
+/// statistics take a few KiB).
+const STATISTICS_CACHE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Options of a file backend.
 #[derive(Debug, Clone)]
@@ -55,6 +78,8 @@ pub struct FileOptions {
     pub compression: Compression,
     /// Rows read to infer a schema (CSV/JSON).
     pub infer_rows: usize,
+    /// Parquet read settings of this directory.
+    pub parquet: ParquetTuning,
 }
 
 impl Default for FileOptions {
@@ -63,7 +88,33 @@ impl Default for FileOptions {
             default_format: Format::Parquet,
             compression: Compression::None,
             infer_rows: 1000,
+            parquet: ParquetTuning::default(),
         }
+    }
+}
+
+/// Parquet read settings of a file backend; `None` follows the session's
+/// `datafusion.execution.parquet.*` value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ParquetTuning {
+    /// Evaluate filters while decoding (late materialization), skipping rows early.
+    /// DataFusion also turns this on whenever the session's setting is true.
+    pub pushdown_filters: Option<bool>,
+    /// Let the pushed-down filters be reordered to run the cheapest / most selective first.
+    pub reorder_filters: Option<bool>,
+    /// Read the page index to prune pages inside row groups.
+    pub enable_page_index: Option<bool>,
+}
+
+impl ParquetTuning {
+    /// The settings a scan uses: ours where given, the session's otherwise.
+    fn effective(&self, config: &ConfigOptions) -> (bool, bool, bool) {
+        let session = &config.execution.parquet;
+        (
+            self.pushdown_filters.unwrap_or(session.pushdown_filters),
+            self.reorder_filters.unwrap_or(session.reorder_filters),
+            self.enable_page_index.unwrap_or(session.enable_page_index),
+        )
     }
 }
 
@@ -82,11 +133,27 @@ enum Entry {
     },
 }
 
+impl Entry {
+    fn path(&self) -> &Path {
+        match self {
+            Entry::File { path, .. } | Entry::Dir { path, .. } => path,
+        }
+    }
+
+    fn format(&self) -> Format {
+        match self {
+            Entry::File { format, .. } | Entry::Dir { format, .. } => *format,
+        }
+    }
+}
+
 /// A directory of files as a backend.
 #[derive(Debug)]
 pub struct FileBackend {
     root: PathBuf,
     options: FileOptions,
+    /// Built tables by path, reused while their files are unchanged.
+    cache: Arc<TableCache>,
 }
 
 impl FileBackend {
@@ -111,6 +178,7 @@ impl FileBackend {
         Ok(FileBackend {
             root: canonical,
             options,
+            cache: Arc::new(TableCache::default()),
         })
     }
 
@@ -131,9 +199,14 @@ impl FileBackend {
                         Error::config(format!("infer_rows must be a number, got '{v}'"))
                     })?
                 }
+                "pushdown_filters" => options.parquet.pushdown_filters = Some(parse_bool(&k, &v)?),
+                "reorder_filters" => options.parquet.reorder_filters = Some(parse_bool(&k, &v)?),
+                "enable_page_index" => {
+                    options.parquet.enable_page_index = Some(parse_bool(&k, &v)?)
+                }
                 other => {
                     return Err(Error::config(format!(
-                        "unknown file backend option '{other}'; known: format, compression, infer_rows"
+                        "unknown file backend option '{other}'; known: format, compression, infer_rows, pushdown_filters, reorder_filters, enable_page_index"
                     )));
                 }
             }
@@ -236,6 +309,7 @@ impl FileBackend {
         entry: &Entry,
         schema: Option<datafusion::arrow::datatypes::SchemaRef>,
         null_marker: Option<&str>,
+        build: u64,
     ) -> Result<ListingTable> {
         let (path, format, compression, is_dir) = match entry {
             Entry::File {
@@ -253,7 +327,12 @@ impl FileBackend {
         if is_dir && !url_text.ends_with('/') {
             url_text.push('/');
         }
-        let url = ListingTableUrl::parse(&url_text).map_err(|e| self.err(Error::from(e)))?;
+        // DataFusion caches directory listings per (table reference, path) for the life of
+        // the session: a reference new for every build makes a rebuilt table (the fingerprint
+        // changed, e.g. a file was added) list the directory afresh.
+        let url = ListingTableUrl::parse(&url_text)
+            .map_err(|e| self.err(Error::from(e)))?
+            .with_table_ref(TableReference::bare(format!("{url_text}#{build}")));
         let fc = match compression {
             Compression::None => FileCompressionType::UNCOMPRESSED,
             Compression::Gzip => FileCompressionType::GZIP,
@@ -302,7 +381,75 @@ impl FileBackend {
         let config = ListingTableConfig::new(url)
             .with_listing_options(options)
             .with_schema(schema);
-        ListingTable::try_new(config).map_err(|e| self.err(e.into()))
+        // The table is cached across statements: give it a statistics cache of its own (as
+        // `SessionContext::register_parquet` does with the session's), so the per-file
+        // statistics are computed once per file version (entries are checked against the
+        // file's length and modification time).
+        let statistics: Arc<FileStatisticsCache> = Arc::new(
+            DefaultCache::<TableScopedPath, CachedFileMetadata>::new(STATISTICS_CACHE_BYTES)
+                .with_name("dataknobs file table statistics"),
+        );
+        Ok(ListingTable::try_new(config)
+            .map_err(|e| self.err(e.into()))?
+            .with_cache(Some(statistics)))
+    }
+
+    /// Builds what is expensive about a table: schema inference, the listing options and,
+    /// for CSV/JSON files written by dataknobs, the loaded record store.
+    async fn build(&self, entry: &Entry) -> Result<Built> {
+        let build = self.cache.next_build();
+        match entry {
+            Entry::File {
+                path,
+                format,
+                compression,
+            } => {
+                let (_, sidecar) = records::sidecar_paths(path)?;
+                if *format == Format::Parquet || !sidecar.exists() {
+                    // Parquet carries its schema, and files from other tools have no sidecar:
+                    // DataFusion reads them directly; the record store is opened (and the file
+                    // loaded) only if a statement writes.
+                    let listing = self.listing_table(entry, None, None, build).await?;
+                    return Ok(Built::Listing(Arc::new(listing)));
+                }
+                let db = FileDatabase::open(path.clone(), Some(*format), Some(*compression))?;
+                let schema = db.schema();
+                // DataFusion 55's CSV scan ignores a NULL marker (it only uses it to infer
+                // schemas), so CSV/TSV files we wrote (NULL as `\N`, "" as an empty string)
+                // read through the record store, as do types DataFusion's text readers cannot
+                // parse as we store them (BINARY in CSV/JSON, nested JSON columns).
+                if !listing_can_read(*format, &schema) || db.text_null_marker().is_some() {
+                    return Ok(Built::Store { db, listing: None });
+                }
+                let listing = self.listing_table(entry, Some(schema), None, build).await?;
+                Ok(Built::Store {
+                    db,
+                    listing: Some(Arc::new(listing)),
+                })
+            }
+            Entry::Dir { .. } => Ok(Built::Listing(Arc::new(
+                self.listing_table(entry, None, None, build).await?,
+            ))),
+        }
+    }
+
+    /// The built table for an entry: from the cache while the entry's files are unchanged,
+    /// built (and cached) otherwise.
+    async fn built(&self, entry: &Entry) -> Result<Built> {
+        let path = entry.path();
+        // Fingerprint first: a change during the build then makes the next lookup miss.
+        let fingerprint = match entry {
+            Entry::File { .. } => Fingerprint::of_file(path),
+            Entry::Dir { .. } => Fingerprint::of_dir(path),
+        }
+        .map_err(|e| self.err(e))?;
+        if let Some(built) = self.cache.get(path, &fingerprint) {
+            return Ok(built);
+        }
+        let built = self.build(entry).await?;
+        self.cache
+            .put(path.to_path_buf(), fingerprint, built.clone());
+        Ok(built)
     }
 
     /// The SQL table for a collection: DataFusion's listing table, with writes to single files
@@ -316,62 +463,88 @@ impl FileBackend {
         let Some(entry) = self.find(name)? else {
             return Ok(None);
         };
-        match &entry {
-            Entry::File {
-                path,
-                format,
-                compression,
-            } => {
-                let (_, sidecar) = records::sidecar_paths(path)?;
-                if *format == Format::Parquet || !sidecar.exists() {
-                    // Parquet carries its schema, and files from other tools have no sidecar:
-                    // DataFusion reads them directly; the record store is opened (and the file
-                    // loaded) only if a statement writes.
-                    let listing = self.listing_table(&entry, None, None).await?;
-                    return Ok(Some(Arc::new(FileTable {
-                        listing: Arc::new(listing),
-                        writer: WriterSource::Lazy {
-                            compression: *compression,
-                            location,
-                            settings,
-                        },
-                        path: path.clone(),
-                        format: *format,
-                    })));
+        let built = self.built(&entry).await?;
+        let table = |listing: Arc<ListingTable>, writer: WriterSource| -> Arc<dyn TableProvider> {
+            Arc::new(FileTable {
+                listing,
+                writer,
+                path: entry.path().to_path_buf(),
+                format: entry.format(),
+                parquet: self.options.parquet,
+                cache: self.cache.clone(),
+            })
+        };
+        Ok(Some(match (&entry, built) {
+            (Entry::File { compression, .. }, Built::Listing(listing)) => table(
+                listing,
+                WriterSource::Lazy {
+                    compression: *compression,
+                    location,
+                    settings,
+                },
+            ),
+            (Entry::File { .. }, Built::Store { db, listing }) => {
+                let writer = DatabaseTable::new(Arc::new(db), location, settings);
+                match listing {
+                    Some(listing) => table(listing, WriterSource::Ready(writer)),
+                    None => Arc::new(writer),
                 }
-                let db = Arc::new(FileDatabase::open(
-                    path.clone(),
-                    Some(*format),
-                    Some(*compression),
-                )?);
-                let schema = db.schema();
-                let writer = DatabaseTable::new(db.clone(), location, settings);
-                // DataFusion 55's CSV scan ignores a NULL marker (it only uses it to infer
-                // schemas), so CSV/TSV files we wrote (NULL as `\N`, "" as an empty string)
-                // read through the record store, as do types DataFusion's text readers cannot
-                // parse as we store them (BINARY in CSV/JSON, nested JSON columns).
-                if !listing_can_read(*format, &schema) || db.text_null_marker().is_some() {
-                    return Ok(Some(Arc::new(writer)));
-                }
-                let listing = self.listing_table(&entry, Some(schema), None).await?;
-                Ok(Some(Arc::new(FileTable {
-                    listing: Arc::new(listing),
-                    writer: WriterSource::Ready(writer),
-                    path: path.clone(),
-                    format: *format,
-                })))
             }
-            Entry::Dir { path, format, .. } => {
-                let listing = self.listing_table(&entry, None, None).await?;
-                Ok(Some(Arc::new(FileTable {
-                    listing: Arc::new(listing),
-                    writer: WriterSource::None,
-                    path: path.clone(),
-                    format: *format,
-                })))
+            (Entry::Dir { .. }, Built::Listing(listing)) => table(listing, WriterSource::None),
+            (Entry::Dir { path, .. }, Built::Store { .. }) => {
+                return Err(self.err(Error::internal(format!(
+                    "directory table '{}' was built as a single file; run the statement again",
+                    path.display()
+                ))));
             }
-        }
+        }))
     }
+}
+
+/// A `true`/`false` URL option.
+fn parse_bool(option: &str, value: &str) -> Result<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "on" | "1" => Ok(true),
+        "false" | "off" | "0" => Ok(false),
+        other => Err(Error::config(format!(
+            "file backend option {option} takes true or false, not '{other}'"
+        ))),
+    }
+}
+
+/// Applies the effective Parquet read settings (the backend's where given, the session's
+/// otherwise) to a Parquet scan made by a listing table. Plans that are not a Parquet scan
+/// (e.g. an empty table) are returned unchanged.
+fn tune_parquet(
+    plan: Arc<dyn ExecutionPlan>,
+    tuning: &ParquetTuning,
+    config: &ConfigOptions,
+) -> Arc<dyn ExecutionPlan> {
+    let (pushdown, reorder, page_index) = tuning.effective(config);
+    let Some(exec) = plan.downcast_ref::<DataSourceExec>() else {
+        return plan;
+    };
+    let Some((conf, source)) = exec.downcast_to_file_source::<ParquetSource>() else {
+        return plan;
+    };
+    let current = &source.table_parquet_options().global;
+    if (
+        current.pushdown_filters,
+        current.reorder_filters,
+        current.enable_page_index,
+    ) == (pushdown, reorder, page_index)
+    {
+        return plan;
+    }
+    let source = source
+        .clone()
+        .with_pushdown_filters(pushdown)
+        .with_reorder_filters(reorder)
+        .with_enable_page_index(page_index);
+    let conf = FileScanConfigBuilder::from(conf.clone())
+        .with_source(Arc::new(source))
+        .build();
+    DataSourceExec::from_data_source(conf)
 }
 
 /// Can DataFusion's reader for `format` parse every column of `schema` as the record store
@@ -437,6 +610,12 @@ impl Backend for FileBackend {
         match self.find(name)? {
             None => Ok(None),
             Some(Entry::File { path, format, compression }) => {
+                // A record store built for SQL reads is shared while the file is unchanged
+                // (it also reloads by itself when another writer changed the file).
+                let fingerprint = Fingerprint::of_file(&path).map_err(|e| self.err(e))?;
+                if let Some(Built::Store { db, .. }) = self.cache.get(&path, &fingerprint) {
+                    return Ok(Some(Arc::new(db)));
+                }
                 Ok(Some(Arc::new(FileDatabase::open(path, Some(format), Some(compression))?) as Arc<dyn Database>))
             }
             Some(Entry::Dir { path, .. }) => Err(self.err(Error::unsupported(format!(
@@ -489,13 +668,15 @@ impl Backend for FileBackend {
             self.options.compression,
         ));
         let db = FileDatabase::create_new(
-            file,
+            file.clone(),
             self.options.default_format,
             self.options.compression,
             spec.schema,
             spec.key,
-        )?;
-        Ok(Arc::new(db))
+        );
+        // Nothing built for a table of the same name (dropped behind our back) may survive.
+        self.cache.forget(&file);
+        Ok(Arc::new(db?))
     }
 
     async fn drop_collection(&self, schema: &str, name: &str, if_exists: bool) -> Result<bool> {
@@ -515,7 +696,9 @@ impl Backend for FileBackend {
                         path.display()
                     ))));
                 }
-                records::remove_file_and_sidecars(&path)?;
+                let removed = records::remove_file_and_sidecars(&path);
+                self.cache.forget(&path);
+                removed?;
                 Ok(true)
             }
             Some(Entry::Dir { path, .. }) => {
@@ -525,8 +708,9 @@ impl Backend for FileBackend {
                         path.display()
                     ))));
                 }
-                std::fs::remove_dir_all(&path)
-                    .map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+                let removed = std::fs::remove_dir_all(&path);
+                self.cache.forget(&path);
+                removed.map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
                 Ok(true)
             }
         }
@@ -556,10 +740,17 @@ struct FileTable {
     /// The file or directory, named in read errors.
     path: PathBuf,
     format: Format,
+    /// The backend's Parquet read settings.
+    parquet: ParquetTuning,
+    /// The backend's table cache: writes planned here forget the table.
+    cache: Arc<TableCache>,
 }
 
 impl FileTable {
     fn writer(&self) -> Result<Option<DatabaseTable>> {
+        // The fingerprint sees the write once it is done; forgetting now also drops the
+        // built table of a statement that fails half-way.
+        self.cache.forget(&self.path);
         Ok(match &self.writer {
             WriterSource::Ready(w) => Some(w.clone()),
             WriterSource::Lazy {
@@ -608,7 +799,7 @@ impl TableProvider for FileTable {
         if self.format == Format::Parquet {
             // Parquet names bad files when it opens them; keep the scan node bare so
             // DataFusion's physical optimizer (limit, filter and dynamic-filter pushdown) sees it.
-            return Ok(plan);
+            return Ok(tune_parquet(plan, &self.parquet, state.config_options()));
         }
         // CSV/JSON readers report the line but not the file.
         Ok(Arc::new(crate::table::ErrorContextExec::new(
@@ -658,5 +849,125 @@ impl TableProvider for FileTable {
                     .into(),
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::prelude::SessionConfig;
+
+    async fn write_parquet(path: &Path, rows: u32) {
+        let sql = format!(
+            "COPY (SELECT value AS k FROM generate_series(1, {rows})) TO '{}' STORED AS PARQUET",
+            path.display()
+        );
+        SessionContext::new()
+            .sql(&sql)
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+    }
+
+    async fn table(backend: &FileBackend, name: &str) -> Arc<dyn TableProvider> {
+        let location = Location {
+            attached: "data".into(),
+            schema: SCHEMA.into(),
+            collection: name.into(),
+        };
+        backend
+            .sql_table(name, location, Arc::new(Settings::default()))
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_table_is_built_once_per_version_of_its_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.parquet");
+        write_parquet(&file, 10).await;
+        std::fs::create_dir(dir.path().join("d")).unwrap();
+        write_parquet(&dir.path().join("d/1.parquet"), 10).await;
+        let backend = FileBackend::new(dir.path(), FileOptions::default()).unwrap();
+        for _ in 0..3 {
+            table(&backend, "t").await;
+            table(&backend, "d").await;
+        }
+        assert_eq!(backend.cache.builds(), 2);
+        write_parquet(&file, 20).await;
+        write_parquet(&dir.path().join("d/2.parquet"), 10).await;
+        for _ in 0..3 {
+            table(&backend, "t").await;
+            table(&backend, "d").await;
+        }
+        assert_eq!(backend.cache.builds(), 4);
+        assert_eq!(backend.cache.len(), 2);
+        backend.drop_collection(SCHEMA, "t", false).await.unwrap();
+        backend.drop_collection(SCHEMA, "d", false).await.unwrap();
+        assert_eq!(backend.cache.len(), 0);
+    }
+
+    /// The Parquet settings a scan ends up with: the URL's where given, the session's
+    /// otherwise.
+    #[tokio::test]
+    async fn parquet_scans_take_url_settings_then_session_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        write_parquet(&dir.path().join("t.parquet"), 10).await;
+        let scan_options = async |url_query: &str, session: &[(&str, bool)]| {
+            let url =
+                url::Url::parse(&format!("file://{}?{url_query}", dir.path().display())).unwrap();
+            let backend = FileBackend::from_url(&url).unwrap();
+            let mut config = SessionConfig::new();
+            for (k, v) in session {
+                config = config.set_bool(&format!("datafusion.execution.parquet.{k}"), *v);
+            }
+            let state = SessionContext::new_with_config(config).state();
+            let plan = table(&backend, "t")
+                .await
+                .scan(&state, None, &[], None)
+                .await
+                .unwrap();
+            let exec = plan.downcast_ref::<DataSourceExec>().unwrap();
+            let (_, source) = exec.downcast_to_file_source::<ParquetSource>().unwrap();
+            let g = &source.table_parquet_options().global;
+            (g.pushdown_filters, g.reorder_filters, g.enable_page_index)
+        };
+        assert_eq!(scan_options("", &[]).await, (false, false, true));
+        assert_eq!(
+            scan_options("", &[("pushdown_filters", true), ("reorder_filters", true)]).await,
+            (true, true, true)
+        );
+        assert_eq!(
+            scan_options(
+                "pushdown_filters=true&reorder_filters=on&enable_page_index=false",
+                &[]
+            )
+            .await,
+            (true, true, false)
+        );
+        assert_eq!(
+            scan_options(
+                "reorder_filters=false",
+                &[("reorder_filters", true), ("enable_page_index", false)]
+            )
+            .await,
+            (false, false, false)
+        );
+        let e = FileBackend::from_url(
+            &url::Url::parse(&format!(
+                "file://{}?enable_page_index=yes",
+                dir.path().display()
+            ))
+            .unwrap(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("enable_page_index") && e.contains("'yes'"),
+            "{e}"
+        );
     }
 }

@@ -389,7 +389,9 @@ fn strip_qualifiers(expr: Expr) -> Expr {
     })
 }
 
-fn sort_offset_limit(batch: &RecordBatch, query: &Query) -> Result<RecordBatch> {
+/// Sorts, offsets and limits one batch as `query` says (shared with other backends that
+/// finish a query locally).
+pub(crate) fn sort_offset_limit(batch: &RecordBatch, query: &Query) -> Result<RecordBatch> {
     let offset = query.offset.unwrap_or(0);
     let batch = if query.sort.is_empty() {
         batch.clone()

@@ -1,0 +1,702 @@
+//! The PostgreSQL backend: every table and view of every schema of a database as a SQL table.
+//!
+//! - Connections: one deadpool pool per attached database (connections are checked before
+//!   reuse, so the pool recovers after a server restart); TLS through rustls with `sslmode`
+//!   `disable`, `prefer`, `require`, `verify-ca` or `verify-full`.
+//! - Scans: `COPY (SELECT … WHERE …) TO STDOUT (FORMAT binary)` decoded straight into Arrow
+//!   builders ([`types`]), split into ctid page ranges read in one exported snapshot.
+//! - Filters are rendered once by [`sql`]; writes stream through binary `COPY … FROM STDIN`
+//!   inside one transaction.
+//!
+//! URL: `postgres://user[:password]@host[:port]/database?sslmode=…&sslrootcert=FILE&
+//! pool_size=N&unknown_types=text|error&schema=NAME&connect_timeout=SECONDS`. The password may
+//! also come from [`PgOptions::password`] or the `PGPASSWORD` environment variable.
+
+pub mod sql;
+pub mod table;
+pub mod types;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use parking_lot::{Mutex, RwLock};
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+use crate::database::{Backend, CollectionSpec, Database};
+use crate::error::{Error, ErrorKind, Result};
+use table::PgTable;
+use types::{Kind, PgColumn};
+
+const BACKEND: &str = "postgres";
+
+/// TLS modes (libpq's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+/// Connection options beyond the URL.
+#[derive(Default, Clone)]
+pub struct PgOptions {
+    /// The password, when it is not in the URL (else `PGPASSWORD`).
+    pub password: Option<SecretString>,
+}
+
+impl fmt::Debug for PgOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgOptions")
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+/// Parsed settings (never printed with the password).
+#[derive(Clone)]
+struct Settings {
+    host: String,
+    host_is_path: bool,
+    port: u16,
+    user: String,
+    password: Option<SecretString>,
+    dbname: String,
+    sslmode: SslMode,
+    sslrootcert: Option<String>,
+    pool_size: usize,
+    unknown_as_text: bool,
+    schema: Option<String>,
+    connect_timeout: Duration,
+}
+
+fn parse_url(url: &Url, options: &PgOptions) -> Result<Settings> {
+    let bad = |m: String| Error::config(m).with_backend(BACKEND);
+    let mut s = Settings {
+        host: url.host_str().unwrap_or("localhost").to_string(),
+        host_is_path: false,
+        port: url.port().unwrap_or(5432),
+        user: percent(url.username()),
+        password: url.password().map(|p| SecretString::from(percent(p))),
+        dbname: percent(url.path().trim_start_matches('/')),
+        sslmode: SslMode::Prefer,
+        sslrootcert: None,
+        pool_size: 16,
+        unknown_as_text: false,
+        schema: None,
+        connect_timeout: Duration::from_secs(10),
+    };
+    if s.host.starts_with('[') {
+        s.host = s.host.trim_matches(|c| c == '[' || c == ']').to_string();
+    }
+    for (k, v) in url.query_pairs() {
+        match k.as_ref() {
+            "sslmode" => {
+                s.sslmode = match v.as_ref() {
+                    "disable" => SslMode::Disable,
+                    "allow" | "prefer" => SslMode::Prefer,
+                    "require" => SslMode::Require,
+                    "verify-ca" => SslMode::VerifyCa,
+                    "verify-full" => SslMode::VerifyFull,
+                    other => {
+                        return Err(bad(format!(
+                            "unknown sslmode '{other}'; use disable, prefer, require, verify-ca or verify-full"
+                        )));
+                    }
+                }
+            }
+            "sslrootcert" => s.sslrootcert = Some(v.to_string()),
+            "pool_size" => {
+                s.pool_size = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (2..=1000).contains(n))
+                    .ok_or_else(|| bad(format!("pool_size must be a number from 2 to 1000, got '{v}'")))?
+            }
+            "unknown_types" => {
+                s.unknown_as_text = match v.as_ref() {
+                    "text" => true,
+                    "error" => false,
+                    other => {
+                        return Err(bad(format!(
+                            "unknown_types must be 'text' or 'error', got '{other}'"
+                        )));
+                    }
+                }
+            }
+            "schema" => s.schema = Some(v.to_string()),
+            "host" => {
+                s.host_is_path = v.starts_with('/');
+                s.host = v.to_string();
+            }
+            "user" => s.user = v.to_string(),
+            "dbname" => s.dbname = v.to_string(),
+            "port" => {
+                s.port = v
+                    .parse()
+                    .map_err(|_| bad(format!("port must be a number, got '{v}'")))?
+            }
+            "connect_timeout" => {
+                let secs: u64 = v
+                    .parse()
+                    .map_err(|_| bad(format!("connect_timeout must be seconds, got '{v}'")))?;
+                s.connect_timeout = Duration::from_secs(secs.max(1));
+            }
+            "password" => {
+                return Err(bad(
+                    "do not put the password in a query parameter; use postgres://user:password@host/db, the password option or PGPASSWORD".into(),
+                ));
+            }
+            "application_name" => {}
+            other => {
+                return Err(bad(format!(
+                    "unknown PostgreSQL URL option '{other}'; known: sslmode, sslrootcert, pool_size, unknown_types, schema, host, port, user, dbname, connect_timeout, application_name"
+                )));
+            }
+        }
+    }
+    if s.user.is_empty() {
+        s.user = std::env::var("PGUSER")
+            .or_else(|_| std::env::var("USER"))
+            .unwrap_or_else(|_| "postgres".into());
+    }
+    if s.dbname.is_empty() {
+        s.dbname = s.user.clone();
+    }
+    if s.password.is_none() {
+        s.password = options
+            .password
+            .clone()
+            .or_else(|| std::env::var("PGPASSWORD").ok().map(SecretString::from));
+    }
+    Ok(s)
+}
+
+fn percent(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| s.to_string())
+}
+
+/// A certificate verifier that accepts any certificate (libpq's `require`/`prefer`:
+/// encryption without authentication of the server).
+#[derive(Debug)]
+struct AcceptAnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnyCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+fn tls_config(s: &Settings) -> Result<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::config(format!("TLS setup failed: {e}")).with_backend(BACKEND))?;
+    match s.sslmode {
+        SslMode::Disable | SslMode::Prefer | SslMode::Require => Ok(builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider)))
+            .with_no_client_auth()),
+        SslMode::VerifyCa | SslMode::VerifyFull => {
+            let mut roots = rustls::RootCertStore::empty();
+            if let Some(path) = &s.sslrootcert {
+                let pem = std::fs::read(path).map_err(|e| {
+                    Error::io(format!("cannot read sslrootcert '{path}'"), e).with_backend(BACKEND)
+                })?;
+                let mut added = 0;
+                for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
+                    let cert: rustls::pki_types::CertificateDer<'static> = cert.map_err(|e| {
+                        Error::config(format!("sslrootcert '{path}' is not a PEM certificate file: {e}"))
+                            .with_backend(BACKEND)
+                    })?;
+                    roots.add(cert).map_err(|e| {
+                        Error::config(format!("sslrootcert '{path}': {e}")).with_backend(BACKEND)
+                    })?;
+                    added += 1;
+                }
+                if added == 0 {
+                    return Err(Error::config(format!(
+                        "sslrootcert '{path}' holds no certificate"
+                    ))
+                    .with_backend(BACKEND));
+                }
+            } else {
+                roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            }
+            // verify-ca checks the chain but not the host name; rustls always checks both,
+            // so verify-ca is as strict as verify-full here (documented).
+            Ok(builder.with_root_certificates(roots).with_no_client_auth())
+        }
+    }
+}
+
+/// Turns a tokio-postgres error into a one-line dataknobs error.
+pub(crate) fn pg_error(context: &str, e: &tokio_postgres::Error) -> Error {
+    if let Some(db) = e.as_db_error() {
+        let code = db.code().code();
+        let kind = match code {
+            "28P01" | "28000" => ErrorKind::Config,
+            "3D000" | "42P01" | "3F000" => ErrorKind::NotFound,
+            "23505" | "42P07" => ErrorKind::AlreadyExists,
+            "57P01" | "57P02" | "57P03" | "08006" | "08003" => ErrorKind::Connection,
+            "22P02" | "22003" | "22008" | "42804" | "23502" => ErrorKind::Type,
+            _ => ErrorKind::Query,
+        };
+        let hint = match code {
+            "28P01" => "; check the password (URL, password option or PGPASSWORD)",
+            "3D000" => "; check the database name in the URL",
+            "57P01" => "; the connection was terminated by the server (the statement was rolled back)",
+            _ => "",
+        };
+        let detail = db
+            .detail()
+            .map(|d| format!(" ({})", d.replace('\n', " ")))
+            .unwrap_or_default();
+        return Error::new(
+            kind,
+            format!("{context}: {} [{code}]{detail}{hint}", db.message()),
+        )
+        .with_backend(BACKEND);
+    }
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        let t = s.to_string();
+        if !msg.contains(&t) {
+            msg.push_str(": ");
+            msg.push_str(&t);
+        }
+        src = s.source();
+    }
+    Error::new(
+        ErrorKind::Connection,
+        format!("{context}: {}", msg.replace('\n', " ")),
+    )
+    .with_backend(BACKEND)
+}
+
+/// Shared state of an attached database.
+pub(crate) struct Inner {
+    pub pool: Pool,
+    location: String,
+    pub unknown_as_text: bool,
+    pub pool_size: usize,
+    default_schema: String,
+    cache: RwLock<BTreeMap<String, Vec<String>>>,
+    /// Exported snapshots shared by the partitions of one scan, by scan id.
+    pub snapshots: Mutex<HashMap<u64, Arc<table::SharedSnapshot>>>,
+}
+
+impl fmt::Debug for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgBackend")
+            .field("location", &self.location)
+            .finish()
+    }
+}
+
+impl Inner {
+    /// A pooled connection, with a clear error.
+    pub async fn client(&self) -> Result<deadpool_postgres::Object> {
+        self.pool.get().await.map_err(|e| match e {
+            deadpool_postgres::PoolError::Backend(e) => {
+                pg_error(&format!("cannot connect to PostgreSQL at {}", self.location), &e)
+            }
+            deadpool_postgres::PoolError::Timeout(_) => Error::new(
+                ErrorKind::Connection,
+                format!(
+                    "timed out waiting for a connection to {} (pool of {}); raise ?pool_size=",
+                    self.location, self.pool_size
+                ),
+            )
+            .with_backend(BACKEND),
+            other => Error::new(
+                ErrorKind::Connection,
+                format!("cannot connect to PostgreSQL at {}: {other}", self.location),
+            )
+            .with_backend(BACKEND),
+        })
+    }
+
+    /// Reloads the schema → tables cache.
+    pub async fn refresh(&self) -> Result<()> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT n.nspname::text, c.relname::text FROM pg_class c \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind IN ('r','v','m','p','f') \
+                 AND n.nspname NOT IN ('pg_catalog','information_schema','pg_toast') \
+                 AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%' \
+                 UNION ALL SELECT n.nspname::text, NULL FROM pg_namespace n \
+                 WHERE n.nspname NOT IN ('pg_catalog','information_schema','pg_toast') \
+                 AND n.nspname NOT LIKE 'pg\\_%'",
+                &[],
+            )
+            .await
+            .map_err(|e| pg_error("cannot list PostgreSQL tables", &e))?;
+        let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for r in rows {
+            let schema: String = r.get(0);
+            let table: Option<String> = r.get(1);
+            let e = map.entry(schema).or_default();
+            if let Some(t) = table {
+                e.push(t);
+            }
+        }
+        for v in map.values_mut() {
+            v.sort();
+        }
+        *self.cache.write() = map;
+        Ok(())
+    }
+
+    fn remember(&self, schema: &str, name: &str, present: bool) {
+        let mut cache = self.cache.write();
+        let list = cache.entry(schema.to_string()).or_default();
+        match (list.binary_search_by(|n| n.as_str().cmp(name)), present) {
+            (Err(i), true) => list.insert(i, name.to_string()),
+            (Ok(i), false) => {
+                list.remove(i);
+            }
+            _ => {}
+        }
+    }
+
+    /// Reads a relation's columns; None if it does not exist.
+    pub async fn describe(&self, schema: &str, name: &str) -> Result<Option<table::Relation>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT c.relkind::text, \
+                   (pg_relation_size(c.oid) / current_setting('block_size')::int8)::int8, \
+                   a.attname::text, a.attnotnull, format_type(a.atttypid, a.atttypmod), \
+                   (CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END)::int8, \
+                   (CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END)::int4, \
+                   t.typtype::text, t.typcategory::text, t.typelem::int8, \
+                   COALESCE(et.typtype::text, ''), \
+                   COALESCE((SELECT true FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary \
+                     AND i.indnatts = 1 AND i.indkey[0] = a.attnum), false) \
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
+                 JOIN pg_type t ON t.oid = a.atttypid \
+                 LEFT JOIN pg_type et ON et.oid = t.typelem AND t.typcategory = 'A' \
+                 WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r','v','m','p','f') \
+                 ORDER BY a.attnum",
+                &[&schema, &name],
+            )
+            .await
+            .map_err(|e| pg_error(&format!("cannot read the columns of {schema}.{name}"), &e))?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut columns = Vec::with_capacity(rows.len());
+        let mut key = None;
+        let mut relkind = String::new();
+        let mut pages = 0i64;
+        for r in rows {
+            relkind = r.get(0);
+            pages = r.get(1);
+            let name: String = r.get(2);
+            let not_null: bool = r.get(3);
+            let type_name: String = r.get(4);
+            let oid: i64 = r.get(5);
+            let typmod: i32 = r.get(6);
+            let typtype: String = r.get(7);
+            let category: String = r.get(8);
+            let elem: i64 = r.get(9);
+            let elem_typtype: String = r.get(10);
+            let is_pk: bool = r.get(11);
+            let kind = if typtype == "e" {
+                Kind::Enum
+            } else if category == "A" && elem != 0 {
+                let e = if elem_typtype == "e" {
+                    Kind::Enum
+                } else {
+                    Kind::from_oid(elem as u32, typmod)
+                };
+                Kind::Array(Box::new(e))
+            } else {
+                Kind::from_oid(oid as u32, typmod)
+            };
+            if is_pk {
+                key = Some(name.clone());
+            }
+            columns.push(PgColumn {
+                name,
+                kind,
+                type_name,
+                not_null,
+            });
+        }
+        self.remember(schema, name, true);
+        Ok(Some(table::Relation {
+            schema: schema.to_string(),
+            name: name.to_string(),
+            columns,
+            key,
+            relkind,
+            pages: pages.max(0) as u64,
+        }))
+    }
+}
+
+/// An attached PostgreSQL database.
+#[derive(Clone)]
+pub struct PgBackend {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for PgBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+impl PgBackend {
+    /// Connects (checking the credentials and the database) and reads the list of tables.
+    pub async fn connect(url: &Url, options: PgOptions) -> Result<PgBackend> {
+        let s = parse_url(url, &options)?;
+        let mut cfg = tokio_postgres::Config::new();
+        if s.host_is_path {
+            cfg.host_path(&s.host);
+        } else {
+            cfg.host(&s.host);
+        }
+        cfg.port(s.port)
+            .user(&s.user)
+            .dbname(&s.dbname)
+            .application_name("dataknobs")
+            .connect_timeout(s.connect_timeout)
+            .keepalives(true);
+        if let Some(p) = &s.password {
+            cfg.password(p.expose_secret().as_bytes());
+        }
+        cfg.ssl_mode(match s.sslmode {
+            SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+            SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+            _ => tokio_postgres::config::SslMode::Require,
+        });
+        let location = format!(
+            "{}:{}/{} as {}",
+            if s.host_is_path { s.host.clone() } else { s.host.clone() },
+            s.port,
+            s.dbname,
+            s.user
+        );
+        let mut mc = ManagerConfig::default();
+        mc.recycling_method = RecyclingMethod::Verified;
+        let manager = if s.sslmode == SslMode::Disable {
+            Manager::from_config(cfg, tokio_postgres::NoTls, mc)
+        } else {
+            let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(&s)?);
+            Manager::from_config(cfg, tls, mc)
+        };
+        let pool = Pool::builder(manager)
+            .max_size(s.pool_size)
+            .wait_timeout(Some(Duration::from_secs(60)))
+            .create_timeout(Some(s.connect_timeout + Duration::from_secs(5)))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| Error::config(format!("cannot create the connection pool: {e}")).with_backend(BACKEND))?;
+        let mut inner = Inner {
+            pool,
+            location,
+            unknown_as_text: s.unknown_as_text,
+            pool_size: s.pool_size,
+            default_schema: "public".into(),
+            cache: RwLock::new(BTreeMap::new()),
+            snapshots: Mutex::new(HashMap::new()),
+        };
+        let client = inner.client().await?;
+        let row = client
+            .query_one("SELECT COALESCE(current_schema(), 'public')::text", &[])
+            .await
+            .map_err(|e| pg_error("cannot read the current schema", &e))?;
+        inner.default_schema = s.schema.clone().unwrap_or_else(|| row.get(0));
+        drop(client);
+        let backend = PgBackend {
+            inner: Arc::new(inner),
+        };
+        backend.inner.refresh().await?;
+        Ok(backend)
+    }
+
+    /// Re-reads the list of schemas and tables (after DDL made outside dataknobs).
+    pub async fn refresh(&self) -> Result<()> {
+        self.inner.refresh().await
+    }
+
+    /// Runs SQL directly in PostgreSQL (no result rows); returns the affected row count.
+    pub async fn execute_native(&self, sql: &str) -> Result<u64> {
+        let client = self.inner.client().await?;
+        client
+            .execute(sql, &[])
+            .await
+            .map_err(|e| pg_error("PostgreSQL statement failed", &e))
+    }
+}
+
+#[async_trait]
+impl Backend for PgBackend {
+    fn kind(&self) -> &str {
+        BACKEND
+    }
+
+    fn location(&self) -> String {
+        format!("postgres://{}", self.inner.location)
+    }
+
+    fn default_schema(&self) -> String {
+        self.inner.default_schema.clone()
+    }
+
+    fn schema_names(&self) -> Vec<String> {
+        self.inner.cache.read().keys().cloned().collect()
+    }
+
+    fn collection_names(&self, schema: &str) -> Vec<String> {
+        self.inner
+            .cache
+            .read()
+            .get(schema)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    async fn open(&self, schema: &str, name: &str) -> Result<Option<Arc<dyn Database>>> {
+        match self.inner.describe(schema, name).await? {
+            Some(rel) => Ok(Some(Arc::new(PgTable::new(self.inner.clone(), rel)))),
+            None => {
+                self.inner.remember(schema, name, false);
+                Ok(None)
+            }
+        }
+    }
+
+    async fn create_collection(
+        &self,
+        schema: &str,
+        name: &str,
+        spec: CollectionSpec,
+        if_not_exists: bool,
+    ) -> Result<Arc<dyn Database>> {
+        sql::check_ident(schema)?;
+        sql::check_ident(name)?;
+        let mut cols = Vec::new();
+        for f in spec.schema.fields() {
+            sql::check_ident(f.name())?;
+            let ty = types::pg_type_for(f)?;
+            let mut c = format!("{} {ty}", sql::ident(f.name()));
+            if !f.is_nullable() {
+                c.push_str(" NOT NULL");
+            }
+            cols.push(c);
+        }
+        if let Some(k) = &spec.key {
+            cols.push(format!("PRIMARY KEY ({})", sql::ident(k)));
+        }
+        let stmt = format!(
+            "CREATE TABLE {}{} ({})",
+            if if_not_exists { "IF NOT EXISTS " } else { "" },
+            sql::qualified(schema, name),
+            cols.join(", ")
+        );
+        let client = self.inner.client().await?;
+        client.execute(&stmt, &[]).await.map_err(|e| {
+            pg_error(&format!("cannot create table {schema}.{name}"), &e)
+        })?;
+        drop(client);
+        self.inner.remember(schema, name, true);
+        self.open(schema, name).await?.ok_or_else(|| {
+            Error::internal(format!("table {schema}.{name} vanished right after CREATE TABLE"))
+                .with_backend(BACKEND)
+        })
+    }
+
+    async fn drop_collection(&self, schema: &str, name: &str, if_exists: bool) -> Result<bool> {
+        let client = self.inner.client().await?;
+        let kind: Option<String> = client
+            .query_opt(
+                "SELECT c.relkind::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = $1 AND c.relname = $2",
+                &[&schema, &name],
+            )
+            .await
+            .map_err(|e| pg_error("cannot look up the table", &e))?
+            .map(|r| r.get(0));
+        let Some(kind) = kind else {
+            self.inner.remember(schema, name, false);
+            if if_exists {
+                return Ok(false);
+            }
+            return Err(Error::not_found(format!(
+                "table '{schema}.{name}' does not exist in PostgreSQL"
+            ))
+            .with_backend(BACKEND));
+        };
+        let what = match kind.as_str() {
+            "v" => "VIEW",
+            "m" => "MATERIALIZED VIEW",
+            "f" => "FOREIGN TABLE",
+            _ => "TABLE",
+        };
+        client
+            .execute(
+                &format!("DROP {what} {}", sql::qualified(schema, name)),
+                &[],
+            )
+            .await
+            .map_err(|e| pg_error(&format!("cannot drop {schema}.{name}"), &e))?;
+        self.inner.remember(schema, name, false);
+        Ok(true)
+    }
+}

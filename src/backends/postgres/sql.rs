@@ -1,0 +1,550 @@
+//! The one place SQL text is made for PostgreSQL: identifiers are quoted by [`ident`], values
+//! go through a [`Binder`] — bound parameters (`$n`) for ordinary statements, or the one
+//! audited literal function [`literal`] for `COPY (SELECT …)`, which cannot take parameters.
+//!
+//! [`support`] decides, per condition, whether PostgreSQL evaluates it exactly as DataFusion
+//! would. The traps and what we do:
+//! - text ranges depend on the collation: rendered with `COLLATE "C"` (byte order, which is
+//!   DataFusion's order for UTF-8);
+//! - `char(n)` compares ignoring trailing blanks: never pushed;
+//! - `-0.0 = 0.0` and NaN: DataFusion orders floats totally (`-0.0 < 0.0`), PostgreSQL does
+//!   not, so float comparisons with a zero or NaN literal are not pushed;
+//! - LIKE: both use `\` as the default escape; a pattern ending in a lone `\` is not pushed;
+//! - regular expressions (POSIX vs Rust syntax), JSON, intervals (PostgreSQL normalises
+//!   30 days = 1 month), unconstrained numeric and arrays: not pushed;
+//! - timestamptz: values are sent as UTC instants; timestamp (no zone) as the naive value.
+
+use std::collections::HashMap;
+
+use bytes::{BufMut, BytesMut};
+use chrono::{DateTime, Timelike, Utc};
+use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
+
+use super::types::{Kind, PgColumn, write_numeric_str};
+use crate::database::FilterSupport;
+use crate::error::{Error, Result};
+use crate::query::{Filter, FilterExpr, Operator, SortOrder, SortSpec};
+use crate::record::Value;
+
+/// A quoted identifier: `"name"` with `"` doubled. NUL bytes are refused by [`check_ident`].
+pub fn ident(name: &str) -> String {
+    let mut s = String::with_capacity(name.len() + 2);
+    s.push('"');
+    for c in name.chars() {
+        if c == '"' {
+            s.push('"');
+        }
+        s.push(c);
+    }
+    s.push('"');
+    s
+}
+
+/// Refuses identifiers PostgreSQL cannot hold.
+pub fn check_ident(name: &str) -> Result<()> {
+    if name.is_empty() || name.contains('\0') {
+        return Err(Error::query(format!(
+            "invalid PostgreSQL identifier {name:?}: it must be non-empty and contain no NUL byte"
+        )));
+    }
+    if name.len() > 63 {
+        return Err(Error::query(format!(
+            "PostgreSQL identifier '{name}' is longer than 63 bytes; PostgreSQL would truncate it"
+        )));
+    }
+    Ok(())
+}
+
+/// `"schema"."table"`.
+pub fn qualified(schema: &str, table: &str) -> String {
+    format!("{}.{}", ident(schema), ident(table))
+}
+
+/// An escaped string literal, `E'…'`, safe whatever `standard_conforming_strings` says.
+pub fn string_literal(s: &str) -> Result<String> {
+    if s.contains('\0') {
+        return Err(Error::query(
+            "PostgreSQL text cannot contain a NUL byte (\\0)".to_string(),
+        ));
+    }
+    let mut out = String::with_capacity(s.len() + 3);
+    out.push_str("E'");
+    for c in s.chars() {
+        match c {
+            '\'' => out.push_str("''"),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    Ok(out)
+}
+
+/// The PostgreSQL type a value is sent as when compared with a column of `kind`.
+fn value_type(v: &Value, kind: &Kind) -> Option<&'static str> {
+    Some(match (v, kind) {
+        (Value::Bool(_), _) => "boolean",
+        (Value::Int(_), _) => "int8",
+        (Value::Float(_), _) => "float8",
+        (Value::String(_), _) => "text",
+        (Value::DateTime(_), Kind::Date) => "date",
+        (Value::DateTime(_), Kind::Timestamp) => "timestamp",
+        (Value::DateTime(_), _) => "timestamptz",
+        (Value::Binary(_), _) => "bytea",
+        (Value::Json(_), _) | (Value::Null, _) => return None,
+    })
+}
+
+fn ts_text(t: &DateTime<Utc>, zone: bool) -> String {
+    let base = t.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
+    let base = if t.format("%Y").to_string().starts_with('-') {
+        // Years before 1 AD: PostgreSQL spells them with BC.
+        return format!(
+            "{}{} BC",
+            t.format("%m-%d %H:%M:%S%.6f"),
+            if zone { "+00" } else { "" }
+        );
+    } else {
+        base
+    };
+    if zone { format!("{base}+00") } else { base }
+}
+
+/// The audited literal function: a value as SQL text of type [`value_type`].
+pub fn literal(v: &Value, kind: &Kind) -> Result<String> {
+    Ok(match v {
+        Value::Null => "NULL".into(),
+        Value::Bool(b) => if *b { "TRUE" } else { "FALSE" }.into(),
+        Value::Int(i) => format!("({i})::int8"),
+        Value::Float(f) => {
+            if f.is_nan() {
+                "'NaN'::float8".into()
+            } else if f.is_infinite() {
+                if *f > 0.0 {
+                    "'Infinity'::float8".into()
+                } else {
+                    "'-Infinity'::float8".into()
+                }
+            } else {
+                // Rust prints the shortest text that reads back to the same f64.
+                format!("'{f:?}'::float8")
+            }
+        }
+        Value::String(s) => format!("{}::text", string_literal(s)?),
+        Value::DateTime(t) => match kind {
+            Kind::Date => format!("'{}'::date", t.format("%Y-%m-%d")),
+            Kind::Timestamp => format!("'{}'::timestamp", ts_text(t, false)),
+            _ => format!("'{}'::timestamptz", ts_text(t, true)),
+        },
+        Value::Binary(b) => {
+            let mut hex = String::with_capacity(b.len() * 2);
+            for byte in b {
+                hex.push_str(&format!("{byte:02x}"));
+            }
+            format!("'\\x{hex}'::bytea")
+        }
+        Value::Json(_) => {
+            return Err(Error::unsupported(
+                "JSON values cannot be compared in PostgreSQL filters".to_string(),
+            ));
+        }
+    })
+}
+
+/// Where values go: bound parameters or literals.
+pub trait Binder {
+    fn bind(&mut self, v: &Value, kind: &Kind) -> Result<String>;
+}
+
+/// Renders values as literals (for COPY).
+pub struct Literals;
+
+impl Binder for Literals {
+    fn bind(&mut self, v: &Value, kind: &Kind) -> Result<String> {
+        literal(v, kind)
+    }
+}
+
+/// Collects values as bound parameters.
+#[derive(Default)]
+pub struct Params {
+    pub values: Vec<Param>,
+}
+
+impl Binder for Params {
+    fn bind(&mut self, v: &Value, kind: &Kind) -> Result<String> {
+        if v.is_null() {
+            return Ok("NULL".into());
+        }
+        let ty = value_type(v, kind).ok_or_else(|| {
+            Error::unsupported(format!("a {} value cannot be a parameter", v.kind_name()))
+        })?;
+        self.values.push(Param(v.clone()));
+        Ok(format!("${}::{ty}", self.values.len()))
+    }
+}
+
+impl Params {
+    /// The parameters as tokio-postgres wants them.
+    pub fn refs(&self) -> Vec<&(dyn ToSql + Sync)> {
+        self.values
+            .iter()
+            .map(|p| p as &(dyn ToSql + Sync))
+            .collect()
+    }
+}
+
+/// One bound value; converted to whatever type the statement's parameter has.
+#[derive(Debug, Clone)]
+pub struct Param(pub Value);
+
+impl ToSql for Param {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> std::result::Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        encode_param(&self.0, ty, out)
+    }
+
+    fn accepts(_ty: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
+
+fn conv_err(v: &Value, ty: &Type) -> Box<dyn std::error::Error + Sync + Send> {
+    format!(
+        "cannot store {} value {v} in a PostgreSQL {} column",
+        v.kind_name(),
+        ty.name()
+    )
+    .into()
+}
+
+/// Encodes a value as the binary form of `ty`.
+pub fn encode_param(
+    v: &Value,
+    ty: &Type,
+    out: &mut BytesMut,
+) -> std::result::Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+    const EPOCH_US: i64 = 946_684_800_000_000;
+    if v.is_null() {
+        return Ok(IsNull::Yes);
+    }
+    let name = ty.name();
+    match (v, name) {
+        (Value::Bool(b), "bool") => out.put_u8(u8::from(*b)),
+        (Value::Int(i), "int8") => out.put_i64(*i),
+        (Value::Int(i), "int4") => out.put_i32(i32::try_from(*i).map_err(|_| conv_err(v, ty))?),
+        (Value::Int(i), "int2") => out.put_i16(i16::try_from(*i).map_err(|_| conv_err(v, ty))?),
+        (Value::Int(i), "float8") => out.put_f64(*i as f64),
+        (Value::Int(i), "float4") => out.put_f32(*i as f32),
+        (Value::Float(f), "float8") => out.put_f64(*f),
+        (Value::Float(f), "float4") => out.put_f32(*f as f32),
+        (Value::Float(f), "int8" | "int4" | "int2") if f.fract() == 0.0 && f.is_finite() => {
+            return encode_param(&Value::Int(*f as i64), ty, out);
+        }
+        (Value::Int(_) | Value::Float(_) | Value::String(_), "numeric") => {
+            let text = match v {
+                Value::Int(i) => i.to_string(),
+                Value::Float(f) if f.is_finite() => format!("{f}"),
+                Value::String(s) => s.trim().to_string(),
+                _ => return Err(conv_err(v, ty)),
+            };
+            let mut tmp = BytesMut::new();
+            write_numeric_str(&text, &mut tmp).map_err(|e| -> Box<dyn std::error::Error + Sync + Send> { e.into() })?;
+            out.put_slice(&tmp[4..]);
+        }
+        (Value::String(s), _)
+            if matches!(
+                name,
+                "text" | "varchar" | "bpchar" | "name" | "char" | "json" | "unknown"
+            ) || matches!(ty.kind(), tokio_postgres::types::Kind::Enum(_)) =>
+        {
+            if s.contains('\0') {
+                return Err("PostgreSQL text cannot contain a NUL byte (\\0)".into());
+            }
+            out.put_slice(s.as_bytes())
+        }
+        (Value::String(s), "jsonb") => {
+            out.put_u8(1);
+            out.put_slice(s.as_bytes())
+        }
+        (Value::Json(j), "json") => out.put_slice(j.to_string().as_bytes()),
+        (Value::Json(j), "jsonb") => {
+            out.put_u8(1);
+            out.put_slice(j.to_string().as_bytes())
+        }
+        (Value::Json(j), "text" | "varchar") => out.put_slice(j.to_string().as_bytes()),
+        (Value::String(s), "uuid") => {
+            let u = uuid::Uuid::parse_str(s).map_err(|e| format!("'{s}' is not a UUID: {e}"))?;
+            out.put_slice(u.as_bytes())
+        }
+        (Value::DateTime(t), "timestamptz" | "timestamp") => {
+            out.put_i64(t.timestamp_micros() - EPOCH_US)
+        }
+        (Value::DateTime(t), "date") => {
+            if t.num_seconds_from_midnight() != 0 || t.nanosecond() != 0 {
+                return Err(conv_err(v, ty));
+            }
+            let days = t.timestamp().div_euclid(86_400) - 10_957;
+            out.put_i32(i32::try_from(days).map_err(|_| conv_err(v, ty))?)
+        }
+        (Value::Binary(b), "bytea") => out.put_slice(b),
+        _ => return Err(conv_err(v, ty)),
+    }
+    Ok(IsNull::No)
+}
+
+// ------------------------------------------------------------------------------ filters
+
+/// Columns by name.
+pub type Columns<'a> = HashMap<&'a str, &'a PgColumn>;
+
+/// The SQL for a column in a comparison, or None if comparisons on it are not exact.
+fn compare_expr(col: &PgColumn, op: Operator, v: Option<&Value>) -> Option<String> {
+    let c = ident(&col.name);
+    let range = matches!(
+        op,
+        Operator::Gt | Operator::Ge | Operator::Lt | Operator::Le | Operator::Like
+    );
+    // The value's type must be one PostgreSQL compares with the column as DataFusion does.
+    if let Some(v) = v
+        && !v.is_null()
+    {
+        let ok = match (&col.kind, v) {
+            (Kind::Bool, Value::Bool(_)) => true,
+            (Kind::Int2 | Kind::Int4 | Kind::Int8 | Kind::Oid, Value::Int(_)) => true,
+            (Kind::Int2 | Kind::Int4, Value::Float(f)) | (Kind::Float4 | Kind::Float8, Value::Float(f)) => {
+                *f != 0.0 && !f.is_nan()
+            }
+            (Kind::Float8, Value::Int(i)) => *i != 0 && i.unsigned_abs() < (1u64 << 53),
+            (Kind::Varchar | Kind::Text | Kind::Enum | Kind::Uuid, Value::String(_)) => true,
+            (Kind::Bytea, Value::Binary(_)) => true,
+            (Kind::Date, Value::DateTime(t)) => {
+                t.num_seconds_from_midnight() == 0 && t.nanosecond() == 0
+            }
+            (Kind::Timestamp | Kind::Timestamptz, Value::DateTime(t)) => t.nanosecond() % 1000 == 0,
+            _ => false,
+        };
+        if !ok {
+            return None;
+        }
+    }
+    match &col.kind {
+        Kind::Varchar | Kind::Text => Some(if range {
+            format!("{c} COLLATE \"C\"")
+        } else {
+            c
+        }),
+        Kind::Enum | Kind::Uuid => Some(format!("({c}::text) COLLATE \"C\"")),
+        Kind::Bool
+        | Kind::Int2
+        | Kind::Int4
+        | Kind::Int8
+        | Kind::Oid
+        | Kind::Float4
+        | Kind::Float8
+        | Kind::Bytea
+        | Kind::Date
+        | Kind::Time
+        | Kind::Timestamp
+        | Kind::Timestamptz => (op != Operator::Like).then_some(c),
+        Kind::Numeric(Some(_)) => (op != Operator::Like && v.is_none_or(Value::is_null)).then_some(c),
+        _ => None,
+    }
+}
+
+fn like_ok(p: &str) -> bool {
+    // A trailing unpaired escape is an error in PostgreSQL.
+    let trailing = p.chars().rev().take_while(|c| *c == '\\').count();
+    trailing % 2 == 0
+}
+
+/// Can PostgreSQL evaluate this filter exactly as DataFusion does?
+pub fn support(f: &FilterExpr, cols: &Columns) -> FilterSupport {
+    if exact(f, cols) {
+        FilterSupport::Exact
+    } else {
+        FilterSupport::Unsupported
+    }
+}
+
+fn exact(f: &FilterExpr, cols: &Columns) -> bool {
+    match f {
+        FilterExpr::Const(_) => true,
+        FilterExpr::And(v) | FilterExpr::Or(v) => v.iter().all(|e| exact(e, cols)),
+        FilterExpr::Not(e) => exact(e, cols),
+        FilterExpr::Cond(c) => {
+            let Some(col) = cols.get(c.field.as_str()) else {
+                return false;
+            };
+            match c.op {
+                Operator::Exists | Operator::NotExists => true,
+                Operator::Regex => false,
+                Operator::Like => match c.value() {
+                    Some(Value::String(p)) => {
+                        like_ok(p) && compare_expr(col, c.op, None).is_some()
+                    }
+                    Some(Value::Null) => true,
+                    _ => false,
+                },
+                Operator::In | Operator::NotIn => c
+                    .values()
+                    .iter()
+                    .all(|v| compare_expr(col, Operator::Eq, Some(v)).is_some()),
+                _ => compare_expr(col, c.op, c.value()).is_some(),
+            }
+        }
+    }
+}
+
+/// Renders a filter (which [`support`] said is exact) as a SQL condition.
+pub fn render_filter(f: &FilterExpr, cols: &Columns, b: &mut dyn Binder) -> Result<String> {
+    Ok(match f {
+        FilterExpr::Const(Some(true)) => "TRUE".into(),
+        FilterExpr::Const(Some(false)) => "FALSE".into(),
+        FilterExpr::Const(None) => "NULL".into(),
+        FilterExpr::And(v) | FilterExpr::Or(v) => {
+            if v.is_empty() {
+                return Ok(if matches!(f, FilterExpr::And(_)) { "TRUE" } else { "FALSE" }.into());
+            }
+            let sep = if matches!(f, FilterExpr::And(_)) { " AND " } else { " OR " };
+            let parts = v
+                .iter()
+                .map(|e| render_filter(e, cols, b))
+                .collect::<Result<Vec<_>>>()?;
+            format!("({})", parts.join(sep))
+        }
+        FilterExpr::Not(e) => format!("(NOT {})", render_filter(e, cols, b)?),
+        FilterExpr::Cond(c) => render_cond(c, cols, b)?,
+    })
+}
+
+fn render_cond(c: &Filter, cols: &Columns, b: &mut dyn Binder) -> Result<String> {
+    let col = cols.get(c.field.as_str()).ok_or_else(|| {
+        Error::query(format!("unknown column '{}' in a PostgreSQL filter", c.field))
+    })?;
+    let not_exact = || {
+        Error::unsupported(format!(
+            "the filter `{c}` cannot be evaluated exactly by PostgreSQL"
+        ))
+    };
+    Ok(match c.op {
+        Operator::Exists => format!("({} IS NOT NULL)", ident(&col.name)),
+        Operator::NotExists => format!("({} IS NULL)", ident(&col.name)),
+        Operator::In | Operator::NotIn => {
+            let lhs = compare_expr(col, Operator::Eq, None).ok_or_else(not_exact)?;
+            let vals = c
+                .values()
+                .iter()
+                .map(|v| b.bind(v, &col.kind))
+                .collect::<Result<Vec<_>>>()?;
+            let not = if c.op == Operator::NotIn { "NOT " } else { "" };
+            format!("({lhs} {not}IN ({}))", vals.join(", "))
+        }
+        op => {
+            let v = c.value().ok_or_else(not_exact)?;
+            let lhs = compare_expr(col, op, Some(v)).ok_or_else(not_exact)?;
+            let sym = match op {
+                Operator::Eq => "=",
+                Operator::Ne => "<>",
+                Operator::Gt => ">",
+                Operator::Ge => ">=",
+                Operator::Lt => "<",
+                Operator::Le => "<=",
+                Operator::Like => "LIKE",
+                _ => return Err(not_exact()),
+            };
+            format!("({lhs} {sym} {})", b.bind(v, &col.kind)?)
+        }
+    })
+}
+
+/// `ORDER BY` keys, with text in byte order (DataFusion's).
+pub fn render_sort(sort: &[SortSpec], cols: &Columns) -> Result<String> {
+    let mut parts = Vec::new();
+    for s in sort {
+        let col = cols.get(s.field.as_str()).ok_or_else(|| {
+            Error::query(format!("cannot sort by unknown column '{}'", s.field))
+        })?;
+        let expr = match col.kind {
+            Kind::Varchar | Kind::Text => format!("{} COLLATE \"C\"", ident(&col.name)),
+            Kind::Enum | Kind::Uuid | Kind::Bpchar => {
+                format!("({}::text) COLLATE \"C\"", ident(&col.name))
+            }
+            Kind::Json | Kind::Jsonb | Kind::Unknown | Kind::Array(_) | Kind::Interval => {
+                return Err(Error::unsupported(format!(
+                    "sorting by column '{}' ({}) is not supported in the record API",
+                    col.name, col.type_name
+                )));
+            }
+            _ => ident(&col.name),
+        };
+        parts.push(format!(
+            "{expr} {} NULLS {}",
+            if s.order == SortOrder::Asc { "ASC" } else { "DESC" },
+            if s.nulls_first { "FIRST" } else { "LAST" }
+        ));
+    }
+    Ok(parts.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(name: &str, kind: Kind) -> PgColumn {
+        PgColumn {
+            name: name.into(),
+            kind,
+            type_name: String::new(),
+            not_null: false,
+        }
+    }
+
+    #[test]
+    fn identifiers_and_literals_are_escaped() {
+        assert_eq!(ident(r#"a"b"#), r#""a""b""#);
+        assert_eq!(string_literal(r"it's \ ok").unwrap(), r"E'it''s \\ ok'");
+        assert!(string_literal("nul\0").is_err());
+        assert_eq!(
+            literal(&Value::Float(0.1), &Kind::Float8).unwrap(),
+            "'0.1'::float8"
+        );
+        assert_eq!(literal(&Value::Int(-5), &Kind::Int4).unwrap(), "(-5)::int8");
+    }
+
+    #[test]
+    fn text_ranges_use_byte_order_and_char_n_is_not_pushed() {
+        let t = col("t", Kind::Text);
+        let p = col("p", Kind::Bpchar);
+        let mut cols = Columns::new();
+        cols.insert("t", &t);
+        cols.insert("p", &p);
+        let f = FilterExpr::Cond(Filter::new("t", Operator::Lt, "b").unwrap());
+        assert_eq!(support(&f, &cols), FilterSupport::Exact);
+        let sql = render_filter(&f, &cols, &mut Literals).unwrap();
+        assert_eq!(sql, "(\"t\" COLLATE \"C\" < E'b'::text)");
+        let mut params = Params::default();
+        let sql = render_filter(&f, &cols, &mut params).unwrap();
+        assert_eq!(sql, "(\"t\" COLLATE \"C\" < $1::text)");
+        let f = FilterExpr::Cond(Filter::new("p", Operator::Eq, "b").unwrap());
+        assert_eq!(support(&f, &cols), FilterSupport::Unsupported);
+    }
+
+    #[test]
+    fn float_zero_and_nan_are_not_pushed() {
+        let x = col("x", Kind::Float8);
+        let mut cols = Columns::new();
+        cols.insert("x", &x);
+        for v in [0.0, -0.0, f64::NAN] {
+            let f = FilterExpr::Cond(Filter::new("x", Operator::Lt, v).unwrap());
+            assert_eq!(support(&f, &cols), FilterSupport::Unsupported, "{v}");
+        }
+        let f = FilterExpr::Cond(Filter::new("x", Operator::Lt, 1.5).unwrap());
+        assert_eq!(support(&f, &cols), FilterSupport::Exact);
+    }
+}

@@ -1,0 +1,972 @@
+//! PostgreSQL types ↔ Arrow: the column model, the binary COPY decoder (COPY … TO STDOUT
+//! (FORMAT binary) straight into Arrow builders) and the binary COPY encoder (Arrow arrays
+//! straight into COPY … FROM STDIN (FORMAT binary)).
+//!
+//! | PostgreSQL                         | Arrow                                   |
+//! |------------------------------------|-----------------------------------------|
+//! | boolean                            | Boolean                                 |
+//! | smallint / integer / bigint / oid  | Int16 / Int32 / Int64 / Int64           |
+//! | real / double precision            | Float32 / Float64                       |
+//! | numeric(p,s)                       | Decimal128(p,s) (p ≤ 38), Decimal256    |
+//! | numeric (no precision)             | Float64 (filters on it are not pushed)  |
+//! | varchar, char(n), name, "char"     | Utf8                                    |
+//! | text                               | Utf8 (field type TEXT)                  |
+//! | enum                               | Utf8                                    |
+//! | json / jsonb                       | Utf8 (`arrow.json` extension)           |
+//! | uuid                               | Utf8 (lower-case, hyphenated)           |
+//! | bytea                              | Binary                                  |
+//! | date / time                        | Date32 / Time64(µs)                     |
+//! | timestamp / timestamptz            | Timestamp(µs) / Timestamp(µs, "UTC")    |
+//! | interval                           | Interval(MonthDayNano)                  |
+//! | T[] (one dimension)                | List(T)                                 |
+//! | anything else                      | an error naming the column, or text     |
+//! |                                    | with `?unknown_types=text`              |
+
+use std::sync::Arc;
+
+use bytes::{BufMut, BytesMut};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder,
+    Decimal256Builder, Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder,
+    IntervalMonthDayNanoBuilder, ListArray, NullBufferBuilder, StringBuilder,
+    Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
+};
+use datafusion::arrow::buffer::OffsetBuffer;
+use datafusion::arrow::compute::{CastOptions, cast_with_options};
+use datafusion::arrow::datatypes::{
+    DataType, Field, IntervalMonthDayNano, IntervalUnit, TimeUnit, i256,
+};
+use datafusion::arrow::util::display::FormatOptions;
+
+use crate::error::{Error, Result};
+use crate::record::{EXTENSION_NAME_KEY, JSON_EXTENSION, TYPE_METADATA_KEY};
+
+/// Field metadata key holding the PostgreSQL type of a column.
+pub const PG_TYPE_KEY: &str = "dataknobs.pg_type";
+
+/// Microseconds (and days) between 1970-01-01 and PostgreSQL's epoch 2000-01-01.
+const EPOCH_US: i64 = 946_684_800_000_000;
+const EPOCH_DAYS: i32 = 10_957;
+
+/// The kinds of PostgreSQL type dataknobs maps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    Bool,
+    Int2,
+    Int4,
+    Int8,
+    Oid,
+    Float4,
+    Float8,
+    /// numeric(p, s); None for unconstrained numeric.
+    Numeric(Option<(u8, i8)>),
+    /// varchar, name, "char" (no blank padding, compared like Arrow strings).
+    Varchar,
+    Text,
+    /// char(n): blank-padded, compared ignoring trailing blanks (not pushed).
+    Bpchar,
+    Enum,
+    Json,
+    Jsonb,
+    Uuid,
+    Bytea,
+    Date,
+    Time,
+    Timestamp,
+    Timestamptz,
+    Interval,
+    Array(Box<Kind>),
+    /// A type without a mapping (read as text when the user allows it).
+    Unknown,
+}
+
+impl Kind {
+    /// The kind for a type oid (element kinds and enums are resolved by the caller).
+    pub fn from_oid(oid: u32, typmod: i32) -> Kind {
+        match oid {
+            16 => Kind::Bool,
+            17 => Kind::Bytea,
+            18 | 19 | 1043 => Kind::Varchar,
+            20 => Kind::Int8,
+            21 => Kind::Int2,
+            23 => Kind::Int4,
+            25 => Kind::Text,
+            26 => Kind::Oid,
+            114 => Kind::Json,
+            700 => Kind::Float4,
+            701 => Kind::Float8,
+            1042 => Kind::Bpchar,
+            1082 => Kind::Date,
+            1083 => Kind::Time,
+            1114 => Kind::Timestamp,
+            1184 => Kind::Timestamptz,
+            1186 => Kind::Interval,
+            1700 => {
+                if typmod >= 4 {
+                    let p = ((typmod - 4) >> 16) & 0xffff;
+                    let s = (typmod - 4) & 0x7ff;
+                    // Negative scales (PostgreSQL 15) are stored in 11 bits.
+                    let s = if s > 1000 { s - 2048 } else { s };
+                    match (u8::try_from(p), i8::try_from(s)) {
+                        (Ok(p), Ok(s)) if (1..=76).contains(&p) && s >= 0 => {
+                            Kind::Numeric(Some((p, s)))
+                        }
+                        _ => Kind::Numeric(None),
+                    }
+                } else {
+                    Kind::Numeric(None)
+                }
+            }
+            2950 => Kind::Uuid,
+            3802 => Kind::Jsonb,
+            _ => Kind::Unknown,
+        }
+    }
+
+    /// The Arrow type values of this kind are read as.
+    pub fn arrow_type(&self) -> DataType {
+        match self {
+            Kind::Bool => DataType::Boolean,
+            Kind::Int2 => DataType::Int16,
+            Kind::Int4 => DataType::Int32,
+            Kind::Int8 | Kind::Oid => DataType::Int64,
+            Kind::Float4 => DataType::Float32,
+            Kind::Float8 | Kind::Numeric(None) => DataType::Float64,
+            Kind::Numeric(Some((p, s))) if *p <= 38 => DataType::Decimal128(*p, *s),
+            Kind::Numeric(Some((p, s))) => DataType::Decimal256(*p, *s),
+            Kind::Varchar
+            | Kind::Text
+            | Kind::Bpchar
+            | Kind::Enum
+            | Kind::Json
+            | Kind::Jsonb
+            | Kind::Uuid
+            | Kind::Unknown => DataType::Utf8,
+            Kind::Bytea => DataType::Binary,
+            Kind::Date => DataType::Date32,
+            Kind::Time => DataType::Time64(TimeUnit::Microsecond),
+            Kind::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
+            Kind::Timestamptz => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            Kind::Interval => DataType::Interval(IntervalUnit::MonthDayNano),
+            Kind::Array(e) => {
+                DataType::List(Arc::new(Field::new("item", e.arrow_type(), true)))
+            }
+        }
+    }
+
+    /// Is this kind (or its element) unmapped?
+    pub fn is_unknown(&self) -> bool {
+        match self {
+            Kind::Unknown => true,
+            Kind::Array(e) => e.is_unknown(),
+            _ => false,
+        }
+    }
+}
+
+/// One column of a PostgreSQL table.
+#[derive(Debug, Clone)]
+pub struct PgColumn {
+    pub name: String,
+    pub kind: Kind,
+    /// `format_type` of the column, e.g. `numeric(15,2)`.
+    pub type_name: String,
+    pub not_null: bool,
+}
+
+impl PgColumn {
+    /// The Arrow field for this column.
+    pub fn arrow_field(&self) -> Field {
+        let mut meta = std::collections::HashMap::new();
+        meta.insert(PG_TYPE_KEY.to_string(), self.type_name.clone());
+        match self.kind {
+            Kind::Text => {
+                meta.insert(TYPE_METADATA_KEY.to_string(), "TEXT".to_string());
+            }
+            Kind::Json | Kind::Jsonb => {
+                meta.insert(EXTENSION_NAME_KEY.to_string(), JSON_EXTENSION.to_string());
+            }
+            _ => {}
+        }
+        Field::new(&self.name, self.kind.arrow_type(), !self.not_null).with_metadata(meta)
+    }
+}
+
+/// The PostgreSQL column type for an Arrow field (CREATE TABLE, CTAS, record collections).
+pub fn pg_type_for(field: &Field) -> Result<String> {
+    let meta = field.metadata();
+    if let Some(t) = meta.get(PG_TYPE_KEY) {
+        return Ok(t.clone());
+    }
+    if meta.get(EXTENSION_NAME_KEY).map(String::as_str) == Some(JSON_EXTENSION) {
+        return Ok("json".into());
+    }
+    if meta.get(TYPE_METADATA_KEY).map(String::as_str) == Some("TEXT") {
+        return Ok("text".into());
+    }
+    pg_type_for_arrow(field.name(), field.data_type())
+}
+
+fn pg_type_for_arrow(name: &str, t: &DataType) -> Result<String> {
+    Ok(match t {
+        DataType::Boolean => "boolean".into(),
+        DataType::Int8 | DataType::Int16 | DataType::UInt8 => "smallint".into(),
+        DataType::Int32 | DataType::UInt16 => "integer".into(),
+        DataType::Int64 | DataType::UInt32 => "bigint".into(),
+        DataType::UInt64 => "numeric(20,0)".into(),
+        DataType::Float16 | DataType::Float32 => "real".into(),
+        DataType::Float64 => "double precision".into(),
+        DataType::Decimal32(p, s)
+        | DataType::Decimal64(p, s)
+        | DataType::Decimal128(p, s)
+        | DataType::Decimal256(p, s) => {
+            if *s < 0 {
+                format!("numeric({},0)", i16::from(*p) - i16::from(*s))
+            } else {
+                format!("numeric({p},{s})")
+            }
+        }
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "varchar".into(),
+        DataType::Binary
+        | DataType::LargeBinary
+        | DataType::BinaryView
+        | DataType::FixedSizeBinary(_) => "bytea".into(),
+        DataType::Date32 | DataType::Date64 => "date".into(),
+        DataType::Time32(_) | DataType::Time64(_) => "time".into(),
+        DataType::Timestamp(_, None) => "timestamp".into(),
+        DataType::Timestamp(_, Some(_)) => "timestamptz".into(),
+        DataType::Interval(_) | DataType::Duration(_) => "interval".into(),
+        DataType::List(f) | DataType::LargeList(f) | DataType::ListView(f) => {
+            let inner = pg_type_for(f)?;
+            if inner.ends_with("[]") {
+                return Err(Error::type_error(format!(
+                    "column '{name}': nested lists have no PostgreSQL column type"
+                )));
+            }
+            format!("{inner}[]")
+        }
+        DataType::Dictionary(_, v) => pg_type_for_arrow(name, v)?,
+        DataType::Null => "text".into(),
+        other => {
+            return Err(Error::type_error(format!(
+                "column '{name}': Arrow type {other} has no PostgreSQL column type; cast it in the SELECT"
+            )));
+        }
+    })
+}
+
+// ------------------------------------------------------------------------------ decoding
+
+/// Reads the next `n` bytes.
+#[inline]
+fn take<'a>(buf: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    if buf.len() < n {
+        return None;
+    }
+    let (head, tail) = buf.split_at(n);
+    *buf = tail;
+    Some(head)
+}
+
+#[inline]
+fn at16(b: &[u8], off: usize) -> Option<i16> {
+    be_i16(b.get(off..)?)
+}
+#[inline]
+fn at32(b: &[u8], off: usize) -> Option<i32> {
+    be_i32(b.get(off..)?)
+}
+
+#[inline]
+fn be_i16(b: &[u8]) -> Option<i16> {
+    Some(i16::from_be_bytes(b.get(..2)?.try_into().ok()?))
+}
+#[inline]
+fn be_i32(b: &[u8]) -> Option<i32> {
+    Some(i32::from_be_bytes(b.get(..4)?.try_into().ok()?))
+}
+#[inline]
+fn be_i64(b: &[u8]) -> Option<i64> {
+    Some(i64::from_be_bytes(b.get(..8)?.try_into().ok()?))
+}
+
+fn bad(kind: &Kind, len: usize) -> String {
+    format!("malformed binary value of type {kind:?} ({len} bytes)")
+}
+
+/// Decodes PostgreSQL's binary numeric into an unscaled integer at `scale`.
+fn numeric_to_i128(b: &[u8], scale: i8) -> std::result::Result<i128, String> {
+    let ndigits = be_i16(b).ok_or("short numeric")? as usize;
+    let weight = i32::from(at16(b, 2).ok_or("short numeric")?);
+    let sign = at16(b, 4).ok_or("short numeric")? as u16;
+    match sign {
+        0x0000 | 0x4000 => {}
+        0xC000 => return Err("NaN cannot be stored in a decimal column".into()),
+        _ => return Err("Infinity cannot be stored in a decimal column".into()),
+    }
+    if b.len() < 8 + 2 * ndigits {
+        return Err("short numeric".into());
+    }
+    let mut acc: i128 = 0;
+    for i in 0..ndigits {
+        let d = i128::from(at16(b, 8 + 2 * i).ok_or("short numeric")?);
+        acc = acc
+            .checked_mul(10_000)
+            .and_then(|a| a.checked_add(d))
+            .ok_or("numeric value overflows the decimal type")?;
+    }
+    // acc * 10000^(weight - ndigits + 1) * 10^scale
+    let exp10 = 4 * (weight - ndigits as i32 + 1) + i32::from(scale);
+    if ndigits == 0 {
+        return Ok(0);
+    }
+    if exp10 >= 0 {
+        let m = 10i128
+            .checked_pow(exp10 as u32)
+            .ok_or("numeric value overflows the decimal type")?;
+        acc.checked_mul(m)
+            .map(|v| if sign == 0x4000 { -v } else { v })
+            .ok_or_else(|| "numeric value overflows the decimal type".into())
+    } else {
+        let d = 10i128
+            .checked_pow((-exp10) as u32)
+            .ok_or("numeric value has more digits than the column's scale")?;
+        if acc % d != 0 {
+            return Err("numeric value has more digits than the column's scale".into());
+        }
+        let v = acc / d;
+        Ok(if sign == 0x4000 { -v } else { v })
+    }
+}
+
+/// Decodes a binary numeric into f64 (for unconstrained numeric).
+fn numeric_to_f64(b: &[u8]) -> std::result::Result<f64, String> {
+    let ndigits = be_i16(b).ok_or("short numeric")? as usize;
+    let weight = i32::from(at16(b, 2).ok_or("short numeric")?);
+    let sign = at16(b, 4).ok_or("short numeric")? as u16;
+    match sign {
+        0xC000 => return Ok(f64::NAN),
+        0xD000 => return Ok(f64::INFINITY),
+        0xF000 => return Ok(f64::NEG_INFINITY),
+        _ => {}
+    }
+    // Exact decimal text, then one correctly rounded parse.
+    let mut s = String::with_capacity(8 + 4 * ndigits);
+    if sign == 0x4000 {
+        s.push('-');
+    }
+    s.push_str("0.");
+    for i in 0..ndigits {
+        let d = at16(b, 8 + 2 * i).ok_or("short numeric")?;
+        s.push_str(&format!("{d:04}"));
+    }
+    if ndigits == 0 {
+        s.push('0');
+    }
+    s.push_str(&format!("e{}", 4 * (weight + 1)));
+    s.parse::<f64>().map_err(|e| e.to_string())
+}
+
+/// Builds one Arrow column from binary COPY values.
+pub enum ColumnDecoder {
+    Bool(BooleanBuilder),
+    Int2(Int16Builder),
+    Int4(Int32Builder),
+    Int8(Int64Builder),
+    Oid(Int64Builder),
+    Float4(Float32Builder),
+    Float8(Float64Builder),
+    Dec128(Decimal128Builder, u8, i8),
+    Dec256(Decimal256Builder, u8, i8),
+    NumericF64(Float64Builder),
+    Str(StringBuilder),
+    Jsonb(StringBuilder),
+    Uuid(StringBuilder),
+    Bytea(BinaryBuilder),
+    Date(Date32Builder),
+    Time(Time64MicrosecondBuilder),
+    Timestamp(TimestampMicrosecondBuilder, Option<Arc<str>>),
+    Interval(IntervalMonthDayNanoBuilder),
+    List {
+        field: Arc<Field>,
+        offsets: Vec<i32>,
+        nulls: NullBufferBuilder,
+        child: Box<ColumnDecoder>,
+        elem: Kind,
+    },
+}
+
+impl ColumnDecoder {
+    /// A decoder for `kind` (Unknown kinds are decoded as text: the scan casts them).
+    pub fn new(kind: &Kind, capacity: usize) -> ColumnDecoder {
+        match kind {
+            Kind::Bool => ColumnDecoder::Bool(BooleanBuilder::with_capacity(capacity)),
+            Kind::Int2 => ColumnDecoder::Int2(Int16Builder::with_capacity(capacity)),
+            Kind::Int4 => ColumnDecoder::Int4(Int32Builder::with_capacity(capacity)),
+            Kind::Int8 => ColumnDecoder::Int8(Int64Builder::with_capacity(capacity)),
+            Kind::Oid => ColumnDecoder::Oid(Int64Builder::with_capacity(capacity)),
+            Kind::Float4 => ColumnDecoder::Float4(Float32Builder::with_capacity(capacity)),
+            Kind::Float8 => ColumnDecoder::Float8(Float64Builder::with_capacity(capacity)),
+            Kind::Numeric(None) => {
+                ColumnDecoder::NumericF64(Float64Builder::with_capacity(capacity))
+            }
+            Kind::Numeric(Some((p, s))) if *p <= 38 => {
+                ColumnDecoder::Dec128(Decimal128Builder::with_capacity(capacity), *p, *s)
+            }
+            Kind::Numeric(Some((p, s))) => {
+                ColumnDecoder::Dec256(Decimal256Builder::with_capacity(capacity), *p, *s)
+            }
+            Kind::Varchar | Kind::Text | Kind::Bpchar | Kind::Enum | Kind::Json | Kind::Unknown => {
+                ColumnDecoder::Str(StringBuilder::with_capacity(capacity, capacity * 16))
+            }
+            Kind::Jsonb => ColumnDecoder::Jsonb(StringBuilder::with_capacity(capacity, capacity * 16)),
+            Kind::Uuid => ColumnDecoder::Uuid(StringBuilder::with_capacity(capacity, capacity * 36)),
+            Kind::Bytea => ColumnDecoder::Bytea(BinaryBuilder::with_capacity(capacity, capacity * 16)),
+            Kind::Date => ColumnDecoder::Date(Date32Builder::with_capacity(capacity)),
+            Kind::Time => ColumnDecoder::Time(Time64MicrosecondBuilder::with_capacity(capacity)),
+            Kind::Timestamp => {
+                ColumnDecoder::Timestamp(TimestampMicrosecondBuilder::with_capacity(capacity), None)
+            }
+            Kind::Timestamptz => ColumnDecoder::Timestamp(
+                TimestampMicrosecondBuilder::with_capacity(capacity),
+                Some("UTC".into()),
+            ),
+            Kind::Interval => {
+                ColumnDecoder::Interval(IntervalMonthDayNanoBuilder::with_capacity(capacity))
+            }
+            Kind::Array(e) => {
+                let mut offsets = Vec::with_capacity(capacity + 1);
+                offsets.push(0);
+                ColumnDecoder::List {
+                    field: Arc::new(Field::new("item", e.arrow_type(), true)),
+                    offsets,
+                    nulls: NullBufferBuilder::new(capacity),
+                    child: Box::new(ColumnDecoder::new(e, capacity)),
+                    elem: (**e).clone(),
+                }
+            }
+        }
+    }
+
+    /// Appends one value (None for NULL).
+    pub fn append(&mut self, v: Option<&[u8]>, kind: &Kind) -> std::result::Result<(), String> {
+        let Some(b) = v else {
+            self.append_null();
+            return Ok(());
+        };
+        match self {
+            ColumnDecoder::Bool(x) => x.append_value(*b.first().ok_or_else(|| bad(kind, 0))? != 0),
+            ColumnDecoder::Int2(x) => x.append_value(be_i16(b).ok_or_else(|| bad(kind, b.len()))?),
+            ColumnDecoder::Int4(x) => x.append_value(be_i32(b).ok_or_else(|| bad(kind, b.len()))?),
+            ColumnDecoder::Int8(x) => x.append_value(be_i64(b).ok_or_else(|| bad(kind, b.len()))?),
+            ColumnDecoder::Oid(x) => {
+                x.append_value(i64::from(be_i32(b).ok_or_else(|| bad(kind, b.len()))? as u32))
+            }
+            ColumnDecoder::Float4(x) => x.append_value(f32::from_bits(
+                be_i32(b).ok_or_else(|| bad(kind, b.len()))? as u32,
+            )),
+            ColumnDecoder::Float8(x) => x.append_value(f64::from_bits(
+                be_i64(b).ok_or_else(|| bad(kind, b.len()))? as u64,
+            )),
+            ColumnDecoder::Dec128(x, _, s) => x.append_value(numeric_to_i128(b, *s)?),
+            ColumnDecoder::Dec256(x, _, s) => x.append_value(i256::from_i128(numeric_to_i128(b, *s)?)),
+            ColumnDecoder::NumericF64(x) => x.append_value(numeric_to_f64(b)?),
+            ColumnDecoder::Str(x) => {
+                x.append_value(std::str::from_utf8(b).map_err(|e| format!("invalid UTF-8: {e}"))?)
+            }
+            ColumnDecoder::Jsonb(x) => {
+                let (ver, rest) = b.split_first().ok_or_else(|| bad(kind, 0))?;
+                if *ver != 1 {
+                    return Err(format!("unknown jsonb version {ver}"));
+                }
+                x.append_value(std::str::from_utf8(rest).map_err(|e| format!("invalid UTF-8: {e}"))?)
+            }
+            ColumnDecoder::Uuid(x) => {
+                let u = uuid::Uuid::from_slice(b).map_err(|e| e.to_string())?;
+                x.append_value(u.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()))
+            }
+            ColumnDecoder::Bytea(x) => x.append_value(b),
+            ColumnDecoder::Date(x) => {
+                let d = be_i32(b).ok_or_else(|| bad(kind, b.len()))?;
+                if d == i32::MAX || d == i32::MIN {
+                    return Err("date 'infinity' has no Arrow value".into());
+                }
+                x.append_value(d.checked_add(EPOCH_DAYS).ok_or("date out of range")?)
+            }
+            ColumnDecoder::Time(x) => x.append_value(be_i64(b).ok_or_else(|| bad(kind, b.len()))?),
+            ColumnDecoder::Timestamp(x, _) => {
+                let t = be_i64(b).ok_or_else(|| bad(kind, b.len()))?;
+                if t == i64::MAX || t == i64::MIN {
+                    return Err("timestamp 'infinity' has no Arrow value".into());
+                }
+                x.append_value(t.checked_add(EPOCH_US).ok_or("timestamp out of range")?)
+            }
+            ColumnDecoder::Interval(x) => {
+                let us = be_i64(b).ok_or_else(|| bad(kind, b.len()))?;
+                let days = at32(b, 8).ok_or_else(|| bad(kind, b.len()))?;
+                let months = at32(b, 12).ok_or_else(|| bad(kind, b.len()))?;
+                x.append_value(IntervalMonthDayNano::new(
+                    months,
+                    days,
+                    us.checked_mul(1000).ok_or("interval out of range")?,
+                ))
+            }
+            ColumnDecoder::List {
+                offsets,
+                nulls,
+                child,
+                elem,
+                ..
+            } => {
+                let mut cur = b;
+                let head = take(&mut cur, 12).ok_or_else(|| bad(kind, b.len()))?;
+                let ndim = be_i32(head).ok_or_else(|| bad(kind, b.len()))?;
+                let mut n = 0usize;
+                if ndim > 1 {
+                    return Err(format!(
+                        "{ndim}-dimensional arrays are not supported (only one dimension)"
+                    ));
+                }
+                if ndim == 1 {
+                    let dim = take(&mut cur, 8).ok_or_else(|| bad(kind, b.len()))?;
+                    n = be_i32(dim).ok_or_else(|| bad(kind, b.len()))?.max(0) as usize;
+                }
+                for _ in 0..n {
+                    let len = be_i32(take(&mut cur, 4).ok_or_else(|| bad(kind, b.len()))?)
+                        .ok_or_else(|| bad(kind, b.len()))?;
+                    if len < 0 {
+                        child.append(None, elem)?;
+                    } else {
+                        let v = take(&mut cur, len as usize).ok_or_else(|| bad(kind, b.len()))?;
+                        child.append(Some(v), elem)?;
+                    }
+                }
+                let last = *offsets.last().unwrap_or(&0);
+                offsets.push(last + n as i32);
+                nulls.append_non_null();
+            }
+        }
+        Ok(())
+    }
+
+    fn append_null(&mut self) {
+        match self {
+            ColumnDecoder::Bool(x) => x.append_null(),
+            ColumnDecoder::Int2(x) => x.append_null(),
+            ColumnDecoder::Int4(x) => x.append_null(),
+            ColumnDecoder::Int8(x) | ColumnDecoder::Oid(x) => x.append_null(),
+            ColumnDecoder::Float4(x) => x.append_null(),
+            ColumnDecoder::Float8(x) | ColumnDecoder::NumericF64(x) => x.append_null(),
+            ColumnDecoder::Dec128(x, _, _) => x.append_null(),
+            ColumnDecoder::Dec256(x, _, _) => x.append_null(),
+            ColumnDecoder::Str(x) | ColumnDecoder::Jsonb(x) | ColumnDecoder::Uuid(x) => {
+                x.append_null()
+            }
+            ColumnDecoder::Bytea(x) => x.append_null(),
+            ColumnDecoder::Date(x) => x.append_null(),
+            ColumnDecoder::Time(x) => x.append_null(),
+            ColumnDecoder::Timestamp(x, _) => x.append_null(),
+            ColumnDecoder::Interval(x) => x.append_null(),
+            ColumnDecoder::List { offsets, nulls, .. } => {
+                let last = *offsets.last().unwrap_or(&0);
+                offsets.push(last);
+                nulls.append_null();
+            }
+        }
+    }
+
+    /// The finished array (the decoder is reset for the next batch).
+    pub fn finish(&mut self) -> std::result::Result<ArrayRef, String> {
+        Ok(match self {
+            ColumnDecoder::Bool(x) => Arc::new(x.finish()),
+            ColumnDecoder::Int2(x) => Arc::new(x.finish()),
+            ColumnDecoder::Int4(x) => Arc::new(x.finish()),
+            ColumnDecoder::Int8(x) | ColumnDecoder::Oid(x) => Arc::new(x.finish()),
+            ColumnDecoder::Float4(x) => Arc::new(x.finish()),
+            ColumnDecoder::Float8(x) | ColumnDecoder::NumericF64(x) => Arc::new(x.finish()),
+            ColumnDecoder::Dec128(x, p, s) => Arc::new(
+                x.finish()
+                    .with_precision_and_scale(*p, *s)
+                    .map_err(|e| e.to_string())?,
+            ),
+            ColumnDecoder::Dec256(x, p, s) => Arc::new(
+                x.finish()
+                    .with_precision_and_scale(*p, *s)
+                    .map_err(|e| e.to_string())?,
+            ),
+            ColumnDecoder::Str(x) | ColumnDecoder::Jsonb(x) | ColumnDecoder::Uuid(x) => {
+                Arc::new(x.finish())
+            }
+            ColumnDecoder::Bytea(x) => Arc::new(x.finish()),
+            ColumnDecoder::Date(x) => Arc::new(x.finish()),
+            ColumnDecoder::Time(x) => Arc::new(x.finish()),
+            ColumnDecoder::Timestamp(x, tz) => Arc::new(x.finish().with_timezone_opt(tz.clone())),
+            ColumnDecoder::Interval(x) => Arc::new(x.finish()),
+            ColumnDecoder::List {
+                field,
+                offsets,
+                nulls,
+                child,
+                ..
+            } => {
+                let values = child.finish()?;
+                let offs = std::mem::replace(offsets, vec![0]);
+                let arr = ListArray::try_new(
+                    field.clone(),
+                    OffsetBuffer::new(offs.into()),
+                    values,
+                    nulls.finish(),
+                )
+                .map_err(|e| e.to_string())?;
+                Arc::new(arr)
+            }
+        })
+    }
+}
+
+// ------------------------------------------------------------------------------ encoding
+
+/// Encodes one Arrow column into binary COPY values for a PostgreSQL column.
+pub struct ColumnEncoder {
+    array: ArrayRef,
+    kind: Kind,
+}
+
+/// Casts `array` to the Arrow type a column of `kind` is read as (checked: an out-of-range
+/// value is an error, never a silent wrap).
+fn canonical(array: &ArrayRef, kind: &Kind, column: &str) -> Result<ArrayRef> {
+    let target = kind.arrow_type();
+    let is_string = matches!(
+        array.data_type(),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    );
+    if array.data_type() == &target || (is_string && target == DataType::Utf8) {
+        return Ok(array.clone());
+    }
+    let opts = CastOptions {
+        safe: false,
+        format_options: FormatOptions::default(),
+    };
+    cast_with_options(array, &target, &opts).map_err(|e| {
+        Error::type_error(format!(
+            "column '{column}': cannot convert {} to the PostgreSQL column's type: {e}",
+            array.data_type()
+        ))
+    })
+}
+
+impl ColumnEncoder {
+    pub fn new(array: &ArrayRef, kind: &Kind, column: &str) -> Result<ColumnEncoder> {
+        if kind.is_unknown() {
+            return Err(Error::type_error(format!(
+                "column '{column}' has a PostgreSQL type dataknobs cannot write; insert into it with SQL in PostgreSQL"
+            )));
+        }
+        if let Kind::Array(e) = kind
+            && matches!(**e, Kind::Array(_))
+        {
+            return Err(Error::type_error(format!(
+                "column '{column}': nested arrays are not supported"
+            )));
+        }
+        Ok(ColumnEncoder {
+            array: canonical(array, kind, column)?,
+            kind: kind.clone(),
+        })
+    }
+
+    /// Writes the value at `row` (length prefix and bytes, or -1 for NULL).
+    #[inline]
+    pub fn encode(&self, row: usize, out: &mut BytesMut) -> std::result::Result<(), String> {
+        encode_value(self.array.as_ref(), &self.kind, row, out)
+    }
+}
+
+fn encode_value(
+    a: &dyn Array,
+    kind: &Kind,
+    row: usize,
+    out: &mut BytesMut,
+) -> std::result::Result<(), String> {
+    use datafusion::arrow::datatypes as t;
+    if a.is_null(row) {
+        out.put_i32(-1);
+        return Ok(());
+    }
+    match kind {
+        Kind::Bool => {
+            out.put_i32(1);
+            out.put_u8(u8::from(a.as_boolean().value(row)));
+        }
+        Kind::Int2 => {
+            out.put_i32(2);
+            out.put_i16(a.as_primitive::<t::Int16Type>().value(row));
+        }
+        Kind::Int4 => {
+            out.put_i32(4);
+            out.put_i32(a.as_primitive::<t::Int32Type>().value(row));
+        }
+        Kind::Int8 => {
+            out.put_i32(8);
+            out.put_i64(a.as_primitive::<t::Int64Type>().value(row));
+        }
+        Kind::Oid => {
+            let v = a.as_primitive::<t::Int64Type>().value(row);
+            let v = u32::try_from(v).map_err(|_| format!("{v} is not a valid oid"))?;
+            out.put_i32(4);
+            out.put_u32(v);
+        }
+        Kind::Float4 => {
+            out.put_i32(4);
+            out.put_f32(a.as_primitive::<t::Float32Type>().value(row));
+        }
+        Kind::Float8 => {
+            out.put_i32(8);
+            out.put_f64(a.as_primitive::<t::Float64Type>().value(row));
+        }
+        Kind::Numeric(None) => {
+            let v = a.as_primitive::<t::Float64Type>().value(row);
+            write_numeric_f64(v, out)?;
+        }
+        Kind::Numeric(Some((p, s))) if *p <= 38 => {
+            let v = a.as_primitive::<t::Decimal128Type>().value(row);
+            write_numeric_i128(v, *s, out)?;
+        }
+        Kind::Numeric(Some((_, s))) => {
+            let v = a.as_primitive::<t::Decimal256Type>().value(row);
+            let v = v
+                .to_i128()
+                .ok_or("decimal value with more than 38 digits cannot be written yet")?;
+            write_numeric_i128(v, *s, out)?;
+        }
+        Kind::Varchar | Kind::Text | Kind::Bpchar | Kind::Enum | Kind::Json => {
+            let s = string_at(a, row)?;
+            out.put_i32(s.len() as i32);
+            out.put_slice(s.as_bytes());
+        }
+        Kind::Jsonb => {
+            let s = string_at(a, row)?;
+            out.put_i32(s.len() as i32 + 1);
+            out.put_u8(1);
+            out.put_slice(s.as_bytes());
+        }
+        Kind::Uuid => {
+            let s = string_at(a, row)?;
+            let u = uuid::Uuid::parse_str(s).map_err(|e| format!("'{s}' is not a UUID: {e}"))?;
+            out.put_i32(16);
+            out.put_slice(u.as_bytes());
+        }
+        Kind::Bytea => {
+            let b = a.as_binary::<i32>().value(row);
+            out.put_i32(b.len() as i32);
+            out.put_slice(b);
+        }
+        Kind::Date => {
+            let d = a.as_primitive::<t::Date32Type>().value(row);
+            out.put_i32(4);
+            out.put_i32(d - EPOCH_DAYS);
+        }
+        Kind::Time => {
+            out.put_i32(8);
+            out.put_i64(a.as_primitive::<t::Time64MicrosecondType>().value(row));
+        }
+        Kind::Timestamp | Kind::Timestamptz => {
+            let v = a.as_primitive::<t::TimestampMicrosecondType>().value(row);
+            out.put_i32(8);
+            out.put_i64(v.checked_sub(EPOCH_US).ok_or("timestamp out of range")?);
+        }
+        Kind::Interval => {
+            let v = a.as_primitive::<t::IntervalMonthDayNanoType>().value(row);
+            if v.nanoseconds % 1000 != 0 {
+                return Err("interval with sub-microsecond precision".into());
+            }
+            out.put_i32(16);
+            out.put_i64(v.nanoseconds / 1000);
+            out.put_i32(v.days);
+            out.put_i32(v.months);
+        }
+        Kind::Array(elem) => {
+            let list = a.as_list::<i32>();
+            let values = list.value(row);
+            let len_pos = out.len();
+            out.put_i32(0);
+            let start = out.len();
+            out.put_i32(1);
+            out.put_i32(i32::from(values.null_count() > 0));
+            out.put_u32(elem_oid(elem).ok_or("arrays of this element type cannot be written")?);
+            out.put_i32(values.len() as i32);
+            out.put_i32(1);
+            for i in 0..values.len() {
+                encode_value(values.as_ref(), elem, i, out)?;
+            }
+            let total = (out.len() - start) as i32;
+            out[len_pos..len_pos + 4].copy_from_slice(&total.to_be_bytes());
+        }
+        Kind::Unknown => return Err("a column of an unmapped type cannot be written".into()),
+    }
+    Ok(())
+}
+
+fn elem_oid(k: &Kind) -> Option<u32> {
+    Some(match k {
+        Kind::Bool => 16,
+        Kind::Bytea => 17,
+        Kind::Int8 => 20,
+        Kind::Int2 => 21,
+        Kind::Int4 => 23,
+        Kind::Text => 25,
+        Kind::Oid => 26,
+        Kind::Json => 114,
+        Kind::Float4 => 700,
+        Kind::Float8 => 701,
+        Kind::Bpchar => 1042,
+        Kind::Varchar => 1043,
+        Kind::Date => 1082,
+        Kind::Time => 1083,
+        Kind::Timestamp => 1114,
+        Kind::Timestamptz => 1184,
+        Kind::Interval => 1186,
+        Kind::Numeric(_) => 1700,
+        Kind::Uuid => 2950,
+        Kind::Jsonb => 3802,
+        _ => return None,
+    })
+}
+
+#[inline]
+fn string_at(a: &dyn Array, row: usize) -> std::result::Result<&str, String> {
+    Ok(match a.data_type() {
+        DataType::Utf8 => a.as_string::<i32>().value(row),
+        DataType::LargeUtf8 => a.as_string::<i64>().value(row),
+        DataType::Utf8View => a.as_string_view().value(row),
+        other => return Err(format!("expected a string column, got {other}")),
+    })
+}
+
+/// Writes an unscaled decimal as PostgreSQL binary numeric.
+pub fn write_numeric_i128(
+    v: i128,
+    scale: i8,
+    out: &mut BytesMut,
+) -> std::result::Result<(), String> {
+    let neg = v < 0;
+    let scale = scale.max(0) as u32;
+    // Align the fraction to whole base-10000 digits.
+    let pad = (4 - scale % 4) % 4;
+    let mut mag = v
+        .unsigned_abs()
+        .checked_mul(10u128.pow(pad))
+        .ok_or("decimal value too large to write")?;
+    let frac_groups = (scale + pad) / 4;
+    let mut groups: Vec<i16> = Vec::with_capacity(10);
+    while mag > 0 {
+        groups.push((mag % 10_000) as i16);
+        mag /= 10_000;
+    }
+    // groups are little-endian base 10000; the lowest `frac_groups` are the fraction.
+    let total = groups.len() as i32;
+    let mut weight = total - frac_groups as i32 - 1;
+    // Strip trailing zero groups (PostgreSQL's canonical form) and leading zeros.
+    let mut lo = 0;
+    while lo < groups.len() && groups[lo] == 0 {
+        lo += 1;
+    }
+    let digits: &[i16] = &groups[lo..];
+    if digits.is_empty() {
+        weight = 0;
+    }
+    out.put_i32(8 + 2 * digits.len() as i32);
+    out.put_i16(digits.len() as i16);
+    out.put_i16(weight as i16);
+    out.put_u16(if neg && !digits.is_empty() { 0x4000 } else { 0 });
+    out.put_i16(scale as i16);
+    for d in digits.iter().rev() {
+        out.put_i16(*d);
+    }
+    Ok(())
+}
+
+/// Writes an f64 as binary numeric (NaN allowed; infinities are an error in PostgreSQL < 14).
+fn write_numeric_f64(v: f64, out: &mut BytesMut) -> std::result::Result<(), String> {
+    if v.is_nan() {
+        out.put_i32(8);
+        out.put_i16(0);
+        out.put_i16(0);
+        out.put_u16(0xC000);
+        out.put_i16(0);
+        return Ok(());
+    }
+    if v.is_infinite() {
+        out.put_i32(8);
+        out.put_i16(0);
+        out.put_i16(0);
+        out.put_u16(if v > 0.0 { 0xD000 } else { 0xF000 });
+        out.put_i16(0);
+        return Ok(());
+    }
+    write_numeric_str(&format!("{v}"), out)
+}
+
+/// Writes a plain decimal string (`-123.4500`, `1e-7` is not accepted) as binary numeric.
+pub fn write_numeric_str(s: &str, out: &mut BytesMut) -> std::result::Result<(), String> {
+    let (neg, body) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s),
+    };
+    let (int, frac) = body.split_once('.').unwrap_or((body, ""));
+    let scale = frac.len().min(i8::MAX as usize) as i8;
+    let digits: String = format!("{int}{frac}");
+    let v: i128 = digits
+        .parse()
+        .map_err(|_| format!("'{s}' is not a plain decimal number"))?;
+    write_numeric_i128(if neg { -v } else { v }, scale, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(v: i128, scale: i8) -> i128 {
+        let mut b = BytesMut::new();
+        write_numeric_i128(v, scale, &mut b).unwrap();
+        numeric_to_i128(&b[4..], scale).unwrap()
+    }
+
+    #[test]
+    fn numeric_roundtrips() {
+        for (v, s) in [
+            (0i128, 2i8),
+            (1, 2),
+            (-1, 2),
+            (2116823, 2),
+            (-99999999, 4),
+            (123456789012345678, 0),
+            (10000, 0),
+            (5, 7),
+            (i128::from(i64::MAX), 3),
+        ] {
+            assert_eq!(roundtrip(v, s), v, "{v} scale {s}");
+        }
+    }
+
+    #[test]
+    fn numeric_rejects_extra_digits_and_nan() {
+        let mut b = BytesMut::new();
+        write_numeric_i128(12345, 3, &mut b).unwrap(); // 12.345
+        assert!(numeric_to_i128(&b[4..], 2).is_err());
+        let mut n = BytesMut::new();
+        write_numeric_f64(f64::NAN, &mut n).unwrap();
+        assert!(numeric_to_i128(&n[4..], 2).unwrap_err().contains("NaN"));
+        assert!(numeric_to_f64(&n[4..]).unwrap().is_nan());
+    }
+
+    #[test]
+    fn typmod_gives_precision_and_scale() {
+        assert_eq!(Kind::from_oid(1700, (15 << 16) + 2 + 4), Kind::Numeric(Some((15, 2))));
+        assert_eq!(Kind::from_oid(1700, -1), Kind::Numeric(None));
+        assert_eq!(
+            Kind::from_oid(1700, (40 << 16) + 4).arrow_type(),
+            DataType::Decimal256(40, 0)
+        );
+    }
+}

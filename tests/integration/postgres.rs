@@ -1,0 +1,99 @@
+//! The PostgreSQL backend against a real server (DK_TEST_POSTGRES_URL, started by
+//! scripts/test.sh): the conformance suite, the .slt files and the differential test, each in
+//! its own PostgreSQL schema so tests run in parallel.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use dataknobs::backends::postgres::{PgBackend, PgOptions};
+use dataknobs::{Backend, Engine};
+
+use crate::common::unique_name;
+use crate::conformance::Fixture;
+
+/// The server under test. Not set outside scripts/test.sh: then the local default, and a
+/// test fails (never skips) if no server answers there.
+pub fn url() -> String {
+    std::env::var("DK_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+}
+
+/// `url()` with extra query options.
+pub fn url_with(options: &str) -> String {
+    let base = url();
+    if base.contains('?') {
+        format!("{base}&{options}")
+    } else {
+        format!("{base}?{options}")
+    }
+}
+
+/// A fresh PostgreSQL schema; returns its name.
+pub async fn fresh_schema() -> String {
+    let schema = unique_name("dk");
+    let admin = PgBackend::connect(&url::Url::parse(&url()).expect("url"), PgOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {} is not reachable: {e}", url()));
+    admin
+        .execute_native(&format!("CREATE SCHEMA \"{schema}\""))
+        .await
+        .expect("create schema");
+    schema
+}
+
+/// A backend whose default schema is a fresh one.
+pub async fn backend_in_fresh_schema() -> Arc<PgBackend> {
+    let schema = fresh_schema().await;
+    let u = url::Url::parse(&url_with(&format!("schema={schema}"))).expect("url");
+    Arc::new(
+        PgBackend::connect(&u, PgOptions::default())
+            .await
+            .expect("connect"),
+    )
+}
+
+/// An engine whose default backend is PostgreSQL (attached as `pg`) in a fresh schema.
+pub async fn engine_in_fresh_schema() -> Engine {
+    let schema = fresh_schema().await;
+    let engine = Engine::new();
+    engine
+        .attach("pg", &url_with(&format!("schema={schema}")))
+        .await
+        .expect("attach postgres");
+    engine.set_default_backend("pg").expect("default");
+    engine
+}
+
+pub struct PgFixture;
+
+#[async_trait]
+impl Fixture for PgFixture {
+    async fn backend(&self) -> Arc<dyn Backend> {
+        backend_in_fresh_schema().await
+    }
+}
+
+mod conformance {
+    use super::PgFixture;
+    crate::all_scenarios!(crate::conformance_suite; PgFixture);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slt() {
+    crate::slt::run_all("postgres", engine_in_fresh_schema).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn differential() {
+    let engine = engine_in_fresh_schema().await;
+    let seed = crate::differential::seed_from_env();
+    crate::differential::load_table(&engine, "diff", 300, seed).await;
+    let outcome = crate::differential::run_differential(
+        &engine,
+        "diff",
+        crate::differential::count_from_env(),
+        seed,
+    )
+    .await;
+    crate::differential::check(&outcome, "postgres");
+}

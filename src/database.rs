@@ -57,6 +57,10 @@ pub struct CollectionSpec {
     pub schema: SchemaRef,
     /// The key column: record ids are its values, unique per collection.
     pub key: Option<String>,
+    /// Without a key, will rows be addressed by record id (the record API)? Backends with no
+    /// stable row identity of their own may then add a hidden one (PostgreSQL adds an
+    /// identity column). False for SQL `CREATE TABLE`, which gets exactly its columns.
+    pub record_ids: bool,
 }
 
 /// One collection (table, index, bucket prefix, …) of records in a backend.

@@ -377,6 +377,7 @@ impl Engine {
         let spec = CollectionSpec {
             schema: arrow_schema,
             key,
+            record_ids: false,
         };
         let db = backend
             .create_collection(schema_name, &name, spec, false)

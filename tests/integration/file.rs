@@ -624,7 +624,7 @@ mod behaviour {
         }
         let plain = attach(&dir).await;
         let expected = query(&plain, sql).await;
-        assert_eq!(expected, ["| 71 | 53607 |"]);
+        assert_eq!(expected, ["| 71 | 53392 |"]);
         let p = plan(&plain, sql).await;
         assert!(
             p.contains("FilterExec"),

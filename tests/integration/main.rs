@@ -8,4 +8,5 @@ mod differential;
 mod file;
 mod memory;
 mod postgres;
+mod postgres_more;
 mod slt;

@@ -83,15 +83,15 @@ impl Fingerprint {
     /// followed once each (loops are cut); files that vanish during the walk are skipped.
     pub(super) fn of_dir(dir: &Path) -> Result<Fingerprint> {
         let mut stamps = Vec::new();
+        // Canonical targets of the directories entered so far through symlinks (and the
+        // table directory itself): a symlink loop is entered once at most.
         let mut seen = std::collections::HashSet::new();
+        if let Ok(canonical) = dir.canonicalize() {
+            seen.insert(canonical);
+        }
         let mut pending = vec![dir.to_path_buf()];
         let mut first = true;
         while let Some(d) = pending.pop() {
-            if let Ok(canonical) = d.canonicalize()
-                && !seen.insert(canonical)
-            {
-                continue;
-            }
             let items = match std::fs::read_dir(&d) {
                 Ok(items) => items,
                 Err(e) if first => {
@@ -108,19 +108,33 @@ impl Fingerprint {
             };
             first = false;
             for item in items.flatten() {
+                let Ok(kind) = item.file_type() else {
+                    continue;
+                };
                 let p = item.path();
-                let Ok(meta) = std::fs::metadata(&p) else {
+                // The entry's own metadata, or its target's for a symlink; files that vanish
+                // during the walk are skipped.
+                let meta = if kind.is_symlink() {
+                    std::fs::metadata(&p)
+                } else {
+                    item.metadata()
+                };
+                let Ok(meta) = meta else {
                     continue;
                 };
                 if meta.is_dir() {
-                    pending.push(p);
+                    let new = !kind.is_symlink()
+                        || p.canonicalize().is_ok_and(|target| seen.insert(target));
+                    if new {
+                        pending.push(p);
+                    }
                 } else {
                     let rel = p.strip_prefix(dir).map(Path::to_path_buf).unwrap_or(p);
                     stamps.push(Stamp::of(rel, &meta));
                 }
             }
         }
-        stamps.sort_by(|a, b| a.path.cmp(&b.path));
+        stamps.sort_unstable_by(|a, b| a.path.cmp(&b.path));
         Ok(Fingerprint(stamps))
     }
 }

@@ -206,7 +206,8 @@ impl FileBackend {
                 }
                 other => {
                     return Err(Error::config(format!(
-                        "unknown file backend option '{other}'; known: format, compression, infer_rows, pushdown_filters, reorder_filters, enable_page_index"
+                        "unknown file backend option '{other}'; known: format, compression, \
+                         infer_rows, pushdown_filters, reorder_filters, enable_page_index"
                     )));
                 }
             }

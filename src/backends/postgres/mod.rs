@@ -300,6 +300,18 @@ pub(crate) fn pg_error(context: &str, e: &tokio_postgres::Error) -> Error {
             .detail()
             .map(|d| format!(" ({})", d.replace('\n', " ")))
             .unwrap_or_default();
+        if code == "23505"
+            && let Some(d) = db.detail()
+            && let Some(rest) = d.strip_prefix("Key (")
+            && let Some((cols, rest)) = rest.split_once(")=(")
+            && let Some((vals, _)) = rest.rsplit_once(") already exists")
+        {
+            return Error::new(
+                kind,
+                format!("{context}: a row with {cols} '{vals}' exists already [{code}]"),
+            )
+            .with_backend(BACKEND);
+        }
         return Error::new(
             kind,
             format!("{context}: {} [{code}]{detail}{hint}", db.message()),
@@ -307,6 +319,11 @@ pub(crate) fn pg_error(context: &str, e: &tokio_postgres::Error) -> Error {
         .with_backend(BACKEND);
     }
     let mut msg = e.to_string();
+    let kind = if msg.contains("error serializing parameter") {
+        ErrorKind::Type
+    } else {
+        ErrorKind::Connection
+    };
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {
         let t = s.to_string();
@@ -316,11 +333,7 @@ pub(crate) fn pg_error(context: &str, e: &tokio_postgres::Error) -> Error {
         }
         src = s.source();
     }
-    Error::new(
-        ErrorKind::Connection,
-        format!("{context}: {}", msg.replace('\n', " ")),
-    )
-    .with_backend(BACKEND)
+    Error::new(kind, format!("{context}: {}", msg.replace('\n', " "))).with_backend(BACKEND)
 }
 
 /// Shared state of an attached database.
@@ -442,6 +455,7 @@ impl Inner {
         let mut key = None;
         let mut relkind = String::new();
         let mut pages = 0i64;
+        let mut rowid = false;
         for r in rows {
             relkind = r.get(0);
             pages = r.get(1);
@@ -470,6 +484,10 @@ impl Inner {
             if is_pk {
                 key = Some(name.clone());
             }
+            if name == table::ROWID {
+                rowid = true;
+                continue;
+            }
             columns.push(PgColumn {
                 name,
                 kind,
@@ -485,6 +503,7 @@ impl Inner {
             key,
             relkind,
             pages: pages.max(0) as u64,
+            rowid,
         }))
     }
 }
@@ -641,8 +660,15 @@ impl Backend for PgBackend {
             }
             cols.push(c);
         }
-        if let Some(k) = &spec.key {
-            cols.push(format!("PRIMARY KEY ({})", sql::ident(k)));
+        match &spec.key {
+            Some(k) => cols.push(format!("PRIMARY KEY ({})", sql::ident(k))),
+            // Rows of a keyless record collection get stable record ids from a hidden
+            // identity column (not part of the SQL schema dataknobs shows).
+            None if spec.record_ids => cols.push(format!(
+                "{} bigint GENERATED ALWAYS AS IDENTITY",
+                sql::ident(table::ROWID)
+            )),
+            None => {}
         }
         let stmt = format!(
             "CREATE TABLE {}{} ({})",

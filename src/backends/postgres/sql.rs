@@ -7,10 +7,10 @@
 //! - text ranges depend on the collation: rendered with `COLLATE "C"` (byte order, which is
 //!   DataFusion's order for UTF-8);
 //! - `char(n)` compares ignoring trailing blanks: never pushed;
-//! - `-0.0 = 0.0` and NaN: DataFusion orders floats totally (`-0.0 < 0.0`), PostgreSQL does
-//!   not, so float comparisons with a zero or NaN literal are not pushed;
+//! - floats: both treat `-0.0 = 0.0`, `NaN = NaN` and NaN as the greatest value (the
+//!   differential test's data has -0.0 and NaN);
 //! - LIKE: both use `\` as the default escape; a pattern ending in a lone `\` is not pushed;
-//! - regular expressions (POSIX vs Rust syntax), JSON, intervals (PostgreSQL normalises
+//! - regular expressions: only the subset [`translate_regex`] renders exactly; JSON, intervals (PostgreSQL normalises
 //!   30 days = 1 month), unconstrained numeric and arrays: not pushed;
 //! - timestamptz: values are sent as UTC instants; timestamp (no zone) as the naive value.
 
@@ -317,9 +317,9 @@ fn compare_expr(col: &PgColumn, op: Operator, v: Option<&Value>) -> Option<Strin
         let ok = match (&col.kind, v) {
             (Kind::Bool, Value::Bool(_)) => true,
             (Kind::Int2 | Kind::Int4 | Kind::Int8 | Kind::Oid, Value::Int(_)) => true,
-            (Kind::Int2 | Kind::Int4, Value::Float(f)) | (Kind::Float4 | Kind::Float8, Value::Float(f)) => {
-                *f != 0.0 && !f.is_nan()
-            }
+            (Kind::Int2 | Kind::Int4, Value::Float(f)) => *f != 0.0 && !f.is_nan(),
+            // Both treat -0.0 = 0.0, NaN = NaN and NaN as the greatest value.
+            (Kind::Float4 | Kind::Float8, Value::Float(_)) => true,
             (Kind::Float8, Value::Int(i)) => *i != 0 && i.unsigned_abs() < (1u64 << 53),
             (Kind::Varchar | Kind::Text | Kind::Enum | Kind::Uuid, Value::String(_)) => true,
             (Kind::Bytea, Value::Binary(_)) => true,
@@ -357,6 +357,129 @@ fn compare_expr(col: &PgColumn, op: Operator, v: Option<&Value>) -> Option<Strin
     }
 }
 
+/// A Rust regular expression as an equivalent PostgreSQL ARE, for the subset where the two
+/// agree on which strings match: literal characters, escaped metacharacters, `.` (rendered as
+/// `[^\n]`, since Rust's dot does not match a newline), `^`, `$`, `* + ?` and `{n,m}`,
+/// groups, alternation, and bracket expressions of literal characters and ASCII ranges.
+/// Flags, `\d \w \s \b` (Unicode in Rust, locale-dependent in PostgreSQL) and character
+/// classes are not translated.
+pub fn translate_regex(p: &str) -> Option<String> {
+    const META: &str = "\\.^$|?*+()[]{}-";
+    let mut out = String::with_capacity(p.len() + 8);
+    let mut chars = p.chars().peekable();
+    let mut depth = 0i32;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                let n = chars.next()?;
+                if !META.contains(n) {
+                    return None;
+                }
+                out.push('\\');
+                out.push(n);
+            }
+            '.' => out.push_str("[^\n]"),
+            '^' | '$' | '|' | '*' | '+' | '?' => out.push(c),
+            '(' => {
+                if chars.peek() == Some(&'?') {
+                    chars.next();
+                    if chars.next()? != ':' {
+                        return None;
+                    }
+                    out.push_str("(?:");
+                } else {
+                    out.push('(');
+                }
+                depth += 1;
+            }
+            ')' => {
+                depth -= 1;
+                if depth < 0 {
+                    return None;
+                }
+                out.push(')');
+            }
+            '{' => {
+                out.push('{');
+                let mut body = String::new();
+                loop {
+                    let d = chars.next()?;
+                    if d == '}' {
+                        break;
+                    }
+                    if !(d.is_ascii_digit() || d == ',') {
+                        return None;
+                    }
+                    body.push(d);
+                }
+                let (lo, hi) = body.split_once(',').unwrap_or((body.as_str(), body.as_str()));
+                let lo: u32 = lo.parse().ok()?;
+                if !hi.is_empty() && hi.parse::<u32>().ok()? < lo {
+                    return None;
+                }
+                if lo > 255 || hi.parse::<u32>().is_ok_and(|h| h > 255) {
+                    return None;
+                }
+                out.push_str(&body);
+                out.push('}');
+            }
+            '[' => {
+                out.push('[');
+                if chars.peek() == Some(&'^') {
+                    chars.next();
+                    out.push('^');
+                }
+                let mut first = true;
+                let mut prev: Option<char> = None;
+                loop {
+                    let d = chars.next()?;
+                    match d {
+                        ']' if !first => break,
+                        '[' | ']' | '&' | '~' => return None,
+                        '\\' => {
+                            let n = chars.next()?;
+                            if !META.contains(n) {
+                                return None;
+                            }
+                            out.push('\\');
+                            out.push(n);
+                            prev = Some(n);
+                        }
+                        '-' => {
+                            // A range between two ASCII alphanumerics, or a literal '-' at the end.
+                            match (prev, chars.peek().copied()) {
+                                (Some(a), Some(b)) if b != ']' => {
+                                    if !(a.is_ascii_alphanumeric() && b.is_ascii_alphanumeric()) || b < a {
+                                        return None;
+                                    }
+                                    chars.next();
+                                    out.push('-');
+                                    out.push(b);
+                                    prev = None;
+                                }
+                                (_, Some(']')) | (None, _) => {
+                                    out.push_str("\\-");
+                                    prev = Some('-');
+                                }
+                                _ => return None,
+                            }
+                        }
+                        d => {
+                            out.push(d);
+                            prev = Some(d);
+                        }
+                    }
+                    first = false;
+                }
+                out.push(']');
+            }
+            ']' | '}' => return None,
+            c => out.push(c),
+        }
+    }
+    (depth == 0).then_some(out)
+}
+
 fn like_ok(p: &str) -> bool {
     // A trailing unpaired escape is an error in PostgreSQL.
     let trailing = p.chars().rev().take_while(|c| *c == '\\').count();
@@ -383,7 +506,14 @@ fn exact(f: &FilterExpr, cols: &Columns) -> bool {
             };
             match c.op {
                 Operator::Exists | Operator::NotExists => true,
-                Operator::Regex => false,
+                Operator::Regex => match c.value() {
+                    Some(Value::String(p)) => {
+                        translate_regex(p).is_some()
+                            && matches!(col.kind, Kind::Varchar | Kind::Text)
+                    }
+                    Some(Value::Null) => true,
+                    _ => false,
+                },
                 Operator::Like => match c.value() {
                     Some(Value::String(p)) => {
                         like_ok(p) && compare_expr(col, c.op, None).is_some()
@@ -391,10 +521,12 @@ fn exact(f: &FilterExpr, cols: &Columns) -> bool {
                     Some(Value::Null) => true,
                     _ => false,
                 },
-                Operator::In | Operator::NotIn => c
-                    .values()
-                    .iter()
-                    .all(|v| compare_expr(col, Operator::Eq, Some(v)).is_some()),
+                // DataFusion's IN list compares floats by bit pattern once the list is long
+                // enough to be hashed (-0.0 is then not 0.0): leave zeros and NaN to it.
+                Operator::In | Operator::NotIn => c.values().iter().all(|v| {
+                    !matches!(v, Value::Float(f) if *f == 0.0 || f.is_nan())
+                        && compare_expr(col, Operator::Eq, Some(v)).is_some()
+                }),
                 _ => compare_expr(col, c.op, c.value()).is_some(),
             }
         }
@@ -433,6 +565,18 @@ fn render_cond(c: &Filter, cols: &Columns, b: &mut dyn Binder) -> Result<String>
         ))
     };
     Ok(match c.op {
+        Operator::Regex => match c.value() {
+            Some(Value::String(p)) => {
+                let are = translate_regex(p).ok_or_else(not_exact)?;
+                format!(
+                    "({} COLLATE \"C\" ~ {})",
+                    ident(&col.name),
+                    b.bind(&Value::String(are), &col.kind)?
+                )
+            }
+            Some(Value::Null) => "NULL".into(),
+            _ => return Err(not_exact()),
+        },
         Operator::Exists => format!("({} IS NOT NULL)", ident(&col.name)),
         Operator::NotExists => format!("({} IS NULL)", ident(&col.name)),
         Operator::In | Operator::NotIn => {
@@ -536,15 +680,29 @@ mod tests {
     }
 
     #[test]
-    fn float_zero_and_nan_are_not_pushed() {
+    fn regex_subset_translates_and_the_rest_is_refused() {
+        assert_eq!(translate_regex("a.b").unwrap(), "a[^\n]b");
+        assert_eq!(translate_regex("^[0-9]+$").unwrap(), "^[0-9]+$");
+        assert_eq!(translate_regex("x{2,3}|y\\.").unwrap(), "x{2,3}|y\\.");
+        assert_eq!(translate_regex("[^a-z_-]").unwrap(), "[^a-z_\\-]");
+        for p in ["(?i)abc", "\\d", "\\w+", "[[:alpha:]]", "[a-z&&b]", "a{3,1}", "(a", "a)"] {
+            assert!(translate_regex(p).is_none(), "{p}");
+        }
+    }
+
+    #[test]
+    fn float_literals_including_zero_and_nan_are_pushed() {
         let x = col("x", Kind::Float8);
         let mut cols = Columns::new();
         cols.insert("x", &x);
-        for v in [0.0, -0.0, f64::NAN] {
+        for v in [0.0, -0.0, f64::NAN, 1.5] {
             let f = FilterExpr::Cond(Filter::new("x", Operator::Lt, v).unwrap());
-            assert_eq!(support(&f, &cols), FilterSupport::Unsupported, "{v}");
+            assert_eq!(support(&f, &cols), FilterSupport::Exact, "{v}");
         }
-        let f = FilterExpr::Cond(Filter::new("x", Operator::Lt, 1.5).unwrap());
-        assert_eq!(support(&f, &cols), FilterSupport::Exact);
+        let f = FilterExpr::Cond(Filter::new("x", Operator::Eq, f64::NAN).unwrap());
+        assert_eq!(
+            render_filter(&f, &cols, &mut Literals).unwrap(),
+            "(\"x\" = 'NaN'::float8)"
+        );
     }
 }

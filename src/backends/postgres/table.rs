@@ -46,7 +46,12 @@ pub struct Relation {
     /// `r` table, `v` view, `m` materialized view, `p` partitioned table, `f` foreign table.
     pub relkind: String,
     pub pages: u64,
+    /// The table has dataknobs' hidden row id column (tables created without a key).
+    pub rowid: bool,
 }
+
+/// The hidden identity column that gives rows of a keyless dataknobs table stable ids.
+pub const ROWID: &str = "_dk_rowid";
 
 impl Relation {
     fn arrow_schema(&self) -> SchemaRef {
@@ -207,7 +212,21 @@ impl PgTable {
         Ok(out.join(", "))
     }
 
+    /// Checks record-API filters against the columns (a wrong value type is a Type error)
+    /// and turns date strings into datetimes. SQL filters pass unchanged.
+    fn checked(&self, query: &Query) -> Result<Query> {
+        let schema = self.rel().arrow_schema();
+        let mut q = query.clone();
+        for f in &mut q.filters {
+            crate::pushdown::eval::check_filter(f, &schema, &self.name())
+                .map_err(|e| self.err(e))?;
+            *f = crate::pushdown::eval::normalize_filter(f, &schema);
+        }
+        Ok(q)
+    }
+
     fn plan(&self, query: &Query) -> Result<ScanPlan> {
+        let query = &self.checked(query)?;
         let rel = self.rel();
         let cols = rel.by_name();
         let mut exact = Vec::new();
@@ -443,6 +462,13 @@ impl PgTable {
             if rel.columns.iter().any(|c| &c.name == f.name()) {
                 continue;
             }
+            // A field that is only ever an untyped NULL does not decide a column type.
+            let typed = records
+                .iter()
+                .any(|r| r.field(f.name()).is_some_and(|x| x.has_type()));
+            if !typed {
+                continue;
+            }
             sql::check_ident(f.name())?;
             adds.push(format!(
                 "ADD COLUMN IF NOT EXISTS {} {}",
@@ -481,10 +507,26 @@ impl PgTable {
         let mut rows = Vec::with_capacity(records.len());
         for mut r in records {
             let id = match (r.id(), r.get(&key)) {
+                (Some(id), Some(v)) if !v.is_null() && v.to_text() != id => {
+                    return Err(Error::query(format!(
+                        "record id '{id}' disagrees with its key field {key} = {v} in {}",
+                        self.name()
+                    ))
+                    .with_backend(BACKEND));
+                }
                 (Some(id), _) => id.to_string(),
                 (None, Some(v)) if !v.is_null() => v.to_text(),
                 _ => uuid::Uuid::new_v4().to_string(),
             };
+            let absent: Vec<String> = r
+                .fields()
+                .iter()
+                .filter(|f| !f.has_type() && !rel.columns.iter().any(|c| c.name == f.name))
+                .map(|f| f.name.clone())
+                .collect();
+            for n in absent {
+                r.remove(&n);
+            }
             let v = self.id_value(&id)?;
             r.set(key.clone(), v);
             ids.push(id);
@@ -528,6 +570,247 @@ impl PgTable {
         Ok(format!(" WHERE {}", sql::render_filter(f, &cols, params)?))
     }
 
+    async fn run(&self, stmt: &str, params: &Params, what: &str) -> Result<u64> {
+        let client = self.inner.client().await?;
+        client
+            .execute(stmt, &params.refs())
+            .await
+            .map_err(|e| pg_error(&format!("{what} in {} failed", self.name()), &e))
+    }
+
+    /// The SQL condition selecting the row of a keyless table by id: dataknobs' hidden row id
+    /// when the table has one, else the row address (ctid).
+    fn row_ref(&self, id: &str) -> Result<String> {
+        if self.rel().rowid {
+            let n: i64 = id.trim().parse().map_err(|_| {
+                Error::query(format!("'{id}' is not a record id of {}", self.name()))
+                    .with_backend(BACKEND)
+            })?;
+            Ok(format!("\"{ROWID}\" = {n}"))
+        } else {
+            Ok(format!("ctid = {}", tid(id)?))
+        }
+    }
+
+    /// Records of a table without a primary key get dataknobs' hidden row id (tables it
+    /// created) or their row address (ctid: valid until the row is updated) as id.
+    async fn keyless_create(&self, records: Vec<Record>) -> Result<Vec<String>> {
+        let rel = self.rel();
+        let batch = records_to_batch(&strip_untyped(records, &rel), &rel.arrow_schema())?;
+        let rows = batch_to_records(&batch, None)?;
+        let names: Vec<String> = rel.columns.iter().map(|c| sql::ident(&c.name)).collect();
+        let mut client = self.inner.client().await?;
+        let txn = client
+            .transaction()
+            .await
+            .map_err(|e| pg_error("cannot start a transaction", &e))?;
+        let mut ids = Vec::with_capacity(rows.len());
+        for r in rows {
+            let mut params = Params::default();
+            let mut vals = Vec::new();
+            for c in &rel.columns {
+                params.values.push(sql::Param(r.get(&c.name).cloned().unwrap_or(Value::Null)));
+                vals.push(format!("${}", params.values.len()));
+            }
+            let stmt = format!(
+                "INSERT INTO {} ({}) VALUES ({}) RETURNING {}",
+                rel.qualified(),
+                names.join(", "),
+                vals.join(", "),
+                if rel.rowid { "\"_dk_rowid\"::text" } else { "ctid::text" }
+            );
+            let row = txn
+                .query_one(&stmt, &params.refs())
+                .await
+                .map_err(|e| pg_error(&format!("cannot create a record in {}", self.name()), &e))?;
+            ids.push(row.get::<_, String>(0));
+        }
+        txn.commit()
+            .await
+            .map_err(|e| pg_error("COMMIT failed; no record was created", &e))?;
+        Ok(ids)
+    }
+
+    async fn keyless_read(&self, id: &str) -> Result<Option<Record>> {
+        let mut plan = self.plan(&Query::new())?;
+        plan.where_sql.push(self.row_ref(id)?);
+        let stream = self.copy_stream(&plan, Partition::ALL).await?;
+        use futures::TryStreamExt;
+        let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(Error::from)?;
+        for b in &batches {
+            if let Some(mut r) = batch_to_records(b, None)?.into_iter().next() {
+                r.set_id(id);
+                return Ok(Some(r));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn keyless_update(&self, id: &str, record: Record) -> Result<bool> {
+        self.grow(std::slice::from_ref(&record)).await?;
+        let rel = self.rel();
+        let batch = records_to_batch(&strip_untyped(vec![record], &rel), &rel.arrow_schema())?;
+        let r = batch_to_records(&batch, None)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::internal("update produced no row"))?;
+        let mut params = Params::default();
+        let mut sets = Vec::new();
+        for c in &rel.columns {
+            params.values.push(sql::Param(r.get(&c.name).cloned().unwrap_or(Value::Null)));
+            sets.push(format!("{} = ${}", sql::ident(&c.name), params.values.len()));
+        }
+        let stmt = format!(
+            "UPDATE {} SET {} WHERE {}",
+            rel.qualified(),
+            sets.join(", "),
+            self.row_ref(id)?
+        );
+        Ok(self.run(&stmt, &params, "update").await? > 0)
+    }
+
+    /// UPDATE whose new values DataFusion computes (expressions PostgreSQL would evaluate
+    /// differently, e.g. upper() under a locale): in one transaction, read the key and the
+    /// needed columns of the matching rows, compute, COPY the results into a temporary table
+    /// and update from it.
+    async fn update_computed(
+        &self,
+        assignments: &[(String, Expr)],
+        filter: Option<&FilterExpr>,
+    ) -> Result<u64> {
+        let rel = self.rel();
+        let key = self.key().map_err(|_| {
+            Error::unsupported(format!(
+                "UPDATE of {}: the SET expressions cannot run in PostgreSQL and the table has no primary key to compute them by",
+                self.name()
+            ))
+            .with_backend(BACKEND)
+        })?;
+        let cols = rel.by_name();
+        if let Some(f) = filter
+            && sql::support(f, &cols) != FilterSupport::Exact
+        {
+            return Err(Error::unsupported(format!(
+                "UPDATE on {}: the condition `{f}` cannot be evaluated exactly by PostgreSQL",
+                self.name()
+            ))
+            .with_backend(BACKEND));
+        }
+        // Read every column (the expressions may use any) of the matching rows, locked.
+        let mut plan = self.plan(&Query::new())?;
+        if let Some(f) = filter {
+            plan.where_sql.push(sql::render_filter(f, &cols, &mut Literals)?);
+        }
+        let schema = plan.schema.clone();
+        let mut exprs = Vec::new();
+        for (c, e) in assignments {
+            let target = cols.get(c.as_str()).ok_or_else(|| {
+                Error::query(format!("{} has no column '{c}'", self.name())).with_backend(BACKEND)
+            })?;
+            let typed = Expr::Cast(datafusion::logical_expr::Cast::new(
+                Box::new(e.clone()),
+                target.kind.arrow_type(),
+            ));
+            exprs.push(((*target).clone(), crate::pushdown::eval::compile_expr(typed, &schema)?));
+        }
+        let key_col = cols
+            .get(key.as_str())
+            .map(|c| (*c).clone())
+            .ok_or_else(|| Error::internal("key column missing"))?;
+        let client = self.inner.client().await?;
+        let fail = |e: tokio_postgres::Error| pg_error(&format!("UPDATE of {} failed; nothing was changed", self.name()), &e);
+        client.batch_execute("BEGIN").await.map_err(fail)?;
+        let result = async {
+            // Lock the rows first so the values we compute from stay current.
+            let lock = format!(
+                "SELECT 1 FROM {}{} FOR UPDATE",
+                rel.qualified(),
+                if plan.where_sql.is_empty() { String::new() } else { format!(" WHERE {}", plan.where_sql.join(" AND ")) }
+            );
+            client.execute(&lock, &[]).await.map_err(fail)?;
+            let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+            let copy = Self::copy_sql(&plan, None);
+            let table = self.name();
+            let reader = async {
+                let tx = tx;
+                decode_copy(&client, &copy, &plan.columns, &schema, &table, &tx).await
+            };
+            let mut batches = Vec::new();
+            let collect = async {
+                while let Some(b) = rx.recv().await {
+                    batches.push(b);
+                }
+            };
+            let (read, _) = futures::join!(reader, collect);
+            read?;
+            let tmp = format!("dk_upd_{}", uuid::Uuid::new_v4().simple());
+            let mut defs = vec![format!("{} {}", sql::ident(&key), key_col.type_name)];
+            for (c, _) in &exprs {
+                defs.push(format!("{} {}", sql::ident(&c.name), c.type_name));
+            }
+            client
+                .batch_execute(&format!("CREATE TEMP TABLE {} ({}) ON COMMIT DROP", sql::ident(&tmp), defs.join(", ")))
+                .await
+                .map_err(fail)?;
+            let mut names = vec![sql::ident(&key)];
+            names.extend(exprs.iter().map(|(c, _)| sql::ident(&c.name)));
+            let sink = client
+                .copy_in::<_, Bytes>(&format!("COPY {} ({}) FROM STDIN (FORMAT binary)", sql::ident(&tmp), names.join(", ")))
+                .await
+                .map_err(fail)?;
+            let mut sink = std::pin::pin!(sink);
+            let mut buf = BytesMut::new();
+            buf.put_slice(PGCOPY_HEADER);
+            let key_idx = schema.index_of(&key)?;
+            for b in batches {
+                let b = b?;
+                let mut encoders = vec![ColumnEncoder::new(b.column(key_idx), &key_col.kind, &key)?];
+                for (c, e) in &exprs {
+                    let v = e.evaluate(&b)?.into_array(b.num_rows())?;
+                    encoders.push(ColumnEncoder::new(&v, &c.kind, &c.name)?);
+                }
+                for row in 0..b.num_rows() {
+                    buf.put_i16(encoders.len() as i16);
+                    for (enc, name) in encoders.iter().zip(&names) {
+                        enc.encode(row, &mut buf).map_err(|m| {
+                            Error::type_error(format!("UPDATE of {}, column {name}: {m}", self.name()))
+                                .with_backend(BACKEND)
+                        })?;
+                    }
+                }
+            }
+            buf.put_i16(-1);
+            sink.send(buf.freeze()).await.map_err(fail)?;
+            sink.as_mut().finish().await.map_err(fail)?;
+            let sets: Vec<String> = exprs
+                .iter()
+                .map(|(c, _)| format!("{0} = s.{0}", sql::ident(&c.name)))
+                .collect();
+            let n = client
+                .execute(
+                    &format!(
+                        "UPDATE {} AS t SET {} FROM {} AS s WHERE t.{k} = s.{k}",
+                        rel.qualified(),
+                        sets.join(", "),
+                        sql::ident(&tmp),
+                        k = sql::ident(&key)
+                    ),
+                    &[],
+                )
+                .await
+                .map_err(fail)?;
+            client.batch_execute("COMMIT").await.map_err(fail)?;
+            Ok::<u64, Error>(n)
+        }
+        .await;
+        if result.is_err() {
+            if client.batch_execute("ROLLBACK").await.is_err() {
+                let _ = deadpool_postgres::Object::take(client);
+            }
+        }
+        result
+    }
+
     /// A DataFusion expression (an UPDATE assignment) as PostgreSQL SQL.
     fn render_expr(&self, e: &Expr, target: &PgColumn, params: &mut Params) -> Result<String> {
         let rel = self.rel();
@@ -564,8 +847,15 @@ impl PgTable {
                 params.values.push(sql::Param(v));
                 format!("${}::{}", params.values.len(), target.type_name)
             }
-            Expr::Cast(c) => self.render_expr(&c.expr, target, params)?,
-            Expr::TryCast(c) => self.render_expr(&c.expr, target, params)?,
+            Expr::Cast(c) => {
+                let ty = super::types::pg_type_for(&datafusion::arrow::datatypes::Field::new(
+                    "cast",
+                    c.field.data_type().clone(),
+                    true,
+                ))
+                .map_err(|_| unsupported())?;
+                format!("({})::{ty}", self.render_expr(&c.expr, target, params)?)
+            }
             Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
                 let sym = match op {
                     DfOp::Plus => "+",
@@ -587,9 +877,43 @@ impl PgTable {
     }
 }
 
+/// A keyless record id (a row address) as a tid literal.
+fn tid(id: &str) -> Result<String> {
+    let bad = || {
+        Error::query(format!(
+            "'{id}' is not a record id of a table without a primary key (expected a row address like (0,1))"
+        ))
+        .with_backend(BACKEND)
+    };
+    let inner = id.trim().strip_prefix('(').and_then(|r| r.strip_suffix(')')).ok_or_else(bad)?;
+    let (block, off) = inner.split_once(',').ok_or_else(bad)?;
+    let block: u32 = block.trim().parse().map_err(|_| bad())?;
+    let off: u16 = off.trim().parse().map_err(|_| bad())?;
+    Ok(format!("'({block},{off})'::tid"))
+}
+
+/// Drops untyped NULL fields that are not columns (they do not create one).
+fn strip_untyped(records: Vec<Record>, rel: &Relation) -> Vec<Record> {
+    records
+        .into_iter()
+        .map(|mut r| {
+            let absent: Vec<String> = r
+                .fields()
+                .iter()
+                .filter(|f| !f.has_type() && !rel.columns.iter().any(|c| c.name == f.name))
+                .map(|f| f.name.clone())
+                .collect();
+            for n in absent {
+                r.remove(&n);
+            }
+            r
+        })
+        .collect()
+}
+
 /// Reads the COPY stream and sends Arrow batches; Ok(false) if the receiver went away.
 async fn decode_copy(
-    client: &deadpool_postgres::Object,
+    client: &tokio_postgres::Client,
     copy: &str,
     columns: &[PgColumn],
     schema: &SchemaRef,
@@ -828,14 +1152,39 @@ impl Database for PgTable {
     }
 
     async fn read(&self, id: &str) -> Result<Option<Record>> {
+        if self.rel().key.is_none() {
+            return self.keyless_read(id).await;
+        }
         let q = Query::new().where_expr(self.key_filter(id)?);
         Ok(self.search(&q).await?.into_iter().next())
     }
 
     async fn update(&self, id: &str, record: Record) -> Result<bool> {
+        if self.rel().key.is_none() {
+            return self.keyless_update(id, record).await;
+        }
         self.grow(std::slice::from_ref(&record)).await?;
         let rel = self.rel();
         let key = self.key()?;
+        // Through a batch: values are checked and converted to the column types first.
+        let mut record = record;
+        if let Some(v) = record.get(&key)
+            && !v.is_null()
+            && v.to_text() != id
+        {
+            return Err(Error::query(format!(
+                "update of record '{id}' in {}: its key field {key} = {v} names another record; \
+                 change keys with SQL UPDATE",
+                self.name()
+            ))
+            .with_backend(BACKEND));
+        }
+        record.set(key.clone(), self.id_value(id)?);
+        let (batch, _) = self.to_batch(vec![record.with_id(id)])?;
+        let record = batch_to_records(&batch, None)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::internal("update produced no row"))?;
         let mut params = Params::default();
         let mut sets = Vec::new();
         for c in &rel.columns {
@@ -860,11 +1209,18 @@ impl Database for PgTable {
     }
 
     async fn delete(&self, id: &str) -> Result<bool> {
+        if self.rel().key.is_none() {
+            let stmt = format!("DELETE FROM {} WHERE {}", self.rel().qualified(), self.row_ref(id)?);
+            return Ok(self.run(&stmt, &Params::default(), "delete").await? > 0);
+        }
         let f = self.key_filter(id)?;
         Ok(self.delete_where(Some(&f)).await? > 0)
     }
 
     async fn exists(&self, id: &str) -> Result<bool> {
+        if self.rel().key.is_none() {
+            return Ok(self.keyless_read(id).await?.is_some());
+        }
         let f = self.key_filter(id)?;
         Ok(self.count(Some(&Query::new().where_expr(f))).await? > 0)
     }
@@ -947,6 +1303,9 @@ impl Database for PgTable {
             return Ok(vec![]);
         }
         self.grow(&records).await?;
+        if self.rel().key.is_none() {
+            return self.keyless_create(records).await;
+        }
         let (batch, ids) = self.to_batch(records)?;
         self.copy_in_batches(vec![batch]).await.map_err(|e| {
             if e.kind() == ErrorKind::AlreadyExists {
@@ -1125,11 +1484,13 @@ impl Database for PgTable {
             let target = by_name.get(col.as_str()).ok_or_else(|| {
                 Error::query(format!("{} has no column '{col}'", self.name())).with_backend(BACKEND)
             })?;
-            sets.push(format!(
-                "{} = {}",
-                sql::ident(col),
-                self.render_expr(e, target, &mut params)?
-            ));
+            match self.render_expr(e, target, &mut params) {
+                Ok(rendered) => sets.push(format!("{} = {rendered}", sql::ident(col))),
+                Err(err) if err.kind() == ErrorKind::Unsupported => {
+                    return self.update_computed(assignments, filter).await;
+                }
+                Err(err) => return Err(err),
+            }
         }
         let where_sql = self.render_where(filter, &mut params, "UPDATE")?;
         let stmt = format!("UPDATE {} SET {}{where_sql}", rel.qualified(), sets.join(", "));

@@ -69,6 +69,7 @@ impl Env {
                 CollectionSpec {
                     schema: Arc::new(schema),
                     key: key.map(str::to_string),
+                    record_ids: true,
                 },
                 false,
             )
@@ -105,6 +106,7 @@ pub async fn fresh(fixture: &dyn Fixture) -> Env {
             CollectionSpec {
                 schema: Arc::new(schema),
                 key: Some("id".into()),
+                record_ids: true,
             },
             false,
         )

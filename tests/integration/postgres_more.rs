@@ -1,0 +1,1636 @@
+//! PostgreSQL-specific tests beyond the shared suites: type mapping, unmappable types, round
+//! trips, pushdown equivalence, quoting, atomic inserts, faults (terminated backend, server
+//! restart), connection errors and the record API. Each test works in its own PostgreSQL
+//! schema. `server_restart_between_queries` restarts the server: it takes the write side of
+//! [`SERVER`], every other test here the read side, so it never runs beside them.
+
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, NaiveDate};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::datatypes::{self as adt, DataType, IntervalUnit, TimeUnit};
+use datafusion::arrow::util::display::array_value_to_string;
+use dataknobs::backends::postgres::{PgBackend, PgOptions};
+use dataknobs::{Engine, ErrorKind, Operator, Query, Record, Value};
+use tokio_postgres::{Client, NoTls};
+
+use crate::common::{rows, sorted_rows, unique_name};
+use crate::postgres::{fresh_schema, url, url_with};
+
+/// Held for reading by every test here, for writing by the one that restarts the server.
+static SERVER: LazyLock<tokio::sync::RwLock<()>> = LazyLock::new(|| tokio::sync::RwLock::new(()));
+
+/// A direct connection (fixtures dataknobs SQL cannot make), in UTC.
+async fn native() -> Client {
+    let (client, conn) = tokio_postgres::connect(&url(), NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {} is not reachable: {e}", url()));
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client
+        .batch_execute("SET TimeZone = 'UTC'")
+        .await
+        .expect("set timezone");
+    client
+}
+
+/// An engine with PostgreSQL attached as `pg` (the default backend) in `schema`.
+async fn engine_for(schema: &str, extra: &str) -> Engine {
+    let engine = Engine::new();
+    let opts = if extra.is_empty() {
+        format!("schema={schema}")
+    } else {
+        format!("schema={schema}&{extra}")
+    };
+    engine
+        .attach("pg", &url_with(&opts))
+        .await
+        .expect("attach postgres");
+    engine.set_default_backend("pg").expect("default");
+    engine
+}
+
+/// `"schema"."name"` for native SQL.
+fn q(schema: &str, name: &str) -> String {
+    format!("{}.{}", qi(schema), qi(name))
+}
+
+/// A quoted identifier (the same rule in PostgreSQL and DataFusion).
+fn qi(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A SQL string literal ('' doubled).
+fn lit(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn one(batches: &[RecordBatch]) -> RecordBatch {
+    assert!(!batches.is_empty(), "no batches");
+    concat_batches(&batches[0].schema(), batches).expect("concat")
+}
+
+fn col<'a>(b: &'a RecordBatch, name: &str) -> &'a ArrayRef {
+    b.column_by_name(name)
+        .unwrap_or_else(|| panic!("no column {name} in {:?}", b.schema()))
+}
+
+/// Every value of a column as display text ("NULL" for null).
+fn texts(b: &RecordBatch, name: &str) -> Vec<String> {
+    let a = col(b, name);
+    (0..a.len())
+        .map(|i| {
+            if a.is_null(i) {
+                "NULL".to_string()
+            } else {
+                array_value_to_string(a, i).expect("display")
+            }
+        })
+        .collect()
+}
+
+/// All text of all batches (EXPLAIN output).
+fn all_text(batches: &[RecordBatch]) -> String {
+    let mut out = String::new();
+    for b in batches {
+        for c in b.columns() {
+            for i in 0..c.len() {
+                out.push_str(&array_value_to_string(c, i).unwrap_or_default());
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+async fn count(engine: &Engine, table: &str) -> i64 {
+    let b = one(&engine
+        .execute(&format!("SELECT count(*) AS n FROM {table}"))
+        .await
+        .expect("count"));
+    b.column(0).as_primitive::<adt::Int64Type>().value(0)
+}
+
+async fn native_count(client: &Client, table: &str) -> i64 {
+    client
+        .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+        .await
+        .expect("native count")
+        .get(0)
+}
+
+fn days(y: i32, m: u32, d: u32) -> i32 {
+    (NaiveDate::from_ymd_opt(y, m, d).unwrap() - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap())
+        .num_days() as i32
+}
+
+fn micros(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32, us: u32) -> i64 {
+    NaiveDate::from_ymd_opt(y, mo, d)
+        .unwrap()
+        .and_hms_micro_opt(h, mi, s, us)
+        .unwrap()
+        .and_utc()
+        .timestamp_micros()
+}
+
+fn rfc3339_micros(s: &str) -> i64 {
+    DateTime::parse_from_rfc3339(s)
+        .unwrap_or_else(|e| panic!("{s}: {e}"))
+        .timestamp_micros()
+}
+
+// ------------------------------------------------------------------ 1. type mapping
+
+const TYPES_COLUMNS: &str = "id int PRIMARY KEY, i2 smallint, i4 integer, i8 bigint, f4 real, \
+    f8 double precision, n152 numeric(15,2), n405 numeric(40,5), n numeric, t text, \
+    vc varchar(10), c5 char(5), b boolean, d date, tm time, ts timestamp, tstz timestamptz, \
+    iv interval, u uuid, bin bytea, j json, jb jsonb, e {MOOD}, ia int[], ta text[]";
+
+const TYPES_ROWS: &str = r#"
+(1, -32768, -2147483648, -9223372036854775808, -1.5, -2.5e300, -1234567890123.45,
+ -123456789012345678901234567890.12345, -1.5, 'héllo ü€', 'abc', 'ab', true, '1969-07-20',
+ '00:00:00', '1969-07-20 20:17:40.123456', '1999-12-31 23:59:59.999999-08',
+ '1 year 2 months 3 days 04:05:06.789', 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', '\x00ff10',
+ '{"a": [1, 2]}', '{"b": 1, "a": 2}', 'happy', '{1,NULL,3}', '{"x",NULL,"y z"}'),
+(2, 32767, 2147483647, 9223372036854775807, '-0', 'NaN', 0.01, 0.00001, 0.01, '',
+ 'ten chars!', 'abcde', false, '2100-01-01', '23:59:59.999999', '2040-02-29 12:00:00',
+ '2040-01-01 00:00:00+05:30', '-1 days -00:00:01', '00000000-0000-0000-0000-000000000000', '',
+ '[]', '{}', 'sad', '{}', '{}'),
+(3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+ NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+(4, 0, 0, 0, 'Infinity', '-0', 9999999999999.99, -0.00001, 'NaN', E'line1\nline2\t"q"\\',
+ NULL, '', NULL, '0001-01-01', '12:00:00.5', '1900-06-15 12:00:00', '1900-06-15 12:00:00+01',
+ '0.000003 seconds', NULL, '\x', '"s"', 'null', NULL, '{NULL}', '{""}')
+"#;
+
+/// Creates the enum and the all-types table `name` in `schema` natively, with four rows.
+async fn create_types_table(client: &Client, schema: &str, name: &str, with_rows: bool) {
+    let mood = q(schema, "mood");
+    client
+        .batch_execute(&format!(
+            "DO $$ BEGIN CREATE TYPE {mood} AS ENUM ('sad', 'ok', 'happy'); \
+             EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+        ))
+        .await
+        .expect("create enum");
+    let cols = TYPES_COLUMNS.replace("{MOOD}", &mood);
+    client
+        .batch_execute(&format!("CREATE TABLE {} ({cols})", q(schema, name)))
+        .await
+        .expect("create types table");
+    if with_rows {
+        client
+            .batch_execute(&format!(
+                "INSERT INTO {} VALUES {TYPES_ROWS}",
+                q(schema, name)
+            ))
+            .await
+            .expect("insert types rows");
+    }
+}
+
+/// Each row of a table as PostgreSQL prints it (`t::text`), by id.
+async fn native_rows(client: &Client, table: &str) -> Vec<String> {
+    client
+        .query(&format!("SELECT x::text FROM {table} x ORDER BY id"), &[])
+        .await
+        .expect("native rows")
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn type_mapping_of_select_star() {
+    let _g = SERVER.read().await;
+    let schema = fresh_schema().await;
+    let client = native().await;
+    create_types_table(&client, &schema, "types", true).await;
+    let engine = engine_for(&schema, "").await;
+    let b = one(&engine
+        .execute("SELECT * FROM pg.types ORDER BY id")
+        .await
+        .expect("select *"));
+    let s = b.schema();
+    let ty = |n: &str| s.field_with_name(n).expect(n).data_type().clone();
+    let list = |t: DataType| DataType::List(Arc::new(adt::Field::new("item", t, true)));
+    let expected = [
+        ("i2", DataType::Int16),
+        ("i4", DataType::Int32),
+        ("i8", DataType::Int64),
+        ("f4", DataType::Float32),
+        ("f8", DataType::Float64),
+        ("n152", DataType::Decimal128(15, 2)),
+        ("n405", DataType::Decimal256(40, 5)),
+        ("n", DataType::Float64),
+        ("t", DataType::Utf8),
+        ("vc", DataType::Utf8),
+        ("c5", DataType::Utf8),
+        ("b", DataType::Boolean),
+        ("d", DataType::Date32),
+        ("tm", DataType::Time64(TimeUnit::Microsecond)),
+        ("ts", DataType::Timestamp(TimeUnit::Microsecond, None)),
+        (
+            "tstz",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        ),
+        ("iv", DataType::Interval(IntervalUnit::MonthDayNano)),
+        ("u", DataType::Utf8),
+        ("bin", DataType::Binary),
+        ("j", DataType::Utf8),
+        ("jb", DataType::Utf8),
+        ("e", DataType::Utf8),
+        ("ia", list(DataType::Int32)),
+        ("ta", list(DataType::Utf8)),
+    ];
+    for (n, t) in &expected {
+        assert_eq!(&ty(n), t, "Arrow type of column {n}");
+    }
+    assert_eq!(b.num_rows(), 4);
+
+    let i2 = col(&b, "i2").as_primitive::<adt::Int16Type>();
+    assert_eq!((i2.value(0), i2.value(1), i2.value(3)), (-32768, 32767, 0));
+    let i4 = col(&b, "i4").as_primitive::<adt::Int32Type>();
+    assert_eq!((i4.value(0), i4.value(1)), (i32::MIN, i32::MAX));
+    let i8 = col(&b, "i8").as_primitive::<adt::Int64Type>();
+    assert_eq!((i8.value(0), i8.value(1)), (i64::MIN, i64::MAX));
+    let f4 = col(&b, "f4").as_primitive::<adt::Float32Type>();
+    assert_eq!(f4.value(0), -1.5);
+    assert!(
+        f4.value(1) == 0.0 && f4.value(1).is_sign_negative(),
+        "real '-0'"
+    );
+    assert_eq!(f4.value(3), f32::INFINITY);
+    let f8 = col(&b, "f8").as_primitive::<adt::Float64Type>();
+    assert_eq!(f8.value(0), -2.5e300);
+    assert!(f8.value(1).is_nan());
+    assert!(
+        f8.value(3) == 0.0 && f8.value(3).is_sign_negative(),
+        "float8 '-0'"
+    );
+    let n = col(&b, "n").as_primitive::<adt::Float64Type>();
+    assert_eq!((n.value(0), n.value(1)), (-1.5, 0.01));
+    assert!(n.value(3).is_nan(), "numeric 'NaN' as Float64");
+    assert_eq!(
+        texts(&b, "t"),
+        ["héllo ü€", "", "NULL", "line1\nline2\t\"q\"\\"]
+    );
+    assert_eq!(texts(&b, "vc"), ["abc", "ten chars!", "NULL", "NULL"]);
+    // char(n) keeps its blank padding, as psql shows it.
+    let c5 = col(&b, "c5").as_string::<i32>();
+    assert_eq!(
+        (c5.value(0), c5.value(1), c5.value(3)),
+        ("ab   ", "abcde", "     ")
+    );
+    assert_eq!(texts(&b, "b"), ["true", "false", "NULL", "NULL"]);
+    let d = col(&b, "d").as_primitive::<adt::Date32Type>();
+    assert_eq!(d.value(0), days(1969, 7, 20));
+    assert_eq!(d.value(1), days(2100, 1, 1));
+    assert_eq!(d.value(3), days(1, 1, 1));
+    let tm = col(&b, "tm").as_primitive::<adt::Time64MicrosecondType>();
+    assert_eq!(
+        (tm.value(0), tm.value(1), tm.value(3)),
+        (0, 86_399_999_999, 43_200_500_000)
+    );
+    let ts = col(&b, "ts").as_primitive::<adt::TimestampMicrosecondType>();
+    assert_eq!(ts.value(0), micros(1969, 7, 20, 20, 17, 40, 123_456));
+    assert_eq!(ts.value(1), micros(2040, 2, 29, 12, 0, 0, 0));
+    assert_eq!(ts.value(3), micros(1900, 6, 15, 12, 0, 0, 0));
+    // timestamptz: the UTC instant, whatever offset it was written with.
+    let tz = col(&b, "tstz").as_primitive::<adt::TimestampMicrosecondType>();
+    assert_eq!(
+        tz.value(0),
+        rfc3339_micros("1999-12-31T23:59:59.999999-08:00")
+    );
+    assert_eq!(tz.value(0), micros(2000, 1, 1, 7, 59, 59, 999_999));
+    assert_eq!(tz.value(1), micros(2039, 12, 31, 18, 30, 0, 0));
+    assert_eq!(tz.value(3), micros(1900, 6, 15, 11, 0, 0, 0));
+    let iv = col(&b, "iv").as_primitive::<adt::IntervalMonthDayNanoType>();
+    assert_eq!(
+        iv.value(0),
+        adt::IntervalMonthDayNano::new(14, 3, 14_706_789_000_000)
+    );
+    assert_eq!(
+        iv.value(1),
+        adt::IntervalMonthDayNano::new(0, -1, -1_000_000_000)
+    );
+    assert_eq!(iv.value(3), adt::IntervalMonthDayNano::new(0, 0, 3_000));
+    assert_eq!(
+        texts(&b, "u"),
+        [
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+            "00000000-0000-0000-0000-000000000000",
+            "NULL",
+            "NULL"
+        ]
+    );
+    let bin = col(&b, "bin").as_binary::<i32>();
+    assert_eq!(bin.value(0), &[0u8, 0xff, 0x10][..]);
+    assert_eq!(bin.value(1), &[] as &[u8]);
+    assert!(bin.is_null(2));
+    assert_eq!(bin.value(3), &[] as &[u8]);
+    assert_eq!(texts(&b, "j"), [r#"{"a": [1, 2]}"#, "[]", "NULL", r#""s""#]);
+    assert_eq!(
+        texts(&b, "jb"),
+        [r#"{"a": 2, "b": 1}"#, "{}", "NULL", "null"]
+    );
+    assert_eq!(texts(&b, "e"), ["happy", "sad", "NULL", "NULL"]);
+    let ia = col(&b, "ia").as_list::<i32>();
+    let first = ia.value(0);
+    let first = first.as_primitive::<adt::Int32Type>();
+    assert_eq!(first.len(), 3);
+    assert_eq!(
+        (first.value(0), first.is_null(1), first.value(2)),
+        (1, true, 3)
+    );
+    assert_eq!(ia.value(1).len(), 0);
+    assert!(ia.is_null(2));
+    assert_eq!((ia.value(3).len(), ia.value(3).is_null(0)), (1, true));
+    let ta = col(&b, "ta").as_list::<i32>();
+    let first = ta.value(0);
+    let first = first.as_string::<i32>();
+    assert_eq!(
+        (first.value(0), first.is_null(1), first.value(2)),
+        ("x", true, "y z")
+    );
+    assert_eq!(ta.value(1).len(), 0);
+    assert!(ta.is_null(2));
+    assert_eq!(ta.value(3).as_string::<i32>().value(0), "");
+    // NULLs everywhere in row 3.
+    for f in s.fields() {
+        if f.name() != "id" {
+            assert!(col(&b, f.name()).is_null(2), "row 3, column {}", f.name());
+        }
+    }
+
+    // Decimals, dates and timestamps print exactly as psql prints them.
+    let pg: Vec<Vec<Option<String>>> = client
+        .query(
+            &format!(
+                "SELECT n152::text, n405::text, d::text, ts::text FROM {} ORDER BY id",
+                q(&schema, "types")
+            ),
+            &[],
+        )
+        .await
+        .expect("native text")
+        .iter()
+        .map(|r| (0..4).map(|i| r.get::<_, Option<String>>(i)).collect())
+        .collect();
+    for (k, name) in ["n152", "n405", "d", "ts"].iter().enumerate() {
+        let ours = texts(&b, name);
+        for (row, pg_row) in pg.iter().enumerate() {
+            let theirs = pg_row[k].clone().unwrap_or_else(|| "NULL".into());
+            assert_eq!(
+                ours[row].replace('T', " "),
+                theirs,
+                "column {name}, row {}",
+                row + 1
+            );
+        }
+    }
+}
+
+/// numeric(40,5) is Decimal256: values with more than 38 digits must read (and write).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: numeric(p>38) reads/writes go through i128, so a 40-digit numeric(40,5) value fails ('overflows the decimal type')"]
+async fn decimal256_beyond_38_digits() {
+    let _g = SERVER.read().await;
+    let schema = fresh_schema().await;
+    let client = native().await;
+    let t = q(&schema, "wide");
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {t} (id int, v numeric(40,5)); \
+             INSERT INTO {t} VALUES (1, -12345678901234567890123456789012345.12345), \
+             (2, 99999999999999999999999999999999999.99999)"
+        ))
+        .await
+        .expect("fixture");
+    let engine = engine_for(&schema, "").await;
+    let b = one(&engine
+        .execute("SELECT id, v FROM pg.wide ORDER BY id")
+        .await
+        .expect("reading 40-digit numerics"));
+    assert_eq!(
+        texts(&b, "v"),
+        [
+            "-12345678901234567890123456789012345.12345",
+            "99999999999999999999999999999999999.99999"
+        ]
+    );
+    engine
+        .execute("CREATE TABLE pg.wide2 AS SELECT * FROM pg.wide")
+        .await
+        .expect("writing 40-digit numerics");
+    assert_eq!(
+        native_rows(&client, &q(&schema, "wide2")).await,
+        native_rows(&client, &t).await
+    );
+}
+
+// ------------------------------------------------------------------ 2. unmappable types
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unmappable_types_error_or_read_as_text() {
+    let _g = SERVER.read().await;
+    let schema = fresh_schema().await;
+    let client = native().await;
+    let t = q(&schema, "odd");
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {t} (id int, name text, addr inet, pt point, addrs inet[]); \
+             INSERT INTO {t} VALUES (1, 'one', '10.0.0.0/8', '(1,2)', '{{192.168.0.1/24,NULL}}'), \
+             (2, 'two', NULL, NULL, NULL)"
+        ))
+        .await
+        .expect("fixture");
+    let engine = engine_for(&schema, "").await;
+    for (sql, column, pg_type) in [
+        ("SELECT * FROM pg.odd", "addr", "inet"),
+        ("SELECT pt FROM pg.odd", "pt", "point"),
+        ("SELECT id, addrs FROM pg.odd", "addrs", "inet[]"),
+    ] {
+        let e = engine
+            .execute(sql)
+            .await
+            .expect_err("an unmappable column must be an error")
+            .to_string();
+        assert!(
+            e.contains(&format!("'{column}'")) && e.contains(pg_type),
+            "{sql}: error should name column {column} and type {pg_type}: {e}"
+        );
+        assert!(!e.contains('\n'), "one line: {e}");
+        assert!(
+            e.contains("unknown_types=text"),
+            "error should tell how to read it: {e}"
+        );
+    }
+    // The other columns still work, filters included.
+    assert_eq!(
+        sorted_rows(
+            &engine
+                .execute("SELECT id, name FROM pg.odd WHERE id > 1")
+                .await
+                .expect("mapped columns")
+        ),
+        ["| 2  | two  |"]
+    );
+    assert_eq!(count(&engine, "pg.odd").await, 2);
+
+    let engine = engine_for(&schema, "unknown_types=text").await;
+    let b = one(&engine
+        .execute("SELECT * FROM pg.odd ORDER BY id")
+        .await
+        .expect("unknown_types=text"));
+    assert_eq!(col(&b, "addr").data_type(), &DataType::Utf8);
+    assert_eq!(col(&b, "pt").data_type(), &DataType::Utf8);
+    assert_eq!(texts(&b, "addr"), ["10.0.0.0/8", "NULL"]);
+    assert_eq!(texts(&b, "pt"), ["(1,2)", "NULL"]);
+    assert_eq!(texts(&b, "addrs"), ["[192.168.0.1/24, ]", "NULL"]);
+    let addrs = col(&b, "addrs").as_list::<i32>();
+    assert!(addrs.value(0).is_null(1));
+    // A filter on the text form (evaluated by DataFusion).
+    assert_eq!(
+        rows(
+            &engine
+                .execute("SELECT id FROM pg.odd WHERE addr = '10.0.0.0/8'")
+                .await
+                .expect("filter on text form")
+        ),
+        ["| 1  |"]
+    );
+}
+
+/// `unknown_types=text` should give the text PostgreSQL prints (the type's output function).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: unknown_types=text reads via a ::text cast, which for inet differs from PostgreSQL's output ('10.0.0.1/32' instead of '10.0.0.1')"]
+async fn unknown_types_as_text_match_psql_output() {
+    let _g = SERVER.read().await;
+    let schema = fresh_schema().await;
+    let client = native().await;
+    let t = q(&schema, "hosts");
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {t} (id int, addr inet, addrs inet[]); \
+             INSERT INTO {t} VALUES (1, '10.0.0.1', '{{10.0.0.2}}')"
+        ))
+        .await
+        .expect("fixture");
+    let psql: Vec<String> = client
+        .query_one(
+            &format!("SELECT format('%s', addr), format('%s', addrs) FROM {t}"),
+            &[],
+        )
+        .await
+        .map(|r| vec![r.get(0), r.get(1)])
+        .expect("native");
+    assert_eq!(psql, ["10.0.0.1", "{10.0.0.2}"]);
+    let engine = engine_for(&schema, "unknown_types=text").await;
+    let b = one(&engine
+        .execute("SELECT addr, addrs FROM pg.hosts")
+        .await
+        .expect("unknown_types=text"));
+    assert_eq!(texts(&b, "addr"), ["10.0.0.1"]);
+    assert_eq!(texts(&b, "addrs"), ["[10.0.0.2]"]);
+    assert_eq!(
+        rows(
+            &engine
+                .execute("SELECT id FROM pg.hosts WHERE addr = '10.0.0.1'")
+                .await
+                .expect("filter")
+        ),
+        ["| 1  |"]
+    );
+}
+
+// ------------------------------------------------------------------ 3. round trips
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trip_ctas_and_insert_from_memory() {
+    let _g = SERVER.read().await;
+    let schema = fresh_schema().await;
+    let client = native().await;
+    create_types_table(&client, &schema, "t1", true).await;
+    let engine = engine_for(&schema, "").await;
+    let original = native_rows(&client, &q(&schema, "t1")).await;
+    assert_eq!(original.len(), 4);
+
+    // CTAS inside PostgreSQL, through dataknobs.
+    engine
+        .execute("CREATE TABLE pg.t2 AS SELECT * FROM pg.t1")
+        .await
+        .expect("CTAS");
+    assert_eq!(native_rows(&client, &q(&schema, "t2")).await, original);
+    let types = |t: String| {
+        let client = &client;
+        async move {
+            client
+                .query(
+                    "SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute \
+                     WHERE attrelid = $1::text::regclass AND attnum > 0 AND NOT attisdropped \
+                     ORDER BY attnum",
+                    &[&t],
+                )
+                .await
+                .expect("column types")
+                .iter()
+                .map(|r| format!("{} {}", r.get::<_, String>(0), r.get::<_, String>(1)))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        types(q(&schema, "t2")).await,
+        types(q(&schema, "t1")).await,
+        "CTAS keeps the PostgreSQL column types"
+    );
+
+    // Through the memory backend and back.
+    engine
+        .execute("CREATE TABLE memory.rt_src AS SELECT * FROM pg.t1")
+        .await
+        .expect("copy to memory");
+    create_types_table(&client, &schema, "t3", false).await;
+    engine
+        .execute("INSERT INTO pg.t3 SELECT * FROM memory.rt_src")
+        .await
+        .expect("INSERT … SELECT from memory");
+    assert_eq!(native_rows(&client, &q(&schema, "t3")).await, original);
+
+    // Values written from DataFusion literals.
+    create_types_table(&client, &schema, "t4", false).await;
+    engine
+        .execute(
+            "INSERT INTO pg.t4 (id, i2, n152, n405, f4, n, ts, tstz, d, tm, iv, bin, ta, ia, u, e, jb, c5) \
+             VALUES (1, -5, -0.01, 12.5, 0.25, -7.125, TIMESTAMP '1960-01-01 00:00:00', \
+             TIMESTAMP '2050-06-01 12:00:00Z', DATE '1950-03-04', TIME '12:34:56.5', \
+             INTERVAL '1 month 2 days 3 seconds', X'00FF', make_array('a', NULL), \
+             make_array(1, NULL), 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', 'ok', '{\"k\": 1}', 'ab')",
+        )
+        .await
+        .expect("insert literals");
+    let r = client
+        .query_one(
+            &format!(
+                "SELECT i2::text, n152::text, n405::text, f4::text, n::text, ts::text, tstz::text, \
+                 d::text, tm::text, iv::text, bin::text, ta::text, ia::text, u::text, e::text, \
+                 jb::text, c5::text || '|' FROM {}",
+                q(&schema, "t4")
+            ),
+            &[],
+        )
+        .await
+        .expect("read back");
+    let got: Vec<String> = (0..17).map(|i| r.get::<_, String>(i)).collect();
+    assert_eq!(
+        got,
+        [
+            "-5",
+            "-0.01",
+            "12.50000",
+            "0.25",
+            "-7.125",
+            "1960-01-01 00:00:00",
+            "2050-06-01 12:00:00+00",
+            "1950-03-04",
+            "12:34:56.5",
+            "1 mon 2 days 00:00:03",
+            "\\x00ff",
+            "{a,NULL}",
+            "{1,NULL}",
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+            "ok",
+            "{\"k\": 1}",
+            "ab|"
+        ]
+    );
+}
+
+// ------------------------------------------------------------------ 4. pushdown
+
+/// Runs `SELECT * FROM table WHERE cond ORDER BY id` with pushdown on and off and compares;
+/// returns how many conditions were sent to PostgreSQL.
+async fn same_with_and_without_pushdown(
+    engine: &Engine,
+    table: &str,
+    conditions: &[&str],
+) -> usize {
+    let mut pushed = 0;
+    for cond in conditions {
+        let sql = format!("SELECT * FROM {table} WHERE {cond} ORDER BY id");
+        let explain = all_text(
+            &engine
+                .execute(&format!("EXPLAIN {sql}"))
+                .await
+                .unwrap_or_else(|e| panic!("EXPLAIN {sql}: {e}")),
+        );
+        if explain.contains(" WHERE ") {
+            pushed += 1;
+        }
+        let on = rows(
+            &engine
+                .execute(&sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}")),
+        );
+        engine
+            .execute("SET dataknobs.pushdown = false")
+            .await
+            .expect("pushdown off");
+        let off = engine.execute(&sql).await;
+        engine
+            .execute("SET dataknobs.pushdown = true")
+            .await
+            .expect("pushdown on");
+        let off = rows(&off.unwrap_or_else(|e| panic!("{sql} (no pushdown): {e}")));
+        assert_eq!(on, off, "pushdown changes the result of WHERE {cond}");
+    }
+    pushed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushdown_explain_and_equivalence() {
+    let _g = SERVER.read().await;
+    let schema = fresh_schema().await;
+    let client = native().await;
+    let t = q(&schema, "pd");
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {t} (id int, a int, s text, c char(5), ci text COLLATE \"en-US-x-icu\", \
+             f float8, r real, tz timestamptz, v varchar(20))"
+        ))
+        .await
+        .expect("create");
+    let strings = [
+        "a", "B", "b", "A", "é", "e", "Ω", "ü€", "x_1", "x%2", r"x\%3", "xy", "x", "", "Zed",
+        "zed", "ab", "ab ", "Ab", "E",
+    ];
+    let floats = [
+        "'-0'",
+        "'0'",
+        "'NaN'",
+        "1.5",
+        "-1.5",
+        "NULL",
+        "'Infinity'",
+        "'-Infinity'",
+        "5",
+        "0.1",
+    ];
+    let stamps = [
+        "'1999-12-31 23:00:00-08'",
+        "'2000-01-01 07:00:00+00'",
+        "'1969-07-20 20:17:40+00'",
+        "'2040-01-01 00:00:00+05:30'",
+        "NULL",
+        "'2000-01-01 06:59:59.999999Z'",
+        "'2038-01-19 03:14:08Z'",
+    ];
+    let mut values = Vec::new();
+    for (i, s) in strings.iter().enumerate() {
+        values.push(format!(
+            "({i}, {i}, {s}, {s}, {s}, {f}, {f}, {tz}, {s})",
+            s = lit(s),
+            f = floats[i % floats.len()],
+            tz = stamps[i % stamps.len()]
+        ));
+    }
+    values.push("(100, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)".into());
+    client
+        .batch_execute(&format!("INSERT INTO {t} VALUES {}", values.join(", ")))
+        .await
+        .expect("insert");
+    let engine = engine_for(&schema, "").await;
+
+    let explain = all_text(
+        &engine
+            .execute("EXPLAIN SELECT id FROM pg.pd WHERE a > 5 AND s LIKE 'x%' LIMIT 3")
+            .await
+            .expect("explain"),
+    );
+    assert!(explain.contains("COPY (SELECT"), "{explain}");
+    assert!(explain.contains(" WHERE "), "{explain}");
+    assert!(explain.contains(r#""s" COLLATE "C" LIKE"#), "{explain}");
+    assert!(explain.contains(r#""a" > "#), "{explain}");
+    let explain = all_text(
+        &engine
+            .execute("EXPLAIN SELECT id FROM pg.pd WHERE ci < 'B' AND s >= 'a'")
+            .await
+            .expect("explain"),
+    );
+    assert!(
+        explain.contains(r#""ci" COLLATE "C" <"#) && explain.contains(r#""s" COLLATE "C" >="#),
+        "text ranges are compared in byte order: {explain}"
+    );
+    // char(n) comparisons are never sent.
+    let explain = all_text(
+        &engine
+            .execute("EXPLAIN SELECT id FROM pg.pd WHERE c = 'ab'")
+            .await
+            .expect("explain"),
+    );
+    assert!(!explain.contains(r#""c" ="#), "char(n) pushed: {explain}");
+
+    let conditions = [
+        "a > 5 AND s LIKE 'x%'",
+        "s < 'B'",
+        "s > 'a'",
+        "s >= 'é'",
+        "s < 'Z'",
+        "s BETWEEN 'A' AND 'b'",
+        "s = ''",
+        "s <> 'a'",
+        "ci < 'B'",
+        "ci > 'a'",
+        "ci >= 'Zed'",
+        "ci <= 'e'",
+        "ci LIKE 'z%'",
+        "ci = 'E'",
+        "c = 'ab'",
+        "c = 'ab   '",
+        "c < 'b'",
+        "c LIKE 'ab%'",
+        "c LIKE 'ab _'",
+        "s LIKE 'x_%'",
+        r"s LIKE 'x\_%'",
+        r"s LIKE '%\%%'",
+        r"s LIKE 'x\\%'",
+        "s LIKE '_'",
+        "s NOT LIKE '%a%'",
+        "s ILIKE 'A%'",
+        "v LIKE '%ü%'",
+        "v = 'ab '",
+        "v > 'B' OR a IN (1, 2)",
+        "f = 0.0",
+        "f = -0.0",
+        "f < 0.0",
+        "f <= 0.0",
+        "f > 0",
+        "f >= -0.0",
+        "f <> 0.0",
+        "f = CAST('NaN' AS DOUBLE)",
+        "f < CAST('NaN' AS DOUBLE)",
+        "f > 1.0",
+        "f IN (0.0, 1.5)",
+        "f NOT IN (-0.0, 5.0)",
+        "f IS NULL",
+        "NOT (f > 0)",
+        "r < 0.0",
+        "r = -0.0",
+        "r > 0.1",
+        "r = 0.1",
+        "tz > '2000-01-01T00:00:00Z'",
+        "tz = '1999-12-31T23:00:00-08:00'",
+        "tz = '2000-01-01T07:00:00Z'",
+        "tz < TIMESTAMP '2000-01-01 07:00:00'",
+        "tz BETWEEN '1969-01-01T00:00:00Z' AND '2039-12-31T18:30:00Z'",
+        "tz <= '2040-01-01T00:00:00+05:30'",
+        "tz >= '2038-01-19T03:14:08Z'",
+    ];
+    let pushed = same_with_and_without_pushdown(&engine, "pg.pd", &conditions).await;
+    assert!(
+        pushed >= conditions.len() / 2,
+        "only {pushed} of {} conditions were pushed",
+        conditions.len()
+    );
+    // The byte order is what matters: 'B' < 'a' in byte order but not in en-US.
+    assert_eq!(
+        rows(
+            &engine
+                .execute("SELECT ci FROM pg.pd WHERE ci < 'B' ORDER BY ci")
+                .await
+                .expect("ci < 'B'")
+        ),
+        ["|    |", "| A  |", "| Ab |"]
+    );
+    // LIMIT with pushed filters.
+    let limited = engine
+        .execute("SELECT id FROM pg.pd WHERE a > 5 AND s LIKE 'x%' ORDER BY id LIMIT 3")
+        .await
+        .expect("limit");
+    assert_eq!(rows(&limited), ["| 8  |", "| 9  |", "| 10 |"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushdown_equivalence_over_all_types() {
+    let _g = SERVER.read().await;
+    let schema = fresh_schema().await;
+    let client = native().await;
+    create_types_table(&client, &schema, "types", true).await;
+    let engine = engine_for(&schema, "").await;
+    let conditions = [
+        "i2 > 2.5",
+        "i2 = 0",
+        "i4 = -2147483648",
+        "i4 IN (0, 2147483647)",
+        "i8 < 0",
+        "i8 >= 9223372036854775807",
+        "f4 > 0.0",
+        "f4 = -0.0",
+        "f4 = CAST('Infinity' AS REAL)",
+        "f8 < -1e300",
+        "f8 = CAST('NaN' AS DOUBLE)",
+        "f8 <> -0.0",
+        "n152 > 0",
+        "n152 = 0.01",
+        "n152 IS NULL",
+        "n405 < 0",
+        "n > 0",
+        "t LIKE '%ü%'",
+        "t > 'h'",
+        "vc LIKE 'ten%'",
+        "c5 = 'ab'",
+        "c5 > 'a'",
+        "b",
+        "NOT b",
+        "b IS NOT TRUE",
+        "d > '2000-01-01'",
+        "d = DATE '1969-07-20'",
+        "d < DATE '0100-01-01'",
+        "tm > '12:00:00'",
+        "ts > '1970-01-01T00:00:00'",
+        "ts < TIMESTAMP '1969-07-20 20:17:40.123457'",
+        "ts = TIMESTAMP '1900-06-15 12:00:00'",
+        "tstz > '2000-01-01T07:59:59.999998Z'",
+        "tstz = '1999-12-31T23:59:59.999999-08:00'",
+        "tstz < '1901-01-01T00:00:00Z'",
+        "iv > INTERVAL '1 day'",
+        "u = 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'",
+        "u = 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11'",
+        "u > 'a'",
+        "e < 'ok'",
+        "e = 'happy'",
+        "e LIKE 's%'",
+        "bin = X'00FF10'",
+        "bin > X'00'",
+        "j LIKE '%a%'",
+        "jb = '{}'",
+        "array_has(ia, 1)",
+        "cardinality(ta) = 0",
+    ];
+    let pushed = same_with_and_without_pushdown(&engine, "pg.types", &conditions).await;
+    assert!(pushed >= 20, "only {pushed} conditions were pushed");
+}
+
+// ------------------------------------------------------------------ 5. quoting
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_names_and_values_match_memory() {
+    let _g = SERVER.read().await;
+    let schema = fresh_schema().await;
+    let client = native().await;
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {} (x int); INSERT INTO {0} VALUES (1)",
+            q(&schema, "canary")
+        ))
+        .await
+        .expect("canary");
+    let engine = engine_for(&schema, "").await;
+    let tag = unique_name("").trim_start_matches('_').to_string();
+    let tables = [
+        r#"na"me; DROP"#,
+        "it's",
+        r"a\b",
+        "ü€",
+        "x--y",
+        "p%_q",
+        "canary\"; DROP TABLE canary; --",
+    ];
+    let c1 = r#"c"o'l\1 ;--"#;
+    let c2 = "n%_ü€";
+    let values = [
+        "it's",
+        r#"say "hi""#,
+        r"back\slash",
+        "semi;colon",
+        "dash--dash",
+        "100%",
+        "under_score",
+        "ü€",
+        "'; DROP TABLE canary; --",
+        r"\'",
+        "",
+        r"%_\",
+        "$1",
+        "E'x'",
+    ];
+    let insert_values = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| format!("({}, {i})", lit(v)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    for base in tables {
+        let name = format!("{base}_{tag}");
+        let mut results: Vec<Vec<Vec<String>>> = Vec::new();
+        for backend in ["memory", "pg"] {
+            let t = format!("{backend}.{}", qi(&name));
+            let (a, b) = (qi(c1), qi(c2));
+            let stmts = [
+                format!("CREATE TABLE {t} ({a} TEXT, {b} BIGINT)"),
+                format!("INSERT INTO {t} VALUES {insert_values}"),
+                format!("SELECT * FROM {t}"),
+                format!("SELECT {b} FROM {t} WHERE {a} = 'it''s'"),
+                format!(r"SELECT {b} FROM {t} WHERE {a} LIKE '%\%%'"),
+                format!(r"SELECT {b} FROM {t} WHERE {a} LIKE '%\_%'"),
+                format!(r"SELECT {b} FROM {t} WHERE {a} LIKE '%\\%'"),
+                format!("SELECT {b} FROM {t} WHERE {a} LIKE '%--%'"),
+                format!("SELECT {b} FROM {t} WHERE {a} > 'back' AND {a} < 'z'"),
+                format!(
+                    "SELECT {b} FROM {t} WHERE {a} IN ('semi;colon', '''; DROP TABLE canary; --', '$1')"
+                ),
+                format!("SELECT {b} FROM {t} WHERE {a} = {}", lit(r#"say "hi""#)),
+                format!("UPDATE {t} SET {a} = {a} || ';--''\"' WHERE {b} = 2"),
+                format!("UPDATE {t} SET {a} = 'x''y' WHERE {a} = 'E''x'''"),
+                format!("DELETE FROM {t} WHERE {a} = 'semi;colon' OR {a} = '\\'''"),
+                format!("SELECT * FROM {t}"),
+            ];
+            let mut out = Vec::new();
+            for s in &stmts {
+                let batches = engine
+                    .execute(s)
+                    .await
+                    .unwrap_or_else(|e| panic!("{backend}: {s}: {e}"));
+                out.push(sorted_rows(&batches));
+            }
+            // The record API on the same table: a new column with a hostile name too.
+            let db = engine
+                .database(&t)
+                .await
+                .unwrap_or_else(|e| panic!("database({t}): {e}"));
+            db.create(
+                Record::new()
+                    .with(c1, "rec'ord\\;--")
+                    .with(c2, 99i64)
+                    .with("new'col\"; --", "v\"'"),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{backend}: record create: {e}"));
+            let found = db
+                .search(
+                    &Query::new()
+                        .filter(c1, Operator::Eq, "rec'ord\\;--")
+                        .unwrap(),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{backend}: record search: {e}"));
+            let mut found: Vec<String> = found
+                .iter()
+                .map(|r| {
+                    let mut r = r.clone();
+                    r.set_id("");
+                    r.to_json().to_string()
+                })
+                .collect();
+            found.sort();
+            out.push(found);
+            out.push(sorted_rows(
+                &engine
+                    .execute(&format!("SELECT * FROM {t}"))
+                    .await
+                    .unwrap_or_else(|e| panic!("{backend}: select after create: {e}")),
+            ));
+            results.push(out);
+        }
+        assert_eq!(
+            results[0], results[1],
+            "table {name:?}: PostgreSQL differs from memory"
+        );
+        assert!(
+            results[1][2].len() == values.len(),
+            "all rows inserted into {name:?}"
+        );
+    }
+    // Nothing was dropped: the canary and every table are there.
+    assert_eq!(native_count(&client, &q(&schema, "canary")).await, 1);
+    let n: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = $1",
+            &[&schema],
+        )
+        .await
+        .expect("tables")
+        .get(0);
+    assert_eq!(n, tables.len() as i64 + 1);
+}
+
+// ------------------------------------------------------------------ 6. atomic inserts
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_insert_inserts_nothing() {
+    let _g = SERVER.read().await;
+    let schema = fresh_schema().await;
+    let client = native().await;
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {} (id bigint NOT NULL, v int CHECK (v < 1000000), s smallint); \
+             CREATE TABLE {} (id bigint PRIMARY KEY, v int); \
+             CREATE DOMAIN {} AS int NOT NULL; CREATE TABLE {} (id bigint, v {2})",
+            q(&schema, "chk"),
+            q(&schema, "uniq"),
+            q(&schema, "nn_int"),
+            q(&schema, "dom")
+        ))
+        .await
+        .expect("fixture");
+    let engine = engine_for(&schema, "").await;
+    engine
+        .execute("CREATE TABLE pg.nn (id BIGINT NOT NULL, v BIGINT)")
+        .await
+        .expect("create");
+    // Failing rows come late: earlier COPY chunks (1 MiB) have already been sent.
+    let cases = [
+        (
+            "pg.nn",
+            "INSERT INTO pg.nn SELECT CASE WHEN value = 150000 THEN NULL ELSE value END AS id, \
+             value AS v FROM range(200000)",
+            "null",
+        ),
+        (
+            "pg.chk",
+            "INSERT INTO pg.chk SELECT value AS id, \
+             CASE WHEN value = 150000 THEN 2000000 ELSE value END AS v, 1 AS s FROM range(200000)",
+            "check constraint",
+        ),
+        (
+            "pg.chk",
+            "INSERT INTO pg.chk SELECT value AS id, 1 AS v, \
+             CASE WHEN value = 150000 THEN 40000 ELSE 1 END AS s FROM range(200000)",
+            "40000",
+        ),
+        (
+            "pg.chk",
+            "INSERT INTO pg.chk SELECT CASE WHEN value = 150000 THEN NULL ELSE value END AS id, \
+             1 AS v, 1 AS s FROM range(200000)",
+            "null",
+        ),
+        (
+            "pg.uniq",
+            "INSERT INTO pg.uniq SELECT CASE WHEN value = 150000 THEN 7 ELSE value END AS id, \
+             1 AS v FROM range(200000)",
+            "exists already",
+        ),
+        (
+            "pg.dom",
+            "INSERT INTO pg.dom SELECT value AS id, \
+             CASE WHEN value = 150000 THEN NULL ELSE 1 END AS v FROM range(200000)",
+            "does not allow null values",
+        ),
+    ];
+    for (table, sql, why) in cases {
+        let e = engine
+            .execute(sql)
+            .await
+            .expect_err(&format!("{sql} must fail"));
+        let msg = e.to_string();
+        eprintln!("{sql}\n  -> {msg}");
+        assert!(!msg.contains('\n'), "one line: {msg}");
+        assert!(
+            msg.to_lowercase().contains(why),
+            "{sql}: the error should be about {why:?}: {msg}"
+        );
+        assert_eq!(count(&engine, table).await, 0, "{sql} left rows: {msg}");
+    }
+    // The table still works afterwards.
+    engine
+        .execute("INSERT INTO pg.chk SELECT value AS id, 1 AS v, 1 AS s FROM range(10)")
+        .await
+        .expect("insert after failures");
+    assert_eq!(count(&engine, "pg.chk").await, 10);
+    assert_eq!(native_count(&client, &q(&schema, "chk")).await, 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn terminated_copy_fails_and_inserts_nothing() {
+    let _g = SERVER.read().await;
+    let schema = fresh_schema().await;
+    let client = native().await;
+    let engine = Arc::new(engine_for(&schema, "").await);
+    let big = unique_name("big");
+    engine
+        .execute(&format!("CREATE TABLE pg.{big} (id BIGINT, s VARCHAR)"))
+        .await
+        .expect("create");
+    let src = unique_name("src");
+    engine
+        .execute(&format!(
+            "CREATE TABLE memory.{src} AS SELECT value AS id, \
+             concat('x', repeat('-', 40), CAST(value AS VARCHAR)) AS s FROM range(1000000)"
+        ))
+        .await
+        .expect("source");
+    let insert = {
+        let engine = engine.clone();
+        let sql = format!("INSERT INTO pg.{big} SELECT * FROM memory.{src}");
+        tokio::spawn(async move { engine.execute(&sql).await })
+    };
+    let pattern = format!("COPY %{big}%");
+    let start = Instant::now();
+    let mut killed = false;
+    while start.elapsed() < Duration::from_secs(60) && !insert.is_finished() {
+        let pids = client
+            .query(
+                "SELECT pid FROM pg_stat_activity WHERE query LIKE $1 AND pid <> pg_backend_pid()",
+                &[&pattern],
+            )
+            .await
+            .expect("pg_stat_activity");
+        if let Some(r) = pids.first() {
+            let pid: i32 = r.get(0);
+            let ok: bool = client
+                .query_one("SELECT pg_terminate_backend($1)", &[&pid])
+                .await
+                .expect("terminate")
+                .get(0);
+            assert!(ok, "pg_terminate_backend({pid})");
+            killed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let result = tokio::time::timeout(Duration::from_secs(60), insert)
+        .await
+        .expect("the INSERT must end after its backend is terminated")
+        .expect("join");
+    assert!(
+        killed,
+        "the COPY never showed up in pg_stat_activity (finished first: {result:?})"
+    );
+    let e = result.expect_err("an INSERT whose backend was terminated must fail");
+    let msg = e.to_string();
+    eprintln!("terminated INSERT: {msg}");
+    assert!(!msg.contains('\n'), "one line: {msg}");
+    assert!(msg.contains(&big), "the error names the table: {msg}");
+    assert_eq!(native_count(&client, &q(&schema, &big)).await, 0);
+    assert_eq!(count(&engine, &format!("pg.{big}")).await, 0);
+}
+
+// ------------------------------------------------------------------ 7. server restart
+
+/// The pool must replace connections the restart closed: the next query succeeds, no retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_restart_between_queries() {
+    let _g = SERVER.write().await;
+    let schema = fresh_schema().await;
+    let engine = engine_for(&schema, "").await;
+    engine
+        .execute("CREATE TABLE pg.r (id BIGINT, s VARCHAR)")
+        .await
+        .expect("create");
+    engine
+        .execute("INSERT INTO pg.r VALUES (1, 'a'), (2, 'b')")
+        .await
+        .expect("insert");
+    // Several pooled connections exist before the restart.
+    let mut handles = Vec::new();
+    let engine = Arc::new(engine);
+    for _ in 0..4 {
+        let e = engine.clone();
+        handles.push(tokio::spawn(async move {
+            e.execute("SELECT * FROM pg.r WHERE id > 0").await
+        }));
+    }
+    for h in handles {
+        assert_eq!(h.await.expect("join").expect("query").len(), 1);
+    }
+    let out = std::process::Command::new("pg_ctlcluster")
+        .args(["-m", "fast", "15", "main", "restart"])
+        .output()
+        .expect("pg_ctlcluster");
+    assert!(
+        out.status.success(),
+        "restart failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        sorted_rows(
+            &engine
+                .execute("SELECT * FROM pg.r ORDER BY id")
+                .await
+                .expect("the first query after a restart must succeed")
+        ),
+        ["| 1  | a |", "| 2  | b |"]
+    );
+    engine
+        .execute("INSERT INTO pg.r VALUES (3, 'c')")
+        .await
+        .expect("insert after restart");
+    let db = engine.database("pg.r").await.expect("record api");
+    assert_eq!(db.count(None).await.expect("count"), 3);
+}
+
+// ------------------------------------------------------------------ 8. connection errors
+
+fn assert_clean(e: &dataknobs::Error, secret: &str, must_contain: &[&str]) {
+    let shown = e.to_string();
+    let debug = format!("{e:?}");
+    assert!(!shown.contains('\n'), "one line: {shown}");
+    assert!(!shown.contains(secret), "secret in the error: {shown}");
+    assert!(!debug.contains(secret), "secret in Debug: {debug}");
+    for m in must_contain {
+        assert!(shown.contains(m), "'{m}' not in: {shown}");
+    }
+}
+
+async fn attach_err(url: &str) -> dataknobs::Error {
+    let engine = Engine::new();
+    let started = Instant::now();
+    let e = engine
+        .attach("x", url)
+        .await
+        .expect_err(&format!("attaching {url} must fail"));
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{url}: took {:?}",
+        started.elapsed()
+    );
+    assert!(engine.backend("x").is_none());
+    e
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_errors_are_clear_and_secret_free() {
+    let _g = SERVER.read().await;
+    let secret = "sekret-Pw-4711";
+    let client = native().await;
+    let e = attach_err(&format!(
+        "postgres://u:{secret}@nonexistent.invalid/db?connect_timeout=5"
+    ))
+    .await;
+    assert_clean(&e, secret, &["nonexistent.invalid"]);
+    assert_eq!(e.kind(), ErrorKind::Connection, "{e}");
+
+    // Server-side refusals (trust auth accepts any password here, so: a role that may not
+    // log in and a role that does not exist).
+    let role = unique_name("dk_nologin");
+    client
+        .batch_execute(&format!("CREATE ROLE {role} NOLOGIN PASSWORD '{secret}'"))
+        .await
+        .expect("role");
+    let e = attach_err(&format!("postgres://{role}:{secret}@127.0.0.1:5432/test")).await;
+    assert_clean(&e, secret, &["not permitted to log in"]);
+    client
+        .batch_execute(&format!("DROP ROLE {role}"))
+        .await
+        .expect("drop role");
+    let e = attach_err(&format!(
+        "postgres://no_such_role_dk:{secret}@127.0.0.1:5432/test"
+    ))
+    .await;
+    assert_clean(&e, secret, &["no_such_role_dk"]);
+
+    let e = attach_err("postgres://postgres@127.0.0.1:5432/no_such_db_dk").await;
+    assert_clean(&e, secret, &["no_such_db_dk"]);
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+
+    // Nothing listening.
+    let e = attach_err(&format!(
+        "postgres://postgres:{secret}@127.0.0.1:1/test?connect_timeout=3"
+    ))
+    .await;
+    assert_clean(&e, secret, &["127.0.0.1"]);
+
+    // A password in a query parameter is refused without echoing it.
+    let e = attach_err(&format!(
+        "postgres://postgres@127.0.0.1:5432/test?password={secret}"
+    ))
+    .await;
+    assert_clean(&e, secret, &["password"]);
+
+    // A working connection with a password: location(), Debug and query errors hide it.
+    let u = url::Url::parse(&url()).expect("url");
+    let with_pw = format!(
+        "postgres://{}:{secret}@{}:{}{}",
+        if u.username().is_empty() {
+            "postgres"
+        } else {
+            u.username()
+        },
+        u.host_str().unwrap_or("127.0.0.1"),
+        u.port().unwrap_or(5432),
+        u.path()
+    );
+    let engine = Engine::new();
+    engine.attach("pg", &with_pw).await.expect("attach");
+    let backend = engine.backend("pg").expect("backend");
+    assert!(
+        !backend.location().contains(secret),
+        "{}",
+        backend.location()
+    );
+    assert!(!format!("{backend:?}").contains(secret));
+    assert!(!format!("{engine:?}").contains(secret));
+    let e = engine
+        .execute("SELECT * FROM pg.no_such_table_dk")
+        .await
+        .expect_err("missing table");
+    assert_clean(&e, secret, &["no_such_table_dk"]);
+    let direct = PgBackend::connect(
+        &url::Url::parse(&with_pw).expect("url"),
+        PgOptions::default(),
+    )
+    .await
+    .expect("connect");
+    assert!(!format!("{direct:?}").contains(secret));
+}
+
+/// `sslmode=require` is encrypted against a server with TLS, fails cleanly against one
+/// without; `verify-full` refuses the self-signed certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_modes() {
+    let _g = SERVER.read().await;
+    let schema = fresh_schema().await;
+    let client = native().await;
+    let ssl: String = client
+        .query_one("SHOW ssl", &[])
+        .await
+        .expect("show ssl")
+        .get(0);
+    client
+        .batch_execute(&format!(
+            "CREATE VIEW {} AS SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            q(&schema, "myssl")
+        ))
+        .await
+        .expect("view");
+    let encrypted = |extra: &'static str| {
+        let schema = schema.clone();
+        async move {
+            let engine = engine_for(&schema, extra).await;
+            let b = engine
+                .execute("SELECT ssl FROM pg.myssl")
+                .await
+                .expect("pg_stat_ssl");
+            rows(&b)
+        }
+    };
+    assert_eq!(encrypted("sslmode=disable").await, ["| false |"]);
+    if ssl == "on" {
+        assert_eq!(encrypted("sslmode=require").await, ["| true |"]);
+        let e = attach_err(&url_with("sslmode=verify-full&connect_timeout=5")).await;
+        assert_clean(&e, "\u{0}", &["certificate"]);
+    }
+
+    // A server that answers the SSLRequest with 'N' (no TLS).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let fake = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let mut req = [0u8; 8];
+            if sock.read_exact(&mut req).await.is_ok() {
+                let _ = sock.write_all(b"N").await;
+                let mut rest = [0u8; 256];
+                let _ = sock.read(&mut rest).await;
+            }
+        }
+    });
+    let e = attach_err(&format!(
+        "postgres://postgres:sekret@127.0.0.1:{port}/test?sslmode=require&connect_timeout=5"
+    ))
+    .await;
+    assert_clean(&e, "sekret", &["TLS"]);
+    fake.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_dropped_between_planning_and_scan() {
+    let _g = SERVER.read().await;
+    let schema = fresh_schema().await;
+    let client = native().await;
+    let name = unique_name("gone");
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {t} (id int, s text); INSERT INTO {t} VALUES (1, 'a')",
+            t = q(&schema, &name)
+        ))
+        .await
+        .expect("fixture");
+    let engine = engine_for(&schema, "").await;
+    let df = engine
+        .sql(&format!("SELECT * FROM pg.{name} WHERE id > 0"))
+        .await
+        .expect("plan");
+    client
+        .batch_execute(&format!("DROP TABLE {}", q(&schema, &name)))
+        .await
+        .expect("drop");
+    let e = df.collect().await.expect_err("scanning a dropped table");
+    let msg = e.to_string();
+    assert!(msg.contains(&name), "error should name the table: {msg}");
+    assert!(msg.contains("does not exist"), "{msg}");
+    assert!(!msg.contains('\n'), "one line: {msg}");
+    // And planning it again says so too.
+    let e = engine
+        .execute(&format!("SELECT * FROM pg.{name}"))
+        .await
+        .expect_err("dropped table");
+    assert!(e.to_string().contains(&name), "{e}");
+}
+
+// ------------------------------------------------------------------ 9. record API
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_api_on_postgres() {
+    let _g = SERVER.read().await;
+    let schema = fresh_schema().await;
+    let client = native().await;
+    let engine = engine_for(&schema, "").await;
+    engine
+        .execute("CREATE TABLE pg.people (id TEXT PRIMARY KEY, name TEXT, age BIGINT)")
+        .await
+        .expect("create");
+    let db = engine.database("pg.people").await.expect("database");
+    assert_eq!(db.key_column().as_deref(), Some("id"));
+
+    let id = db
+        .create(Record::new().with("name", "Ann").with("age", 31i64))
+        .await
+        .expect("create");
+    assert!(!id.is_empty());
+    db.create(
+        Record::new()
+            .with_id("bob")
+            .with("name", "Bob")
+            .with("age", 40i64),
+    )
+    .await
+    .expect("create with id");
+    let e = db
+        .create(Record::new().with_id("bob").with("name", "Bob2"))
+        .await
+        .expect_err("duplicate id");
+    assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
+
+    let ann = db.read(&id).await.expect("read").expect("ann exists");
+    assert_eq!(ann.get("name"), Some(&Value::String("Ann".into())));
+    assert_eq!(ann.get("age"), Some(&Value::Int(31)));
+    assert!(db.read("nobody").await.expect("read").is_none());
+    assert!(db.exists("bob").await.expect("exists"));
+    assert!(!db.exists("nobody").await.expect("exists"));
+
+    // Visible to SQL as typed columns.
+    let b = one(&engine
+        .execute("SELECT id, name, age FROM pg.people ORDER BY age")
+        .await
+        .expect("sql"));
+    assert_eq!(col(&b, "age").data_type(), &DataType::Int64);
+    assert_eq!(texts(&b, "name"), ["Ann", "Bob"]);
+    assert_eq!(texts(&b, "id"), [id.as_str(), "bob"]);
+    let native_age: i64 = client
+        .query_one(
+            &format!("SELECT age FROM {} WHERE id = 'bob'", q(&schema, "people")),
+            &[],
+        )
+        .await
+        .expect("native")
+        .get(0);
+    assert_eq!(native_age, 40);
+
+    assert!(
+        db.update(
+            "bob",
+            Record::new().with("name", "Robert").with("age", 41i64)
+        )
+        .await
+        .expect("update")
+    );
+    assert!(
+        !db.update("nobody", Record::new().with("name", "x"))
+            .await
+            .expect("update missing")
+    );
+    let bob = db.read("bob").await.expect("read").expect("bob");
+    assert_eq!(bob.get("name"), Some(&Value::String("Robert".into())));
+    assert_eq!(bob.get("age"), Some(&Value::Int(41)));
+
+    // Upsert: replaces an existing record, creates a missing one.
+    db.upsert(
+        "bob",
+        Record::new().with("name", "Bobby").with("age", 42i64),
+    )
+    .await
+    .expect("upsert existing");
+    db.upsert("cy", Record::new().with("name", "Cy").with("age", 7i64))
+        .await
+        .expect("upsert new");
+    let bob = db.read("bob").await.expect("read").expect("bob");
+    assert_eq!(bob.get("name"), Some(&Value::String("Bobby".into())));
+    assert_eq!(bob.get("age"), Some(&Value::Int(42)));
+    assert_eq!(count(&engine, "pg.people").await, 3);
+    // Upsert replaces: fields left out become NULL.
+    db.upsert("cy", Record::new().with("name", "Cyrus"))
+        .await
+        .expect("upsert without age");
+    assert_eq!(
+        rows(
+            &engine
+                .execute("SELECT name, age FROM pg.people WHERE id = 'cy'")
+                .await
+                .expect("sql")
+        ),
+        ["| Cyrus |     |"]
+    );
+
+    let ids = db
+        .batch_create(
+            (0..50)
+                .map(|i| {
+                    Record::new()
+                        .with_id(format!("b{i:02}"))
+                        .with("name", format!("n{i}"))
+                        .with("age", i as i64)
+                })
+                .collect(),
+        )
+        .await
+        .expect("batch_create");
+    assert_eq!(ids.len(), 50);
+    assert_eq!(ids[7], "b07");
+    assert_eq!(db.count(None).await.expect("count"), 53);
+    let q20 = Query::new().filter("age", Operator::Lt, 20i64).unwrap();
+    assert_eq!(db.count(Some(&q20)).await.expect("count filtered"), 20);
+    let found = db
+        .search(
+            &Query::new()
+                .filter("age", Operator::Ge, 40i64)
+                .unwrap()
+                .sort("age", dataknobs::SortOrder::Desc)
+                .limit(3),
+        )
+        .await
+        .expect("search");
+    let ages: Vec<Value> = found
+        .iter()
+        .map(|r| r.get("age").cloned().unwrap())
+        .collect();
+    assert_eq!(ages, [Value::Int(49), Value::Int(48), Value::Int(47)]);
+    let found = db
+        .search(&Query::new().filter("name", Operator::Like, "B%").unwrap())
+        .await
+        .expect("search like");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].id(), Some("bob"));
+
+    assert!(db.delete("bob").await.expect("delete"));
+    assert!(!db.delete("bob").await.expect("delete again"));
+    assert!(!db.exists("bob").await.expect("exists"));
+    assert_eq!(db.count(None).await.expect("count"), 52);
+    // SQL sees the API's writes and vice versa.
+    engine
+        .execute("INSERT INTO pg.people VALUES ('sql1', 'From SQL', 5)")
+        .await
+        .expect("sql insert");
+    let r = db.read("sql1").await.expect("read").expect("sql1");
+    assert_eq!(r.get("name"), Some(&Value::String("From SQL".into())));
+
+    assert_eq!(db.clear().await.expect("clear"), 53);
+    assert_eq!(db.count(None).await.expect("count"), 0);
+    assert_eq!(native_count(&client, &q(&schema, "people")).await, 0);
+}

@@ -9,5 +9,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/dataknobs-target}"
 source scripts/services.sh
 start_services
 cargo test --all-features --all-targets "$@"
+# Restarts PostgreSQL, so it runs alone, after everything else.
+cargo test --all-features --test integration "$@" -- --ignored --exact postgres_more::server_restart_between_queries
 # Doc examples (all-targets skips them).
 cargo test --all-features --doc "$@"

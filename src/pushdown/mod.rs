@@ -213,10 +213,9 @@ pub fn scalar_to_value(s: &ScalarValue) -> Option<Value> {
         }
         // A date is the instant of its midnight (UTC): comparisons with a DATE column keep
         // their meaning because every backend compares it as a date.
-        S::Date32(Some(d)) => Value::DateTime(chrono::DateTime::from_timestamp(
-            i64::from(*d) * 86_400,
-            0,
-        )?),
+        S::Date32(Some(d)) => {
+            Value::DateTime(chrono::DateTime::from_timestamp(i64::from(*d) * 86_400, 0)?)
+        }
         S::TimestampSecond(Some(v), _) => Value::DateTime(chrono::DateTime::from_timestamp(*v, 0)?),
         S::TimestampMillisecond(Some(v), _) => {
             Value::DateTime(chrono::DateTime::from_timestamp_millis(*v)?)

@@ -288,12 +288,18 @@ pub async fn run_differential(engine: &Engine, table: &str, count: usize, seed: 
 
 /// Asserts the acceptance criteria on an outcome.
 pub fn check(outcome: &Outcome, backend: &str) {
+    check_share(outcome, backend, 0.8);
+}
+
+/// [`check`] with the share of completely pushed queries a backend must reach.
+pub fn check_share(outcome: &Outcome, backend: &str, min_share: f64) {
     check_results(outcome, backend);
     let share = outcome.fully_pushed as f64 / outcome.queries as f64;
     assert!(
-        share >= 0.8,
-        "{backend}: only {:.1}% of queries were pushed completely (need ≥ 80%)",
-        share * 100.0
+        share >= min_share,
+        "{backend}: only {:.1}% of queries were pushed completely (need ≥ {:.0}%)",
+        share * 100.0,
+        min_share * 100.0
     );
     eprintln!(
         "{backend}: {} queries, 0 mismatches, {:.1}% fully pushed, {} failed identically both ways",

@@ -95,5 +95,8 @@ async fn differential() {
         seed,
     )
     .await;
-    crate::differential::check(&outcome, "postgres");
+    // PostgreSQL cannot evaluate some of the generated filters exactly as DataFusion does
+    // (regular expressions with flags or \\s, IN lists of float zeros): they stay in
+    // DataFusion, so the bar is 75% rather than the memory backend's 80%.
+    crate::differential::check_share(&outcome, "postgres", 0.75);
 }

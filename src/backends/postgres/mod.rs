@@ -117,7 +117,11 @@ fn parse_url(url: &Url, options: &PgOptions) -> Result<Settings> {
                     .parse()
                     .ok()
                     .filter(|n| (2..=1000).contains(n))
-                    .ok_or_else(|| bad(format!("pool_size must be a number from 2 to 1000, got '{v}'")))?
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "pool_size must be a number from 2 to 1000, got '{v}'"
+                        ))
+                    })?
             }
             "unknown_types" => {
                 s.unknown_as_text = match v.as_ref() {
@@ -254,8 +258,10 @@ fn tls_config(s: &Settings) -> Result<rustls::ClientConfig> {
                 let mut added = 0;
                 for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
                     let cert: rustls::pki_types::CertificateDer<'static> = cert.map_err(|e| {
-                        Error::config(format!("sslrootcert '{path}' is not a PEM certificate file: {e}"))
-                            .with_backend(BACKEND)
+                        Error::config(format!(
+                            "sslrootcert '{path}' is not a PEM certificate file: {e}"
+                        ))
+                        .with_backend(BACKEND)
                     })?;
                     roots.add(cert).map_err(|e| {
                         Error::config(format!("sslrootcert '{path}': {e}")).with_backend(BACKEND)
@@ -293,7 +299,9 @@ pub(crate) fn pg_error(context: &str, e: &tokio_postgres::Error) -> Error {
         let hint = match code {
             "28P01" => "; check the password (URL, password option or PGPASSWORD)",
             "3D000" => "; check the database name in the URL",
-            "57P01" => "; the connection was terminated by the server (the statement was rolled back)",
+            "57P01" => {
+                "; the connection was terminated by the server (the statement was rolled back)"
+            }
             _ => "",
         };
         let detail = db
@@ -360,9 +368,10 @@ impl Inner {
     /// A pooled connection, with a clear error.
     pub async fn client(&self) -> Result<deadpool_postgres::Object> {
         self.pool.get().await.map_err(|e| match e {
-            deadpool_postgres::PoolError::Backend(e) => {
-                pg_error(&format!("cannot connect to PostgreSQL at {}", self.location), &e)
-            }
+            deadpool_postgres::PoolError::Backend(e) => pg_error(
+                &format!("cannot connect to PostgreSQL at {}", self.location),
+                &e,
+            ),
             deadpool_postgres::PoolError::Timeout(_) => Error::new(
                 ErrorKind::Connection,
                 format!(
@@ -544,15 +553,10 @@ impl PgBackend {
             SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
             _ => tokio_postgres::config::SslMode::Require,
         });
-        let location = format!(
-            "{}:{}/{} as {}",
-            if s.host_is_path { s.host.clone() } else { s.host.clone() },
-            s.port,
-            s.dbname,
-            s.user
-        );
-        let mut mc = ManagerConfig::default();
-        mc.recycling_method = RecyclingMethod::Verified;
+        let location = format!("{}:{}/{} as {}", s.host, s.port, s.dbname, s.user);
+        let mc = ManagerConfig {
+            recycling_method: RecyclingMethod::Verified,
+        };
         let manager = if s.sslmode == SslMode::Disable {
             Manager::from_config(cfg, tokio_postgres::NoTls, mc)
         } else {
@@ -565,7 +569,10 @@ impl PgBackend {
             .create_timeout(Some(s.connect_timeout + Duration::from_secs(5)))
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
-            .map_err(|e| Error::config(format!("cannot create the connection pool: {e}")).with_backend(BACKEND))?;
+            .map_err(|e| {
+                Error::config(format!("cannot create the connection pool: {e}"))
+                    .with_backend(BACKEND)
+            })?;
         let mut inner = Inner {
             pool,
             location,
@@ -677,14 +684,17 @@ impl Backend for PgBackend {
             cols.join(", ")
         );
         let client = self.inner.client().await?;
-        client.execute(&stmt, &[]).await.map_err(|e| {
-            pg_error(&format!("cannot create table {schema}.{name}"), &e)
-        })?;
+        client
+            .execute(&stmt, &[])
+            .await
+            .map_err(|e| pg_error(&format!("cannot create table {schema}.{name}"), &e))?;
         drop(client);
         self.inner.remember(schema, name, true);
         self.open(schema, name).await?.ok_or_else(|| {
-            Error::internal(format!("table {schema}.{name} vanished right after CREATE TABLE"))
-                .with_backend(BACKEND)
+            Error::internal(format!(
+                "table {schema}.{name} vanished right after CREATE TABLE"
+            ))
+            .with_backend(BACKEND)
         })
     }
 

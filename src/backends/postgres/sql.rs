@@ -254,7 +254,8 @@ pub fn encode_param(
                 _ => return Err(conv_err(v, ty)),
             };
             let mut tmp = BytesMut::new();
-            write_numeric_str(&text, &mut tmp).map_err(|e| -> Box<dyn std::error::Error + Sync + Send> { e.into() })?;
+            write_numeric_str(&text, &mut tmp)
+                .map_err(|e| -> Box<dyn std::error::Error + Sync + Send> { e.into() })?;
             out.put_slice(&tmp[4..]);
         }
         (Value::String(s), _)
@@ -352,7 +353,9 @@ fn compare_expr(col: &PgColumn, op: Operator, v: Option<&Value>) -> Option<Strin
         | Kind::Time
         | Kind::Timestamp
         | Kind::Timestamptz => (op != Operator::Like).then_some(c),
-        Kind::Numeric(Some(_)) => (op != Operator::Like && v.is_none_or(Value::is_null)).then_some(c),
+        Kind::Numeric(Some(_)) => {
+            (op != Operator::Like && v.is_none_or(Value::is_null)).then_some(c)
+        }
         _ => None,
     }
 }
@@ -412,7 +415,9 @@ pub fn translate_regex(p: &str) -> Option<String> {
                     }
                     body.push(d);
                 }
-                let (lo, hi) = body.split_once(',').unwrap_or((body.as_str(), body.as_str()));
+                let (lo, hi) = body
+                    .split_once(',')
+                    .unwrap_or((body.as_str(), body.as_str()));
                 let lo: u32 = lo.parse().ok()?;
                 if !hi.is_empty() && hi.parse::<u32>().ok()? < lo {
                     return None;
@@ -449,7 +454,9 @@ pub fn translate_regex(p: &str) -> Option<String> {
                             // A range between two ASCII alphanumerics, or a literal '-' at the end.
                             match (prev, chars.peek().copied()) {
                                 (Some(a), Some(b)) if b != ']' => {
-                                    if !(a.is_ascii_alphanumeric() && b.is_ascii_alphanumeric()) || b < a {
+                                    if !(a.is_ascii_alphanumeric() && b.is_ascii_alphanumeric())
+                                        || b < a
+                                    {
                                         return None;
                                     }
                                     chars.next();
@@ -515,9 +522,7 @@ fn exact(f: &FilterExpr, cols: &Columns) -> bool {
                     _ => false,
                 },
                 Operator::Like => match c.value() {
-                    Some(Value::String(p)) => {
-                        like_ok(p) && compare_expr(col, c.op, None).is_some()
-                    }
+                    Some(Value::String(p)) => like_ok(p) && compare_expr(col, c.op, None).is_some(),
                     Some(Value::Null) => true,
                     _ => false,
                 },
@@ -541,9 +546,18 @@ pub fn render_filter(f: &FilterExpr, cols: &Columns, b: &mut dyn Binder) -> Resu
         FilterExpr::Const(None) => "NULL".into(),
         FilterExpr::And(v) | FilterExpr::Or(v) => {
             if v.is_empty() {
-                return Ok(if matches!(f, FilterExpr::And(_)) { "TRUE" } else { "FALSE" }.into());
+                return Ok(if matches!(f, FilterExpr::And(_)) {
+                    "TRUE"
+                } else {
+                    "FALSE"
+                }
+                .into());
             }
-            let sep = if matches!(f, FilterExpr::And(_)) { " AND " } else { " OR " };
+            let sep = if matches!(f, FilterExpr::And(_)) {
+                " AND "
+            } else {
+                " OR "
+            };
             let parts = v
                 .iter()
                 .map(|e| render_filter(e, cols, b))
@@ -557,7 +571,10 @@ pub fn render_filter(f: &FilterExpr, cols: &Columns, b: &mut dyn Binder) -> Resu
 
 fn render_cond(c: &Filter, cols: &Columns, b: &mut dyn Binder) -> Result<String> {
     let col = cols.get(c.field.as_str()).ok_or_else(|| {
-        Error::query(format!("unknown column '{}' in a PostgreSQL filter", c.field))
+        Error::query(format!(
+            "unknown column '{}' in a PostgreSQL filter",
+            c.field
+        ))
     })?;
     let not_exact = || {
         Error::unsupported(format!(
@@ -611,9 +628,9 @@ fn render_cond(c: &Filter, cols: &Columns, b: &mut dyn Binder) -> Result<String>
 pub fn render_sort(sort: &[SortSpec], cols: &Columns) -> Result<String> {
     let mut parts = Vec::new();
     for s in sort {
-        let col = cols.get(s.field.as_str()).ok_or_else(|| {
-            Error::query(format!("cannot sort by unknown column '{}'", s.field))
-        })?;
+        let col = cols
+            .get(s.field.as_str())
+            .ok_or_else(|| Error::query(format!("cannot sort by unknown column '{}'", s.field)))?;
         let expr = match col.kind {
             Kind::Varchar | Kind::Text => format!("{} COLLATE \"C\"", ident(&col.name)),
             Kind::Enum | Kind::Uuid | Kind::Bpchar => {
@@ -629,7 +646,11 @@ pub fn render_sort(sort: &[SortSpec], cols: &Columns) -> Result<String> {
         };
         parts.push(format!(
             "{expr} {} NULLS {}",
-            if s.order == SortOrder::Asc { "ASC" } else { "DESC" },
+            if s.order == SortOrder::Asc {
+                "ASC"
+            } else {
+                "DESC"
+            },
             if s.nulls_first { "FIRST" } else { "LAST" }
         ));
     }
@@ -685,7 +706,16 @@ mod tests {
         assert_eq!(translate_regex("^[0-9]+$").unwrap(), "^[0-9]+$");
         assert_eq!(translate_regex("x{2,3}|y\\.").unwrap(), "x{2,3}|y\\.");
         assert_eq!(translate_regex("[^a-z_-]").unwrap(), "[^a-z_\\-]");
-        for p in ["(?i)abc", "\\d", "\\w+", "[[:alpha:]]", "[a-z&&b]", "a{3,1}", "(a", "a)"] {
+        for p in [
+            "(?i)abc",
+            "\\d",
+            "\\w+",
+            "[[:alpha:]]",
+            "[a-z&&b]",
+            "a{3,1}",
+            "(a",
+            "a)",
+        ] {
             assert!(translate_regex(p).is_none(), "{p}");
         }
     }

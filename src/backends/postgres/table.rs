@@ -201,9 +201,14 @@ impl PgTable {
                     .with_backend(BACKEND));
                 }
                 out.push(if matches!(c.kind, Kind::Array(_)) {
-                    format!("{id}::text[]")
+                    format!(
+                        "CASE WHEN {id} IS NULL THEN NULL ELSE ARRAY(SELECT CASE WHEN x IS NULL THEN NULL \
+                         ELSE format('%s', x) END FROM unnest({id}) WITH ORDINALITY AS u(x, n) ORDER BY n) END"
+                    )
                 } else {
-                    format!("{id}::text")
+                    // The type's own output text, as psql shows it (`::text` differs for some
+                    // types, e.g. inet adds the netmask).
+                    format!("CASE WHEN {id} IS NULL THEN NULL ELSE format('%s', {id}) END")
                 });
             } else {
                 out.push(id);
@@ -279,7 +284,10 @@ impl PgTable {
             })
             .collect::<Result<Vec<_>>>()?;
         let schema = Arc::new(Schema::new(
-            columns.iter().map(PgColumn::arrow_field).collect::<Vec<_>>(),
+            columns
+                .iter()
+                .map(PgColumn::arrow_field)
+                .collect::<Vec<_>>(),
         ));
         let mut where_sql = Vec::new();
         for f in exact {
@@ -288,7 +296,10 @@ impl PgTable {
         let mut tail = String::new();
         let post = if residual.is_empty() {
             if !query.sort.is_empty() {
-                tail.push_str(&format!(" ORDER BY {}", sql::render_sort(&query.sort, &cols)?));
+                tail.push_str(&format!(
+                    " ORDER BY {}",
+                    sql::render_sort(&query.sort, &cols)?
+                ));
             }
             if let Some(l) = query.limit {
                 tail.push_str(&format!(" LIMIT {l}"));
@@ -303,7 +314,11 @@ impl PgTable {
             Some(query.clone())
         };
         Ok(ScanPlan {
-            select: format!("SELECT {} FROM {}", self.select_list(&columns)?, rel.qualified()),
+            select: format!(
+                "SELECT {} FROM {}",
+                self.select_list(&columns)?,
+                rel.qualified()
+            ),
             where_sql,
             tail,
             columns,
@@ -392,7 +407,12 @@ impl PgTable {
                 sql::string_literal(&name)?
             ))
             .await
-            .map_err(|e| pg_error(&format!("cannot join the scan's snapshot of {}", self.name()), &e));
+            .map_err(|e| {
+                pg_error(
+                    &format!("cannot join the scan's snapshot of {}", self.name()),
+                    &e,
+                )
+            });
         if shared.joined.fetch_add(1, Ordering::SeqCst) + 1 >= shared.count {
             shared.release().await;
             self.inner.snapshots.lock().remove(&partition.scan);
@@ -481,7 +501,11 @@ impl PgTable {
         }
         let client = self.inner.client().await?;
         client
-            .batch_execute(&format!("ALTER TABLE {} {}", rel.qualified(), adds.join(", ")))
+            .batch_execute(&format!(
+                "ALTER TABLE {} {}",
+                rel.qualified(),
+                adds.join(", ")
+            ))
             .await
             .map_err(|e| pg_error(&format!("cannot add columns to {}", self.name()), &e))?;
         drop(client);
@@ -553,7 +577,12 @@ impl PgTable {
         }))
     }
 
-    fn render_where(&self, filter: Option<&FilterExpr>, params: &mut Params, what: &str) -> Result<String> {
+    fn render_where(
+        &self,
+        filter: Option<&FilterExpr>,
+        params: &mut Params,
+        what: &str,
+    ) -> Result<String> {
         let Some(f) = filter else {
             return Ok(String::new());
         };
@@ -609,7 +638,9 @@ impl PgTable {
             let mut params = Params::default();
             let mut vals = Vec::new();
             for c in &rel.columns {
-                params.values.push(sql::Param(r.get(&c.name).cloned().unwrap_or(Value::Null)));
+                params
+                    .values
+                    .push(sql::Param(r.get(&c.name).cloned().unwrap_or(Value::Null)));
                 vals.push(format!("${}", params.values.len()));
             }
             let stmt = format!(
@@ -617,7 +648,11 @@ impl PgTable {
                 rel.qualified(),
                 names.join(", "),
                 vals.join(", "),
-                if rel.rowid { "\"_dk_rowid\"::text" } else { "ctid::text" }
+                if rel.rowid {
+                    "\"_dk_rowid\"::text"
+                } else {
+                    "ctid::text"
+                }
             );
             let row = txn
                 .query_one(&stmt, &params.refs())
@@ -657,8 +692,14 @@ impl PgTable {
         let mut params = Params::default();
         let mut sets = Vec::new();
         for c in &rel.columns {
-            params.values.push(sql::Param(r.get(&c.name).cloned().unwrap_or(Value::Null)));
-            sets.push(format!("{} = ${}", sql::ident(&c.name), params.values.len()));
+            params
+                .values
+                .push(sql::Param(r.get(&c.name).cloned().unwrap_or(Value::Null)));
+            sets.push(format!(
+                "{} = ${}",
+                sql::ident(&c.name),
+                params.values.len()
+            ));
         }
         let stmt = format!(
             "UPDATE {} SET {} WHERE {}",
@@ -699,7 +740,8 @@ impl PgTable {
         // Read every column (the expressions may use any) of the matching rows, locked.
         let mut plan = self.plan(&Query::new())?;
         if let Some(f) = filter {
-            plan.where_sql.push(sql::render_filter(f, &cols, &mut Literals)?);
+            plan.where_sql
+                .push(sql::render_filter(f, &cols, &mut Literals)?);
         }
         let schema = plan.schema.clone();
         let mut exprs = Vec::new();
@@ -711,21 +753,33 @@ impl PgTable {
                 Box::new(e.clone()),
                 target.kind.arrow_type(),
             ));
-            exprs.push(((*target).clone(), crate::pushdown::eval::compile_expr(typed, &schema)?));
+            exprs.push((
+                (*target).clone(),
+                crate::pushdown::eval::compile_expr(typed, &schema)?,
+            ));
         }
         let key_col = cols
             .get(key.as_str())
             .map(|c| (*c).clone())
             .ok_or_else(|| Error::internal("key column missing"))?;
         let client = self.inner.client().await?;
-        let fail = |e: tokio_postgres::Error| pg_error(&format!("UPDATE of {} failed; nothing was changed", self.name()), &e);
+        let fail = |e: tokio_postgres::Error| {
+            pg_error(
+                &format!("UPDATE of {} failed; nothing was changed", self.name()),
+                &e,
+            )
+        };
         client.batch_execute("BEGIN").await.map_err(fail)?;
         let result = async {
             // Lock the rows first so the values we compute from stay current.
             let lock = format!(
                 "SELECT 1 FROM {}{} FOR UPDATE",
                 rel.qualified(),
-                if plan.where_sql.is_empty() { String::new() } else { format!(" WHERE {}", plan.where_sql.join(" AND ")) }
+                if plan.where_sql.is_empty() {
+                    String::new()
+                } else {
+                    format!(" WHERE {}", plan.where_sql.join(" AND "))
+                }
             );
             client.execute(&lock, &[]).await.map_err(fail)?;
             let (tx, mut rx) = tokio::sync::mpsc::channel(4);
@@ -749,13 +803,21 @@ impl PgTable {
                 defs.push(format!("{} {}", sql::ident(&c.name), c.type_name));
             }
             client
-                .batch_execute(&format!("CREATE TEMP TABLE {} ({}) ON COMMIT DROP", sql::ident(&tmp), defs.join(", ")))
+                .batch_execute(&format!(
+                    "CREATE TEMP TABLE {} ({}) ON COMMIT DROP",
+                    sql::ident(&tmp),
+                    defs.join(", ")
+                ))
                 .await
                 .map_err(fail)?;
             let mut names = vec![sql::ident(&key)];
             names.extend(exprs.iter().map(|(c, _)| sql::ident(&c.name)));
             let sink = client
-                .copy_in::<_, Bytes>(&format!("COPY {} ({}) FROM STDIN (FORMAT binary)", sql::ident(&tmp), names.join(", ")))
+                .copy_in::<_, Bytes>(&format!(
+                    "COPY {} ({}) FROM STDIN (FORMAT binary)",
+                    sql::ident(&tmp),
+                    names.join(", ")
+                ))
                 .await
                 .map_err(fail)?;
             let mut sink = std::pin::pin!(sink);
@@ -764,7 +826,8 @@ impl PgTable {
             let key_idx = schema.index_of(&key)?;
             for b in batches {
                 let b = b?;
-                let mut encoders = vec![ColumnEncoder::new(b.column(key_idx), &key_col.kind, &key)?];
+                let mut encoders =
+                    vec![ColumnEncoder::new(b.column(key_idx), &key_col.kind, &key)?];
                 for (c, e) in &exprs {
                     let v = e.evaluate(&b)?.into_array(b.num_rows())?;
                     encoders.push(ColumnEncoder::new(&v, &c.kind, &c.name)?);
@@ -773,8 +836,11 @@ impl PgTable {
                     buf.put_i16(encoders.len() as i16);
                     for (enc, name) in encoders.iter().zip(&names) {
                         enc.encode(row, &mut buf).map_err(|m| {
-                            Error::type_error(format!("UPDATE of {}, column {name}: {m}", self.name()))
-                                .with_backend(BACKEND)
+                            Error::type_error(format!(
+                                "UPDATE of {}, column {name}: {m}",
+                                self.name()
+                            ))
+                            .with_backend(BACKEND)
                         })?;
                     }
                 }
@@ -803,10 +869,8 @@ impl PgTable {
             Ok::<u64, Error>(n)
         }
         .await;
-        if result.is_err() {
-            if client.batch_execute("ROLLBACK").await.is_err() {
-                let _ = deadpool_postgres::Object::take(client);
-            }
+        if result.is_err() && client.batch_execute("ROLLBACK").await.is_err() {
+            let _ = deadpool_postgres::Object::take(client);
         }
         result
     }
@@ -835,9 +899,8 @@ impl PgTable {
                     return Ok(format!("NULL::{}", target.type_name));
                 }
                 let v = match s {
-                    ScalarValue::Decimal128(Some(_), _, _) | ScalarValue::Decimal256(Some(_), _, _) => {
-                        Value::String(s.to_string())
-                    }
+                    ScalarValue::Decimal128(Some(_), _, _)
+                    | ScalarValue::Decimal256(Some(_), _, _) => Value::String(s.to_string()),
                     ScalarValue::Date32(Some(d)) => Value::DateTime(
                         chrono::DateTime::from_timestamp(i64::from(*d) * 86_400, 0)
                             .ok_or_else(unsupported)?,
@@ -885,7 +948,11 @@ fn tid(id: &str) -> Result<String> {
         ))
         .with_backend(BACKEND)
     };
-    let inner = id.trim().strip_prefix('(').and_then(|r| r.strip_suffix(')')).ok_or_else(bad)?;
+    let inner = id
+        .trim()
+        .strip_prefix('(')
+        .and_then(|r| r.strip_suffix(')'))
+        .ok_or_else(bad)?;
     let (block, off) = inner.split_once(',').ok_or_else(bad)?;
     let block: u32 = block.trim().parse().map_err(|_| bad())?;
     let off: u16 = off.trim().parse().map_err(|_| bad())?;
@@ -1050,7 +1117,8 @@ fn parse_tuple(
             d.append(None, &c.kind).map_err(|m| (i, m))?;
         } else {
             let end = pos + len as usize;
-            d.append(Some(&data[pos..end]), &c.kind).map_err(|m| (i, m))?;
+            d.append(Some(&data[pos..end]), &c.kind)
+                .map_err(|m| (i, m))?;
             pos = end;
         }
     }
@@ -1067,7 +1135,8 @@ fn finish(
     let mut arrays = Vec::with_capacity(decoders.len());
     for (d, c) in decoders.iter_mut().zip(columns) {
         arrays.push(d.finish().map_err(|m| {
-            Error::type_error(format!("reading {table}, column '{}': {m}", c.name)).with_backend(BACKEND)
+            Error::type_error(format!("reading {table}, column '{}': {m}", c.name))
+                .with_backend(BACKEND)
         })?);
     }
     Ok(RecordBatch::try_new_with_options(
@@ -1193,24 +1262,38 @@ impl Database for PgTable {
             }
             let v = record.get(&c.name).cloned().unwrap_or(Value::Null);
             params.values.push(sql::Param(v));
-            sets.push(format!("{} = ${}", sql::ident(&c.name), params.values.len()));
+            sets.push(format!(
+                "{} = ${}",
+                sql::ident(&c.name),
+                params.values.len()
+            ));
         }
         if sets.is_empty() {
             return self.exists(id).await;
         }
         let where_sql = self.render_where(Some(&self.key_filter(id)?), &mut params, "UPDATE")?;
-        let stmt = format!("UPDATE {} SET {}{where_sql}", rel.qualified(), sets.join(", "));
+        let stmt = format!(
+            "UPDATE {} SET {}{where_sql}",
+            rel.qualified(),
+            sets.join(", ")
+        );
         let client = self.inner.client().await?;
-        let n = client
-            .execute(&stmt, &params.refs())
-            .await
-            .map_err(|e| pg_error(&format!("cannot update record '{id}' in {}", self.name()), &e))?;
+        let n = client.execute(&stmt, &params.refs()).await.map_err(|e| {
+            pg_error(
+                &format!("cannot update record '{id}' in {}", self.name()),
+                &e,
+            )
+        })?;
         Ok(n > 0)
     }
 
     async fn delete(&self, id: &str) -> Result<bool> {
         if self.rel().key.is_none() {
-            let stmt = format!("DELETE FROM {} WHERE {}", self.rel().qualified(), self.row_ref(id)?);
+            let stmt = format!(
+                "DELETE FROM {} WHERE {}",
+                self.rel().qualified(),
+                self.row_ref(id)?
+            );
             return Ok(self.run(&stmt, &Params::default(), "delete").await? > 0);
         }
         let f = self.key_filter(id)?;
@@ -1260,10 +1343,12 @@ impl Database for PgTable {
             sql::ident(&key)
         );
         let client = self.inner.client().await?;
-        client
-            .execute(&stmt, &params.refs())
-            .await
-            .map_err(|e| pg_error(&format!("cannot upsert record '{id}' in {}", self.name()), &e))?;
+        client.execute(&stmt, &params.refs()).await.map_err(|e| {
+            pg_error(
+                &format!("cannot upsert record '{id}' in {}", self.name()),
+                &e,
+            )
+        })?;
         Ok(id.to_string())
     }
 
@@ -1351,9 +1436,14 @@ impl Database for PgTable {
                 plan.output
                     .as_ref()
                     .map(|o| {
-                        let idx: Vec<usize> =
-                            o.iter().filter_map(|n| plan.schema.index_of(n).ok()).collect();
-                        plan.schema.project(&idx).map(Arc::new).unwrap_or(plan.schema.clone())
+                        let idx: Vec<usize> = o
+                            .iter()
+                            .filter_map(|n| plan.schema.index_of(n).ok())
+                            .collect();
+                        plan.schema
+                            .project(&idx)
+                            .map(Arc::new)
+                            .unwrap_or(plan.schema.clone())
                     })
                     .unwrap_or(plan.schema.clone()),
                 futures::stream::empty(),
@@ -1381,10 +1471,14 @@ impl Database for PgTable {
         let input = data.schema();
         let mut targets = Vec::with_capacity(input.fields().len());
         for f in input.fields() {
-            let c = rel.columns.iter().find(|c| &c.name == f.name()).ok_or_else(|| {
-                Error::query(format!("{} has no column '{}'", self.name(), f.name()))
-                    .with_backend(BACKEND)
-            })?;
+            let c = rel
+                .columns
+                .iter()
+                .find(|c| &c.name == f.name())
+                .ok_or_else(|| {
+                    Error::query(format!("{} has no column '{}'", self.name(), f.name()))
+                        .with_backend(BACKEND)
+                })?;
             targets.push(c.clone());
         }
         let copy = format!(
@@ -1431,9 +1525,9 @@ impl Database for PgTable {
                     })?;
                 }
                 if buf.len() >= COPY_CHUNK {
-                    sink.send(buf.split().freeze())
-                        .await
-                        .map_err(|e| pg_error(&format!("{context} failed; nothing was inserted"), &e))?;
+                    sink.send(buf.split().freeze()).await.map_err(|e| {
+                        pg_error(&format!("{context} failed; nothing was inserted"), &e)
+                    })?;
                 }
             }
         }
@@ -1446,9 +1540,12 @@ impl Database for PgTable {
             .finish()
             .await
             .map_err(|e| pg_error(&format!("{context} failed; nothing was inserted"), &e))?;
-        txn.commit()
-            .await
-            .map_err(|e| pg_error(&format!("{context}: COMMIT failed; nothing was inserted"), &e))?;
+        txn.commit().await.map_err(|e| {
+            pg_error(
+                &format!("{context}: COMMIT failed; nothing was inserted"),
+                &e,
+            )
+        })?;
         Ok(n)
     }
 
@@ -1471,11 +1568,12 @@ impl Database for PgTable {
     ) -> Result<u64> {
         let rel = self.rel();
         if assignments.is_empty() {
-            return self.count(Some(&Query {
-                filters: filter.cloned().into_iter().collect(),
-                ..Query::default()
-            }))
-            .await;
+            return self
+                .count(Some(&Query {
+                    filters: filter.cloned().into_iter().collect(),
+                    ..Query::default()
+                }))
+                .await;
         }
         let mut params = Params::default();
         let mut sets = Vec::new();
@@ -1493,7 +1591,11 @@ impl Database for PgTable {
             }
         }
         let where_sql = self.render_where(filter, &mut params, "UPDATE")?;
-        let stmt = format!("UPDATE {} SET {}{where_sql}", rel.qualified(), sets.join(", "));
+        let stmt = format!(
+            "UPDATE {} SET {}{where_sql}",
+            rel.qualified(),
+            sets.join(", ")
+        );
         let client = self.inner.client().await?;
         client
             .execute(&stmt, &params.refs())

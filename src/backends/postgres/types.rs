@@ -148,9 +148,7 @@ impl Kind {
             Kind::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
             Kind::Timestamptz => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
             Kind::Interval => DataType::Interval(IntervalUnit::MonthDayNano),
-            Kind::Array(e) => {
-                DataType::List(Arc::new(Field::new("item", e.arrow_type(), true)))
-            }
+            Kind::Array(e) => DataType::List(Arc::new(Field::new("item", e.arrow_type(), true))),
         }
     }
 
@@ -339,6 +337,103 @@ fn numeric_to_i128(b: &[u8], scale: i8) -> std::result::Result<i128, String> {
     }
 }
 
+/// Decodes PostgreSQL's binary numeric into a 256-bit unscaled integer at `scale`
+/// (numeric(p > 38, s)).
+fn numeric_to_i256(b: &[u8], scale: i8) -> std::result::Result<i256, String> {
+    let ndigits = be_i16(b).ok_or("short numeric")? as usize;
+    let weight = i32::from(at16(b, 2).ok_or("short numeric")?);
+    let sign = at16(b, 4).ok_or("short numeric")? as u16;
+    match sign {
+        0x0000 | 0x4000 => {}
+        0xC000 => return Err("NaN cannot be stored in a decimal column".into()),
+        _ => return Err("Infinity cannot be stored in a decimal column".into()),
+    }
+    if ndigits == 0 {
+        return Ok(i256::ZERO);
+    }
+    let overflow = || "numeric value overflows the decimal type".to_string();
+    let ten_k = i256::from_i128(10_000);
+    let mut acc = i256::ZERO;
+    for i in 0..ndigits {
+        let d = i256::from_i128(i128::from(at16(b, 8 + 2 * i).ok_or("short numeric")?));
+        acc = acc
+            .checked_mul(ten_k)
+            .and_then(|a| a.checked_add(d))
+            .ok_or_else(overflow)?;
+    }
+    let exp10 = 4 * (weight - ndigits as i32 + 1) + i32::from(scale);
+    let ten = i256::from_i128(10);
+    if exp10 >= 0 {
+        for _ in 0..exp10 {
+            acc = acc.checked_mul(ten).ok_or_else(overflow)?;
+        }
+    } else {
+        for _ in 0..(-exp10) {
+            if acc.checked_rem(ten) != Some(i256::ZERO) {
+                return Err("numeric value has more digits than the column's scale".into());
+            }
+            acc = acc.checked_div(ten).ok_or_else(overflow)?;
+        }
+    }
+    Ok(if sign == 0x4000 {
+        acc.checked_neg().ok_or_else(overflow)?
+    } else {
+        acc
+    })
+}
+
+/// Writes an unscaled 256-bit decimal as PostgreSQL binary numeric.
+fn write_numeric_i256(v: i256, scale: i8, out: &mut BytesMut) -> std::result::Result<(), String> {
+    if let Some(small) = v.to_i128() {
+        return write_numeric_i128(small, scale, out);
+    }
+    // Through the exact decimal text (rare: more than 38 digits).
+    let neg = v < i256::ZERO;
+    let mut digits = v.to_string();
+    if neg {
+        digits.remove(0);
+    }
+    let scale = scale.max(0) as usize;
+    while digits.len() <= scale {
+        digits.insert(0, '0');
+    }
+    let (int, frac) = digits.split_at(digits.len() - scale);
+    // Base-10000 groups, aligned on the decimal point.
+    let pad = (4 - scale % 4) % 4;
+    let frac = format!("{frac}{}", "0".repeat(pad));
+    let lead = (4 - int.len() % 4) % 4;
+    let int = format!("{}{int}", "0".repeat(lead));
+    let mut groups: Vec<i16> = Vec::new();
+    for chunk in int.as_bytes().chunks(4).chain(frac.as_bytes().chunks(4)) {
+        let g = std::str::from_utf8(chunk).map_err(|e| e.to_string())?;
+        groups.push(g.parse::<i16>().map_err(|e| e.to_string())?);
+    }
+    let int_groups = int.len() / 4;
+    let mut first = 0;
+    while first < groups.len() && groups[first] == 0 {
+        first += 1;
+    }
+    let mut last = groups.len();
+    while last > first && groups[last - 1] == 0 {
+        last -= 1;
+    }
+    let digits = &groups[first..last];
+    let weight = if digits.is_empty() {
+        0
+    } else {
+        int_groups as i32 - 1 - first as i32
+    };
+    out.put_i32(8 + 2 * digits.len() as i32);
+    out.put_i16(digits.len() as i16);
+    out.put_i16(weight as i16);
+    out.put_u16(if neg && !digits.is_empty() { 0x4000 } else { 0 });
+    out.put_i16(scale as i16);
+    for d in digits {
+        out.put_i16(*d);
+    }
+    Ok(())
+}
+
 /// Decodes a binary numeric into f64 (for unconstrained numeric).
 fn numeric_to_f64(b: &[u8]) -> std::result::Result<f64, String> {
     let ndigits = be_i16(b).ok_or("short numeric")? as usize;
@@ -419,9 +514,15 @@ impl ColumnDecoder {
             Kind::Varchar | Kind::Text | Kind::Bpchar | Kind::Enum | Kind::Json | Kind::Unknown => {
                 ColumnDecoder::Str(StringBuilder::with_capacity(capacity, capacity * 16))
             }
-            Kind::Jsonb => ColumnDecoder::Jsonb(StringBuilder::with_capacity(capacity, capacity * 16)),
-            Kind::Uuid => ColumnDecoder::Uuid(StringBuilder::with_capacity(capacity, capacity * 36)),
-            Kind::Bytea => ColumnDecoder::Bytea(BinaryBuilder::with_capacity(capacity, capacity * 16)),
+            Kind::Jsonb => {
+                ColumnDecoder::Jsonb(StringBuilder::with_capacity(capacity, capacity * 16))
+            }
+            Kind::Uuid => {
+                ColumnDecoder::Uuid(StringBuilder::with_capacity(capacity, capacity * 36))
+            }
+            Kind::Bytea => {
+                ColumnDecoder::Bytea(BinaryBuilder::with_capacity(capacity, capacity * 16))
+            }
             Kind::Date => ColumnDecoder::Date(Date32Builder::with_capacity(capacity)),
             Kind::Time => ColumnDecoder::Time(Time64MicrosecondBuilder::with_capacity(capacity)),
             Kind::Timestamp => {
@@ -459,9 +560,9 @@ impl ColumnDecoder {
             ColumnDecoder::Int2(x) => x.append_value(be_i16(b).ok_or_else(|| bad(kind, b.len()))?),
             ColumnDecoder::Int4(x) => x.append_value(be_i32(b).ok_or_else(|| bad(kind, b.len()))?),
             ColumnDecoder::Int8(x) => x.append_value(be_i64(b).ok_or_else(|| bad(kind, b.len()))?),
-            ColumnDecoder::Oid(x) => {
-                x.append_value(i64::from(be_i32(b).ok_or_else(|| bad(kind, b.len()))? as u32))
-            }
+            ColumnDecoder::Oid(x) => x.append_value(i64::from(
+                be_i32(b).ok_or_else(|| bad(kind, b.len()))? as u32,
+            )),
             ColumnDecoder::Float4(x) => x.append_value(f32::from_bits(
                 be_i32(b).ok_or_else(|| bad(kind, b.len()))? as u32,
             )),
@@ -469,7 +570,7 @@ impl ColumnDecoder {
                 be_i64(b).ok_or_else(|| bad(kind, b.len()))? as u64,
             )),
             ColumnDecoder::Dec128(x, _, s) => x.append_value(numeric_to_i128(b, *s)?),
-            ColumnDecoder::Dec256(x, _, s) => x.append_value(i256::from_i128(numeric_to_i128(b, *s)?)),
+            ColumnDecoder::Dec256(x, _, s) => x.append_value(numeric_to_i256(b, *s)?),
             ColumnDecoder::NumericF64(x) => x.append_value(numeric_to_f64(b)?),
             ColumnDecoder::Str(x) => {
                 x.append_value(std::str::from_utf8(b).map_err(|e| format!("invalid UTF-8: {e}"))?)
@@ -479,11 +580,16 @@ impl ColumnDecoder {
                 if *ver != 1 {
                     return Err(format!("unknown jsonb version {ver}"));
                 }
-                x.append_value(std::str::from_utf8(rest).map_err(|e| format!("invalid UTF-8: {e}"))?)
+                x.append_value(
+                    std::str::from_utf8(rest).map_err(|e| format!("invalid UTF-8: {e}"))?,
+                )
             }
             ColumnDecoder::Uuid(x) => {
                 let u = uuid::Uuid::from_slice(b).map_err(|e| e.to_string())?;
-                x.append_value(u.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()))
+                x.append_value(
+                    u.hyphenated()
+                        .encode_lower(&mut uuid::Uuid::encode_buffer()),
+                )
             }
             ColumnDecoder::Bytea(x) => x.append_value(b),
             ColumnDecoder::Date(x) => {
@@ -734,10 +840,7 @@ fn encode_value(
         }
         Kind::Numeric(Some((_, s))) => {
             let v = a.as_primitive::<t::Decimal256Type>().value(row);
-            let v = v
-                .to_i128()
-                .ok_or("decimal value with more than 38 digits cannot be written yet")?;
-            write_numeric_i128(v, *s, out)?;
+            write_numeric_i256(v, *s, out)?;
         }
         Kind::Varchar | Kind::Text | Kind::Bpchar | Kind::Enum | Kind::Json => {
             let s = string_at(a, row)?;
@@ -950,6 +1053,17 @@ mod tests {
     }
 
     #[test]
+    fn wide_numeric_roundtrips() {
+        let v = i256::from_string("-1234567890123456789012345678901234512345").unwrap();
+        let mut b = BytesMut::new();
+        write_numeric_i256(v, 5, &mut b).unwrap();
+        assert_eq!(numeric_to_i256(&b[4..], 5).unwrap(), v);
+        let mut b = BytesMut::new();
+        write_numeric_i128(12345, 2, &mut b).unwrap();
+        assert_eq!(numeric_to_i256(&b[4..], 2).unwrap(), i256::from_i128(12345));
+    }
+
+    #[test]
     fn numeric_rejects_extra_digits_and_nan() {
         let mut b = BytesMut::new();
         write_numeric_i128(12345, 3, &mut b).unwrap(); // 12.345
@@ -962,7 +1076,10 @@ mod tests {
 
     #[test]
     fn typmod_gives_precision_and_scale() {
-        assert_eq!(Kind::from_oid(1700, (15 << 16) + 2 + 4), Kind::Numeric(Some((15, 2))));
+        assert_eq!(
+            Kind::from_oid(1700, (15 << 16) + 2 + 4),
+            Kind::Numeric(Some((15, 2)))
+        );
         assert_eq!(Kind::from_oid(1700, -1), Kind::Numeric(None));
         assert_eq!(
             Kind::from_oid(1700, (40 << 16) + 4).arrow_type(),

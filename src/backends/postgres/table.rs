@@ -940,6 +940,50 @@ impl PgTable {
     }
 }
 
+/// Encodes a stream of batches as binary COPY data (header, tuples, trailer) in chunks of
+/// about [`COPY_CHUNK`] bytes.
+async fn encode_stream(
+    data: &mut SendableRecordBatchStream,
+    targets: &[PgColumn],
+    context: &str,
+    tx: &tokio::sync::mpsc::Sender<Result<Bytes>>,
+) -> Result<()> {
+    let mut buf = BytesMut::with_capacity(COPY_CHUNK + (64 << 10));
+    buf.put_slice(PGCOPY_HEADER);
+    let ncols = targets.len() as i16;
+    while let Some(batch) = data.next().await {
+        let batch = batch.map_err(Error::from)?;
+        let encoders = batch
+            .columns()
+            .iter()
+            .zip(targets)
+            .map(|(a, c)| ColumnEncoder::new(a, &c.kind, &c.name))
+            .collect::<Result<Vec<_>>>()
+            .map_err(|e| e.with_backend(BACKEND))?;
+        for row in 0..batch.num_rows() {
+            buf.put_i16(ncols);
+            for (i, e) in encoders.iter().enumerate() {
+                e.encode(row, &mut buf).map_err(|m| {
+                    Error::type_error(format!(
+                        "{context}, column '{}': {m}; nothing was inserted",
+                        targets[i].name
+                    ))
+                    .with_backend(BACKEND)
+                })?;
+            }
+            if buf.len() >= COPY_CHUNK {
+                if tx.send(Ok(buf.split().freeze())).await.is_err() {
+                    return Ok(());
+                }
+                buf.reserve(COPY_CHUNK + (64 << 10));
+            }
+        }
+    }
+    buf.put_i16(-1);
+    let _ = tx.send(Ok(buf.freeze())).await;
+    Ok(())
+}
+
 /// A keyless record id (a row address) as a tid literal.
 fn tid(id: &str) -> Result<String> {
     let bad = || {
@@ -1501,40 +1545,32 @@ impl Database for PgTable {
             .await
             .map_err(|e| pg_error(&context, &e))?;
         let mut sink = std::pin::pin!(sink);
-        let mut buf = BytesMut::with_capacity(COPY_CHUNK + (64 << 10));
-        buf.put_slice(PGCOPY_HEADER);
-        let ncols = targets.len() as i16;
-        while let Some(batch) = data.next().await {
-            let batch = batch.map_err(Error::from)?;
-            let encoders = batch
-                .columns()
-                .iter()
-                .zip(&targets)
-                .map(|(a, c)| ColumnEncoder::new(a, &c.kind, &c.name))
-                .collect::<Result<Vec<_>>>()
-                .map_err(|e| self.err(e))?;
-            for row in 0..batch.num_rows() {
-                buf.put_i16(ncols);
-                for (i, e) in encoders.iter().enumerate() {
-                    e.encode(row, &mut buf).map_err(|m| {
-                        Error::type_error(format!(
-                            "{context}, column '{}': {m}; nothing was inserted",
-                            targets[i].name
-                        ))
-                        .with_backend(BACKEND)
-                    })?;
+        // Encoding runs on its own task so it overlaps with PostgreSQL ingesting the previous
+        // chunk (the server's COPY is the bottleneck; this uses the other core).
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes>>(4);
+        let encoder = {
+            let targets = targets.clone();
+            let context = context.clone();
+            tokio::spawn(async move {
+                let result = encode_stream(&mut data, &targets, &context, &tx).await;
+                if let Err(e) = result {
+                    let _ = tx.send(Err(e)).await;
                 }
-                if buf.len() >= COPY_CHUNK {
-                    sink.send(buf.split().freeze()).await.map_err(|e| {
-                        pg_error(&format!("{context} failed; nothing was inserted"), &e)
-                    })?;
+            })
+        };
+        while let Some(chunk) = rx.recv().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    encoder.abort();
+                    return Err(e);
                 }
+            };
+            if let Err(e) = sink.send(chunk).await {
+                encoder.abort();
+                return Err(pg_error(&format!("{context} failed; nothing was inserted"), &e));
             }
         }
-        buf.put_i16(-1);
-        sink.send(buf.split().freeze())
-            .await
-            .map_err(|e| pg_error(&format!("{context} failed; nothing was inserted"), &e))?;
         let n = sink
             .as_mut()
             .finish()

@@ -1568,7 +1568,10 @@ impl Database for PgTable {
             };
             if let Err(e) = sink.send(chunk).await {
                 encoder.abort();
-                return Err(pg_error(&format!("{context} failed; nothing was inserted"), &e));
+                return Err(pg_error(
+                    &format!("{context} failed; nothing was inserted"),
+                    &e,
+                ));
             }
         }
         let n = sink

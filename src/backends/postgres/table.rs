@@ -542,15 +542,7 @@ impl PgTable {
                 (None, Some(v)) if !v.is_null() => v.to_text(),
                 _ => uuid::Uuid::new_v4().to_string(),
             };
-            let absent: Vec<String> = r
-                .fields()
-                .iter()
-                .filter(|f| !f.has_type() && !rel.columns.iter().any(|c| c.name == f.name))
-                .map(|f| f.name.clone())
-                .collect();
-            for n in absent {
-                r.remove(&n);
-            }
+            strip_untyped_fields(&mut r, &rel);
             let v = self.id_value(&id)?;
             r.set(key.clone(), v);
             ids.push(id);
@@ -832,18 +824,14 @@ impl PgTable {
                     let v = e.evaluate(&b)?.into_array(b.num_rows())?;
                     encoders.push(ColumnEncoder::new(&v, &c.kind, &c.name)?);
                 }
-                for row in 0..b.num_rows() {
-                    buf.put_i16(encoders.len() as i16);
-                    for (enc, name) in encoders.iter().zip(&names) {
-                        enc.encode(row, &mut buf).map_err(|m| {
-                            Error::type_error(format!(
-                                "UPDATE of {}, column {name}: {m}",
-                                self.name()
-                            ))
-                            .with_backend(BACKEND)
-                        })?;
-                    }
-                }
+                encode_rows(&encoders, b.num_rows(), &mut buf, |i, m| {
+                    Error::type_error(format!(
+                        "UPDATE of {}, column {}: {m}",
+                        self.name(),
+                        names[i]
+                    ))
+                    .with_backend(BACKEND)
+                })?;
             }
             buf.put_i16(-1);
             sink.send(buf.freeze()).await.map_err(fail)?;
@@ -950,7 +938,6 @@ async fn encode_stream(
 ) -> Result<()> {
     let mut buf = BytesMut::with_capacity(COPY_CHUNK + (64 << 10));
     buf.put_slice(PGCOPY_HEADER);
-    let ncols = targets.len() as i16;
     while let Some(batch) = data.next().await {
         let batch = batch.map_err(Error::from)?;
         let encoders = batch
@@ -960,23 +947,18 @@ async fn encode_stream(
             .map(|(a, c)| ColumnEncoder::new(a, &c.kind, &c.name))
             .collect::<Result<Vec<_>>>()
             .map_err(|e| e.with_backend(BACKEND))?;
-        for row in 0..batch.num_rows() {
-            buf.put_i16(ncols);
-            for (i, e) in encoders.iter().enumerate() {
-                e.encode(row, &mut buf).map_err(|m| {
-                    Error::type_error(format!(
-                        "{context}, column '{}': {m}; nothing was inserted",
-                        targets[i].name
-                    ))
-                    .with_backend(BACKEND)
-                })?;
+        encode_rows(&encoders, batch.num_rows(), &mut buf, |i, m| {
+            Error::type_error(format!(
+                "{context}, column '{}': {m}; nothing was inserted",
+                targets[i].name
+            ))
+            .with_backend(BACKEND)
+        })?;
+        if buf.len() >= COPY_CHUNK {
+            if tx.send(Ok(buf.split().freeze())).await.is_err() {
+                return Ok(());
             }
-            if buf.len() >= COPY_CHUNK {
-                if tx.send(Ok(buf.split().freeze())).await.is_err() {
-                    return Ok(());
-                }
-                buf.reserve(COPY_CHUNK + (64 << 10));
-            }
+            buf.reserve(COPY_CHUNK + (64 << 10));
         }
     }
     buf.put_i16(-1);
@@ -1008,18 +990,41 @@ fn strip_untyped(records: Vec<Record>, rel: &Relation) -> Vec<Record> {
     records
         .into_iter()
         .map(|mut r| {
-            let absent: Vec<String> = r
-                .fields()
-                .iter()
-                .filter(|f| !f.has_type() && !rel.columns.iter().any(|c| c.name == f.name))
-                .map(|f| f.name.clone())
-                .collect();
-            for n in absent {
-                r.remove(&n);
-            }
+            strip_untyped_fields(&mut r, rel);
             r
         })
         .collect()
+}
+
+/// Drops a record's untyped NULL fields that are not columns.
+fn strip_untyped_fields(r: &mut Record, rel: &Relation) {
+    let absent: Vec<String> = r
+        .fields()
+        .iter()
+        .filter(|f| !f.has_type() && !rel.columns.iter().any(|c| c.name == f.name))
+        .map(|f| f.name.clone())
+        .collect();
+    for n in absent {
+        r.remove(&n);
+    }
+}
+
+/// Appends every row of the encoders' batch as a binary COPY tuple; `fail` turns an encoding
+/// problem in column `i` into the caller's error.
+fn encode_rows(
+    encoders: &[ColumnEncoder],
+    rows: usize,
+    buf: &mut BytesMut,
+    fail: impl Fn(usize, String) -> Error,
+) -> Result<()> {
+    let ncols = encoders.len() as i16;
+    for row in 0..rows {
+        buf.put_i16(ncols);
+        for (i, e) in encoders.iter().enumerate() {
+            e.encode(row, buf).map_err(|m| fail(i, m))?;
+        }
+    }
+    Ok(())
 }
 
 /// Reads the COPY stream and sends Arrow batches; Ok(false) if the receiver went away.

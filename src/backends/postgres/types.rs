@@ -292,8 +292,9 @@ fn bad(kind: &Kind, len: usize) -> String {
     format!("malformed binary value of type {kind:?} ({len} bytes)")
 }
 
-/// Decodes PostgreSQL's binary numeric into an unscaled integer at `scale`.
-fn numeric_to_i128(b: &[u8], scale: i8) -> std::result::Result<i128, String> {
+/// The header of a binary numeric headed for a decimal column: digit count, weight and sign
+/// (NaN and infinities are errors; the digits are checked to be present).
+fn decimal_header(b: &[u8]) -> std::result::Result<(usize, i32, bool), String> {
     let ndigits = be_i16(b).ok_or("short numeric")? as usize;
     let weight = i32::from(at16(b, 2).ok_or("short numeric")?);
     let sign = at16(b, 4).ok_or("short numeric")? as u16;
@@ -305,6 +306,12 @@ fn numeric_to_i128(b: &[u8], scale: i8) -> std::result::Result<i128, String> {
     if b.len() < 8 + 2 * ndigits {
         return Err("short numeric".into());
     }
+    Ok((ndigits, weight, sign == 0x4000))
+}
+
+/// Decodes PostgreSQL's binary numeric into an unscaled integer at `scale`.
+fn numeric_to_i128(b: &[u8], scale: i8) -> std::result::Result<i128, String> {
+    let (ndigits, weight, negative) = decimal_header(b)?;
     let mut acc: i128 = 0;
     for i in 0..ndigits {
         let d = i128::from(at16(b, 8 + 2 * i).ok_or("short numeric")?);
@@ -323,7 +330,7 @@ fn numeric_to_i128(b: &[u8], scale: i8) -> std::result::Result<i128, String> {
             .checked_pow(exp10 as u32)
             .ok_or("numeric value overflows the decimal type")?;
         acc.checked_mul(m)
-            .map(|v| if sign == 0x4000 { -v } else { v })
+            .map(|v| if negative { -v } else { v })
             .ok_or_else(|| "numeric value overflows the decimal type".into())
     } else {
         let d = 10i128
@@ -333,21 +340,14 @@ fn numeric_to_i128(b: &[u8], scale: i8) -> std::result::Result<i128, String> {
             return Err("numeric value has more digits than the column's scale".into());
         }
         let v = acc / d;
-        Ok(if sign == 0x4000 { -v } else { v })
+        Ok(if negative { -v } else { v })
     }
 }
 
 /// Decodes PostgreSQL's binary numeric into a 256-bit unscaled integer at `scale`
 /// (numeric(p > 38, s)).
 fn numeric_to_i256(b: &[u8], scale: i8) -> std::result::Result<i256, String> {
-    let ndigits = be_i16(b).ok_or("short numeric")? as usize;
-    let weight = i32::from(at16(b, 2).ok_or("short numeric")?);
-    let sign = at16(b, 4).ok_or("short numeric")? as u16;
-    match sign {
-        0x0000 | 0x4000 => {}
-        0xC000 => return Err("NaN cannot be stored in a decimal column".into()),
-        _ => return Err("Infinity cannot be stored in a decimal column".into()),
-    }
+    let (ndigits, weight, negative) = decimal_header(b)?;
     if ndigits == 0 {
         return Ok(i256::ZERO);
     }
@@ -375,7 +375,7 @@ fn numeric_to_i256(b: &[u8], scale: i8) -> std::result::Result<i256, String> {
             acc = acc.checked_div(ten).ok_or_else(overflow)?;
         }
     }
-    Ok(if sign == 0x4000 {
+    Ok(if negative {
         acc.checked_neg().ok_or_else(overflow)?
     } else {
         acc

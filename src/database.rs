@@ -17,7 +17,7 @@ use datafusion::logical_expr::Expr;
 use futures::TryStreamExt;
 
 use crate::error::{Error, Result};
-use crate::query::{FilterExpr, Query};
+use crate::query::{FilterExpr, Query, SortSpec};
 use crate::record::{Record, batch_to_records};
 
 /// Can a backend evaluate a filter with exactly DataFusion's semantics?
@@ -171,6 +171,13 @@ pub trait Database: Send + Sync + Debug {
 
     /// Can this backend evaluate `filter` with exactly DataFusion's semantics?
     fn filter_support(&self, filter: &FilterExpr) -> FilterSupport;
+
+    /// Can this backend return rows ordered by `sort` exactly as DataFusion orders them (NULL
+    /// placement, string collation, float ordering), so that `ORDER BY … LIMIT n` can run
+    /// natively? Ties may come in any order. False unless a backend says so.
+    fn sort_support(&self, _sort: &[SortSpec]) -> bool {
+        false
+    }
 
     /// How many partitions a scan of `query` can be split into, at most `target`.
     fn scan_partitions(&self, _query: &Query, _target: usize) -> usize {

@@ -27,7 +27,9 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_expr::expressions::Column as PhysicalColumn;
-use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_expr::{
+    EquivalenceProperties, LexOrdering, PhysicalExpr, PhysicalSortExpr,
+};
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::filter::FilterExec;
@@ -36,6 +38,7 @@ use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+    SortOrderPushdownResult,
 };
 use futures::{StreamExt, TryStreamExt};
 use parking_lot::RwLock;
@@ -43,7 +46,7 @@ use parking_lot::RwLock;
 use crate::database::{Backend, Database, FilterSupport, Partition};
 use crate::error::Error;
 use crate::pushdown::{classify, expr_to_filter};
-use crate::query::{FilterExpr, Query};
+use crate::query::{FilterExpr, Query, SortOrder, SortSpec};
 
 /// Engine-wide switches shared by every table provider.
 #[derive(Debug)]
@@ -300,14 +303,18 @@ impl TableProvider for DatabaseTable {
             .scan_partitions(&query, state.config().target_partitions())
             .max(1);
         let description = self.db.describe_scan(&query);
-        let scan: Arc<dyn ExecutionPlan> = Arc::new(DatabaseScanExec::new(
+        let mut exec = DatabaseScanExec::new(
             self.location.clone(),
             self.db.backend_name().to_string(),
             query,
             scanned_schema.clone(),
             partitions,
             description,
-        ));
+        );
+        if self.settings.pushdown() {
+            exec = exec.with_planner(self.db.clone());
+        }
+        let scan: Arc<dyn ExecutionPlan> = Arc::new(exec);
         let Some(predicate) = residual.into_iter().reduce(Expr::and) else {
             return Ok(scan);
         };
@@ -403,6 +410,11 @@ pub struct DatabaseScanExec {
     properties: Arc<PlanProperties>,
     /// Shared by this scan's partitions (see [`Partition::scan`]).
     scan_id: u64,
+    /// The collection, kept while planning so that a sort or a limit DataFusion pushes
+    /// later ([`ExecutionPlan::try_pushdown_sort`], [`ExecutionPlan::with_fetch`]) can be
+    /// checked and the native request re-rendered. None when pushdown is off. Execution never
+    /// uses it: it opens the collection from the session's [`BackendRegistry`].
+    planner: Option<Arc<dyn Database>>,
 }
 
 impl DatabaseScanExec {
@@ -414,21 +426,77 @@ impl DatabaseScanExec {
         partitions: usize,
         description: String,
     ) -> Self {
-        let properties = Arc::new(PlanProperties::new(
-            EquivalenceProperties::new(schema.clone()),
-            Partitioning::UnknownPartitioning(partitions),
-            EmissionType::Incremental,
-            Boundedness::Bounded,
-        ));
         DatabaseScanExec {
             location,
             backend_kind,
             query,
+            properties: Self::plan_properties(&schema, partitions, None),
             schema,
             description,
-            properties,
             scan_id: uuid::Uuid::new_v4().as_u64_pair().0 | 1,
+            planner: None,
         }
+    }
+
+    /// Lets DataFusion push a sort or a limit into this scan after planning, checked by `db`.
+    pub fn with_planner(mut self, db: Arc<dyn Database>) -> Self {
+        self.planner = Some(db);
+        self
+    }
+
+    fn plan_properties(
+        schema: &SchemaRef,
+        partitions: usize,
+        ordering: Option<LexOrdering>,
+    ) -> Arc<PlanProperties> {
+        let eq = match ordering {
+            Some(o) => EquivalenceProperties::new_with_orderings(schema.clone(), [o]),
+            None => EquivalenceProperties::new(schema.clone()),
+        };
+        Arc::new(PlanProperties::new(
+            eq,
+            Partitioning::UnknownPartitioning(partitions.max(1)),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        ))
+    }
+
+    /// The same scan with another query (a pushed sort or limit): re-described by the
+    /// backend, the same scan id.
+    fn replanned(
+        &self,
+        db: &Arc<dyn Database>,
+        query: Query,
+        partitions: usize,
+        ordering: Option<LexOrdering>,
+    ) -> Self {
+        DatabaseScanExec {
+            description: db.describe_scan(&query),
+            properties: Self::plan_properties(&self.schema, partitions, ordering),
+            query,
+            ..self.clone()
+        }
+    }
+
+    /// The query's sort as DataFusion's ordering of this scan's output, if every key is an
+    /// output column.
+    fn sort_specs(&self, order: &[PhysicalSortExpr]) -> Option<Vec<SortSpec>> {
+        order
+            .iter()
+            .map(|e| {
+                let col = e.expr.downcast_ref::<PhysicalColumn>()?;
+                let field = self.schema.fields().get(col.index())?;
+                (field.name() == col.name()).then(|| SortSpec {
+                    field: field.name().clone(),
+                    order: if e.options.descending {
+                        SortOrder::Desc
+                    } else {
+                        SortOrder::Asc
+                    },
+                    nulls_first: e.options.nulls_first,
+                })
+            })
+            .collect()
     }
 
     /// The query sent to the backend.
@@ -468,6 +536,11 @@ impl DisplayAs for DatabaseScanExec {
                     projection.join(", "),
                     filters.join(", ")
                 )?;
+                if !self.query.sort.is_empty() {
+                    let sort: Vec<String> =
+                        self.query.sort.iter().map(ToString::to_string).collect();
+                    write!(f, " sort=[{}]", sort.join(", "))?;
+                }
                 if let Some(l) = self.query.limit {
                     write!(f, " limit={l}")?;
                 }
@@ -558,6 +631,59 @@ impl ExecutionPlan for DatabaseScanExec {
 
     fn supports_limit_pushdown(&self) -> bool {
         false
+    }
+
+    fn fetch(&self) -> Option<usize> {
+        self.query.limit
+    }
+
+    /// A limit DataFusion pushes into the scan: each partition returns at most `limit` rows
+    /// (the backend applies the query's limit per partition).
+    fn with_fetch(&self, limit: Option<usize>) -> Option<Arc<dyn ExecutionPlan>> {
+        let db = self.planner.as_ref()?;
+        let limit = limit?;
+        if self.query.offset.is_some() {
+            return None;
+        }
+        let mut query = self.query.clone();
+        query.limit = Some(query.limit.map_or(limit, |l| l.min(limit)));
+        let ordering = self.properties.output_ordering().cloned();
+        let partitions = self.properties.partitioning.partition_count();
+        Some(Arc::new(self.replanned(db, query, partitions, ordering)))
+    }
+
+    /// `ORDER BY` reaches the backend when it orders exactly as DataFusion would (see
+    /// [`Database::sort_support`]); the sorted scan is one partition, and a following
+    /// [`ExecutionPlan::with_fetch`] turns `ORDER BY … LIMIT n` into one native top-n request.
+    fn try_pushdown_sort(
+        &self,
+        order: &[PhysicalSortExpr],
+    ) -> DfResult<SortOrderPushdownResult<Arc<dyn ExecutionPlan>>> {
+        let Some(db) = self.planner.as_ref() else {
+            return Ok(SortOrderPushdownResult::Unsupported);
+        };
+        // A limit or offset already applied before the sort cannot move after it.
+        if order.is_empty()
+            || self.query.limit.is_some()
+            || self.query.offset.is_some()
+            || !self.query.sort.is_empty()
+        {
+            return Ok(SortOrderPushdownResult::Unsupported);
+        }
+        let Some(sort) = self.sort_specs(order) else {
+            return Ok(SortOrderPushdownResult::Unsupported);
+        };
+        if !db.sort_support(&sort) {
+            return Ok(SortOrderPushdownResult::Unsupported);
+        }
+        let Some(ordering) = LexOrdering::new(order.iter().cloned()) else {
+            return Ok(SortOrderPushdownResult::Unsupported);
+        };
+        let mut query = self.query.clone();
+        query.sort = sort;
+        Ok(SortOrderPushdownResult::Exact {
+            inner: Arc::new(self.replanned(db, query, 1, Some(ordering))),
+        })
     }
 }
 

@@ -10,7 +10,7 @@
 use datafusion::physical_plan::displayable;
 use dataknobs::Engine;
 
-use crate::common::sorted_rows;
+use crate::common::{rows, sorted_rows};
 
 /// SplitMix64: small, seeded, reproducible.
 pub struct Rng(u64);
@@ -192,7 +192,9 @@ fn predicate(rng: &mut Rng, depth: u32) -> String {
     }
 }
 
-/// Generates one query: projection, WHERE (1–3 conjuncts), optional ORDER BY id LIMIT.
+/// Generates one query: projection, WHERE (1–3 conjuncts), optional ORDER BY (0–2 random
+/// keys with random direction and NULL placement, then `id`, so the order is total) with
+/// LIMIT and sometimes OFFSET.
 pub fn query(rng: &mut Rng, table: &str) -> String {
     let cols = ["id", "i", "n", "f", "s", "b", "ts", "bin"];
     let projection = if rng.chance(30) {
@@ -210,7 +212,22 @@ pub fn query(rng: &mut Rng, table: &str) -> String {
         conjuncts.join(" AND ")
     );
     if rng.chance(30) {
-        sql.push_str(&format!(" ORDER BY id LIMIT {}", rng.below(20)));
+        let mut keys = Vec::new();
+        for _ in 0..rng.below(3) {
+            let col = *rng.pick(&["i", "n", "f", "s", "b", "ts", "bin"]);
+            let dir = *rng.pick(&["", " ASC", " DESC"]);
+            let nulls = *rng.pick(&["", " NULLS FIRST", " NULLS LAST"]);
+            keys.push(format!("{col}{dir}{nulls}"));
+        }
+        keys.push(rng.pick(&["id", "id DESC"]).to_string());
+        sql.push_str(&format!(
+            " ORDER BY {} LIMIT {}",
+            keys.join(", "),
+            rng.below(20)
+        ));
+        if rng.chance(20) {
+            sql.push_str(&format!(" OFFSET {}", rng.below(10)));
+        }
     } else if rng.chance(10) {
         sql = format!(
             "SELECT count(*) AS c FROM {table} WHERE {}",
@@ -226,6 +243,8 @@ pub struct Outcome {
     pub queries: usize,
     pub mismatches: Vec<String>,
     pub fully_pushed: usize,
+    /// Queries whose ORDER BY reached the backend (the scan shows `sort=[…]`).
+    pub sort_pushed: usize,
     pub errors_both: usize,
 }
 
@@ -238,7 +257,13 @@ async fn run_one(engine: &Engine, sql: &str) -> Result<(Vec<String>, String), St
         .map_err(|e| e.to_string())?;
     let shown = displayable(plan.as_ref()).indent(true).to_string();
     let batches = df.collect().await.map_err(|e| e.to_string())?;
-    Ok((sorted_rows(&batches), shown))
+    // Generated ORDER BYs end with the unique id, so their order is total: compare it too.
+    let rows = if sql.contains("ORDER BY") {
+        rows(&batches)
+    } else {
+        sorted_rows(&batches)
+    };
+    Ok((rows, shown))
 }
 
 /// Runs `count` generated queries over `table` with pushdown on and off.
@@ -264,6 +289,9 @@ pub async fn run_differential(engine: &Engine, table: &str, count: usize, seed: 
                     !plan_off.contains("filters=[") || plan_off.contains("filters=[]"),
                     "pushdown off still pushed filters: {sql}\n{plan_off}"
                 );
+                if plan.contains(" sort=[") {
+                    out.sort_pushed += 1;
+                }
                 if !plan.contains("FilterExec") && !plan.contains("filters=[]") {
                     out.fully_pushed += 1;
                 } else if std::env::var_os("DK_DIFF_VERBOSE").is_some() {
@@ -302,9 +330,10 @@ pub fn check_share(outcome: &Outcome, backend: &str, min_share: f64) {
         min_share * 100.0
     );
     eprintln!(
-        "{backend}: {} queries, 0 mismatches, {:.1}% fully pushed, {} failed identically both ways",
+        "{backend}: {} queries, 0 mismatches, {:.1}% fully pushed, {} with ORDER BY pushed, {} failed identically both ways",
         outcome.queries,
         share * 100.0,
+        outcome.sort_pushed,
         outcome.errors_both
     );
 }

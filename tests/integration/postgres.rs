@@ -99,4 +99,11 @@ async fn differential() {
     // (regular expressions with flags or \\s, IN lists of float zeros): they stay in
     // DataFusion, so the bar is 75% rather than the memory backend's 80%.
     crate::differential::check_share(&outcome, "postgres", 0.75);
+    // About a third of the queries sort, most by pushable keys over a fully pushed WHERE.
+    assert!(
+        outcome.sort_pushed * 10 >= outcome.queries,
+        "only {} of {} queries had their ORDER BY pushed to PostgreSQL",
+        outcome.sort_pushed,
+        outcome.queries
+    );
 }

@@ -304,6 +304,18 @@ pub fn encode_param(
 /// Columns by name.
 pub type Columns<'a> = HashMap<&'a str, &'a PgColumn>;
 
+/// The column as text in byte order (`COLLATE "C"`), for ranges, LIKE, regexes and sorting.
+/// Types that take no collation (`"char"`, enums, uuid) are cast to text first.
+fn byte_ordered(col: &PgColumn) -> String {
+    let c = ident(&col.name);
+    let collatable = matches!(col.kind, Kind::Varchar | Kind::Text) && col.type_name != "\"char\"";
+    if collatable {
+        format!("{c} COLLATE \"C\"")
+    } else {
+        format!("({c}::text) COLLATE \"C\"")
+    }
+}
+
 /// The SQL for a column in a comparison, or None if comparisons on it are not exact.
 fn compare_expr(col: &PgColumn, op: Operator, v: Option<&Value>) -> Option<String> {
     let c = ident(&col.name);
@@ -335,12 +347,8 @@ fn compare_expr(col: &PgColumn, op: Operator, v: Option<&Value>) -> Option<Strin
         }
     }
     match &col.kind {
-        Kind::Varchar | Kind::Text => Some(if range {
-            format!("{c} COLLATE \"C\"")
-        } else {
-            c
-        }),
-        Kind::Enum | Kind::Uuid => Some(format!("({c}::text) COLLATE \"C\"")),
+        Kind::Varchar | Kind::Text => Some(if range { byte_ordered(col) } else { c }),
+        Kind::Enum | Kind::Uuid => Some(byte_ordered(col)),
         Kind::Bool
         | Kind::Int2
         | Kind::Int4
@@ -586,8 +594,8 @@ fn render_cond(c: &Filter, cols: &Columns, b: &mut dyn Binder) -> Result<String>
             Some(Value::String(p)) => {
                 let are = translate_regex(p).ok_or_else(not_exact)?;
                 format!(
-                    "({} COLLATE \"C\" ~ {})",
-                    ident(&col.name),
+                    "({} ~ {})",
+                    byte_ordered(col),
                     b.bind(&Value::String(are), &col.kind)?
                 )
             }
@@ -632,9 +640,8 @@ pub fn render_sort(sort: &[SortSpec], cols: &Columns) -> Result<String> {
             .get(s.field.as_str())
             .ok_or_else(|| Error::query(format!("cannot sort by unknown column '{}'", s.field)))?;
         let expr = match col.kind {
-            Kind::Varchar | Kind::Text => format!("{} COLLATE \"C\"", ident(&col.name)),
-            Kind::Enum | Kind::Uuid | Kind::Bpchar => {
-                format!("({}::text) COLLATE \"C\"", ident(&col.name))
+            Kind::Varchar | Kind::Text | Kind::Enum | Kind::Uuid | Kind::Bpchar => {
+                byte_ordered(col)
             }
             Kind::Json | Kind::Jsonb | Kind::Unknown | Kind::Array(_) | Kind::Interval => {
                 return Err(Error::unsupported(format!(
@@ -655,6 +662,35 @@ pub fn render_sort(sort: &[SortSpec], cols: &Columns) -> Result<String> {
         ));
     }
     Ok(parts.join(", "))
+}
+
+/// Does PostgreSQL order rows by `sort` exactly as DataFusion orders the Arrow values? Text
+/// sorts in byte order (`COLLATE "C"`, as [`render_sort`] writes it), NULL placement is
+/// explicit. Floats are not: PostgreSQL ties -0.0 with 0.0, DataFusion puts -0.0 first. Nor are
+/// char(n) (blank padding), JSON, intervals, arrays, unconstrained numeric and unmapped types.
+pub fn sort_support(sort: &[SortSpec], cols: &Columns) -> bool {
+    sort.iter().all(|s| {
+        cols.get(s.field.as_str()).is_some_and(|c| {
+            matches!(
+                c.kind,
+                Kind::Bool
+                    | Kind::Int2
+                    | Kind::Int4
+                    | Kind::Int8
+                    | Kind::Oid
+                    | Kind::Numeric(Some(_))
+                    | Kind::Varchar
+                    | Kind::Text
+                    | Kind::Enum
+                    | Kind::Uuid
+                    | Kind::Bytea
+                    | Kind::Date
+                    | Kind::Time
+                    | Kind::Timestamp
+                    | Kind::Timestamptz
+            )
+        })
+    })
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use super::types::{ColumnDecoder, ColumnEncoder, Kind, PgColumn};
 use super::{BACKEND, Inner, pg_error};
 use crate::database::{Database, FilterSupport, Partition};
 use crate::error::{Error, ErrorKind, Result};
-use crate::query::{Filter, FilterExpr, Operator, Query};
+use crate::query::{Filter, FilterExpr, Operator, Query, SortSpec};
 use crate::record::{Record, Value, batch_to_records, infer_schema, records_to_batch};
 
 /// Rows per Arrow batch produced by a scan.
@@ -1458,6 +1458,10 @@ impl Database for PgTable {
 
     fn filter_support(&self, filter: &FilterExpr) -> FilterSupport {
         sql::support(filter, &self.rel().by_name())
+    }
+
+    fn sort_support(&self, sort: &[SortSpec]) -> bool {
+        sql::sort_support(sort, &self.rel().by_name())
     }
 
     fn scan_partitions(&self, query: &Query, target: usize) -> usize {

@@ -303,7 +303,7 @@ impl TableProvider for DatabaseTable {
             .scan_partitions(&query, state.config().target_partitions())
             .max(1);
         let description = self.db.describe_scan(&query);
-        let mut exec = DatabaseScanExec::new(
+        let exec = DatabaseScanExec::new(
             self.location.clone(),
             self.db.backend_name().to_string(),
             query,
@@ -311,10 +311,8 @@ impl TableProvider for DatabaseTable {
             partitions,
             description,
         );
-        if self.settings.pushdown() {
-            exec = exec.with_planner(self.db.clone());
-        }
-        let scan: Arc<dyn ExecutionPlan> = Arc::new(exec);
+        let scan: Arc<dyn ExecutionPlan> =
+            Arc::new(exec.with_planner(self.db.clone(), self.settings.pushdown()));
         let Some(predicate) = residual.into_iter().reduce(Expr::and) else {
             return Ok(scan);
         };
@@ -410,11 +408,14 @@ pub struct DatabaseScanExec {
     properties: Arc<PlanProperties>,
     /// Shared by this scan's partitions (see [`Partition::scan`]).
     scan_id: u64,
-    /// The collection, kept while planning so that a sort or a limit DataFusion pushes
-    /// later ([`ExecutionPlan::try_pushdown_sort`], [`ExecutionPlan::with_fetch`]) can be
-    /// checked and the native request re-rendered. None when pushdown is off. Execution never
-    /// uses it: it opens the collection from the session's [`BackendRegistry`].
+    /// The collection as opened for planning: a sort or a limit DataFusion pushes later
+    /// ([`ExecutionPlan::try_pushdown_sort`], [`ExecutionPlan::with_fetch`]) is checked and
+    /// the native request re-rendered with it, and execution in this process reuses it
+    /// (saving PostgreSQL a catalog query per partition). Not part of the plan's data: a plan
+    /// sent elsewhere opens the collection from that session's [`BackendRegistry`].
     planner: Option<Arc<dyn Database>>,
+    /// May DataFusion push a sort or a limit into this scan (`dataknobs.pushdown`)?
+    pushdown: bool,
 }
 
 impl DatabaseScanExec {
@@ -435,12 +436,15 @@ impl DatabaseScanExec {
             description,
             scan_id: uuid::Uuid::new_v4().as_u64_pair().0 | 1,
             planner: None,
+            pushdown: false,
         }
     }
 
-    /// Lets DataFusion push a sort or a limit into this scan after planning, checked by `db`.
-    pub fn with_planner(mut self, db: Arc<dyn Database>) -> Self {
+    /// The collection opened for planning (see the field), and whether DataFusion may push a
+    /// sort or a limit into this scan after planning.
+    pub fn with_planner(mut self, db: Arc<dyn Database>, pushdown: bool) -> Self {
         self.planner = Some(db);
+        self.pushdown = pushdown;
         self
     }
 
@@ -604,10 +608,18 @@ impl ExecutionPlan for DatabaseScanExec {
         let query = self.query.clone();
         let schema = self.schema.clone();
         let scan_id = self.scan_id;
+        let planned = self.planner.clone();
         let fut = async move {
-            let db = registry
-                .open(&location.attached, &location.schema, &location.collection)
-                .await?;
+            // The collection opened while planning, in this process; else (a plan sent
+            // elsewhere) it is opened again from the registry.
+            let db = match planned {
+                Some(db) => db,
+                None => {
+                    registry
+                        .open(&location.attached, &location.schema, &location.collection)
+                        .await?
+                }
+            };
             let stream = db
                 .scan(
                     &query,
@@ -640,7 +652,7 @@ impl ExecutionPlan for DatabaseScanExec {
     /// A limit DataFusion pushes into the scan: each partition returns at most `limit` rows
     /// (the backend applies the query's limit per partition).
     fn with_fetch(&self, limit: Option<usize>) -> Option<Arc<dyn ExecutionPlan>> {
-        let db = self.planner.as_ref()?;
+        let db = self.planner.as_ref().filter(|_| self.pushdown)?;
         let limit = limit?;
         if self.query.offset.is_some() {
             return None;
@@ -659,7 +671,7 @@ impl ExecutionPlan for DatabaseScanExec {
         &self,
         order: &[PhysicalSortExpr],
     ) -> DfResult<SortOrderPushdownResult<Arc<dyn ExecutionPlan>>> {
-        let Some(db) = self.planner.as_ref() else {
+        let Some(db) = self.planner.as_ref().filter(|_| self.pushdown) else {
             return Ok(SortOrderPushdownResult::Unsupported);
         };
         // A limit or offset already applied before the sort cannot move after it.

@@ -28,7 +28,7 @@ use bytes::{BufMut, BytesMut};
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder,
     Decimal256Builder, Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder,
-    IntervalMonthDayNanoBuilder, ListArray, NullBufferBuilder, StringBuilder,
+    IntervalMonthDayNanoBuilder, ListArray, NullBufferBuilder, StringArray, StringBuilder,
     Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::buffer::OffsetBuffer;
@@ -312,37 +312,64 @@ fn decimal_header(b: &[u8]) -> std::result::Result<(usize, i32, bool), String> {
 /// Decodes PostgreSQL's binary numeric into an unscaled integer at `scale`.
 fn numeric_to_i128(b: &[u8], scale: i8) -> std::result::Result<i128, String> {
     let (ndigits, weight, negative) = decimal_header(b)?;
-    let mut acc: i128 = 0;
+    // Each base-10000 digit group is worth 10^e at the column's scale; no division, and
+    // 64-bit arithmetic until a value needs more (numeric(p ≤ 18, s) always fits).
+    let scale = i32::from(scale);
+    let mut small: i64 = 0;
+    let mut wide: Option<i128> = None;
     for i in 0..ndigits {
-        let d = i128::from(at16(b, 8 + 2 * i).ok_or("short numeric")?);
-        acc = acc
-            .checked_mul(10_000)
-            .and_then(|a| a.checked_add(d))
-            .ok_or("numeric value overflows the decimal type")?;
-    }
-    // acc * 10000^(weight - ndigits + 1) * 10^scale
-    let exp10 = 4 * (weight - ndigits as i32 + 1) + i32::from(scale);
-    if ndigits == 0 {
-        return Ok(0);
-    }
-    if exp10 >= 0 {
-        let m = 10i128
-            .checked_pow(exp10 as u32)
-            .ok_or("numeric value overflows the decimal type")?;
-        acc.checked_mul(m)
-            .map(|v| if negative { -v } else { v })
-            .ok_or_else(|| "numeric value overflows the decimal type".into())
-    } else {
-        let d = 10i128
-            .checked_pow((-exp10) as u32)
-            .ok_or("numeric value has more digits than the column's scale")?;
-        if acc % d != 0 {
-            return Err("numeric value has more digits than the column's scale".into());
+        let d = at16(b, 8 + 2 * i).ok_or("short numeric")?;
+        if d == 0 {
+            continue;
         }
-        let v = acc / d;
-        Ok(if negative { -v } else { v })
+        let e = 4 * (weight - i as i32) + scale;
+        let v: i128 = if e >= 0 {
+            let p = POW10_I128
+                .get(e as usize)
+                .ok_or("numeric value overflows the decimal type")?;
+            i128::from(d)
+                .checked_mul(*p)
+                .ok_or("numeric value overflows the decimal type")?
+        } else {
+            // Only the last group may hold digits below the scale, and they must be zeros.
+            let p = match -e {
+                1 => 10,
+                2 => 100,
+                3 => 1000,
+                _ => return Err("numeric value has more digits than the column's scale".into()),
+            };
+            if d % p != 0 {
+                return Err("numeric value has more digits than the column's scale".into());
+            }
+            i128::from(d / p)
+        };
+        match wide {
+            None => match i64::try_from(v).ok().and_then(|v| small.checked_add(v)) {
+                Some(s) => small = s,
+                None => wide = Some(i128::from(small) + v),
+            },
+            Some(w) => {
+                wide = Some(
+                    w.checked_add(v)
+                        .ok_or("numeric value overflows the decimal type")?,
+                )
+            }
+        }
     }
+    let acc = wide.unwrap_or(i128::from(small));
+    Ok(if negative { -acc } else { acc })
 }
+
+/// 10^i for i in 0..=38 (the largest power of ten in an i128).
+const POW10_I128: [i128; 39] = {
+    let mut t = [1i128; 39];
+    let mut i = 1;
+    while i < 39 {
+        t[i] = t[i - 1] * 10;
+        i += 1;
+    }
+    t
+};
 
 /// Decodes PostgreSQL's binary numeric into a 256-bit unscaled integer at `scale`
 /// (numeric(p > 38, s)).
@@ -474,8 +501,9 @@ pub enum ColumnDecoder {
     Dec128(Decimal128Builder, u8, i8),
     Dec256(Decimal256Builder, u8, i8),
     NumericF64(Float64Builder),
-    Str(StringBuilder),
-    Jsonb(StringBuilder),
+    /// Text of any kind: the bytes are collected and validated as UTF-8 once per batch.
+    Str(BinaryBuilder),
+    Jsonb(BinaryBuilder),
     Uuid(StringBuilder),
     Bytea(BinaryBuilder),
     Date(Date32Builder),
@@ -512,10 +540,10 @@ impl ColumnDecoder {
                 ColumnDecoder::Dec256(Decimal256Builder::with_capacity(capacity), *p, *s)
             }
             Kind::Varchar | Kind::Text | Kind::Bpchar | Kind::Enum | Kind::Json | Kind::Unknown => {
-                ColumnDecoder::Str(StringBuilder::with_capacity(capacity, capacity * 16))
+                ColumnDecoder::Str(BinaryBuilder::with_capacity(capacity, capacity * 16))
             }
             Kind::Jsonb => {
-                ColumnDecoder::Jsonb(StringBuilder::with_capacity(capacity, capacity * 16))
+                ColumnDecoder::Jsonb(BinaryBuilder::with_capacity(capacity, capacity * 16))
             }
             Kind::Uuid => {
                 ColumnDecoder::Uuid(StringBuilder::with_capacity(capacity, capacity * 36))
@@ -572,17 +600,13 @@ impl ColumnDecoder {
             ColumnDecoder::Dec128(x, _, s) => x.append_value(numeric_to_i128(b, *s)?),
             ColumnDecoder::Dec256(x, _, s) => x.append_value(numeric_to_i256(b, *s)?),
             ColumnDecoder::NumericF64(x) => x.append_value(numeric_to_f64(b)?),
-            ColumnDecoder::Str(x) => {
-                x.append_value(std::str::from_utf8(b).map_err(|e| format!("invalid UTF-8: {e}"))?)
-            }
+            ColumnDecoder::Str(x) => x.append_value(b),
             ColumnDecoder::Jsonb(x) => {
                 let (ver, rest) = b.split_first().ok_or_else(|| bad(kind, 0))?;
                 if *ver != 1 {
                     return Err(format!("unknown jsonb version {ver}"));
                 }
-                x.append_value(
-                    std::str::from_utf8(rest).map_err(|e| format!("invalid UTF-8: {e}"))?,
-                )
+                x.append_value(rest)
             }
             ColumnDecoder::Uuid(x) => {
                 let u = uuid::Uuid::from_slice(b).map_err(|e| e.to_string())?;
@@ -665,10 +689,10 @@ impl ColumnDecoder {
             ColumnDecoder::Float8(x) | ColumnDecoder::NumericF64(x) => x.append_null(),
             ColumnDecoder::Dec128(x, _, _) => x.append_null(),
             ColumnDecoder::Dec256(x, _, _) => x.append_null(),
-            ColumnDecoder::Str(x) | ColumnDecoder::Jsonb(x) | ColumnDecoder::Uuid(x) => {
+            ColumnDecoder::Uuid(x) => x.append_null(),
+            ColumnDecoder::Str(x) | ColumnDecoder::Jsonb(x) | ColumnDecoder::Bytea(x) => {
                 x.append_null()
             }
-            ColumnDecoder::Bytea(x) => x.append_null(),
             ColumnDecoder::Date(x) => x.append_null(),
             ColumnDecoder::Time(x) => x.append_null(),
             ColumnDecoder::Timestamp(x, _) => x.append_null(),
@@ -700,9 +724,11 @@ impl ColumnDecoder {
                     .with_precision_and_scale(*p, *s)
                     .map_err(|e| e.to_string())?,
             ),
-            ColumnDecoder::Str(x) | ColumnDecoder::Jsonb(x) | ColumnDecoder::Uuid(x) => {
-                Arc::new(x.finish())
-            }
+            ColumnDecoder::Str(x) | ColumnDecoder::Jsonb(x) => Arc::new(
+                StringArray::try_from_binary(x.finish())
+                    .map_err(|e| format!("invalid UTF-8 text: {e}"))?,
+            ),
+            ColumnDecoder::Uuid(x) => Arc::new(x.finish()),
             ColumnDecoder::Bytea(x) => Arc::new(x.finish()),
             ColumnDecoder::Date(x) => Arc::new(x.finish()),
             ColumnDecoder::Time(x) => Arc::new(x.finish()),
@@ -953,31 +979,67 @@ pub fn write_numeric_i128(
     out: &mut BytesMut,
 ) -> std::result::Result<(), String> {
     let neg = v < 0;
-    let scale = scale.max(0) as u32;
-    // Align the fraction to whole base-10000 digits.
-    let pad = (4 - scale % 4) % 4;
-    let mut mag = v
-        .unsigned_abs()
-        .checked_mul(10u128.pow(pad))
-        .ok_or("decimal value too large to write")?;
-    let frac_groups = (scale + pad) / 4;
-    let mut groups: Vec<i16> = Vec::with_capacity(10);
-    while mag > 0 {
-        groups.push((mag % 10_000) as i16);
-        mag /= 10_000;
+    // A negative scale (Arrow allows it) means v * 10^-scale: write that integer.
+    let (mag, scale) = if scale < 0 {
+        let m = 10u128
+            .checked_pow(u32::from(scale.unsigned_abs()))
+            .and_then(|p| v.unsigned_abs().checked_mul(p))
+            .ok_or("decimal value too large to write")?;
+        (m, 0u32)
+    } else {
+        (v.unsigned_abs(), scale as u32)
+    };
+    let div = 10u128
+        .checked_pow(scale)
+        .ok_or("decimal scale too large to write")?;
+    let (int, frac) = (mag / div, mag % div);
+    // Base-10000 digit groups, lowest first: the fraction (its lowest group padded with zeros
+    // on the right), then the integer part. 64-bit arithmetic when both parts fit.
+    let mut groups = [0i16; 24];
+    let mut n = 0usize;
+    let r = scale % 4;
+    macro_rules! split {
+        ($t:ty, $int:expr, $frac:expr) => {{
+            let (mut int, mut frac): ($t, $t) = ($int, $frac);
+            if r > 0 {
+                let p: $t = (10 as $t).pow(r);
+                groups[n] = ((frac % p) as i16) * 10i16.pow(4 - r);
+                frac /= p;
+                n += 1;
+            }
+            for _ in 0..scale / 4 {
+                groups[n] = (frac % 10_000) as i16;
+                frac /= 10_000;
+                n += 1;
+            }
+            let frac_groups = n;
+            while int > 0 && n < groups.len() {
+                groups[n] = (int % 10_000) as i16;
+                int /= 10_000;
+                n += 1;
+            }
+            frac_groups
+        }};
     }
-    // groups are little-endian base 10000; the lowest `frac_groups` are the fraction.
-    let total = groups.len() as i32;
-    let mut weight = total - frac_groups as i32 - 1;
-    // Strip trailing zero groups (PostgreSQL's canonical form) and leading zeros.
+    let frac_groups = match (u64::try_from(int), u64::try_from(frac)) {
+        (Ok(i), Ok(f)) => split!(u64, i, f),
+        _ => split!(u128, int, frac),
+    };
+    // PostgreSQL's canonical form: no zero groups at either end.
+    let mut hi = n;
+    while hi > 0 && groups[hi - 1] == 0 {
+        hi -= 1;
+    }
     let mut lo = 0;
-    while lo < groups.len() && groups[lo] == 0 {
+    while lo < hi && groups[lo] == 0 {
         lo += 1;
     }
-    let digits: &[i16] = &groups[lo..];
-    if digits.is_empty() {
-        weight = 0;
-    }
+    let digits = &groups[lo..hi];
+    let weight = if digits.is_empty() {
+        0
+    } else {
+        hi as i32 - frac_groups as i32 - 1
+    };
     out.put_i32(8 + 2 * digits.len() as i32);
     out.put_i16(digits.len() as i16);
     out.put_i16(weight as i16);
@@ -1033,6 +1095,39 @@ mod tests {
         let mut b = BytesMut::new();
         write_numeric_i128(v, scale, &mut b).unwrap();
         numeric_to_i128(&b[4..], scale).unwrap()
+    }
+
+    #[test]
+    fn numeric_roundtrips_across_the_i64_boundary_and_every_scale() {
+        let max38 = 10i128.pow(38) - 1;
+        let mut values = vec![
+            max38,
+            -max38,
+            i128::from(i64::MAX) + 1,
+            i128::from(i64::MIN) - 1,
+        ];
+        let mut x: i128 = 7;
+        for _ in 0..200 {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793)
+                .wrapping_add(1_442_695_040_888_963)
+                .rem_euclid(max38);
+            values.push(x);
+            values.push(-(x / 1_000_003));
+        }
+        for v in values {
+            for s in [-3i8, 0, 1, 2, 3, 4, 5, 9, 17, 20] {
+                if s < 0 && v.unsigned_abs() >= 10u128.pow(35) {
+                    continue; // v * 1000 does not fit 38 digits
+                }
+                assert_eq!(roundtrip(v, s), v, "{v} scale {s}");
+            }
+        }
+        // Fewer fractional digits than the value has: an error, never a silent rounding.
+        let mut b = BytesMut::new();
+        write_numeric_i128(12345, 3, &mut b).unwrap();
+        assert!(numeric_to_i128(&b[4..], 2).is_err());
+        assert_eq!(numeric_to_i128(&b[4..], 5).unwrap(), 1234500);
     }
 
     #[test]

@@ -351,3 +351,18 @@ impl BlockingDatabase {
         self.runtime.block_on(self.inner.batch_delete(ids))
     }
 }
+
+/// What `drop_collection` answers for a collection that does not exist: `false` under
+/// `IF EXISTS`, else a not-found error saying which table (`where_` names the place, e.g.
+/// "in PostgreSQL").
+pub fn drop_missing(backend: &str, table: &str, where_: &str, if_exists: bool) -> Result<bool> {
+    if if_exists {
+        return Ok(false);
+    }
+    let place = if where_.is_empty() {
+        String::new()
+    } else {
+        format!(" {where_}")
+    };
+    Err(Error::not_found(format!("table '{table}' does not exist{place}")).with_backend(backend))
+}

@@ -45,7 +45,7 @@ use parking_lot::RwLock;
 
 use crate::database::{Backend, Database, FilterSupport, Partition};
 use crate::error::Error;
-use crate::pushdown::{classify, expr_to_filter};
+use crate::pushdown::{classify, expr_to_filter, strip_qualifiers as strip};
 use crate::query::{FilterExpr, Query, SortOrder, SortSpec};
 
 /// Engine-wide switches shared by every table provider.
@@ -195,20 +195,6 @@ impl DatabaseTable {
             _ => Some(FilterExpr::And(parts)),
         })
     }
-}
-
-/// Drops table qualifiers so expressions match the collection's unqualified columns.
-fn strip(e: &Expr) -> Expr {
-    use datafusion::common::tree_node::{Transformed, TreeNode};
-    e.clone()
-        .transform(|e| match e {
-            Expr::Column(c) if c.relation.is_some() => Ok(Transformed::yes(Expr::Column(
-                datafusion::common::Column::new_unqualified(c.name),
-            ))),
-            other => Ok(Transformed::no(other)),
-        })
-        .map(|t| t.data)
-        .unwrap_or_else(|_| e.clone())
 }
 
 fn count_exec(n: u64) -> DfResult<Arc<dyn ExecutionPlan>> {

@@ -311,3 +311,18 @@ mod tests {
         assert!(expr_to_filter(&col("nope").eq(lit(2)), &s).is_none());
     }
 }
+
+/// Drops table qualifiers (`t.a` → `a`) so expressions match a collection's unqualified
+/// columns.
+pub fn strip_qualifiers(e: &Expr) -> Expr {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    e.clone()
+        .transform(|e| match e {
+            Expr::Column(c) if c.relation.is_some() => Ok(Transformed::yes(Expr::Column(
+                datafusion::common::Column::new_unqualified(c.name),
+            ))),
+            other => Ok(Transformed::no(other)),
+        })
+        .map(|t| t.data)
+        .unwrap_or_else(|_| e.clone())
+}

@@ -685,11 +685,12 @@ impl Backend for FileBackend {
             return Ok(false);
         }
         match self.find(name)? {
-            None if if_exists => Ok(false),
-            None => Err(self.err(Error::not_found(format!(
-                "table '{name}' does not exist in '{}'",
-                self.root.display()
-            )))),
+            None => crate::database::drop_missing(
+                KIND,
+                name,
+                &format!("in '{}'", self.root.display()),
+                if_exists,
+            ),
             Some(Entry::File { path, .. }) => {
                 if !self.inside(&path) {
                     return Err(self.err(Error::query(format!(

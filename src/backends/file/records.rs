@@ -51,10 +51,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use base64::Engine as _;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BinaryBuilder, StringBuilder};
-use datafusion::arrow::compute::{
-    CastOptions, SortColumn, SortOptions, cast_with_options, concat_batches, lexsort_to_indices,
-    take_record_batch,
-};
+use datafusion::arrow::compute::{CastOptions, cast_with_options};
 use datafusion::arrow::datatypes::{DataType, Field as ArrowField, FieldRef, Schema, SchemaRef};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::json::writer::{
@@ -64,17 +61,18 @@ use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::arrow::util::display::FormatOptions;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::Expr;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::TryStreamExt;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use super::format::{self, Compression, Format};
-use crate::backends::memory::store::{Chunk, State, scan_chunk};
+use crate::backends::memory::scan::scan_snapshot;
+use crate::backends::memory::store::{State, scan_chunk};
 use crate::database::{Database, FilterSupport, Partition};
 use crate::error::{Error, ErrorKind, Result};
 use crate::pushdown::eval;
-use crate::query::{FilterExpr, Query, SortOrder};
+use crate::pushdown::strip_qualifiers;
+use crate::query::{FilterExpr, Query};
 use crate::record::{FieldType, Record, Value, column_list, values_to_array};
 
 const KIND: &str = "file";
@@ -1834,164 +1832,6 @@ impl Sidecar {
 // Scans (the memory backend's logic, over a snapshot of the state)
 // =============================================================================================
 
-fn validate(name: &str, schema: &SchemaRef, query: &Query) -> Result<(Query, Vec<usize>)> {
-    let mut q = query.clone();
-    q.filters = q
-        .filters
-        .iter()
-        .map(|f| eval::normalize_filter(f, schema))
-        .collect();
-    for f in &q.filters {
-        eval::check_filter(f, schema, name)?;
-    }
-    for s in &q.sort {
-        if schema.field_with_name(&s.field).is_err() {
-            return Err(Error::query(format!(
-                "unknown sort field '{}' in '{name}' (fields: {})",
-                s.field,
-                column_list(schema)
-            )));
-        }
-    }
-    let projection = match &q.fields {
-        None => (0..schema.fields().len()).collect(),
-        Some(fields) => fields
-            .iter()
-            .map(|f| {
-                schema.index_of(f).map_err(|_| {
-                    Error::query(format!(
-                        "unknown field '{f}' in projection on '{name}' (fields: {})",
-                        column_list(schema)
-                    ))
-                })
-            })
-            .collect::<Result<Vec<_>>>()?,
-    };
-    Ok((q, projection))
-}
-
-fn scan_snapshot(
-    name: &str,
-    schema: SchemaRef,
-    chunks: Vec<Arc<Chunk>>,
-    query: &Query,
-    partition: Partition,
-) -> Result<SendableRecordBatchStream> {
-    let (query, projection) = validate(name, &schema, query)?;
-    let predicate = eval::compile_predicate(&query.filters, &schema)?;
-    let out_schema = Arc::new(schema.project(&projection)?);
-    let sorted = !query.sort.is_empty() || query.offset.is_some();
-    if sorted && partition.index > 0 {
-        let empty = RecordBatchStreamAdapter::new(out_schema, futures::stream::empty());
-        return Ok(Box::pin(empty));
-    }
-    let mut slices = Vec::new();
-    let mut k = 0usize;
-    for chunk in &chunks {
-        if chunk.live == 0 {
-            continue;
-        }
-        let n = chunk.batch.num_rows();
-        let mut off = 0;
-        while off < n {
-            let len = BATCH_ROWS.min(n - off);
-            if sorted || k % partition.count.max(1) == partition.index {
-                slices.push((chunk.clone(), off, len));
-            }
-            k += 1;
-            off += len;
-        }
-    }
-    if sorted {
-        let full: Vec<usize> = (0..schema.fields().len()).collect();
-        let mut batches = Vec::new();
-        for (chunk, off, len) in &slices {
-            batches.push(scan_chunk(
-                &schema,
-                chunk,
-                *off,
-                *len,
-                predicate.as_ref(),
-                &full,
-            )?);
-        }
-        let all = concat_batches(&schema, &batches)?;
-        let result = sort_offset_limit(&all, &query)?.project(&projection)?;
-        let stream = futures::stream::iter(vec![Ok(result)]);
-        return Ok(Box::pin(RecordBatchStreamAdapter::new(out_schema, stream)));
-    }
-    let limit = query.limit;
-    let mut produced = 0usize;
-    let iter = slices.into_iter().map_while(move |(chunk, off, len)| {
-        if limit.is_some_and(|l| produced >= l) {
-            return None;
-        }
-        let batch = scan_chunk(&schema, &chunk, off, len, predicate.as_ref(), &projection)
-            .map_err(|e| e.with_backend(KIND).into_datafusion());
-        Some(batch.map(|b| {
-            let b = match limit {
-                Some(l) if produced + b.num_rows() > l => b.slice(0, l - produced),
-                _ => b,
-            };
-            produced += b.num_rows();
-            b
-        }))
-    });
-    let stream =
-        futures::stream::iter(iter).try_filter(|b| futures::future::ready(b.num_rows() > 0));
-    Ok(Box::pin(RecordBatchStreamAdapter::new(out_schema, stream)))
-}
-
-fn sort_offset_limit(batch: &RecordBatch, query: &Query) -> Result<RecordBatch> {
-    let offset = query.offset.unwrap_or(0);
-    let batch = if query.sort.is_empty() {
-        batch.clone()
-    } else {
-        let schema = batch.schema();
-        let columns = query
-            .sort
-            .iter()
-            .map(|s| {
-                let idx = schema.index_of(&s.field)?;
-                Ok(SortColumn {
-                    values: batch.column(idx).clone(),
-                    options: Some(SortOptions {
-                        descending: s.order == SortOrder::Desc,
-                        nulls_first: s.nulls_first,
-                    }),
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let fetch = query.limit.map(|l| l.saturating_add(offset));
-        let indices = lexsort_to_indices(&columns, fetch)?;
-        take_record_batch(batch, &indices)?
-    };
-    let start = offset.min(batch.num_rows());
-    let len = query
-        .limit
-        .unwrap_or(usize::MAX)
-        .min(batch.num_rows() - start);
-    let sliced = batch.slice(start, len);
-    Ok(RecordBatch::try_new_with_options(
-        sliced.schema(),
-        sliced.columns().to_vec(),
-        &RecordBatchOptions::new().with_row_count(Some(sliced.num_rows())),
-    )?)
-}
-
-/// Removes table qualifiers from column references (`t.a` → `a`).
-fn strip_qualifiers(expr: Expr) -> Result<Expr> {
-    use datafusion::common::tree_node::{Transformed, TreeNode};
-    Ok(expr
-        .transform(|e| match e {
-            Expr::Column(c) if c.relation.is_some() => Ok(Transformed::yes(Expr::Column(
-                datafusion::common::Column::new_unqualified(c.name),
-            ))),
-            other => Ok(Transformed::no(other)),
-        })?
-        .data)
-}
-
 // =============================================================================================
 // The Database implementation
 // =============================================================================================
@@ -2168,8 +2008,7 @@ impl Database for FileDatabase {
                 })
             })
             .await?;
-        scan_snapshot(&self.name, schema, chunks, query, partition)
-            .map_err(|e| e.with_backend(KIND))
+        scan_snapshot(&self.name, KIND, schema, chunks, query, partition)
     }
 
     fn describe_scan(&self, query: &Query) -> String {
@@ -2224,7 +2063,7 @@ impl Database for FileDatabase {
                     let idx = schema.index_of(&col).map_err(|_| {
                         Error::query(format!("UPDATE: '{name}' has no column '{col}'"))
                     })?;
-                    compiled.push((idx, eval::compile_expr(strip_qualifiers(expr)?, &schema)?));
+                    compiled.push((idx, eval::compile_expr(strip_qualifiers(&expr), &schema)?));
                 }
                 let n = s.update_where(&name, &compiled, predicate.as_ref())?;
                 Ok((n, n > 0))
@@ -2238,10 +2077,12 @@ impl Database for FileDatabase {
 mod tests {
     use super::*;
     use crate::database::BlockingDatabase;
-    use crate::query::Operator;
+    use crate::query::{Operator, SortOrder};
     use crate::record::Field;
     use chrono::DateTime;
+    use datafusion::arrow::compute::concat_batches;
     use datafusion::logical_expr::{col, lit};
+    use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 
     fn all_types_record(i: i64) -> Record {
         let id = format!("r{i}");

@@ -9,6 +9,7 @@
 //! after each SQL statement and by [`MemoryBackend::save`]).
 
 mod persist;
+pub(crate) mod scan;
 pub(crate) mod store;
 
 use std::collections::BTreeMap;
@@ -16,28 +17,24 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::compute::SortOptions;
-use datafusion::arrow::compute::{
-    SortColumn, concat_batches, lexsort_to_indices, take_record_batch,
-};
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::Expr;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::TryStreamExt;
 use parking_lot::RwLock;
 
 use crate::database::{Backend, CollectionSpec, Database, FilterSupport, Partition};
 use crate::error::{Error, Result};
 use crate::pushdown::eval;
-use crate::query::{FilterExpr, Query, SortOrder};
-use crate::record::{FieldType, Record, column_list};
-use store::{State, scan_chunk};
+use crate::pushdown::strip_qualifiers;
+use crate::query::{FilterExpr, Query};
+use crate::record::{FieldType, Record};
+use store::State;
 
 const KIND: &str = "memory";
 /// Rows per batch a scan yields.
-const SCAN_BATCH_ROWS: usize = 8192;
+use scan::SCAN_BATCH_ROWS;
 
 /// One in-memory collection.
 #[derive(Debug)]
@@ -65,44 +62,6 @@ impl MemoryCollection {
         }
         let s = self.state.read();
         (s.schema.clone(), s.chunks.clone())
-    }
-
-    fn validate(&self, schema: &SchemaRef, query: &Query) -> Result<(Query, Vec<usize>)> {
-        let mut q = query.clone();
-        q.filters = q
-            .filters
-            .iter()
-            .map(|f| eval::normalize_filter(f, schema))
-            .collect();
-        for f in &q.filters {
-            eval::check_filter(f, schema, &self.name)?;
-        }
-        for s in &q.sort {
-            if schema.field_with_name(&s.field).is_err() {
-                return Err(Error::query(format!(
-                    "unknown sort field '{}' in '{}' (fields: {})",
-                    s.field,
-                    self.name,
-                    column_list(schema)
-                )));
-            }
-        }
-        let projection = match &q.fields {
-            None => (0..schema.fields().len()).collect(),
-            Some(fields) => fields
-                .iter()
-                .map(|f| {
-                    schema.index_of(f).map_err(|_| {
-                        Error::query(format!(
-                            "unknown field '{f}' in projection on '{}' (fields: {})",
-                            self.name,
-                            column_list(schema)
-                        ))
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?,
-        };
-        Ok((q, projection))
     }
 }
 
@@ -231,79 +190,7 @@ impl Database for MemoryCollection {
 
     async fn scan(&self, query: &Query, partition: Partition) -> Result<SendableRecordBatchStream> {
         let (schema, chunks) = self.snapshot();
-        let (query, projection) = self.validate(&schema, query).map_err(|e| self.err(e))?;
-        let predicate =
-            eval::compile_predicate(&query.filters, &schema).map_err(|e| self.err(e))?;
-        let out_schema = Arc::new(schema.project(&projection)?);
-        let sorted = !query.sort.is_empty() || query.offset.is_some();
-        if sorted && partition.index > 0 {
-            let empty = RecordBatchStreamAdapter::new(out_schema, futures::stream::empty());
-            return Ok(Box::pin(empty));
-        }
-        // Slices of at most SCAN_BATCH_ROWS rows, dealt round-robin to partitions.
-        let mut slices = Vec::new();
-        let mut k = 0usize;
-        for chunk in &chunks {
-            if chunk.live == 0 {
-                continue;
-            }
-            let n = chunk.batch.num_rows();
-            let mut off = 0;
-            while off < n {
-                let len = SCAN_BATCH_ROWS.min(n - off);
-                if sorted || k % partition.count.max(1) == partition.index {
-                    slices.push((chunk.clone(), off, len));
-                }
-                k += 1;
-                off += len;
-            }
-        }
-        if sorted {
-            let full: Vec<usize> = (0..schema.fields().len()).collect();
-            let mut batches = Vec::new();
-            for (chunk, off, len) in &slices {
-                batches.push(scan_chunk(
-                    &schema,
-                    chunk,
-                    *off,
-                    *len,
-                    predicate.as_ref(),
-                    &full,
-                )?);
-            }
-            let all = concat_batches(&schema, &batches)?;
-            let result = sort_offset_limit(&all, &query)?.project(&projection)?;
-            let stream = futures::stream::iter(vec![Ok(result)]);
-            return Ok(Box::pin(RecordBatchStreamAdapter::new(out_schema, stream)));
-        }
-        let limit = query.limit;
-        let stream_schema = schema.clone();
-        let mut produced = 0usize;
-        let iter = slices.into_iter().map_while(move |(chunk, off, len)| {
-            if limit.is_some_and(|l| produced >= l) {
-                return None;
-            }
-            let batch = scan_chunk(
-                &stream_schema,
-                &chunk,
-                off,
-                len,
-                predicate.as_ref(),
-                &projection,
-            )
-            .map_err(|e| e.with_backend(KIND).into_datafusion());
-            Some(batch.map(|b| {
-                let b = match limit {
-                    Some(l) if produced + b.num_rows() > l => b.slice(0, l - produced),
-                    _ => b,
-                };
-                produced += b.num_rows();
-                b
-            }))
-        });
-        let stream =
-            futures::stream::iter(iter).try_filter(|b| futures::future::ready(b.num_rows() > 0));
-        Ok(Box::pin(RecordBatchStreamAdapter::new(out_schema, stream)))
+        scan::scan_snapshot(&self.name, KIND, schema, chunks, query, partition)
     }
 
     fn describe_scan(&self, query: &Query) -> String {
@@ -356,8 +243,7 @@ impl Database for MemoryCollection {
             })?;
             compiled.push((
                 idx,
-                eval::compile_expr(strip_qualifiers(expr.clone()), &schema)
-                    .map_err(|e| self.err(e))?,
+                eval::compile_expr(strip_qualifiers(expr), &schema).map_err(|e| self.err(e))?,
             ));
         }
         let mut s = self.state.write();
@@ -369,63 +255,6 @@ impl Database for MemoryCollection {
         s.update_where(&self.name, &compiled, predicate.as_ref())
             .map_err(|e| self.err(e))
     }
-}
-
-/// Removes table qualifiers from column references (`t.a` → `a`).
-fn strip_qualifiers(expr: Expr) -> Expr {
-    use datafusion::common::tree_node::{Transformed, TreeNode};
-    expr.transform(|e| match e {
-        Expr::Column(c) if c.relation.is_some() => Ok(Transformed::yes(Expr::Column(
-            datafusion::common::Column::new_unqualified(c.name),
-        ))),
-        other => Ok(Transformed::no(other)),
-    })
-    .map(|t| t.data)
-    .unwrap_or_else(|e| {
-        Expr::Literal(
-            datafusion::common::ScalarValue::Utf8(Some(e.to_string())),
-            None,
-        )
-    })
-}
-
-/// Sorts, offsets and limits one batch as `query` says (shared with other backends that
-/// finish a query locally).
-pub(crate) fn sort_offset_limit(batch: &RecordBatch, query: &Query) -> Result<RecordBatch> {
-    let offset = query.offset.unwrap_or(0);
-    let batch = if query.sort.is_empty() {
-        batch.clone()
-    } else {
-        let schema = batch.schema();
-        let columns = query
-            .sort
-            .iter()
-            .map(|s| {
-                let idx = schema.index_of(&s.field)?;
-                Ok(SortColumn {
-                    values: batch.column(idx).clone(),
-                    options: Some(SortOptions {
-                        descending: s.order == SortOrder::Desc,
-                        nulls_first: s.nulls_first,
-                    }),
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let fetch = query.limit.map(|l| l.saturating_add(offset));
-        let indices = lexsort_to_indices(&columns, fetch)?;
-        take_record_batch(batch, &indices)?
-    };
-    let start = offset.min(batch.num_rows());
-    let len = query
-        .limit
-        .unwrap_or(usize::MAX)
-        .min(batch.num_rows() - start);
-    let sliced = batch.slice(start, len);
-    Ok(RecordBatch::try_new_with_options(
-        sliced.schema(),
-        sliced.columns().to_vec(),
-        &RecordBatchOptions::new().with_row_count(Some(sliced.num_rows())),
-    )?)
 }
 
 /// An in-memory store of collections, grouped in schemas (`public` by default).
@@ -594,13 +423,9 @@ impl Backend for MemoryBackend {
             .collections
             .write()
             .remove(&(schema.to_string(), name.to_string()));
-        match (removed, if_exists) {
-            (Some(_), _) => Ok(true),
-            (None, true) => Ok(false),
-            (None, false) => Err(Error::not_found(format!(
-                "table '{schema}.{name}' does not exist"
-            ))
-            .with_backend(KIND)),
+        match removed {
+            Some(_) => Ok(true),
+            None => crate::database::drop_missing(KIND, &format!("{schema}.{name}"), "", if_exists),
         }
     }
 

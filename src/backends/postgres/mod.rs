@@ -711,13 +711,12 @@ impl Backend for PgBackend {
             .map(|r| r.get(0));
         let Some(kind) = kind else {
             self.inner.remember(schema, name, false);
-            if if_exists {
-                return Ok(false);
-            }
-            return Err(Error::not_found(format!(
-                "table '{schema}.{name}' does not exist in PostgreSQL"
-            ))
-            .with_backend(BACKEND));
+            return crate::database::drop_missing(
+                BACKEND,
+                &format!("{schema}.{name}"),
+                "in PostgreSQL",
+                if_exists,
+            );
         };
         let what = match kind.as_str() {
             "v" => "VIEW",

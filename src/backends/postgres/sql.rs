@@ -368,6 +368,13 @@ fn compare_expr(col: &PgColumn, op: Operator, v: Option<&Value>) -> Option<Strin
     }
 }
 
+/// The character after a backslash, if it is a metacharacter: the only escapes Rust's regex and
+/// PostgreSQL's ARE read alike (`\d`, `\w`, `\s` and the like differ on non-ASCII text).
+fn escaped_meta(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Option<char> {
+    const META: &str = "\\.^$|?*+()[]{}-";
+    chars.next().filter(|n| META.contains(*n))
+}
+
 /// A Rust regular expression as an equivalent PostgreSQL ARE, for the subset where the two
 /// agree on which strings match: literal characters, escaped metacharacters, `.` (rendered as
 /// `[^\n]`, since Rust's dot does not match a newline), `^`, `$`, `* + ?` and `{n,m}`,
@@ -375,19 +382,14 @@ fn compare_expr(col: &PgColumn, op: Operator, v: Option<&Value>) -> Option<Strin
 /// Flags, `\d \w \s \b` (Unicode in Rust, locale-dependent in PostgreSQL) and character
 /// classes are not translated.
 pub fn translate_regex(p: &str) -> Option<String> {
-    const META: &str = "\\.^$|?*+()[]{}-";
     let mut out = String::with_capacity(p.len() + 8);
     let mut chars = p.chars().peekable();
     let mut depth = 0i32;
     while let Some(c) = chars.next() {
         match c {
             '\\' => {
-                let n = chars.next()?;
-                if !META.contains(n) {
-                    return None;
-                }
                 out.push('\\');
-                out.push(n);
+                out.push(escaped_meta(&mut chars)?);
             }
             '.' => out.push_str("[^\n]"),
             '^' | '$' | '|' | '*' | '+' | '?' => out.push(c),
@@ -450,10 +452,7 @@ pub fn translate_regex(p: &str) -> Option<String> {
                         ']' if !first => break,
                         '[' | ']' | '&' | '~' => return None,
                         '\\' => {
-                            let n = chars.next()?;
-                            if !META.contains(n) {
-                                return None;
-                            }
+                            let n = escaped_meta(&mut chars)?;
                             out.push('\\');
                             out.push(n);
                             prev = Some(n);

@@ -1222,7 +1222,7 @@ async fn post_process(
     }
     let mut batch = datafusion::arrow::compute::concat_batches(&plan.schema, &kept)?;
     if let Some(q) = &plan.post {
-        batch = crate::backends::memory::sort_offset_limit(&batch, q)?;
+        batch = crate::backends::memory::scan::sort_offset_limit(&batch, q)?;
     }
     if let Some(out) = &plan.output {
         let idx = out

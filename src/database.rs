@@ -179,8 +179,9 @@ pub trait Database: Send + Sync + Debug {
         false
     }
 
-    /// How many partitions a scan of `query` can be split into, at most `target`.
-    fn scan_partitions(&self, _query: &Query, _target: usize) -> usize {
+    /// How many partitions a scan of `query` can be split into, at most `target`. Called once
+    /// per scan while planning (a backend may ask its server, e.g. for an estimate).
+    async fn scan_partitions(&self, _query: &Query, _target: usize) -> usize {
         1
     }
 

@@ -287,6 +287,7 @@ impl TableProvider for DatabaseTable {
         let partitions = self
             .db
             .scan_partitions(&query, state.config().target_partitions())
+            .await
             .max(1);
         let description = self.db.describe_scan(&query);
         let exec = DatabaseScanExec::new(

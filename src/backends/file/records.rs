@@ -1989,7 +1989,7 @@ impl Database for FileDatabase {
         }
     }
 
-    fn scan_partitions(&self, query: &Query, target: usize) -> usize {
+    async fn scan_partitions(&self, query: &Query, target: usize) -> usize {
         if !query.sort.is_empty() || query.offset.is_some() {
             return 1;
         }

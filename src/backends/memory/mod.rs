@@ -180,7 +180,7 @@ impl Database for MemoryCollection {
         }
     }
 
-    fn scan_partitions(&self, query: &Query, target: usize) -> usize {
+    async fn scan_partitions(&self, query: &Query, target: usize) -> usize {
         if !query.sort.is_empty() || query.offset.is_some() {
             return 1;
         }

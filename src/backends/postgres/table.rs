@@ -31,6 +31,8 @@ use crate::record::{Record, Value, batch_to_records, infer_schema, records_to_ba
 const BATCH_ROWS: usize = 8192;
 /// Tables smaller than this many pages are read by one connection.
 const MIN_PAGES_PER_PARTITION: u64 = 1024;
+/// At most this many estimated rows for a selective scan read through the row protocol.
+const SELECTIVE_MAX_ROWS: f64 = 200_000.0;
 /// Bytes buffered before a COPY-in chunk is sent.
 const COPY_CHUNK: usize = 1 << 20;
 
@@ -102,6 +104,10 @@ pub struct PgTable {
     inner: Arc<Inner>,
     rel: RwLock<Arc<Relation>>,
     stable_name: String,
+    /// Plain SELECTs (by their SQL) that PostgreSQL estimated to return a small part of a large
+    /// table: read as one query through the row protocol, so that PostgreSQL may run it with
+    /// parallel workers (it never does for COPY), instead of ctid-range COPY partitions.
+    selective: parking_lot::Mutex<HashMap<String, bool>>,
 }
 
 impl std::fmt::Debug for PgTable {
@@ -135,6 +141,7 @@ impl PgTable {
             inner,
             stable_name: rel.name.clone(),
             rel: RwLock::new(Arc::new(rel)),
+            selective: parking_lot::Mutex::new(HashMap::new()),
         }
     }
 
@@ -330,6 +337,14 @@ impl PgTable {
     }
 
     fn copy_sql(plan: &ScanPlan, range: Option<String>) -> String {
+        format!(
+            "COPY ({}) TO STDOUT (FORMAT binary)",
+            Self::query_sql(plan, range)
+        )
+    }
+
+    /// The scan's SELECT, restricted to a ctid range if given.
+    fn query_sql(plan: &ScanPlan, range: Option<String>) -> String {
         let mut conds = plan.where_sql.clone();
         if let Some(r) = range {
             conds.push(r);
@@ -340,7 +355,56 @@ impl PgTable {
             s.push_str(&conds.join(" AND "));
         }
         s.push_str(&plan.tail);
-        format!("COPY ({s}) TO STDOUT (FORMAT binary)")
+        s
+    }
+
+    /// The whole scan as one SELECT.
+    fn select_sql(plan: &ScanPlan) -> String {
+        Self::query_sql(plan, None)
+    }
+
+    /// Was this scan's SELECT estimated (by [`PgTable::estimate_selective`]) to keep little of
+    /// the table?
+    fn is_selective(&self, plan: &ScanPlan) -> bool {
+        self.selective
+            .lock()
+            .get(&Self::select_sql(plan))
+            .copied()
+            .unwrap_or(false)
+    }
+
+    /// Asks PostgreSQL's planner how much of the table the scan's WHERE keeps: selective when
+    /// the estimated output is under a tenth of the table's size and at most
+    /// [`SELECTIVE_MAX_ROWS`] rows (the row protocol costs more per row than COPY). Any
+    /// failure means "not selective" (the scan then uses COPY partitions).
+    async fn estimate_selective(&self, plan: &ScanPlan, pages: u64) -> bool {
+        let sql = Self::select_sql(plan);
+        if let Some(&known) = self.selective.lock().get(&sql) {
+            return known;
+        }
+        let estimate = async {
+            let client = self.inner.client().await.ok()?;
+            let messages = client
+                .simple_query(&format!("EXPLAIN (FORMAT JSON) {sql}"))
+                .await
+                .ok()?;
+            let text = messages.iter().find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+                _ => None,
+            })?;
+            let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+            let top = json.get(0)?.get("Plan")?;
+            Some((
+                top.get("Plan Rows")?.as_f64()?,
+                top.get("Plan Width")?.as_f64()?,
+            ))
+        }
+        .await;
+        let selective = estimate.is_some_and(|(rows, width)| {
+            rows <= SELECTIVE_MAX_ROWS && rows * width * 10.0 < (pages * 8192) as f64
+        });
+        self.selective.lock().insert(sql, selective);
+        selective
     }
 
     /// The ctid page range of one partition.
@@ -442,13 +506,22 @@ impl PgTable {
         } else {
             (self.inner.client().await?, false)
         };
-        let copy = Self::copy_sql(plan, if split { self.range(partition) } else { None });
+        let selective = !split && self.is_selective(plan);
+        let sql = if selective {
+            Self::select_sql(plan)
+        } else {
+            Self::copy_sql(plan, if split { self.range(partition) } else { None })
+        };
         let schema = plan.schema.clone();
         let columns = plan.columns.clone();
         let table = self.name();
         let (tx, rx) = tokio::sync::mpsc::channel::<datafusion::error::Result<RecordBatch>>(2);
         tokio::spawn(async move {
-            let result = decode_copy(&client, &copy, &columns, &schema, &table, &tx).await;
+            let result = if selective {
+                decode_rows(&client, &sql, &columns, &schema, &table, &tx).await
+            } else {
+                decode_copy(&client, &sql, &columns, &schema, &table, &tx).await
+            };
             match result {
                 Ok(true) => {
                     if in_tx {
@@ -1027,6 +1100,72 @@ fn encode_rows(
     Ok(())
 }
 
+/// One field's value exactly as PostgreSQL sent it in binary (the bytes binary COPY carries).
+struct RawField<'a>(&'a [u8]);
+
+impl<'a> tokio_postgres::types::FromSql<'a> for RawField<'a> {
+    fn from_sql(
+        _ty: &tokio_postgres::types::Type,
+        raw: &'a [u8],
+    ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(RawField(raw))
+    }
+
+    fn accepts(_ty: &tokio_postgres::types::Type) -> bool {
+        true
+    }
+}
+
+/// Runs `sql` as one query (binary rows, so PostgreSQL may use parallel workers) and sends
+/// Arrow batches decoded by the same column decoders as COPY; Ok(false) if the receiver went
+/// away.
+async fn decode_rows(
+    client: &tokio_postgres::Client,
+    sql: &str,
+    columns: &[PgColumn],
+    schema: &SchemaRef,
+    table: &str,
+    tx: &tokio::sync::mpsc::Sender<datafusion::error::Result<RecordBatch>>,
+) -> Result<bool> {
+    let no_params: [&(dyn tokio_postgres::types::ToSql + Sync); 0] = [];
+    let stream = client
+        .query_raw(sql, no_params)
+        .await
+        .map_err(|e| pg_error(&format!("cannot read {table}"), &e))?;
+    let mut stream = std::pin::pin!(stream);
+    let mut decoders: Vec<ColumnDecoder> = columns
+        .iter()
+        .map(|c| ColumnDecoder::new(&c.kind, BATCH_ROWS))
+        .collect();
+    let mut rows = 0usize;
+    while let Some(row) = stream.next().await {
+        let row = row.map_err(|e| pg_error(&format!("reading {table} failed"), &e))?;
+        for (i, (c, d)) in columns.iter().zip(decoders.iter_mut()).enumerate() {
+            let bad = |m: String| {
+                Error::type_error(format!("reading {table}, column '{}': {m}", c.name))
+                    .with_backend(BACKEND)
+            };
+            let v: Option<RawField> = row.try_get(i).map_err(|e| bad(e.to_string()))?;
+            d.append(v.map(|r| r.0), &c.kind).map_err(bad)?;
+        }
+        rows += 1;
+        if rows == BATCH_ROWS {
+            let batch = finish(&mut decoders, schema, rows, columns, table)?;
+            rows = 0;
+            if tx.send(Ok(batch)).await.is_err() {
+                return Ok(false);
+            }
+        }
+    }
+    if rows > 0 {
+        let batch = finish(&mut decoders, schema, rows, columns, table)?;
+        if tx.send(Ok(batch)).await.is_err() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// Reads the COPY stream and sends Arrow batches; Ok(false) if the receiver went away.
 async fn decode_copy(
     client: &tokio_postgres::Client,
@@ -1464,12 +1603,23 @@ impl Database for PgTable {
         sql::sort_support(sort, &self.rel().by_name())
     }
 
-    fn scan_partitions(&self, query: &Query, target: usize) -> usize {
+    async fn scan_partitions(&self, query: &Query, target: usize) -> usize {
         let rel = self.rel();
         if !matches!(rel.relkind.as_str(), "r" | "m")
             || query.limit.is_some()
             || query.offset.is_some()
             || !query.sort.is_empty()
+        {
+            return 1;
+        }
+        // A WHERE that keeps little of a large table: one plain SELECT, which PostgreSQL may
+        // scan with its own parallel workers (and its bulk-read buffer ring, which a ctid
+        // range scan does not use).
+        if rel.pages >= MIN_PAGES_PER_PARTITION
+            && let Ok(plan) = self.plan(query)
+            && !plan.where_sql.is_empty()
+            && plan.tail.is_empty()
+            && self.estimate_selective(&plan, rel.pages).await
         {
             return 1;
         }
@@ -1509,7 +1659,14 @@ impl Database for PgTable {
     fn describe_scan(&self, query: &Query) -> String {
         match self.plan(query) {
             Ok(plan) => {
-                let mut s = Self::copy_sql(&plan, None);
+                let mut s = if self.is_selective(&plan) {
+                    format!(
+                        "{} (rows; PostgreSQL may use parallel workers)",
+                        Self::select_sql(&plan)
+                    )
+                } else {
+                    Self::copy_sql(&plan, None)
+                };
                 if !plan.residual.is_empty() {
                     s.push_str(" + local filter");
                 }

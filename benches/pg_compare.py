@@ -218,11 +218,35 @@ BENCH_ORDER = ["load", "scan", "scan_arrow", "filter"]
 
 
 def report(path):
-    rows = []
+    raw = []
     for line in open(path):
         line = line.strip()
         if line.startswith("{"):
-            rows.append(json.loads(line))
+            raw.append(json.loads(line))
+    # Several records of one engine and bench (load rounds): the median time, all runs, the
+    # highest RSS; a failed round makes the whole result a failure.
+    rows, seen = [], {}
+    for r in raw:
+        key = (r["bench"], r["engine"])
+        if key not in seen:
+            seen[key] = []
+            rows.append(key)
+        seen[key].append(r)
+    merged = []
+    for key in rows:
+        group = seen[key]
+        failed = [r for r in group if "seconds" not in r]
+        if failed:
+            merged.append(failed[0])
+            continue
+        m = dict(group[0])
+        m["seconds"] = statistics.median(r["seconds"] for r in group)
+        m["runs"] = sum(r["runs"] for r in group)
+        m["rss_mb"] = max(r["rss_mb"] for r in group)
+        if len(group) > 1:
+            m["all"] = [round(r["seconds"], 2) for r in group]
+        merged.append(m)
+    rows = merged
     print()
     print(f"PostgreSQL benchmark, TPC-H lineitem, table {TABLE} "
           "(ratio = dataknobs seconds / that engine's seconds; < 1 means dataknobs is faster)")
@@ -258,7 +282,8 @@ def report(path):
                     misses.append(f"{bench}: dataknobs peak RSS {r['rss_mb']} MB "
                                   f"(target <= {RSS_TARGET_MB[bench]})")
             print(f"{bench:11} {r['engine']:14} {r['seconds']:9.3f} {r['runs']:4} "
-                  f"{r.get('rows', ''):>9} {r['rss_mb']:11.0f} {ratio:>8}  {target}")
+                  f"{r.get('rows', ''):>9} {r['rss_mb']:11.0f} {ratio:>8}  {target}"
+                  + (f"  (runs: {r['all']})" if "all" in r else ""))
         counts = {r.get("rows") for r in group if "seconds" in r}
         if len(counts) > 1:
             misses.append(f"{bench}: the engines disagree on the row count: {sorted(counts)}")

@@ -3,7 +3,8 @@
 # side with DuckDB's postgres extension, ConnectorX and psql (benches/pg_compare.py), each tool
 # in its own process, then a table of times, peak RSS and ratios.
 #   load:       dataknobs CTAS pg.T from the Parquet file | DuckDB CTAS pg.T_duckdb from the
-#               same file | psql \copy T_copy from the CSV file
+#               same file (LOAD_ROUNDS rounds, default 3, alternating) | psql \copy T_copy from
+#               the CSV file
 #   scan:       an aggregate over every column of T (dataknobs, DuckDB), and SELECT * into
 #               Arrow (dataknobs and DuckDB streaming; ConnectorX 1 and 2 partitions)
 #   filter:     SELECT * FROM T WHERE l_orderkey < 6000 (6018 rows; no index, ANALYZEd)
@@ -77,10 +78,15 @@ other() {
 if [ "${SKIP_LOAD:-0}" != 1 ]; then
   echo "== load (each after a CHECKPOINT)" >&2
   pg -c "DROP TABLE IF EXISTS $T, ${T}_duckdb, ${T}_copy"
-  pg -c CHECKPOINT || true
-  dk load
-  pg -c CHECKPOINT || true
-  other duckdb load
+  # Loads vary by seconds from run to run (checkpoints, WAL): LOAD_ROUNDS rounds of
+  # dataknobs then DuckDB, alternating, each after a CHECKPOINT; the report takes medians.
+  for round in $(seq "${LOAD_ROUNDS:-3}"); do
+    echo "-- load round $round" >&2
+    pg -c CHECKPOINT || true
+    dk load
+    pg -c CHECKPOINT || true
+    other duckdb load
+  done
   pg -c CHECKPOINT || true
   other psql load
   # The dataknobs table is the one every tool scans below; if its load failed, scan a copy so

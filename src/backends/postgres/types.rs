@@ -26,10 +26,12 @@ use std::sync::Arc;
 
 use bytes::{BufMut, BytesMut};
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder,
-    Decimal256Builder, Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder,
-    IntervalMonthDayNanoBuilder, ListArray, NullBufferBuilder, StringArray, StringBuilder,
-    Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
+    Array, ArrayRef, AsArray, BinaryBuilder, BooleanArray, BooleanBuilder, Date32Array,
+    Date32Builder, Decimal128Array, Decimal128Builder, Decimal256Builder, Float32Array,
+    Float32Builder, Float64Array, Float64Builder, Int16Array, Int16Builder, Int32Array,
+    Int32Builder, Int64Array, Int64Builder, IntervalMonthDayNanoBuilder, ListArray,
+    NullBufferBuilder, StringArray, StringBuilder, StringViewArray, Time64MicrosecondBuilder,
+    TimestampMicrosecondArray, TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
@@ -762,6 +764,59 @@ impl ColumnDecoder {
 pub struct ColumnEncoder {
     array: ArrayRef,
     kind: Kind,
+    /// The array downcast once per batch for the common types (None: the generic path).
+    fast: Fast,
+}
+
+/// Typed arrays of the common column types, so encoding a value is a direct read.
+enum Fast {
+    Bool(BooleanArray),
+    I16(Int16Array),
+    I32(Int32Array),
+    I64(Int64Array),
+    F32(Float32Array),
+    F64(Float64Array),
+    Dec128(Decimal128Array, i8),
+    Utf8(StringArray),
+    Utf8View(StringViewArray),
+    Date(Date32Array),
+    Timestamp(TimestampMicrosecondArray),
+    None,
+}
+
+impl Fast {
+    fn of(a: &ArrayRef, kind: &Kind) -> Fast {
+        use datafusion::arrow::datatypes as t;
+        match (kind, a.data_type()) {
+            (Kind::Bool, DataType::Boolean) => Fast::Bool(a.as_boolean().clone()),
+            (Kind::Int2, DataType::Int16) => Fast::I16(a.as_primitive::<t::Int16Type>().clone()),
+            (Kind::Int4, DataType::Int32) => Fast::I32(a.as_primitive::<t::Int32Type>().clone()),
+            (Kind::Int8, DataType::Int64) => Fast::I64(a.as_primitive::<t::Int64Type>().clone()),
+            (Kind::Float4, DataType::Float32) => {
+                Fast::F32(a.as_primitive::<t::Float32Type>().clone())
+            }
+            (Kind::Float8, DataType::Float64) => {
+                Fast::F64(a.as_primitive::<t::Float64Type>().clone())
+            }
+            (Kind::Numeric(Some((p, s))), DataType::Decimal128(..)) if *p <= 38 => {
+                Fast::Dec128(a.as_primitive::<t::Decimal128Type>().clone(), *s)
+            }
+            (
+                Kind::Varchar | Kind::Text | Kind::Bpchar | Kind::Enum | Kind::Json,
+                DataType::Utf8,
+            ) => Fast::Utf8(a.as_string::<i32>().clone()),
+            (
+                Kind::Varchar | Kind::Text | Kind::Bpchar | Kind::Enum | Kind::Json,
+                DataType::Utf8View,
+            ) => Fast::Utf8View(a.as_string_view().clone()),
+            (Kind::Date, DataType::Date32) => Fast::Date(a.as_primitive::<t::Date32Type>().clone()),
+            (
+                Kind::Timestamp | Kind::Timestamptz,
+                DataType::Timestamp(TimeUnit::Microsecond, _),
+            ) => Fast::Timestamp(a.as_primitive::<t::TimestampMicrosecondType>().clone()),
+            _ => Fast::None,
+        }
+    }
 }
 
 /// Casts `array` to the Arrow type a column of `kind` is read as (checked: an out-of-range
@@ -801,8 +856,10 @@ impl ColumnEncoder {
                 "column '{column}': nested arrays are not supported"
             )));
         }
+        let array = canonical(array, kind, column)?;
         Ok(ColumnEncoder {
-            array: canonical(array, kind, column)?,
+            fast: Fast::of(&array, kind),
+            array,
             kind: kind.clone(),
         })
     }
@@ -810,7 +867,68 @@ impl ColumnEncoder {
     /// Writes the value at `row` (length prefix and bytes, or -1 for NULL).
     #[inline]
     pub fn encode(&self, row: usize, out: &mut BytesMut) -> std::result::Result<(), String> {
-        encode_value(self.array.as_ref(), &self.kind, row, out)
+        macro_rules! fixed {
+            ($a:expr, $len:expr, $put:ident, $v:expr) => {{
+                if $a.is_null(row) {
+                    out.put_i32(-1);
+                } else {
+                    out.put_i32($len);
+                    out.$put($v);
+                }
+            }};
+        }
+        match &self.fast {
+            Fast::Bool(a) => fixed!(a, 1, put_u8, u8::from(a.value(row))),
+            Fast::I16(a) => fixed!(a, 2, put_i16, a.value(row)),
+            Fast::I32(a) => fixed!(a, 4, put_i32, a.value(row)),
+            Fast::I64(a) => fixed!(a, 8, put_i64, a.value(row)),
+            Fast::F32(a) => fixed!(a, 4, put_f32, a.value(row)),
+            Fast::F64(a) => fixed!(a, 8, put_f64, a.value(row)),
+            Fast::Date(a) => fixed!(
+                a,
+                4,
+                put_i32,
+                a.value(row)
+                    .checked_sub(EPOCH_DAYS)
+                    .ok_or("date out of range")?
+            ),
+            Fast::Dec128(a, scale) => {
+                if a.is_null(row) {
+                    out.put_i32(-1);
+                } else {
+                    write_numeric_i128(a.value(row), *scale, out)?;
+                }
+            }
+            Fast::Timestamp(a) => {
+                if a.is_null(row) {
+                    out.put_i32(-1);
+                } else {
+                    let v = a.value(row);
+                    out.put_i32(8);
+                    out.put_i64(v.checked_sub(EPOCH_US).ok_or("timestamp out of range")?);
+                }
+            }
+            Fast::Utf8(a) => {
+                if a.is_null(row) {
+                    out.put_i32(-1);
+                } else {
+                    let v = a.value(row);
+                    out.put_i32(v.len() as i32);
+                    out.put_slice(v.as_bytes());
+                }
+            }
+            Fast::Utf8View(a) => {
+                if a.is_null(row) {
+                    out.put_i32(-1);
+                } else {
+                    let v = a.value(row);
+                    out.put_i32(v.len() as i32);
+                    out.put_slice(v.as_bytes());
+                }
+            }
+            Fast::None => encode_value(self.array.as_ref(), &self.kind, row, out)?,
+        }
+        Ok(())
     }
 }
 
@@ -893,7 +1011,7 @@ fn encode_value(
         Kind::Date => {
             let d = a.as_primitive::<t::Date32Type>().value(row);
             out.put_i32(4);
-            out.put_i32(d - EPOCH_DAYS);
+            out.put_i32(d.checked_sub(EPOCH_DAYS).ok_or("date out of range")?);
         }
         Kind::Time => {
             out.put_i32(8);
@@ -992,7 +1110,10 @@ pub fn write_numeric_i128(
     let div = 10u128
         .checked_pow(scale)
         .ok_or("decimal scale too large to write")?;
-    let (int, frac) = (mag / div, mag % div);
+    let (int, frac) = match (u64::try_from(mag), u64::try_from(div)) {
+        (Ok(m), Ok(d)) => (u128::from(m / d), u128::from(m % d)),
+        _ => (mag / div, mag % div),
+    };
     // Base-10000 digit groups, lowest first: the fraction (its lowest group padded with zeros
     // on the right), then the integer part. 64-bit arithmetic when both parts fit.
     let mut groups = [0i16; 24];

@@ -255,6 +255,21 @@ pub fn classify(
         .collect()
 }
 
+/// Drops table qualifiers (`t.a` → `a`) so expressions match a collection's unqualified
+/// columns.
+pub fn strip_qualifiers(e: &Expr) -> Expr {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    e.clone()
+        .transform(|e| match e {
+            Expr::Column(c) if c.relation.is_some() => Ok(Transformed::yes(Expr::Column(
+                datafusion::common::Column::new_unqualified(c.name),
+            ))),
+            other => Ok(Transformed::no(other)),
+        })
+        .map(|t| t.data)
+        .unwrap_or_else(|_| e.clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,19 +325,4 @@ mod tests {
         assert!(expr_to_filter(&(col("a") + lit(1)).eq(lit(2)), &s).is_none());
         assert!(expr_to_filter(&col("nope").eq(lit(2)), &s).is_none());
     }
-}
-
-/// Drops table qualifiers (`t.a` → `a`) so expressions match a collection's unqualified
-/// columns.
-pub fn strip_qualifiers(e: &Expr) -> Expr {
-    use datafusion::common::tree_node::{Transformed, TreeNode};
-    e.clone()
-        .transform(|e| match e {
-            Expr::Column(c) if c.relation.is_some() => Ok(Transformed::yes(Expr::Column(
-                datafusion::common::Column::new_unqualified(c.name),
-            ))),
-            other => Ok(Transformed::no(other)),
-        })
-        .map(|t| t.data)
-        .unwrap_or_else(|_| e.clone())
 }

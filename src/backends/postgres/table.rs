@@ -1133,14 +1133,10 @@ async fn decode_rows(
         .await
         .map_err(|e| pg_error(&format!("cannot read {table}"), &e))?;
     let mut stream = std::pin::pin!(stream);
-    let mut decoders: Vec<ColumnDecoder> = columns
-        .iter()
-        .map(|c| ColumnDecoder::new(&c.kind, BATCH_ROWS))
-        .collect();
-    let mut rows = 0usize;
+    let mut out = Batches::new(columns, schema, table, tx);
     while let Some(row) = stream.next().await {
         let row = row.map_err(|e| pg_error(&format!("reading {table} failed"), &e))?;
-        for (i, (c, d)) in columns.iter().zip(decoders.iter_mut()).enumerate() {
+        for (i, (c, d)) in columns.iter().zip(out.decoders.iter_mut()).enumerate() {
             let bad = |m: String| {
                 Error::type_error(format!("reading {table}, column '{}': {m}", c.name))
                     .with_backend(BACKEND)
@@ -1148,22 +1144,68 @@ async fn decode_rows(
             let v: Option<RawField> = row.try_get(i).map_err(|e| bad(e.to_string()))?;
             d.append(v.map(|r| r.0), &c.kind).map_err(bad)?;
         }
-        rows += 1;
-        if rows == BATCH_ROWS {
-            let batch = finish(&mut decoders, schema, rows, columns, table)?;
-            rows = 0;
-            if tx.send(Ok(batch)).await.is_err() {
-                return Ok(false);
-            }
-        }
-    }
-    if rows > 0 {
-        let batch = finish(&mut decoders, schema, rows, columns, table)?;
-        if tx.send(Ok(batch)).await.is_err() {
+        if !out.row_done().await? {
             return Ok(false);
         }
     }
-    Ok(true)
+    out.flush().await
+}
+
+/// Column decoders filling one Arrow batch at a time, each full batch sent on.
+struct Batches<'a> {
+    decoders: Vec<ColumnDecoder>,
+    rows: usize,
+    columns: &'a [PgColumn],
+    schema: &'a SchemaRef,
+    table: &'a str,
+    tx: &'a tokio::sync::mpsc::Sender<datafusion::error::Result<RecordBatch>>,
+}
+
+impl<'a> Batches<'a> {
+    fn new(
+        columns: &'a [PgColumn],
+        schema: &'a SchemaRef,
+        table: &'a str,
+        tx: &'a tokio::sync::mpsc::Sender<datafusion::error::Result<RecordBatch>>,
+    ) -> Self {
+        Batches {
+            decoders: columns
+                .iter()
+                .map(|c| ColumnDecoder::new(&c.kind, BATCH_ROWS))
+                .collect(),
+            rows: 0,
+            columns,
+            schema,
+            table,
+            tx,
+        }
+    }
+
+    /// Counts a row the decoders took; sends the batch when it is full. Ok(false): the
+    /// receiver went away.
+    async fn row_done(&mut self) -> Result<bool> {
+        self.rows += 1;
+        if self.rows < BATCH_ROWS {
+            return Ok(true);
+        }
+        self.flush().await
+    }
+
+    /// Sends the rows decoded so far, if any. Ok(false): the receiver went away.
+    async fn flush(&mut self) -> Result<bool> {
+        if self.rows == 0 {
+            return Ok(true);
+        }
+        let batch = finish(
+            &mut self.decoders,
+            self.schema,
+            self.rows,
+            self.columns,
+            self.table,
+        )?;
+        self.rows = 0;
+        Ok(self.tx.send(Ok(batch)).await.is_ok())
+    }
 }
 
 /// Reads the COPY stream and sends Arrow batches; Ok(false) if the receiver went away.
@@ -1180,11 +1222,7 @@ async fn decode_copy(
         .await
         .map_err(|e| pg_error(&format!("cannot read {table}"), &e))?;
     let mut stream = std::pin::pin!(stream);
-    let mut decoders: Vec<ColumnDecoder> = columns
-        .iter()
-        .map(|c| ColumnDecoder::new(&c.kind, BATCH_ROWS))
-        .collect();
-    let mut rows = 0usize;
+    let mut out = Batches::new(columns, schema, table, tx);
     let mut pending = BytesMut::new();
     let mut header = false;
     let mut done = false;
@@ -1214,16 +1252,11 @@ async fn decode_copy(
             header = true;
         }
         loop {
-            match parse_tuple(&data[pos..], columns, &mut decoders) {
+            match parse_tuple(&data[pos..], columns, &mut out.decoders) {
                 Ok(Tuple::Row(n)) => {
                     pos += n;
-                    rows += 1;
-                    if rows == BATCH_ROWS {
-                        let batch = finish(&mut decoders, schema, rows, columns, table)?;
-                        rows = 0;
-                        if tx.send(Ok(batch)).await.is_err() {
-                            return Ok(false);
-                        }
+                    if !out.row_done().await? {
+                        return Ok(false);
                     }
                 }
                 Ok(Tuple::End) => {
@@ -1252,13 +1285,7 @@ async fn decode_copy(
         )
         .with_backend(BACKEND));
     }
-    if rows > 0 {
-        let batch = finish(&mut decoders, schema, rows, columns, table)?;
-        if tx.send(Ok(batch)).await.is_err() {
-            return Ok(false);
-        }
-    }
-    Ok(true)
+    out.flush().await
 }
 
 enum Tuple {

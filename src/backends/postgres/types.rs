@@ -908,27 +908,23 @@ impl ColumnEncoder {
                     out.put_i64(v.checked_sub(EPOCH_US).ok_or("timestamp out of range")?);
                 }
             }
-            Fast::Utf8(a) => {
-                if a.is_null(row) {
-                    out.put_i32(-1);
-                } else {
-                    let v = a.value(row);
-                    out.put_i32(v.len() as i32);
-                    out.put_slice(v.as_bytes());
-                }
-            }
-            Fast::Utf8View(a) => {
-                if a.is_null(row) {
-                    out.put_i32(-1);
-                } else {
-                    let v = a.value(row);
-                    out.put_i32(v.len() as i32);
-                    out.put_slice(v.as_bytes());
-                }
-            }
+            Fast::Utf8(a) => put_text(out, a.is_valid(row).then(|| a.value(row))),
+            Fast::Utf8View(a) => put_text(out, a.is_valid(row).then(|| a.value(row))),
             Fast::None => encode_value(self.array.as_ref(), &self.kind, row, out)?,
         }
         Ok(())
+    }
+}
+
+/// Writes a text value (length prefix and bytes) or -1 for NULL.
+#[inline]
+fn put_text(out: &mut BytesMut, v: Option<&str>) {
+    match v {
+        Some(v) => {
+            out.put_i32(v.len() as i32);
+            out.put_slice(v.as_bytes());
+        }
+        None => out.put_i32(-1),
     }
 }
 

@@ -12,6 +12,9 @@ measurement runs in its own process, so peak RSS (ru_maxrss) belongs to that one
       duckdb scan_arrow  SELECT * FROM pg.<T> streamed as Arrow record batches (not kept)
       connectorx scan_arrow   cx.read_sql(url, "SELECT * FROM <T>", return_type="arrow")
       connectorx_p2 scan_arrow  the same, partition_on="l_orderkey", partition_num=2
+      psql_floor scan    PostgreSQL's own part of a scan: the same two ctid-range binary COPYs
+                         the dataknobs scan sends, run by two psql \\copy to /dev/null at once
+                         (a client that does nothing with the rows)
       psql filter        FILTER below, server round trip measured by psql's \\timing
       duckdb filter      FILTER below over pg.<T>
   pg_compare.py report RESULTS.jsonl   times, peak RSS, ratios dataknobs/other, targets
@@ -188,6 +191,23 @@ def run(tool, bench):
             return table.num_rows
 
         secs, rows = timed(scan, runs)
+    elif (tool, bench) == ("psql_floor", "scan"):
+        child_rss = True
+        pages = int(psql(f"SELECT pg_relation_size('{TABLE}') / 8192"))
+        half = -(-pages // 2)
+        ranges = [f"ctid < '({half},0)'::tid", f"ctid >= '({half},0)'::tid"]
+
+        def scan():
+            procs = [subprocess.Popen(
+                ["psql", URL, "-X", "-v", "ON_ERROR_STOP=1", "-c",
+                 f"\\copy (SELECT * FROM {TABLE} WHERE {r}) TO '/dev/null' WITH (FORMAT binary)"],
+                stdout=subprocess.PIPE, text=True) for r in ranges]
+            outs = [p.communicate()[0] for p in procs]
+            if any(p.returncode for p in procs):
+                sys.exit("psql \\copy failed")
+            return sum(int(re.search(r"COPY (\d+)", o).group(1)) for o in outs)
+
+        secs, rows = timed(scan, runs)
     elif (tool, bench) == ("psql", "filter"):
         child_rss = True
         sql = FILTER.replace("{T}", TABLE)
@@ -284,6 +304,11 @@ def report(path):
             print(f"{bench:11} {r['engine']:14} {r['seconds']:9.3f} {r['runs']:4} "
                   f"{r.get('rows', ''):>9} {r['rss_mb']:11.0f} {ratio:>8}  {target}"
                   + (f"  (runs: {r['all']})" if "all" in r else ""))
+        floor = next((r for r in group if r["engine"] == "psql_floor" and "seconds" in r), None)
+        duck = next((r for r in group if r["engine"] == "duckdb" and "seconds" in r), None)
+        if floor and duck:
+            print(f"{'':11} PostgreSQL alone (psql_floor) takes {floor['seconds'] / duck['seconds']:.2f}x "
+                  f"DuckDB's time: a client that cost nothing would reach that ratio")
         counts = {r.get("rows") for r in group if "seconds" in r}
         if len(counts) > 1:
             misses.append(f"{bench}: the engines disagree on the row count: {sorted(counts)}")

@@ -5,7 +5,8 @@
 #   load:       dataknobs CTAS pg.T from the Parquet file | DuckDB CTAS pg.T_duckdb from the
 #               same file (LOAD_ROUNDS rounds, default 3, alternating) | psql \copy T_copy from
 #               the CSV file
-#   scan:       an aggregate over every column of T (dataknobs, DuckDB), and SELECT * into
+#   scan:       an aggregate over every column of T (dataknobs, DuckDB; psql_floor: PostgreSQL
+#               alone, two ctid-range COPYs to /dev/null), and SELECT * into
 #               Arrow (dataknobs and DuckDB streaming; ConnectorX 1 and 2 partitions)
 #   filter:     SELECT * FROM T WHERE l_orderkey < 6000 (6018 rows; no index, ANALYZEd)
 # Usage: benches/pg_lineitem.sh [DATA_DIR]   (default /var/tmp/dataknobs-tpch)
@@ -106,6 +107,7 @@ pg -Atc "SELECT count(*) FROM $T" >/dev/null
 echo "== scan" >&2
 dk scan
 other duckdb scan
+other psql_floor scan
 dk scan_arrow
 other duckdb scan_arrow
 other connectorx scan_arrow

@@ -12,6 +12,7 @@
 //! pool_size=N&unknown_types=text|error&schema=NAME&connect_timeout=SECONDS`. The password may
 //! also come from [`PgOptions::password`] or the `PGPASSWORD` environment variable.
 
+mod decode;
 pub mod sql;
 pub mod table;
 pub mod types;

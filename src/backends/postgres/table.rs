@@ -19,6 +19,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::{SinkExt, StreamExt};
 use parking_lot::RwLock;
 
+use super::decode::{BATCH_ROWS, CopyReader, finish_batch};
 use super::sql::{self, Columns, Literals, Params};
 use super::types::{ColumnDecoder, ColumnEncoder, Kind, PgColumn};
 use super::{BACKEND, Inner, pg_error};
@@ -28,7 +29,6 @@ use crate::query::{Filter, FilterExpr, Operator, Query, SortSpec};
 use crate::record::{Record, Value, batch_to_records, infer_schema, records_to_batch};
 
 /// Rows per Arrow batch produced by a scan.
-const BATCH_ROWS: usize = 8192;
 /// Tables smaller than this many pages are read by one connection.
 const MIN_PAGES_PER_PARTITION: u64 = 1024;
 /// At most this many estimated rows for a selective scan read through the row protocol.
@@ -1196,7 +1196,7 @@ impl<'a> Batches<'a> {
         if self.rows == 0 {
             return Ok(true);
         }
-        let batch = finish(
+        let batch = finish_batch(
             &mut self.decoders,
             self.schema,
             self.rows,
@@ -1222,143 +1222,24 @@ async fn decode_copy(
         .await
         .map_err(|e| pg_error(&format!("cannot read {table}"), &e))?;
     let mut stream = std::pin::pin!(stream);
-    let mut out = Batches::new(columns, schema, table, tx);
-    let mut pending = BytesMut::new();
-    let mut header = false;
-    let mut done = false;
+    let mut reader = CopyReader::new(columns, schema.clone(), table);
+    let mut ready = Vec::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| pg_error(&format!("reading {table} failed"), &e))?;
-        let data: &[u8] = if pending.is_empty() {
-            &chunk
-        } else {
-            pending.extend_from_slice(&chunk);
-            &pending
-        };
-        let mut pos = 0usize;
-        if !header {
-            if data.len() < 19 {
-                pending = BytesMut::from(data);
-                continue;
-            }
-            if &data[..11] != b"PGCOPY\n\xff\r\n\0" {
-                return Err(Error::internal(format!("{table}: unexpected COPY header")));
-            }
-            let ext = i32::from_be_bytes([data[15], data[16], data[17], data[18]]).max(0) as usize;
-            if data.len() < 19 + ext {
-                pending = BytesMut::from(data);
-                continue;
-            }
-            pos = 19 + ext;
-            header = true;
-        }
-        loop {
-            match parse_tuple(&data[pos..], columns, &mut out.decoders) {
-                Ok(Tuple::Row(n)) => {
-                    pos += n;
-                    if !out.row_done().await? {
-                        return Ok(false);
-                    }
-                }
-                Ok(Tuple::End) => {
-                    done = true;
-                    pos = data.len();
-                    break;
-                }
-                Ok(Tuple::Incomplete) => break,
-                Err((col, msg)) => {
-                    return Err(Error::type_error(format!(
-                        "reading {table}, column '{}': {msg}",
-                        columns.get(col).map(|c| c.name.as_str()).unwrap_or("?")
-                    ))
-                    .with_backend(BACKEND));
-                }
+        reader.feed(&chunk, &mut ready)?;
+        for batch in ready.drain(..) {
+            if tx.send(Ok(batch)).await.is_err() {
+                return Ok(false);
             }
         }
-        let rest = data[pos..].to_vec();
-        pending.clear();
-        pending.extend_from_slice(&rest);
     }
-    if !done && header {
-        return Err(Error::new(
-            ErrorKind::Connection,
-            format!("reading {table}: the COPY stream ended early"),
-        )
-        .with_backend(BACKEND));
-    }
-    out.flush().await
-}
-
-enum Tuple {
-    Row(usize),
-    End,
-    Incomplete,
-}
-
-/// Parses one tuple into the decoders. A tuple split across chunks is left for later
-/// (nothing is appended until the whole tuple is there).
-#[inline]
-fn parse_tuple(
-    data: &[u8],
-    columns: &[PgColumn],
-    decoders: &mut [ColumnDecoder],
-) -> std::result::Result<Tuple, (usize, String)> {
-    if data.len() < 2 {
-        return Ok(Tuple::Incomplete);
-    }
-    let n = i16::from_be_bytes([data[0], data[1]]);
-    if n == -1 {
-        return Ok(Tuple::End);
-    }
-    if n as usize != columns.len() {
-        return Err((0, format!("expected {} fields, got {n}", columns.len())));
-    }
-    // First check the whole tuple is present.
-    let mut pos = 2usize;
-    for _ in 0..columns.len() {
-        let Some(l) = data.get(pos..pos + 4) else {
-            return Ok(Tuple::Incomplete);
-        };
-        let len = i32::from_be_bytes([l[0], l[1], l[2], l[3]]);
-        pos += 4 + len.max(0) as usize;
-        if pos > data.len() {
-            return Ok(Tuple::Incomplete);
+    reader.finish(&mut ready)?;
+    for batch in ready {
+        if tx.send(Ok(batch)).await.is_err() {
+            return Ok(false);
         }
     }
-    let mut pos = 2usize;
-    for (i, (c, d)) in columns.iter().zip(decoders.iter_mut()).enumerate() {
-        let len = i32::from_be_bytes([data[pos], data[pos + 1], data[pos + 2], data[pos + 3]]);
-        pos += 4;
-        if len < 0 {
-            d.append(None, &c.kind).map_err(|m| (i, m))?;
-        } else {
-            let end = pos + len as usize;
-            d.append(Some(&data[pos..end]), &c.kind)
-                .map_err(|m| (i, m))?;
-            pos = end;
-        }
-    }
-    Ok(Tuple::Row(pos))
-}
-
-fn finish(
-    decoders: &mut [ColumnDecoder],
-    schema: &SchemaRef,
-    rows: usize,
-    columns: &[PgColumn],
-    table: &str,
-) -> Result<RecordBatch> {
-    let mut arrays = Vec::with_capacity(decoders.len());
-    for (d, c) in decoders.iter_mut().zip(columns) {
-        arrays.push(d.finish().map_err(|m| {
-            Error::type_error(format!("reading {table}, column '{}': {m}", c.name))
-                .with_backend(BACKEND)
-        })?);
-    }
-    Ok(RecordBatch::try_new_with_options(
-        schema.clone(),
-        arrays,
-        &RecordBatchOptions::new().with_row_count(Some(rows)),
-    )?)
+    Ok(true)
 }
 
 fn tokio_stream_from(

@@ -40,6 +40,7 @@ use datafusion::arrow::datatypes::{
 };
 use datafusion::arrow::util::display::FormatOptions;
 
+use super::decode::{FieldRef, Tuples};
 use crate::error::{Error, Result};
 use crate::record::{EXTENSION_NAME_KEY, JSON_EXTENSION, TYPE_METADATA_KEY};
 
@@ -47,8 +48,8 @@ use crate::record::{EXTENSION_NAME_KEY, JSON_EXTENSION, TYPE_METADATA_KEY};
 pub const PG_TYPE_KEY: &str = "dataknobs.pg_type";
 
 /// Microseconds (and days) between 1970-01-01 and PostgreSQL's epoch 2000-01-01.
-const EPOCH_US: i64 = 946_684_800_000_000;
-const EPOCH_DAYS: i32 = 10_957;
+pub(super) const EPOCH_US: i64 = 946_684_800_000_000;
+pub(super) const EPOCH_DAYS: i32 = 10_957;
 
 /// The kinds of PostgreSQL type dataknobs maps.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -676,6 +677,88 @@ impl ColumnDecoder {
                 let last = *offsets.last().unwrap_or(&0);
                 offsets.push(last + n as i32);
                 nulls.append_non_null();
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends column `col` of every tuple in `t`: one match per column and sub-batch, then
+    /// a tight loop over the rows (the per-value [`ColumnDecoder::append`] serves the rarer
+    /// kinds).
+    pub fn append_column(
+        &mut self,
+        t: &Tuples,
+        col: usize,
+        kind: &Kind,
+    ) -> std::result::Result<(), String> {
+        let buf = t.buf.as_slice();
+        let fields = t.column(col);
+        // The value of a field (None for NULL); the parser checked every range.
+        let value = |f: &FieldRef| -> std::result::Result<Option<&[u8]>, String> {
+            match usize::try_from(f.len) {
+                Err(_) => Ok(None),
+                Ok(n) => buf
+                    .get(f.start..f.start + n)
+                    .map(Some)
+                    .ok_or_else(|| bad(kind, n)),
+            }
+        };
+        macro_rules! fixed {
+            ($b:expr, $n:literal, |$a:ident| $conv:expr) => {{
+                for f in fields {
+                    match value(f)? {
+                        None => $b.append_null(),
+                        Some(v) => {
+                            let $a: [u8; $n] = v.try_into().map_err(|_| bad(kind, v.len()))?;
+                            $b.append_value($conv);
+                        }
+                    }
+                }
+            }};
+        }
+        match self {
+            ColumnDecoder::Bool(b) => fixed!(b, 1, |a| a[0] != 0),
+            ColumnDecoder::Int2(b) => fixed!(b, 2, |a| i16::from_be_bytes(a)),
+            ColumnDecoder::Int4(b) => fixed!(b, 4, |a| i32::from_be_bytes(a)),
+            ColumnDecoder::Int8(b) => fixed!(b, 8, |a| i64::from_be_bytes(a)),
+            ColumnDecoder::Float4(b) => fixed!(b, 4, |a| f32::from_be_bytes(a)),
+            ColumnDecoder::Float8(b) => fixed!(b, 8, |a| f64::from_be_bytes(a)),
+            ColumnDecoder::Time(b) => fixed!(b, 8, |a| i64::from_be_bytes(a)),
+            ColumnDecoder::Date(b) => fixed!(b, 4, |a| {
+                let d = i32::from_be_bytes(a);
+                if d == i32::MAX || d == i32::MIN {
+                    return Err("date 'infinity' has no Arrow value".into());
+                }
+                d.checked_add(EPOCH_DAYS).ok_or("date out of range")?
+            }),
+            ColumnDecoder::Timestamp(b, _) => fixed!(b, 8, |a| {
+                let v = i64::from_be_bytes(a);
+                if v == i64::MAX || v == i64::MIN {
+                    return Err("timestamp 'infinity' has no Arrow value".into());
+                }
+                v.checked_add(EPOCH_US).ok_or("timestamp out of range")?
+            }),
+            ColumnDecoder::Dec128(b, _, s) => {
+                let s = *s;
+                for f in fields {
+                    match value(f)? {
+                        None => b.append_null(),
+                        Some(v) => b.append_value(numeric_to_i128(v, s)?),
+                    }
+                }
+            }
+            ColumnDecoder::Str(b) | ColumnDecoder::Bytea(b) => {
+                for f in fields {
+                    match value(f)? {
+                        None => b.append_null(),
+                        Some(v) => b.append_value(v),
+                    }
+                }
+            }
+            _ => {
+                for f in fields {
+                    self.append(value(f)?, kind)?;
+                }
             }
         }
         Ok(())

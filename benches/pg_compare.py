@@ -231,9 +231,12 @@ def run(tool, bench):
 
 
 # (bench, other engine) -> (target for dataknobs seconds / other seconds, strict?)
+# The full-scan target (<= 0.9x DuckDB, <= 300 MB) names two forms, an aggregate that
+# forces every column through and a projection of all columns into Arrow: both are reported.
 TARGETS = {("load", "duckdb"): (1.0, False), ("load", "psql_copy"): (1.0, True),
-           ("scan", "duckdb"): (0.9, False), ("filter", "psql"): (1.2, False)}
-RSS_TARGET_MB = {"scan": 300}
+           ("scan", "duckdb"): (0.9, False), ("scan_arrow", "duckdb"): (0.9, False),
+           ("filter", "psql"): (1.2, False)}
+RSS_TARGET_MB = {"scan": 300, "scan_arrow": 300}
 BENCH_ORDER = ["load", "scan", "scan_arrow", "filter"]
 
 
@@ -307,8 +310,8 @@ def report(path):
         floor = next((r for r in group if r["engine"] == "psql_floor" and "seconds" in r), None)
         duck = next((r for r in group if r["engine"] == "duckdb" and "seconds" in r), None)
         if floor and duck:
-            print(f"{'':11} PostgreSQL alone (psql_floor) takes {floor['seconds'] / duck['seconds']:.2f}x "
-                  f"DuckDB's time: a client that cost nothing would reach that ratio")
+            print(f"{'':11} psql_floor (PostgreSQL's COPY output with the thinnest client: libpq and "
+                  f"TLS, no decoding) takes {floor['seconds'] / duck['seconds']:.2f}x DuckDB's time")
         counts = {r.get("rows") for r in group if "seconds" in r}
         if len(counts) > 1:
             misses.append(f"{bench}: the engines disagree on the row count: {sorted(counts)}")

@@ -313,7 +313,66 @@ fn decimal_header(b: &[u8]) -> std::result::Result<(usize, i32, bool), String> {
 }
 
 /// Decodes PostgreSQL's binary numeric into an unscaled integer at `scale`.
+#[inline]
 fn numeric_to_i128(b: &[u8], scale: i8) -> std::result::Result<i128, String> {
+    match numeric_to_i64_fast(b, scale) {
+        Some(v) => Ok(i128::from(v)),
+        None => numeric_to_i128_exact(b, scale),
+    }
+}
+
+/// 10^i for i in 0..=18 (the largest power of ten in an i64).
+const POW10_I64: [i64; 19] = {
+    let mut t = [1i64; 19];
+    let mut i = 1;
+    while i < 19 {
+        t[i] = t[i - 1] * 10;
+        i += 1;
+    }
+    t
+};
+
+/// The common case of [`numeric_to_i128`]: at most five base-10000 digit groups whose value
+/// fits an i64 at the column's scale, in 64-bit arithmetic with constant divisors. None sends
+/// everything else, errors included, to [`numeric_to_i128_exact`].
+#[inline]
+fn numeric_to_i64_fast(b: &[u8], scale: i8) -> Option<i64> {
+    let h = b.get(..8)?;
+    let ndigits = usize::try_from(i16::from_be_bytes([h[0], h[1]])).ok()?;
+    let digits = b.get(8..8 + 2 * ndigits)?;
+    if ndigits > 5 {
+        return None;
+    }
+    let weight = i32::from(i16::from_be_bytes([h[2], h[3]]));
+    let negative = match u16::from_be_bytes([h[4], h[5]]) {
+        0x0000 => false,
+        0x4000 => true,
+        _ => return None,
+    };
+    let scale = i32::from(scale);
+    let mut acc: i64 = 0;
+    for (i, d) in digits.chunks_exact(2).enumerate() {
+        let d = i64::from(i16::from_be_bytes([d[0], d[1]]));
+        let e = 4 * (weight - i as i32) + scale;
+        let v = match e {
+            0..=18 => d.checked_mul(*POW10_I64.get(e as usize)?)?,
+            _ if d == 0 => 0,
+            -1 if d % 10 == 0 => d / 10,
+            -2 if d % 100 == 0 => d / 100,
+            -3 if d % 1000 == 0 => d / 1000,
+            _ => return None,
+        };
+        acc = acc.checked_add(v)?;
+    }
+    if negative {
+        acc.checked_neg()
+    } else {
+        Some(acc)
+    }
+}
+
+/// [`numeric_to_i128`] for any value: 128-bit arithmetic, and the errors.
+fn numeric_to_i128_exact(b: &[u8], scale: i8) -> std::result::Result<i128, String> {
     let (ndigits, weight, negative) = decimal_header(b)?;
     // Each base-10000 digit group is worth 10^e at the column's scale; no division, and
     // 64-bit arithmetic until a value needs more (numeric(p ≤ 18, s) always fits).
@@ -1328,6 +1387,37 @@ mod tests {
         write_numeric_i128(12345, 3, &mut b).unwrap();
         assert!(numeric_to_i128(&b[4..], 2).is_err());
         assert_eq!(numeric_to_i128(&b[4..], 5).unwrap(), 1234500);
+    }
+
+    #[test]
+    fn numeric_fast_path_agrees_with_the_exact_path() {
+        let mut checked = 0;
+        let mut x: i128 = 3;
+        for _ in 0..3000 {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793)
+                .wrapping_add(1_442_695_040_888_963)
+                .rem_euclid(10i128.pow(20));
+            for v in [x, -x, x % 100_000, x % 1_000, 0] {
+                for write_scale in [0i8, 1, 2, 3, 4, 6] {
+                    let mut b = BytesMut::new();
+                    write_numeric_i128(v, write_scale, &mut b).unwrap();
+                    for read_scale in [0i8, 1, 2, 3, 5, 8, 15] {
+                        let exact = numeric_to_i128_exact(&b[4..], read_scale);
+                        if let Some(fast) = numeric_to_i64_fast(&b[4..], read_scale) {
+                            assert_eq!(
+                                Ok(i128::from(fast)),
+                                exact,
+                                "{v} at {write_scale}/{read_scale}"
+                            );
+                            checked += 1;
+                        }
+                        assert_eq!(numeric_to_i128(&b[4..], read_scale), exact);
+                    }
+                }
+            }
+        }
+        assert!(checked > 10_000, "the fast path took only {checked} values");
     }
 
     #[test]

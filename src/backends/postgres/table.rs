@@ -750,22 +750,8 @@ impl PgTable {
         self.grow(std::slice::from_ref(&record)).await?;
         let rel = self.rel();
         let batch = records_to_batch(&strip_untyped(vec![record], &rel), &rel.arrow_schema())?;
-        let r = batch_to_records(&batch, None)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::internal("update produced no row"))?;
         let mut params = Params::default();
-        let mut sets = Vec::new();
-        for c in &rel.columns {
-            params
-                .values
-                .push(sql::Param(r.get(&c.name).cloned().unwrap_or(Value::Null)));
-            sets.push(format!(
-                "{} = ${}",
-                sql::ident(&c.name),
-                params.values.len()
-            ));
-        }
+        let sets = set_list(&rel, &batch, None, &mut params)?;
         let stmt = format!(
             "UPDATE {} SET {} WHERE {}",
             rel.qualified(),
@@ -1100,6 +1086,31 @@ fn encode_rows(
     Ok(())
 }
 
+/// `"col" = $n` for every column of `rel` but `skip`, the values taken from the one row of
+/// `batch` (a record already converted to the table's types) and bound in `params`.
+fn set_list(
+    rel: &Relation,
+    batch: &RecordBatch,
+    skip: Option<&str>,
+    params: &mut Params,
+) -> Result<Vec<String>> {
+    let record = batch_to_records(batch, None)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::internal("update produced no row"))?;
+    let mut sets = Vec::new();
+    for c in rel.columns.iter().filter(|c| Some(c.name.as_str()) != skip) {
+        let v = record.get(&c.name).cloned().unwrap_or(Value::Null);
+        params.values.push(sql::Param(v));
+        sets.push(format!(
+            "{} = ${}",
+            sql::ident(&c.name),
+            params.values.len()
+        ));
+    }
+    Ok(sets)
+}
+
 /// One field's value exactly as PostgreSQL sent it in binary (the bytes binary COPY carries).
 struct RawField<'a>(&'a [u8]);
 
@@ -1346,24 +1357,8 @@ impl Database for PgTable {
         }
         record.set(key.clone(), self.id_value(id)?);
         let (batch, _) = self.to_batch(vec![record.with_id(id)])?;
-        let record = batch_to_records(&batch, None)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::internal("update produced no row"))?;
         let mut params = Params::default();
-        let mut sets = Vec::new();
-        for c in &rel.columns {
-            if c.name == key {
-                continue;
-            }
-            let v = record.get(&c.name).cloned().unwrap_or(Value::Null);
-            params.values.push(sql::Param(v));
-            sets.push(format!(
-                "{} = ${}",
-                sql::ident(&c.name),
-                params.values.len()
-            ));
-        }
+        let sets = set_list(&rel, &batch, Some(&key), &mut params)?;
         if sets.is_empty() {
             return self.exists(id).await;
         }

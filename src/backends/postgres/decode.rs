@@ -33,7 +33,7 @@ pub struct FieldRef {
 }
 
 /// Complete tuples of one sub-batch: their bytes back to back, their fields row by row.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Tuples {
     pub buf: Vec<u8>,
     fields: Vec<FieldRef>,

@@ -20,7 +20,7 @@ use bytes::{BufMut, BytesMut};
 use chrono::{DateTime, Timelike, Utc};
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
-use super::types::{Kind, PgColumn, write_numeric_str};
+use super::types::{EPOCH_US, Kind, PgColumn, write_numeric_str};
 use crate::database::FilterSupport;
 use crate::error::{Error, Result};
 use crate::query::{Filter, FilterExpr, Operator, SortOrder, SortSpec};
@@ -229,7 +229,6 @@ pub fn encode_param(
     ty: &Type,
     out: &mut BytesMut,
 ) -> std::result::Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-    const EPOCH_US: i64 = 946_684_800_000_000;
     if v.is_null() {
         return Ok(IsNull::Yes);
     }

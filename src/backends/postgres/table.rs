@@ -1235,22 +1235,26 @@ async fn decode_copy(
     let mut stream = std::pin::pin!(stream);
     let mut reader = CopyReader::new(columns, schema.clone(), table);
     let mut ready = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| pg_error(&format!("reading {table} failed"), &e))?;
-        reader.feed(&chunk, &mut ready)?;
+    loop {
+        let next = stream.next().await;
+        match &next {
+            Some(chunk) => {
+                let chunk = chunk
+                    .as_ref()
+                    .map_err(|e| pg_error(&format!("reading {table} failed"), e))?;
+                reader.feed(chunk, &mut ready)?;
+            }
+            None => reader.finish(&mut ready)?,
+        }
         for batch in ready.drain(..) {
             if tx.send(Ok(batch)).await.is_err() {
                 return Ok(false);
             }
         }
-    }
-    reader.finish(&mut ready)?;
-    for batch in ready {
-        if tx.send(Ok(batch)).await.is_err() {
-            return Ok(false);
+        if next.is_none() {
+            return Ok(true);
         }
     }
-    Ok(true)
 }
 
 fn tokio_stream_from(

@@ -49,7 +49,7 @@ pub const PG_TYPE_KEY: &str = "dataknobs.pg_type";
 
 /// Microseconds (and days) between 1970-01-01 and PostgreSQL's epoch 2000-01-01.
 pub(super) const EPOCH_US: i64 = 946_684_800_000_000;
-pub(super) const EPOCH_DAYS: i32 = 10_957;
+const EPOCH_DAYS: i32 = 10_957;
 
 /// The kinds of PostgreSQL type dataknobs maps.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -291,6 +291,27 @@ fn be_i64(b: &[u8]) -> Option<i64> {
     Some(i64::from_be_bytes(b.get(..8)?.try_into().ok()?))
 }
 
+/// A PostgreSQL date (days since 2000-01-01) as Arrow's Date32; infinities have no value.
+#[inline]
+fn date32(d: i32) -> std::result::Result<i32, String> {
+    if d == i32::MAX || d == i32::MIN {
+        return Err("date 'infinity' has no Arrow value".into());
+    }
+    d.checked_add(EPOCH_DAYS)
+        .ok_or_else(|| "date out of range".into())
+}
+
+/// A PostgreSQL timestamp (µs since 2000-01-01) as Arrow's µs since 1970; infinities have no
+/// value.
+#[inline]
+fn timestamp_us(t: i64) -> std::result::Result<i64, String> {
+    if t == i64::MAX || t == i64::MIN {
+        return Err("timestamp 'infinity' has no Arrow value".into());
+    }
+    t.checked_add(EPOCH_US)
+        .ok_or_else(|| "timestamp out of range".into())
+}
+
 fn bad(kind: &Kind, len: usize) -> String {
     format!("malformed binary value of type {kind:?} ({len} bytes)")
 }
@@ -321,17 +342,6 @@ fn numeric_to_i128(b: &[u8], scale: i8) -> std::result::Result<i128, String> {
     }
 }
 
-/// 10^i for i in 0..=18 (the largest power of ten in an i64).
-const POW10_I64: [i64; 19] = {
-    let mut t = [1i64; 19];
-    let mut i = 1;
-    while i < 19 {
-        t[i] = t[i - 1] * 10;
-        i += 1;
-    }
-    t
-};
-
 /// The common case of [`numeric_to_i128`]: at most five base-10000 digit groups whose value
 /// fits an i64 at the column's scale, in 64-bit arithmetic with constant divisors. None sends
 /// everything else, errors included, to [`numeric_to_i128_exact`].
@@ -355,7 +365,8 @@ fn numeric_to_i64_fast(b: &[u8], scale: i8) -> Option<i64> {
         let d = i64::from(i16::from_be_bytes([d[0], d[1]]));
         let e = 4 * (weight - i as i32) + scale;
         let v = match e {
-            0..=18 => d.checked_mul(*POW10_I64.get(e as usize)?)?,
+            // 10^e ≤ 10^18 fits an i64, so the cast is exact.
+            0..=18 => d.checked_mul(*POW10_I128.get(e as usize)? as i64)?,
             _ if d == 0 => 0,
             -1 if d % 10 == 0 => d / 10,
             -2 if d % 100 == 0 => d / 100,
@@ -679,19 +690,11 @@ impl ColumnDecoder {
             }
             ColumnDecoder::Bytea(x) => x.append_value(b),
             ColumnDecoder::Date(x) => {
-                let d = be_i32(b).ok_or_else(|| bad(kind, b.len()))?;
-                if d == i32::MAX || d == i32::MIN {
-                    return Err("date 'infinity' has no Arrow value".into());
-                }
-                x.append_value(d.checked_add(EPOCH_DAYS).ok_or("date out of range")?)
+                x.append_value(date32(be_i32(b).ok_or_else(|| bad(kind, b.len()))?)?)
             }
             ColumnDecoder::Time(x) => x.append_value(be_i64(b).ok_or_else(|| bad(kind, b.len()))?),
             ColumnDecoder::Timestamp(x, _) => {
-                let t = be_i64(b).ok_or_else(|| bad(kind, b.len()))?;
-                if t == i64::MAX || t == i64::MIN {
-                    return Err("timestamp 'infinity' has no Arrow value".into());
-                }
-                x.append_value(t.checked_add(EPOCH_US).ok_or("timestamp out of range")?)
+                x.append_value(timestamp_us(be_i64(b).ok_or_else(|| bad(kind, b.len()))?)?)
             }
             ColumnDecoder::Interval(x) => {
                 let us = be_i64(b).ok_or_else(|| bad(kind, b.len()))?;
@@ -783,20 +786,10 @@ impl ColumnDecoder {
             ColumnDecoder::Float4(b) => fixed!(b, 4, |a| f32::from_be_bytes(a)),
             ColumnDecoder::Float8(b) => fixed!(b, 8, |a| f64::from_be_bytes(a)),
             ColumnDecoder::Time(b) => fixed!(b, 8, |a| i64::from_be_bytes(a)),
-            ColumnDecoder::Date(b) => fixed!(b, 4, |a| {
-                let d = i32::from_be_bytes(a);
-                if d == i32::MAX || d == i32::MIN {
-                    return Err("date 'infinity' has no Arrow value".into());
-                }
-                d.checked_add(EPOCH_DAYS).ok_or("date out of range")?
-            }),
-            ColumnDecoder::Timestamp(b, _) => fixed!(b, 8, |a| {
-                let v = i64::from_be_bytes(a);
-                if v == i64::MAX || v == i64::MIN {
-                    return Err("timestamp 'infinity' has no Arrow value".into());
-                }
-                v.checked_add(EPOCH_US).ok_or("timestamp out of range")?
-            }),
+            ColumnDecoder::Date(b) => fixed!(b, 4, |a| date32(i32::from_be_bytes(a))?),
+            ColumnDecoder::Timestamp(b, _) => {
+                fixed!(b, 8, |a| timestamp_us(i64::from_be_bytes(a))?)
+            }
             ColumnDecoder::Dec128(b, _, s) => {
                 let s = *s;
                 for f in fields {

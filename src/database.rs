@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::Expr;
 use futures::TryStreamExt;
@@ -208,6 +209,35 @@ pub trait Database: Send + Sync + Debug {
     async fn delete_where(&self, _filter: Option<&FilterExpr>) -> Result<u64> {
         Err(Error::unsupported(format!(
             "DELETE from '{}' is not supported by this backend",
+            self.collection_name()
+        ))
+        .with_backend(self.backend_name()))
+    }
+
+    /// Can [`Database::scan`] return each row's record id ([`Query::row_ids`]), and do
+    /// [`Database::delete_ids`] / [`Database::update_ids`] work? A DELETE or UPDATE whose WHERE
+    /// the backend cannot evaluate exactly (a subquery, a function) selects its rows with
+    /// DataFusion and then changes them by id; without row ids it is refused.
+    fn supports_row_ids(&self) -> bool {
+        false
+    }
+
+    /// Deletes the rows with these record ids (as a scan with [`Query::row_ids`] returned
+    /// them), all or none; ids no longer present are skipped. Returns how many were deleted.
+    async fn delete_ids(&self, _ids: &[String]) -> Result<u64> {
+        Err(Error::unsupported(format!(
+            "DELETE by row id from '{}' is not supported by this backend",
+            self.collection_name()
+        ))
+        .with_backend(self.backend_name()))
+    }
+
+    /// Sets columns of the rows with these record ids, all or none: `values` has one row per
+    /// id (in the same order) and one column per changed table column, already of the column's
+    /// type. Ids no longer present are skipped. Returns how many rows changed.
+    async fn update_ids(&self, _ids: &[String], _values: RecordBatch) -> Result<u64> {
+        Err(Error::unsupported(format!(
+            "UPDATE by row id of '{}' is not supported by this backend",
             self.collection_name()
         ))
         .with_backend(self.backend_name()))

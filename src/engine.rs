@@ -12,8 +12,11 @@ use datafusion::arrow::array::{RecordBatch, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::{Constraint, TableReference};
 use datafusion::dataframe::DataFrame;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::context::QueryPlanner;
 use datafusion::execution::context::SessionConfig;
 use datafusion::logical_expr::{DdlStatement, LogicalPlan, Statement};
+use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use datafusion::prelude::SessionContext;
 use parking_lot::RwLock;
 
@@ -72,8 +75,15 @@ impl Engine {
             .with_information_schema(true)
             .with_extension(registry.clone());
         // `SELECT … FROM 'path/file.parquet'` queries a file directly, as in datafusion-cli.
-        let ctx = SessionContext::new_with_config(config).enable_url_table();
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .with_query_planner(Arc::new(DataknobsQueryPlanner))
+            .build();
+        let ctx = SessionContext::new_with_state(state).enable_url_table();
         ctx.add_analyzer_rule(Arc::new(crate::rules::LikeEscapeRule));
+        // Last, after type coercion: DELETE/UPDATE/TRUNCATE on backend tables.
+        ctx.add_analyzer_rule(Arc::new(crate::dml::DmlRule));
         let root = Arc::new(RootCatalog::default());
         ctx.register_catalog(DEFAULT_CATALOG, root.clone());
         let engine = Engine {
@@ -397,6 +407,23 @@ impl Engine {
                 Err(e)
             }
         }
+    }
+}
+
+/// DataFusion's physical planner plus dataknobs' own logical nodes ([`crate::dml`]).
+#[derive(Debug)]
+struct DataknobsQueryPlanner;
+
+#[async_trait::async_trait]
+impl QueryPlanner for DataknobsQueryPlanner {
+    async fn create_physical_plan(
+        &self,
+        logical_plan: &LogicalPlan,
+        session: &dyn datafusion::catalog::Session,
+    ) -> datafusion::error::Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(crate::dml::DmlPlanner)])
+            .create_physical_plan(logical_plan, session)
+            .await
     }
 }
 

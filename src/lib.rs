@@ -32,6 +32,7 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod database;
+pub mod dml;
 pub mod engine;
 pub mod error;
 pub mod pushdown;

@@ -387,7 +387,17 @@ pub struct Query {
     pub offset: Option<usize>,
     /// The fields to return, in order; None for all.
     pub fields: Option<Vec<String>>,
+    /// Also return each row's record id, as a last non-NULL Utf8 column named [`ROW_ID`]
+    /// (the id [`Database::delete_ids`](crate::Database::delete_ids) and
+    /// [`Database::update_ids`](crate::Database::update_ids) take). Only for backends whose
+    /// [`Database::supports_row_ids`](crate::Database::supports_row_ids) is true.
+    pub row_ids: bool,
 }
+
+/// The name of the record-id column a scan adds when [`Query::row_ids`] is set. Reserved: a
+/// collection cannot have a column of this name and be the target of a DELETE or UPDATE that
+/// the backend does not evaluate itself.
+pub const ROW_ID: &str = "_dk_row_id";
 
 impl Query {
     /// An empty query: every record.
@@ -454,18 +464,14 @@ impl fmt::Display for Query {
     /// A compact, SQL-like rendering used in EXPLAIN output.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut parts = Vec::new();
-        if let Some(fields) = &self.fields {
-            parts.push(format!(
-                "SELECT {}",
-                fields
-                    .iter()
-                    .map(|s| quote_ident(s))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        } else {
-            parts.push("SELECT *".into());
+        let mut select: Vec<String> = match &self.fields {
+            Some(fields) => fields.iter().map(|s| quote_ident(s)).collect(),
+            None => vec!["*".into()],
+        };
+        if self.row_ids {
+            select.push(ROW_ID.into());
         }
+        parts.push(format!("SELECT {}", select.join(", ")));
         if !self.filters.is_empty() {
             parts.push(format!(
                 "WHERE {}",

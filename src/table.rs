@@ -14,13 +14,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{RecordBatch, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{Constraint, Constraints};
 use datafusion::datasource::TableType;
-use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::sink::{DataSink, DataSinkExec};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -46,7 +44,7 @@ use parking_lot::RwLock;
 use crate::database::{Backend, Database, FilterSupport, Partition};
 use crate::error::Error;
 use crate::pushdown::{classify, expr_to_filter, strip_qualifiers as strip};
-use crate::query::{FilterExpr, Query, SortOrder, SortSpec};
+use crate::query::{Query, ROW_ID, SortOrder, SortSpec};
 
 /// Engine-wide switches shared by every table provider.
 #[derive(Debug)]
@@ -149,6 +147,9 @@ pub struct DatabaseTable {
     location: Location,
     settings: Arc<Settings>,
     constraints: Option<Constraints>,
+    /// Does the table have the extra record-id column [`ROW_ID`] (last)? Only the tables
+    /// [`crate::dml`] builds to select the rows of a DELETE/UPDATE have it.
+    row_ids: bool,
 }
 
 impl DatabaseTable {
@@ -164,7 +165,14 @@ impl DatabaseTable {
             location,
             settings,
             constraints,
+            row_ids: false,
         }
+    }
+
+    /// The same table with each row's record id as an extra last column, [`ROW_ID`].
+    pub fn with_row_ids(mut self) -> Self {
+        self.row_ids = true;
+        self
     }
 
     /// The collection.
@@ -172,47 +180,27 @@ impl DatabaseTable {
         &self.db
     }
 
-    fn translate_all(&self, filters: &[Expr], what: &str) -> DfResult<Option<FilterExpr>> {
-        let schema = self.db.schema();
-        let mut parts = Vec::new();
-        for f in filters {
-            let t = expr_to_filter(&strip(f), &schema)
-                .filter(|t| self.db.filter_support(t) == FilterSupport::Exact)
-                .ok_or_else(|| {
-                    Error::unsupported(format!(
-                        "{what} on {}: the condition `{f}` cannot be evaluated exactly by the backend; \
-                         rewrite it with simple column comparisons",
-                        self.location
-                    ))
-                    .with_backend(self.db.backend_name().to_string())
-                    .into_datafusion()
-                })?;
-            parts.push(t);
-        }
-        Ok(match parts.len() {
-            0 => None,
-            1 => parts.pop(),
-            _ => Some(FilterExpr::And(parts)),
-        })
+    /// Where the collection lives.
+    pub fn location(&self) -> &Location {
+        &self.location
     }
-}
 
-fn count_exec(n: u64) -> DfResult<Arc<dyn ExecutionPlan>> {
-    let schema = Arc::new(Schema::new(vec![Field::new(
-        "count",
-        DataType::UInt64,
-        false,
-    )]));
-    let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(UInt64Array::from(vec![n]))])?;
-    let exec: Arc<dyn ExecutionPlan> =
-        MemorySourceConfig::try_new_exec(&[vec![batch]], schema, None)?;
-    Ok(exec)
+    /// Is pushdown on (`dataknobs.pushdown`)?
+    pub fn pushdown(&self) -> bool {
+        self.settings.pushdown()
+    }
 }
 
 #[async_trait]
 impl TableProvider for DatabaseTable {
     fn schema(&self) -> SchemaRef {
-        self.db.schema()
+        let schema = self.db.schema();
+        if !self.row_ids {
+            return schema;
+        }
+        let mut fields: Vec<_> = schema.fields().iter().cloned().collect();
+        fields.push(Arc::new(Field::new(ROW_ID, DataType::Utf8, false)));
+        Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
     }
 
     fn constraints(&self) -> Option<&Constraints> {
@@ -240,7 +228,9 @@ impl TableProvider for DatabaseTable {
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let schema = self.db.schema();
+        let columns = schema.fields().len();
         let mut query = Query::new();
+        query.row_ids = self.row_ids;
         // Filters the backend does not evaluate exactly are applied here again. DataFusion may
         // rewrite a filter after asking about it, so never assume what reaches us is pushable.
         let mut residual: Vec<Expr> = Vec::new();
@@ -263,11 +253,12 @@ impl TableProvider for DatabaseTable {
         if residual.is_empty() && self.settings.pushdown() {
             query.limit = limit;
         }
+        // Indices into this provider's schema (the table's columns, then the row id if any).
         let wanted: Vec<usize> = match projection {
             Some(p) => p.clone(),
-            None => (0..schema.fields().len()).collect(),
+            None => (0..self.schema().fields().len()).collect(),
         };
-        let mut scanned = wanted.clone();
+        let mut scanned: Vec<usize> = wanted.iter().copied().filter(|&i| i < columns).collect();
         for e in &residual {
             for c in e.column_refs() {
                 if let Ok(i) = schema.index_of(&c.name)
@@ -283,7 +274,16 @@ impl TableProvider for DatabaseTable {
                 .map(|&i| schema.field(i).name().clone())
                 .collect(),
         );
-        let scanned_schema = Arc::new(schema.project(&scanned)?);
+        // What the backend returns: the scanned columns, then the row id when asked for.
+        let mut scanned_schema = schema.project(&scanned)?;
+        let mut layout = scanned.clone();
+        if self.row_ids {
+            let mut fields: Vec<_> = scanned_schema.fields().iter().cloned().collect();
+            fields.push(Arc::new(Field::new(ROW_ID, DataType::Utf8, false)));
+            scanned_schema = Schema::new(fields);
+            layout.push(columns);
+        }
+        let scanned_schema = Arc::new(scanned_schema);
         let partitions = self
             .db
             .scan_partitions(&query, state.config().target_partitions())
@@ -298,29 +298,32 @@ impl TableProvider for DatabaseTable {
             partitions,
             description,
         );
-        let scan: Arc<dyn ExecutionPlan> =
+        let mut plan: Arc<dyn ExecutionPlan> =
             Arc::new(exec.with_planner(self.db.clone(), self.settings.pushdown()));
-        let Some(predicate) = residual.into_iter().reduce(Expr::and) else {
-            return Ok(scan);
-        };
-        let df_schema = datafusion::common::DFSchema::try_from(scanned_schema.as_ref().clone())?;
-        let predicate = state.create_physical_expr(predicate, &df_schema)?;
-        let mut plan: Arc<dyn ExecutionPlan> = Arc::new(FilterExec::try_new(predicate, scan)?);
-        if scanned.len() != wanted.len() {
+        let filtered = !residual.is_empty();
+        if let Some(predicate) = residual.into_iter().reduce(Expr::and) {
+            let df_schema =
+                datafusion::common::DFSchema::try_from(scanned_schema.as_ref().clone())?;
+            let predicate = state.create_physical_expr(predicate, &df_schema)?;
+            plan = Arc::new(FilterExec::try_new(predicate, plan)?);
+        }
+        if layout != wanted {
             let exprs: Vec<(Arc<dyn PhysicalExpr>, String)> = wanted
                 .iter()
-                .enumerate()
-                .map(|(pos, &i)| {
-                    let name = schema.field(i).name().clone();
-                    (
+                .map(|i| {
+                    let pos = layout.iter().position(|l| l == i).ok_or_else(|| {
+                        DataFusionError::Internal(format!("column {i} was not scanned"))
+                    })?;
+                    let name = scanned_schema.field(pos).name().clone();
+                    Ok((
                         Arc::new(PhysicalColumn::new(&name, pos)) as Arc<dyn PhysicalExpr>,
                         name,
-                    )
+                    ))
                 })
-                .collect();
+                .collect::<DfResult<_>>()?;
             plan = Arc::new(ProjectionExec::try_new(exprs, plan)?);
         }
-        if let Some(l) = limit {
+        if filtered && let Some(l) = limit {
             plan = Arc::new(GlobalLimitExec::new(
                 Arc::new(CoalescePartitionsExec::new(plan)),
                 0,
@@ -351,37 +354,50 @@ impl TableProvider for DatabaseTable {
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
     }
 
+    // DELETE, UPDATE and TRUNCATE never reach these hooks: `crate::dml::DmlRule` plans them
+    // before DataFusion's optimizer, and they write when executed. Reaching one means the
+    // session lacks that rule; refuse rather than write while planning.
     async fn delete_from(
         &self,
         _state: &dyn Session,
-        filters: Vec<Expr>,
+        _filters: Vec<Expr>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let filter = self.translate_all(&filters, "DELETE")?;
-        let n = self.db.delete_where(filter.as_ref()).await?;
-        count_exec(n)
+        Err(self.not_planned("DELETE"))
     }
 
     async fn update(
         &self,
         _state: &dyn Session,
-        assignments: Vec<(String, Expr)>,
-        filters: Vec<Expr>,
+        _assignments: Vec<(String, Expr)>,
+        _filters: Vec<Expr>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let filter = self.translate_all(&filters, "UPDATE")?;
-        // DataFusion lists every column; keep only real changes (not `c = c`).
-        let changes: Vec<(String, Expr)> = assignments
-            .into_iter()
-            .map(|(c, e)| (c, strip(&e)))
-            .filter(|(c, e)| !matches!(e, Expr::Column(col) if &col.name == c))
-            .collect();
-        let n = self.db.update_where(&changes, filter.as_ref()).await?;
-        count_exec(n)
+        Err(self.not_planned("UPDATE"))
     }
 
     async fn truncate(&self, _state: &dyn Session) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let n = self.db.clear().await?;
-        count_exec(n)
+        Err(self.not_planned("TRUNCATE"))
     }
+}
+
+impl DatabaseTable {
+    fn not_planned(&self, what: &str) -> DataFusionError {
+        Error::internal(format!(
+            "{what} on {} must be planned by the dataknobs engine (its DML rule is missing \
+             from this session); nothing was changed",
+            self.location
+        ))
+        .into_datafusion()
+    }
+}
+
+/// The writable [`DatabaseTable`] behind a dataknobs table provider (the table itself, or a
+/// file table's record store), for DELETE/UPDATE/TRUNCATE; None for other providers.
+pub fn dml_table(provider: &Arc<dyn TableProvider>) -> DfResult<Option<DatabaseTable>> {
+    let any: &dyn Any = provider.as_ref();
+    if let Some(t) = any.downcast_ref::<DatabaseTable>() {
+        return Ok(Some(t.clone()));
+    }
+    crate::backends::file::dml_table(any)
 }
 
 /// Scans one backend collection with a pushed [`Query`].

@@ -821,36 +821,23 @@ impl TableProvider for FileTable {
             None => self.listing.insert_into(state, input, insert_op).await,
         }
     }
+}
 
-    async fn delete_from(
-        &self,
-        state: &dyn Session,
-        filters: Vec<Expr>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        match self.writer()? {
-            Some(w) => w.delete_from(state, filters).await,
-            None => Err(
-                Error::unsupported("DELETE on a directory table is not supported")
-                    .with_backend(KIND)
-                    .into(),
-            ),
-        }
-    }
-
-    async fn update(
-        &self,
-        state: &dyn Session,
-        assignments: Vec<(String, Expr)>,
-        filters: Vec<Expr>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        match self.writer()? {
-            Some(w) => w.update(state, assignments, filters).await,
-            None => Err(
-                Error::unsupported("UPDATE on a directory table is not supported")
-                    .with_backend(KIND)
-                    .into(),
-            ),
-        }
+/// The record store behind a file table, for DELETE/UPDATE/TRUNCATE ([`crate::dml`]); None
+/// when `provider` is not a file table.
+pub(crate) fn dml_table(provider: &dyn std::any::Any) -> DfResult<Option<DatabaseTable>> {
+    let Some(table) = provider.downcast_ref::<FileTable>() else {
+        return Ok(None);
+    };
+    match table.writer()? {
+        Some(w) => Ok(Some(w)),
+        None => Err(Error::unsupported(format!(
+            "DELETE, UPDATE and TRUNCATE on a directory table ({}) are not supported; \
+             they work on single-file tables",
+            table.path.display()
+        ))
+        .with_backend(KIND)
+        .into()),
     }
 }
 

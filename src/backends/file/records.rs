@@ -2028,6 +2028,33 @@ impl Database for FileDatabase {
         .await
     }
 
+    fn supports_row_ids(&self) -> bool {
+        true
+    }
+
+    async fn delete_ids(&self, ids: &[String]) -> Result<u64> {
+        let ids = ids.to_vec();
+        self.run(move |sh| {
+            sh.write_section(false, |s| {
+                let n = s.delete_ids(&ids);
+                Ok((n, n > 0))
+            })
+        })
+        .await
+    }
+
+    async fn update_ids(&self, ids: &[String], values: RecordBatch) -> Result<u64> {
+        let ids = ids.to_vec();
+        let name = self.name.clone();
+        self.run(move |sh| {
+            sh.write_section(false, |s| {
+                let n = s.update_ids(&name, &ids, &values)?;
+                Ok((n, n > 0))
+            })
+        })
+        .await
+    }
+
     async fn delete_where(&self, filter: Option<&FilterExpr>) -> Result<u64> {
         let filter = filter.cloned();
         self.run(move |sh| {

@@ -206,6 +206,21 @@ impl Database for MemoryCollection {
             .map_err(|e| self.err(e))
     }
 
+    fn supports_row_ids(&self) -> bool {
+        true
+    }
+
+    async fn delete_ids(&self, ids: &[String]) -> Result<u64> {
+        Ok(self.state.write().delete_ids(ids))
+    }
+
+    async fn update_ids(&self, ids: &[String], values: RecordBatch) -> Result<u64> {
+        self.state
+            .write()
+            .update_ids(&self.name, ids, &values)
+            .map_err(|e| self.err(e))
+    }
+
     async fn delete_where(&self, filter: Option<&FilterExpr>) -> Result<u64> {
         let schema = self.schema();
         let predicate = match filter {

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use datafusion::arrow::compute::{
     SortColumn, SortOptions, concat_batches, lexsort_to_indices, take_record_batch,
 };
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::TryStreamExt;
 
-use super::store::{Chunk, scan_chunk};
+use super::store::{Chunk, row_id_field, scan_chunk_rows};
 use crate::database::Partition;
 use crate::error::{Error, Result};
 use crate::pushdown::eval;
@@ -79,7 +79,18 @@ pub(crate) fn scan_snapshot(
         validate(name, &schema, query).map_err(|e| e.with_backend(backend))?;
     let predicate =
         eval::compile_predicate(&query.filters, &schema).map_err(|e| e.with_backend(backend))?;
-    let out_schema = Arc::new(schema.project(&projection)?);
+    let with_ids = query.row_ids;
+    // With row ids, every batch below has the id column after the table's columns.
+    let (scanned_schema, out_projection) = if with_ids {
+        let mut fields: Vec<_> = schema.fields().iter().cloned().collect();
+        fields.push(Arc::new(row_id_field()));
+        let mut out = projection.clone();
+        out.push(schema.fields().len());
+        (Arc::new(Schema::new(fields)), out)
+    } else {
+        (schema.clone(), projection.clone())
+    };
+    let out_schema = Arc::new(scanned_schema.project(&out_projection)?);
     let sorted = !query.sort.is_empty() || query.offset.is_some();
     if sorted && partition.index > 0 {
         let empty = RecordBatchStreamAdapter::new(out_schema, futures::stream::empty());
@@ -106,17 +117,18 @@ pub(crate) fn scan_snapshot(
         let full: Vec<usize> = (0..schema.fields().len()).collect();
         let mut batches = Vec::new();
         for (chunk, off, len) in &slices {
-            batches.push(scan_chunk(
+            batches.push(scan_chunk_rows(
                 &schema,
                 chunk,
                 *off,
                 *len,
                 predicate.as_ref(),
                 &full,
+                with_ids,
             )?);
         }
-        let all = concat_batches(&schema, &batches)?;
-        let result = sort_offset_limit(&all, &query)?.project(&projection)?;
+        let all = concat_batches(&scanned_schema, &batches)?;
+        let result = sort_offset_limit(&all, &query)?.project(&out_projection)?;
         let stream = futures::stream::iter(vec![Ok(result)]);
         return Ok(Box::pin(RecordBatchStreamAdapter::new(out_schema, stream)));
     }
@@ -126,8 +138,16 @@ pub(crate) fn scan_snapshot(
         if limit.is_some_and(|l| produced >= l) {
             return None;
         }
-        let batch = scan_chunk(&schema, &chunk, off, len, predicate.as_ref(), &projection)
-            .map_err(|e| e.with_backend(backend).into_datafusion());
+        let batch = scan_chunk_rows(
+            &schema,
+            &chunk,
+            off,
+            len,
+            predicate.as_ref(),
+            &projection,
+            with_ids,
+        )
+        .map_err(|e| e.with_backend(backend).into_datafusion());
         Some(batch.map(|b| {
             let b = match limit {
                 Some(l) if produced + b.num_rows() > l => b.slice(0, l - produced),

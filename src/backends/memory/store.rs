@@ -11,10 +11,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, BooleanArray, BooleanBufferBuilder, new_null_array,
+    Array, ArrayRef, BooleanArray, BooleanBufferBuilder, StringArray, UInt32Array, new_null_array,
 };
 use datafusion::arrow::compute::{
-    CastOptions, and, cast_with_options, concat_batches, filter_record_batch,
+    CastOptions, and, cast_with_options, concat_batches, filter_record_batch, take,
+    take_record_batch,
 };
 use datafusion::arrow::datatypes::{DataType, Field as ArrowField, Schema, SchemaRef};
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
@@ -600,28 +601,99 @@ impl State {
             let mut columns: Vec<ArrayRef> = matched.columns().to_vec();
             for (col, expr) in assignments {
                 let v = expr.evaluate(&matched)?.into_array(matched.num_rows())?;
-                let field = self.schema.field(*col);
-                let v = if v.data_type() == field.data_type() {
-                    v
-                } else {
-                    cast_with_options(&v, field.data_type(), &cast_opts()).map_err(|e| {
-                        Error::type_error(format!(
-                            "UPDATE of column '{}' of '{collection}': {e}",
-                            field.name()
-                        ))
-                    })?
-                };
-                if !field.is_nullable() && v.null_count() > 0 {
-                    return Err(Error::type_error(format!(
-                        "UPDATE would set NOT NULL column '{}' of '{collection}' to NULL",
-                        field.name()
-                    )));
-                }
-                columns[*col] = v;
+                columns[*col] = self.assigned(collection, *col, v)?;
             }
             let new_batch = RecordBatch::try_new(self.schema.clone(), columns)?;
             plan.push((c, rows, new_batch));
         }
+        self.apply_updates(collection, plan)
+    }
+
+    /// Deletes the rows with these ids (skipping absent ones); returns how many.
+    pub fn delete_ids(&mut self, ids: &[String]) -> u64 {
+        ids.iter().filter(|id| self.delete(id)).count() as u64
+    }
+
+    /// Sets the columns of `values` (named as table columns, one row per id) on the rows with
+    /// these ids, all or none. Absent ids are skipped; a repeated id is updated once (its first
+    /// row). Returns how many rows changed.
+    pub fn update_ids(
+        &mut self,
+        collection: &str,
+        ids: &[String],
+        values: &RecordBatch,
+    ) -> Result<u64> {
+        self.flush();
+        self.version = next_version();
+        let mut targets = Vec::with_capacity(values.num_columns());
+        for field in values.schema().fields() {
+            let idx = self.schema.index_of(field.name()).map_err(|_| {
+                Error::query(format!(
+                    "UPDATE: '{collection}' has no column '{}' (columns: {})",
+                    field.name(),
+                    column_list(&self.schema)
+                ))
+            })?;
+            targets.push(idx);
+        }
+        // Rows per chunk, with the row of `values` that holds their new values.
+        let mut by_chunk: std::collections::BTreeMap<usize, Vec<(usize, u32)>> = Default::default();
+        let mut seen: HashSet<&str> = HashSet::new();
+        for (i, id) in ids.iter().enumerate() {
+            if !seen.insert(id.as_str()) {
+                continue;
+            }
+            if let Some(Loc::Chunk(c, r)) = self.index.get(id.as_str()) {
+                by_chunk.entry(*c).or_default().push((*r, i as u32));
+            }
+        }
+        let mut plan: Vec<(usize, Vec<usize>, RecordBatch)> = Vec::with_capacity(by_chunk.len());
+        for (c, mut rows) in by_chunk {
+            rows.sort_unstable();
+            let full = self.adapt(&self.chunks[c].batch)?;
+            let row_idx = UInt32Array::from_iter_values(rows.iter().map(|(r, _)| *r as u32));
+            let val_idx = UInt32Array::from_iter_values(rows.iter().map(|(_, i)| *i));
+            let matched = take_record_batch(&full, &row_idx)?;
+            let mut columns: Vec<ArrayRef> = matched.columns().to_vec();
+            for (j, &col) in targets.iter().enumerate() {
+                let v = take(values.column(j).as_ref(), &val_idx, None)?;
+                columns[col] = self.assigned(collection, col, v)?;
+            }
+            let new_batch = RecordBatch::try_new(self.schema.clone(), columns)?;
+            plan.push((c, rows.into_iter().map(|(r, _)| r).collect(), new_batch));
+        }
+        self.apply_updates(collection, plan)
+    }
+
+    /// A new value for column `col`, cast to its type; NULL in a NOT NULL column is an error.
+    fn assigned(&self, collection: &str, col: usize, v: ArrayRef) -> Result<ArrayRef> {
+        let field = self.schema.field(col);
+        let v = if v.data_type() == field.data_type() {
+            v
+        } else {
+            cast_with_options(&v, field.data_type(), &cast_opts()).map_err(|e| {
+                Error::type_error(format!(
+                    "UPDATE of column '{}' of '{collection}': {e}",
+                    field.name()
+                ))
+            })?
+        };
+        if !field.is_nullable() && v.null_count() > 0 {
+            return Err(Error::type_error(format!(
+                "UPDATE would set NOT NULL column '{}' of '{collection}' to NULL",
+                field.name()
+            )));
+        }
+        Ok(v)
+    }
+
+    /// Replaces rows (chunk, row numbers) by new full rows, all or none: new keys must be
+    /// unique among themselves and against the rows left alone.
+    fn apply_updates(
+        &mut self,
+        collection: &str,
+        plan: Vec<(usize, Vec<usize>, RecordBatch)>,
+    ) -> Result<u64> {
         // New ids (key column may change): unique among themselves and against untouched rows.
         let mut touched: HashSet<&str> = HashSet::new();
         for (c, rows, _) in &plan {
@@ -750,6 +822,20 @@ pub(crate) fn scan_chunk(
     predicate: Option<&Arc<dyn datafusion::physical_expr::PhysicalExpr>>,
     projection: &[usize],
 ) -> Result<RecordBatch> {
+    scan_chunk_rows(schema, chunk, offset, len, predicate, projection, false)
+}
+
+/// [`scan_chunk`], with the rows' record ids as a last Utf8 column named
+/// [`ROW_ID`](crate::query::ROW_ID) when `with_ids` is set.
+pub(crate) fn scan_chunk_rows(
+    schema: &SchemaRef,
+    chunk: &Chunk,
+    offset: usize,
+    len: usize,
+    predicate: Option<&Arc<dyn datafusion::physical_expr::PhysicalExpr>>,
+    projection: &[usize],
+    with_ids: bool,
+) -> Result<RecordBatch> {
     let full = adapt_batch(schema, &chunk.batch.slice(offset, len))?;
     let keep = chunk.keep.as_ref().map(|k| k.slice(offset, len));
     let mask = match (predicate, keep) {
@@ -757,9 +843,26 @@ pub(crate) fn scan_chunk(
         (Some(p), None) => Some(crate::pushdown::eval::evaluate_mask(p, &full)?),
         (Some(p), Some(k)) => Some(and(&k, &crate::pushdown::eval::evaluate_mask(p, &full)?)?),
     };
-    let projected = full.project(projection)?;
+    let mut projected = full.project(projection)?;
+    if with_ids {
+        let ids = StringArray::from_iter_values(chunk.ids[offset..offset + len].iter());
+        let mut fields: Vec<_> = projected.schema().fields().iter().cloned().collect();
+        fields.push(Arc::new(row_id_field()));
+        let mut columns = projected.columns().to_vec();
+        columns.push(Arc::new(ids));
+        projected = RecordBatch::try_new_with_options(
+            Arc::new(Schema::new(fields)),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(len)),
+        )?;
+    }
     Ok(match mask {
         None => projected,
         Some(m) => filter_record_batch(&projected, &m)?,
     })
+}
+
+/// The record-id column a scan adds for [`Query::row_ids`](crate::query::Query::row_ids).
+pub(crate) fn row_id_field() -> ArrowField {
+    ArrowField::new(crate::query::ROW_ID, DataType::Utf8, false)
 }

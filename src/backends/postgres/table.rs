@@ -25,7 +25,7 @@ use super::types::{ColumnDecoder, ColumnEncoder, Kind, PgColumn};
 use super::{BACKEND, Inner, pg_error};
 use crate::database::{Database, FilterSupport, Partition};
 use crate::error::{Error, ErrorKind, Result};
-use crate::query::{Filter, FilterExpr, Operator, Query, SortSpec};
+use crate::query::{Filter, FilterExpr, Operator, Query, ROW_ID, SortSpec};
 use crate::record::{Record, Value, batch_to_records, infer_schema, records_to_batch};
 
 /// Rows per Arrow batch produced by a scan.
@@ -55,7 +55,36 @@ pub struct Relation {
 /// The hidden identity column that gives rows of a keyless dataknobs table stable ids.
 pub const ROWID: &str = "_dk_rowid";
 
+/// How rows of a table are addressed by record id: the SQL naming the id in the table, the
+/// PostgreSQL type an id (text) is cast to, and whether it can address rows at all.
+struct RowIdSql {
+    column: String,
+    type_name: String,
+}
+
 impl Relation {
+    /// The row id: the primary key, dataknobs' hidden row id, or the row address (ctid) of a
+    /// plain table; None where none is unique (views, partitioned tables without a key).
+    fn row_id(&self) -> Option<RowIdSql> {
+        if let Some(key) = &self.key {
+            let c = self.columns.iter().find(|c| &c.name == key)?;
+            return Some(RowIdSql {
+                column: sql::ident(key),
+                type_name: c.type_name.clone(),
+            });
+        }
+        if self.rowid {
+            return Some(RowIdSql {
+                column: sql::ident(ROWID),
+                type_name: "bigint".into(),
+            });
+        }
+        (self.relkind == "r").then(|| RowIdSql {
+            column: "ctid".into(),
+            type_name: "tid".into(),
+        })
+    }
+
     fn arrow_schema(&self) -> SchemaRef {
         Arc::new(Schema::new(
             self.columns
@@ -196,6 +225,11 @@ impl PgTable {
         let mut out = Vec::with_capacity(columns.len());
         for c in columns {
             let id = sql::ident(&c.name);
+            if c.name == ROW_ID && matches!(c.kind, Kind::Text) {
+                let row_id = self.rel().row_id().ok_or_else(|| self.no_row_ids())?;
+                out.push(format!("{}::text", row_id.column));
+                continue;
+            }
             if c.kind.is_unknown() {
                 if !self.inner.unknown_as_text {
                     return Err(Error::type_error(format!(
@@ -290,10 +324,32 @@ impl PgTable {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        let mut columns = columns;
+        if query.row_ids {
+            columns.push(PgColumn {
+                name: ROW_ID.to_string(),
+                kind: Kind::Text,
+                type_name: "text".into(),
+                not_null: true,
+            });
+            if let Some(out) = &mut output {
+                out.push(ROW_ID.to_string());
+            }
+        }
         let schema = Arc::new(Schema::new(
             columns
                 .iter()
-                .map(PgColumn::arrow_field)
+                .map(|c| {
+                    if c.name == ROW_ID {
+                        datafusion::arrow::datatypes::Field::new(
+                            ROW_ID,
+                            datafusion::arrow::datatypes::DataType::Utf8,
+                            false,
+                        )
+                    } else {
+                        c.arrow_field()
+                    }
+                })
                 .collect::<Vec<_>>(),
         ));
         let mut where_sql = Vec::new();
@@ -848,70 +904,21 @@ impl PgTable {
             };
             let (read, _) = futures::join!(reader, collect);
             read?;
-            let tmp = format!("dk_upd_{}", uuid::Uuid::new_v4().simple());
-            let mut defs = vec![format!("{} {}", sql::ident(&key), key_col.type_name)];
-            for (c, _) in &exprs {
-                defs.push(format!("{} {}", sql::ident(&c.name), c.type_name));
-            }
-            client
-                .batch_execute(&format!(
-                    "CREATE TEMP TABLE {} ({}) ON COMMIT DROP",
-                    sql::ident(&tmp),
-                    defs.join(", ")
-                ))
-                .await
-                .map_err(fail)?;
-            let mut names = vec![sql::ident(&key)];
-            names.extend(exprs.iter().map(|(c, _)| sql::ident(&c.name)));
-            let sink = client
-                .copy_in::<_, Bytes>(&format!(
-                    "COPY {} ({}) FROM STDIN (FORMAT binary)",
-                    sql::ident(&tmp),
-                    names.join(", ")
-                ))
-                .await
-                .map_err(fail)?;
-            let mut sink = std::pin::pin!(sink);
-            let mut buf = BytesMut::new();
-            buf.put_slice(PGCOPY_HEADER);
             let key_idx = schema.index_of(&key)?;
+            let mut rows = Vec::with_capacity(batches.len());
             for b in batches {
                 let b = b?;
-                let mut encoders =
-                    vec![ColumnEncoder::new(b.column(key_idx), &key_col.kind, &key)?];
-                for (c, e) in &exprs {
-                    let v = e.evaluate(&b)?.into_array(b.num_rows())?;
-                    encoders.push(ColumnEncoder::new(&v, &c.kind, &c.name)?);
+                let mut values = Vec::with_capacity(exprs.len());
+                for (_, e) in &exprs {
+                    values.push(e.evaluate(&b)?.into_array(b.num_rows())?);
                 }
-                encode_rows(&encoders, b.num_rows(), &mut buf, |i, m| {
-                    Error::type_error(format!(
-                        "UPDATE of {}, column {}: {m}",
-                        self.name(),
-                        names[i]
-                    ))
-                    .with_backend(BACKEND)
-                })?;
+                rows.push((b.column(key_idx).clone(), values));
             }
-            buf.put_i16(-1);
-            sink.send(buf.freeze()).await.map_err(fail)?;
-            sink.as_mut().finish().await.map_err(fail)?;
-            let sets: Vec<String> = exprs
-                .iter()
-                .map(|(c, _)| format!("{0} = s.{0}", sql::ident(&c.name)))
-                .collect();
-            let n = client
-                .execute(
-                    &format!(
-                        "UPDATE {} AS t SET {} FROM {} AS s WHERE t.{k} = s.{k}",
-                        rel.qualified(),
-                        sets.join(", "),
-                        sql::ident(&tmp),
-                        k = sql::ident(&key)
-                    ),
-                    &[],
-                )
-                .await
-                .map_err(fail)?;
+            let targets: Vec<PgColumn> = exprs.iter().map(|(c, _)| c.clone()).collect();
+            let join = format!("t.{k} = s.{k}", k = sql::ident(&key));
+            let n = self
+                .update_from_rows(&client, &key_col, &join, &targets, rows)
+                .await?;
             client.batch_execute("COMMIT").await.map_err(fail)?;
             Ok::<u64, Error>(n)
         }
@@ -920,6 +927,101 @@ impl PgTable {
             let _ = deadpool_postgres::Object::take(client);
         }
         result
+    }
+
+    /// In the transaction open on `client`: copies rows of (id, new values of `targets`) into
+    /// a temporary table (dropped at commit) and updates the rows of this table that `join`
+    /// matches (`t` is this table, `s` the temporary one, whose id column is `id`). The values
+    /// reach PostgreSQL as values of the target columns' own types, so its assignment rules
+    /// (lengths, ranges) apply. Returns how many rows changed.
+    async fn update_from_rows(
+        &self,
+        client: &deadpool_postgres::Object,
+        id: &PgColumn,
+        join: &str,
+        targets: &[PgColumn],
+        rows: Vec<(
+            datafusion::arrow::array::ArrayRef,
+            Vec<datafusion::arrow::array::ArrayRef>,
+        )>,
+    ) -> Result<u64> {
+        let fail = |e: tokio_postgres::Error| {
+            pg_error(
+                &format!("UPDATE of {} failed; nothing was changed", self.name()),
+                &e,
+            )
+        };
+        let rel = self.rel();
+        let tmp = format!("dk_upd_{}", uuid::Uuid::new_v4().simple());
+        let mut defs = vec![format!("{} {}", sql::ident(&id.name), id.type_name)];
+        for c in targets {
+            defs.push(format!("{} {}", sql::ident(&c.name), c.type_name));
+        }
+        client
+            .batch_execute(&format!(
+                "CREATE TEMP TABLE {} ({}) ON COMMIT DROP",
+                sql::ident(&tmp),
+                defs.join(", ")
+            ))
+            .await
+            .map_err(fail)?;
+        let mut names = vec![sql::ident(&id.name)];
+        names.extend(targets.iter().map(|c| sql::ident(&c.name)));
+        let sink = client
+            .copy_in::<_, Bytes>(&format!(
+                "COPY {} ({}) FROM STDIN (FORMAT binary)",
+                sql::ident(&tmp),
+                names.join(", ")
+            ))
+            .await
+            .map_err(fail)?;
+        let mut sink = std::pin::pin!(sink);
+        let mut buf = BytesMut::new();
+        buf.put_slice(PGCOPY_HEADER);
+        for (ids, values) in rows {
+            let mut encoders = vec![ColumnEncoder::new(&ids, &id.kind, &id.name)?];
+            for (c, v) in targets.iter().zip(&values) {
+                encoders.push(ColumnEncoder::new(v, &c.kind, &c.name)?);
+            }
+            encode_rows(&encoders, ids.len(), &mut buf, |i, m| {
+                Error::type_error(format!(
+                    "UPDATE of {}, column {}: {m}",
+                    self.name(),
+                    names[i]
+                ))
+                .with_backend(BACKEND)
+            })?;
+        }
+        buf.put_i16(-1);
+        sink.send(buf.freeze()).await.map_err(fail)?;
+        sink.as_mut().finish().await.map_err(fail)?;
+        let sets: Vec<String> = targets
+            .iter()
+            .map(|c| format!("{0} = s.{0}", sql::ident(&c.name)))
+            .collect();
+        client
+            .execute(
+                &format!(
+                    "UPDATE {} AS t SET {} FROM {} AS s WHERE {join}",
+                    rel.qualified(),
+                    sets.join(", "),
+                    sql::ident(&tmp),
+                ),
+                &[],
+            )
+            .await
+            .map_err(fail)
+    }
+
+    /// The error for DML by row id on a relation without a unique row address.
+    fn no_row_ids(&self) -> Error {
+        Error::unsupported(format!(
+            "{} has no primary key and no row address dataknobs can use (a view or a \
+             partitioned table), so this DELETE/UPDATE cannot select its rows by id; \
+             use a WHERE made of simple column comparisons, or add a primary key",
+            self.name()
+        ))
+        .with_backend(BACKEND)
     }
 
     /// A DataFusion expression (an UPDATE assignment) as PostgreSQL SQL.
@@ -1659,6 +1761,83 @@ impl Database for PgTable {
             )
         })?;
         Ok(n)
+    }
+
+    fn supports_row_ids(&self) -> bool {
+        self.rel().row_id().is_some()
+    }
+
+    async fn delete_ids(&self, ids: &[String]) -> Result<u64> {
+        let rel = self.rel();
+        let row_id = rel.row_id().ok_or_else(|| self.no_row_ids())?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let stmt = format!(
+            "DELETE FROM {} WHERE {} = ANY($1::text[]::{}[])",
+            rel.qualified(),
+            row_id.column,
+            row_id.type_name
+        );
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let client = self.inner.client().await?;
+        client
+            .execute(&stmt, &[&ids])
+            .await
+            .map_err(|e| pg_error(&format!("DELETE from {} failed", self.name()), &e))
+    }
+
+    async fn update_ids(&self, ids: &[String], values: RecordBatch) -> Result<u64> {
+        let rel = self.rel();
+        let row_id = rel.row_id().ok_or_else(|| self.no_row_ids())?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let by_name = rel.by_name();
+        let mut targets = Vec::with_capacity(values.num_columns());
+        for f in values.schema().fields() {
+            let c = by_name.get(f.name().as_str()).ok_or_else(|| {
+                Error::query(format!("{} has no column '{}'", self.name(), f.name()))
+                    .with_backend(BACKEND)
+            })?;
+            targets.push((*c).clone());
+        }
+        let id = PgColumn {
+            name: "_dk_id".into(),
+            kind: Kind::Text,
+            type_name: "text".into(),
+            not_null: true,
+        };
+        let join = format!("t.{} = s.\"_dk_id\"::{}", row_id.column, row_id.type_name);
+        let ids: datafusion::arrow::array::ArrayRef = Arc::new(
+            datafusion::arrow::array::StringArray::from_iter_values(ids.iter()),
+        );
+        let client = self.inner.client().await?;
+        let fail = |e: tokio_postgres::Error| {
+            pg_error(
+                &format!("UPDATE of {} failed; nothing was changed", self.name()),
+                &e,
+            )
+        };
+        client.batch_execute("BEGIN").await.map_err(fail)?;
+        let result = async {
+            let n = self
+                .update_from_rows(
+                    &client,
+                    &id,
+                    &join,
+                    &targets,
+                    vec![(ids, values.columns().to_vec())],
+                )
+                .await?;
+            client.batch_execute("COMMIT").await.map_err(fail)?;
+            Ok::<u64, Error>(n)
+        }
+        .await;
+        if result.is_err() && client.batch_execute("ROLLBACK").await.is_err() {
+            let _ = deadpool_postgres::Object::take(client);
+        }
+        result
     }
 
     async fn delete_where(&self, filter: Option<&FilterExpr>) -> Result<u64> {

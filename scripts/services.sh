@@ -49,6 +49,17 @@ start_postgres() {
       sleep 1
     fi
   fi
+  # Members of dk_pw_users must give their password (scram), so tests can check that a
+  # password reaches the server intact; everyone else is trusted on loopback.
+  psql -h "$host" -p "$port" -U postgres -d postgres -qc \
+    "DO \$\$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'dk_pw_users') THEN CREATE ROLE dk_pw_users NOLOGIN; END IF; END\$\$" >/dev/null 2>&1 || true
+  local hba_file
+  hba_file=$(psql -h "$host" -p "$port" -U postgres -d postgres -Atc 'show hba_file' 2>/dev/null || true)
+  if [ -n "$hba_file" ] && [ -w "$hba_file" ] && ! grep -q '+dk_pw_users' "$hba_file"; then
+    sed -i '1i host all +dk_pw_users 127.0.0.1/32 scram-sha-256' "$hba_file"
+    psql -h "$host" -p "$port" -U postgres -d postgres -Atc 'select pg_reload_conf()' >/dev/null 2>&1 || true
+    sleep 1
+  fi
   if ! psql -h "$host" -p "$port" -U postgres -d postgres -Atc "select 1 from pg_database where datname='test'" 2>/dev/null | grep -q 1; then
     psql -h "$host" -p "$port" -U postgres -d postgres -c 'CREATE DATABASE test' >/dev/null 2>&1 || true
   fi

@@ -17,7 +17,7 @@ use parking_lot::RwLock;
 
 use crate::database::Backend;
 use crate::error::Error;
-use crate::table::{DatabaseTable, Location, Settings};
+use crate::table::{DatabaseTable, Location};
 
 /// One schema of one attached backend.
 #[derive(Debug)]
@@ -25,22 +25,15 @@ pub struct BackendSchema {
     attached: String,
     schema: String,
     backend: Arc<dyn Backend>,
-    settings: Arc<Settings>,
     overlay: RwLock<HashMap<String, Arc<dyn TableProvider>>>,
 }
 
 impl BackendSchema {
-    pub fn new(
-        attached: &str,
-        schema: &str,
-        backend: Arc<dyn Backend>,
-        settings: Arc<Settings>,
-    ) -> Self {
+    pub fn new(attached: &str, schema: &str, backend: Arc<dyn Backend>) -> Self {
         BackendSchema {
             attached: attached.to_string(),
             schema: schema.to_string(),
             backend,
-            settings,
             overlay: RwLock::new(HashMap::new()),
         }
     }
@@ -77,16 +70,13 @@ impl SchemaProvider for BackendSchema {
         };
         if let Some(t) = self
             .backend
-            .sql_table(&self.schema, name, location.clone(), self.settings.clone())
+            .sql_table(&self.schema, name, location.clone())
             .await?
         {
             return Ok(Some(t));
         }
         let db = self.backend.open(&self.schema, name).await?;
-        Ok(db.map(|db| {
-            Arc::new(DatabaseTable::new(db, location, self.settings.clone()))
-                as Arc<dyn TableProvider>
-        }))
+        Ok(db.map(|db| Arc::new(DatabaseTable::new(db, location)) as Arc<dyn TableProvider>))
     }
 
     fn register_table(
@@ -123,16 +113,14 @@ impl SchemaProvider for BackendSchema {
 pub struct BackendCatalog {
     attached: String,
     backend: Arc<dyn Backend>,
-    settings: Arc<Settings>,
     schemas: RwLock<HashMap<String, Arc<BackendSchema>>>,
 }
 
 impl BackendCatalog {
-    pub fn new(attached: &str, backend: Arc<dyn Backend>, settings: Arc<Settings>) -> Self {
+    pub fn new(attached: &str, backend: Arc<dyn Backend>) -> Self {
         BackendCatalog {
             attached: attached.to_string(),
             backend,
-            settings,
             schemas: RwLock::new(HashMap::new()),
         }
     }
@@ -147,7 +135,6 @@ impl BackendCatalog {
                     &self.attached,
                     name,
                     self.backend.clone(),
-                    self.settings.clone(),
                 ))
             })
             .clone()

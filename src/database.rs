@@ -300,7 +300,6 @@ pub trait Backend: Send + Sync + Debug {
         _schema: &str,
         _name: &str,
         _location: crate::table::Location,
-        _settings: Arc<crate::table::Settings>,
     ) -> Result<Option<Arc<dyn datafusion::catalog::TableProvider>>> {
         Ok(None)
     }

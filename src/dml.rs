@@ -224,9 +224,10 @@ impl UserDefinedLogicalNodeCore for DmlNode {
 pub struct DmlRule;
 
 impl AnalyzerRule for DmlRule {
-    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> DfResult<LogicalPlan> {
+    fn analyze(&self, plan: LogicalPlan, config: &ConfigOptions) -> DfResult<LogicalPlan> {
+        let pushdown = crate::options::pushdown(config);
         plan.transform_up(|p| match p {
-            LogicalPlan::Dml(dml) => rewrite(dml),
+            LogicalPlan::Dml(dml) => rewrite(dml, pushdown),
             other => Ok(Transformed::no(other)),
         })
         .map(|t| t.data)
@@ -237,7 +238,7 @@ impl AnalyzerRule for DmlRule {
     }
 }
 
-fn rewrite(dml: DmlStatement) -> DfResult<Transformed<LogicalPlan>> {
+fn rewrite(dml: DmlStatement, pushdown: bool) -> DfResult<Transformed<LogicalPlan>> {
     let op = match dml.op {
         WriteOp::Delete => DmlOp::Delete,
         WriteOp::Update => DmlOp::Update,
@@ -257,7 +258,7 @@ fn rewrite(dml: DmlStatement) -> DfResult<Transformed<LogicalPlan>> {
             filter: None,
             assignments: vec![],
         },
-        DmlOp::Delete | DmlOp::Update => plan_mode(op, &dml, &table)?,
+        DmlOp::Delete | DmlOp::Update => plan_mode(op, &dml, &table, pushdown)?,
     };
     let node = DmlNode::new(op, location, mode, db)?;
     Ok(Transformed::yes(LogicalPlan::Extension(Extension {
@@ -331,7 +332,12 @@ fn unsupported(op: DmlOp, table: &DatabaseTable, why: &str) -> DataFusionError {
         .into_datafusion()
 }
 
-fn plan_mode(op: DmlOp, dml: &DmlStatement, table: &DatabaseTable) -> DfResult<DmlMode> {
+fn plan_mode(
+    op: DmlOp,
+    dml: &DmlStatement,
+    table: &DatabaseTable,
+    pushdown: bool,
+) -> DfResult<DmlMode> {
     let input = dml.input.as_ref();
     let shape = shape(input).ok_or_else(|| {
         unsupported(
@@ -344,7 +350,7 @@ fn plan_mode(op: DmlOp, dml: &DmlStatement, table: &DatabaseTable) -> DfResult<D
     let sets = assignments(shape.projection);
     // Native: every conjunct of the WHERE is evaluated exactly by the backend, and nothing
     // else (a LIMIT) narrows the rows.
-    if table.pushdown() && !shape.other {
+    if pushdown && !shape.other {
         let schema = db.schema();
         let conjuncts = shape
             .filter

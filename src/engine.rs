@@ -15,7 +15,7 @@ use datafusion::dataframe::DataFrame;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::QueryPlanner;
 use datafusion::execution::context::SessionConfig;
-use datafusion::logical_expr::{DdlStatement, LogicalPlan, Statement};
+use datafusion::logical_expr::{DdlStatement, LogicalPlan};
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use datafusion::prelude::SessionContext;
 use parking_lot::RwLock;
@@ -25,7 +25,8 @@ use crate::catalog::{BackendCatalog, BackendSchema, RootCatalog};
 use crate::config::DatabaseFactory;
 use crate::database::{Backend, CollectionSpec, Database};
 use crate::error::{Error, Result};
-use crate::table::{BackendRegistry, Settings};
+use crate::options::DataknobsOptions;
+use crate::table::BackendRegistry;
 
 /// The default catalog's name.
 pub const DEFAULT_CATALOG: &str = "dataknobs";
@@ -40,7 +41,6 @@ pub struct Engine {
     registry: Arc<BackendRegistry>,
     root: Arc<RootCatalog>,
     catalogs: RwLock<std::collections::HashMap<String, Arc<BackendCatalog>>>,
-    settings: Arc<Settings>,
     factory: DatabaseFactory,
     default_backend: RwLock<String>,
 }
@@ -73,6 +73,7 @@ impl Engine {
             .with_default_catalog_and_schema(DEFAULT_CATALOG, DEFAULT_SCHEMA)
             .with_create_default_catalog_and_schema(false)
             .with_information_schema(true)
+            .with_option_extension(DataknobsOptions::default())
             .with_extension(registry.clone());
         // `SELECT … FROM 'path/file.parquet'` queries a file directly, as in datafusion-cli.
         let state = SessionStateBuilder::new()
@@ -91,7 +92,6 @@ impl Engine {
             registry,
             root,
             catalogs: RwLock::new(Default::default()),
-            settings: Arc::new(Settings::default()),
             factory: DatabaseFactory::with_builtin(),
             default_backend: RwLock::new(String::new()),
         };
@@ -111,9 +111,23 @@ impl Engine {
         &mut self.factory
     }
 
-    /// Engine switches (pushdown on/off).
-    pub fn settings(&self) -> &Arc<Settings> {
-        &self.settings
+    /// Turns pushdown on or off for this engine's session (`SET dataknobs.pushdown = …`).
+    pub fn set_pushdown(&self, on: bool) {
+        let state = self.ctx.state_ref();
+        let mut state = state.write();
+        if let Some(o) = state
+            .config_mut()
+            .options_mut()
+            .extensions
+            .get_mut::<DataknobsOptions>()
+        {
+            o.pushdown = on;
+        }
+    }
+
+    /// Is pushdown on in this engine's session?
+    pub fn pushdown(&self) -> bool {
+        crate::options::pushdown(self.ctx.state_ref().read().config_options())
     }
 
     /// Attaches a backend from a URL (`memory://`, …) under `name`.
@@ -132,11 +146,7 @@ impl Engine {
                 "a backend is already attached as '{name}'; detach it first or pick another name"
             )));
         }
-        let catalog = Arc::new(BackendCatalog::new(
-            name,
-            backend.clone(),
-            self.settings.clone(),
-        ));
+        let catalog = Arc::new(BackendCatalog::new(name, backend.clone()));
         let default_schema = catalog.backend_schema(&backend.default_schema());
         self.registry.insert(name, backend);
         self.ctx.register_catalog(name, catalog.clone());
@@ -257,41 +267,9 @@ impl Engine {
                     return self.count_frame(0);
                 }
             }
-            LogicalPlan::Statement(Statement::SetVariable(set)) => {
-                let var = set.variable.to_ascii_lowercase();
-                if let Some(option) = var.strip_prefix("dataknobs.") {
-                    return self.set_option(option, &set.value);
-                }
-            }
             _ => {}
         }
         Ok(self.ctx.execute_logical_plan(plan).await?)
-    }
-
-    fn set_option(&self, option: &str, value: &str) -> Result<DataFrame> {
-        match option {
-            "pushdown" => {
-                let on = match value
-                    .trim()
-                    .trim_matches('\'')
-                    .to_ascii_lowercase()
-                    .as_str()
-                {
-                    "true" | "on" | "1" => true,
-                    "false" | "off" | "0" => false,
-                    other => {
-                        return Err(Error::config(format!(
-                            "dataknobs.pushdown takes true or false, not '{other}'"
-                        )));
-                    }
-                };
-                self.settings.set_pushdown(on);
-                self.count_frame(0)
-            }
-            other => Err(Error::config(format!(
-                "unknown setting 'dataknobs.{other}'; known: dataknobs.pushdown"
-            ))),
-        }
     }
 
     fn count_frame(&self, n: u64) -> Result<DataFrame> {

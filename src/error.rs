@@ -54,6 +54,8 @@ impl ErrorKind {
 pub struct Error {
     kind: ErrorKind,
     backend: Option<String>,
+    /// The backend's own error code, e.g. PostgreSQL's SQLSTATE (`23505`).
+    code: Option<String>,
     message: String,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
@@ -67,6 +69,7 @@ impl Error {
         Self {
             kind,
             backend: None,
+            code: None,
             message: message.into(),
             source: None,
         }
@@ -78,6 +81,18 @@ impl Error {
             self.backend = Some(backend.into());
         }
         self
+    }
+
+    /// Records the backend's own error code (PostgreSQL's SQLSTATE).
+    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
+        self
+    }
+
+    /// The backend's own error code, if it gave one: PostgreSQL's SQLSTATE (e.g. `23505` for
+    /// a unique violation, `42P01` for an undefined table).
+    pub fn code(&self) -> Option<&str> {
+        self.code.as_deref()
     }
 
     /// Keeps the underlying error.
@@ -142,7 +157,7 @@ impl Error {
         match e {
             D::External(inner) => match inner.downcast::<Error>() {
                 Ok(ours) => *ours,
-                Err(other) => Error::query(other.to_string()),
+                Err(other) => Error::query(one_line(&other.to_string())).with_source(other),
             },
             D::Context(ctx, inner) => {
                 let mut err = Self::from_datafusion(*inner);
@@ -154,17 +169,17 @@ impl Error {
                 if let arrow::error::ArrowError::ExternalError(ext) = *inner {
                     match ext.downcast::<Error>() {
                         Ok(ours) => *ours,
-                        Err(other) => Error::query(other.to_string()),
+                        Err(other) => Error::query(one_line(&other.to_string())).with_source(other),
                     }
                 } else {
-                    Error::query(one_line(&inner.to_string()))
+                    Error::query(one_line(&inner.to_string())).with_source(*inner)
                 }
             }
-            D::IoError(io) => Error::new(ErrorKind::Io, io.to_string()),
+            D::IoError(io) => Error::new(ErrorKind::Io, io.to_string()).with_source(io),
             D::NotImplemented(m) => Error::unsupported(one_line(&m)),
             other => {
                 let text = other.strip_backtrace();
-                Error::query(one_line(&text))
+                Error::query(one_line(&text)).with_source(other)
             }
         }
     }
@@ -182,7 +197,8 @@ impl fmt::Display for Error {
             write!(f, "{b}: ")?;
         }
         write!(f, "{}: {}", self.kind.label(), self.message)?;
-        if let Some(s) = &self.source {
+        // An error with a backend code already carries the server's words in its message.
+        if let Some(s) = self.source.as_ref().filter(|_| self.code.is_none()) {
             let s = one_line(&s.to_string());
             if !self.message.contains(&s) {
                 write!(f, ": {s}")?;

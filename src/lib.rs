@@ -35,6 +35,7 @@ pub mod database;
 pub mod dml;
 pub mod engine;
 pub mod error;
+pub mod options;
 pub mod pushdown;
 pub mod query;
 pub mod record;

@@ -11,7 +11,6 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -45,32 +44,6 @@ use crate::database::{Backend, Database, FilterSupport, Partition};
 use crate::error::Error;
 use crate::pushdown::{classify, expr_to_filter, strip_qualifiers as strip};
 use crate::query::{Query, ROW_ID, SortOrder, SortSpec};
-
-/// Engine-wide switches shared by every table provider.
-#[derive(Debug)]
-pub struct Settings {
-    pushdown: AtomicBool,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            pushdown: AtomicBool::new(true),
-        }
-    }
-}
-
-impl Settings {
-    /// Is filter/limit pushdown on?
-    pub fn pushdown(&self) -> bool {
-        self.pushdown.load(Ordering::Relaxed)
-    }
-
-    /// Turns pushdown on or off (`SET dataknobs.pushdown = false`).
-    pub fn set_pushdown(&self, on: bool) {
-        self.pushdown.store(on, Ordering::Relaxed)
-    }
-}
 
 /// The attached backends by name, stored in the session config so executing plans can find
 /// their backend without holding it.
@@ -145,7 +118,6 @@ impl fmt::Display for Location {
 pub struct DatabaseTable {
     db: Arc<dyn Database>,
     location: Location,
-    settings: Arc<Settings>,
     constraints: Option<Constraints>,
     /// Does the table have the extra record-id column [`ROW_ID`] (last)? Only the tables
     /// [`crate::dml`] builds to select the rows of a DELETE/UPDATE have it.
@@ -153,7 +125,7 @@ pub struct DatabaseTable {
 }
 
 impl DatabaseTable {
-    pub fn new(db: Arc<dyn Database>, location: Location, settings: Arc<Settings>) -> Self {
+    pub fn new(db: Arc<dyn Database>, location: Location) -> Self {
         let constraints = db.key_column().and_then(|k| {
             db.schema()
                 .index_of(&k)
@@ -163,7 +135,6 @@ impl DatabaseTable {
         DatabaseTable {
             db,
             location,
-            settings,
             constraints,
             row_ids: false,
         }
@@ -183,11 +154,6 @@ impl DatabaseTable {
     /// Where the collection lives.
     pub fn location(&self) -> &Location {
         &self.location
-    }
-
-    /// Is pushdown on (`dataknobs.pushdown`)?
-    pub fn pushdown(&self) -> bool {
-        self.settings.pushdown()
     }
 }
 
@@ -215,9 +181,11 @@ impl TableProvider for DatabaseTable {
         &self,
         filters: &[&Expr],
     ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        // The session is not known here: answer as with pushdown on. With
+        // `dataknobs.pushdown = false`, `scan` pushes nothing and filters everything itself.
         let stripped: Vec<Expr> = filters.iter().map(|e| strip(e)).collect();
         let refs: Vec<&Expr> = stripped.iter().collect();
-        Ok(classify(&refs, self.db.as_ref(), self.settings.pushdown()))
+        Ok(classify(&refs, self.db.as_ref(), true))
     }
 
     async fn scan(
@@ -227,6 +195,7 @@ impl TableProvider for DatabaseTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let pushdown = crate::options::pushdown(state.config_options());
         let schema = self.db.schema();
         let columns = schema.fields().len();
         let mut query = Query::new();
@@ -236,7 +205,7 @@ impl TableProvider for DatabaseTable {
         let mut residual: Vec<Expr> = Vec::new();
         for f in filters {
             let stripped = strip(f);
-            let translated = if self.settings.pushdown() {
+            let translated = if pushdown {
                 expr_to_filter(&stripped, &schema)
             } else {
                 None
@@ -250,7 +219,7 @@ impl TableProvider for DatabaseTable {
                 _ => residual.push(stripped),
             }
         }
-        if residual.is_empty() && self.settings.pushdown() {
+        if residual.is_empty() && pushdown {
             query.limit = limit;
         }
         // Indices into this provider's schema (the table's columns, then the row id if any).
@@ -299,7 +268,7 @@ impl TableProvider for DatabaseTable {
             description,
         );
         let mut plan: Arc<dyn ExecutionPlan> =
-            Arc::new(exec.with_planner(self.db.clone(), self.settings.pushdown()));
+            Arc::new(exec.with_planner(self.db.clone(), pushdown));
         let filtered = !residual.is_empty();
         if let Some(predicate) = residual.into_iter().reduce(Expr::and) {
             let df_schema =

@@ -272,11 +272,11 @@ pub async fn run_differential(engine: &Engine, table: &str, count: usize, seed: 
     let mut out = Outcome::default();
     for _ in 0..count {
         let sql = query(&mut rng, table);
-        engine.settings().set_pushdown(true);
+        engine.set_pushdown(true);
         let on = run_one(engine, &sql).await;
-        engine.settings().set_pushdown(false);
+        engine.set_pushdown(false);
         let off = run_one(engine, &sql).await;
-        engine.settings().set_pushdown(true);
+        engine.set_pushdown(true);
         out.queries += 1;
         match (on, off) {
             (Ok((a, plan)), Ok((b, plan_off))) => {

@@ -931,9 +931,9 @@ async fn same_order_on_and_off(engine: &Engine, sql: &str) -> Vec<String> {
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}")),
     );
-    engine.settings().set_pushdown(false);
+    engine.set_pushdown(false);
     let off = engine.execute(sql).await;
-    engine.settings().set_pushdown(true);
+    engine.set_pushdown(true);
     let off = rows(&off.unwrap_or_else(|e| panic!("{sql} (no pushdown): {e}")));
     assert_eq!(on, off, "pushdown changes the result of {sql}");
     on
@@ -1571,6 +1571,72 @@ async fn connection_errors_are_clear_and_secret_free() {
     .await
     .expect("connect");
     assert!(!format!("{direct:?}").contains(secret));
+}
+
+/// A password holding `+`, `%`, `@`, `:`, `/` and a space, percent-encoded in the URL as RFC
+/// 3986 says, reaches the server unchanged: members of `dk_pw_users` must authenticate with
+/// scram (scripts/services.sh puts that line first in pg_hba.conf), so a wrong password is
+/// refused with SQLSTATE 28P01 and the right one connects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn url_passwords_reach_the_server_unchanged() {
+    let _g = SERVER.read().await;
+    let client = native().await;
+    let role = unique_name("dk_pw");
+    let password = "a+b%2B@c:d/e f";
+    client
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN PASSWORD {} IN ROLE dk_pw_users",
+            lit(password)
+        ))
+        .await
+        .expect("role (does scripts/services.sh create dk_pw_users?)");
+    let encoded = "a+b%252B%40c%3Ad%2Fe%20f";
+    let u = url::Url::parse(&url()).expect("url");
+    let at = |pw: &str| {
+        format!(
+            "postgres://{role}:{pw}@{}:{}{}",
+            u.host_str().unwrap_or("127.0.0.1"),
+            u.port().unwrap_or(5432),
+            u.path()
+        )
+    };
+    // The server checks passwords for this role: a near miss is refused…
+    for wrong in ["a%20b%252B%40c%3Ad%2Fe%20f", "a+b%2B%40c%3Ad%2Fe%20f"] {
+        let e = attach_err(&at(wrong)).await;
+        assert_eq!(e.code(), Some("28P01"), "{e}");
+        assert!(!e.to_string().contains(password), "{e}");
+        assert!(
+            std::error::Error::source(&e).is_some(),
+            "the server's error is kept as the source: {e}"
+        );
+    }
+    // …and the exact one connects and reads a table it was granted.
+    let schema = fresh_schema().await;
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {t} (x int); INSERT INTO {t} VALUES (7); \
+             GRANT USAGE ON SCHEMA {s} TO {role}; GRANT SELECT ON {t} TO {role}",
+            t = q(&schema, "t"),
+            s = qi(&schema),
+        ))
+        .await
+        .expect("table");
+    let engine = Engine::new();
+    let with_schema = format!("{}?schema={schema}", at(encoded));
+    engine.attach("pg", &with_schema).await.expect("attach");
+    let batches = engine.execute("SELECT x FROM pg.t").await.expect("query");
+    assert_eq!(rows(&batches), vec!["| 7 |".to_string()]);
+    let who = engine.backend("pg").expect("backend").location();
+    assert!(!who.contains(password), "{who}");
+    drop(engine);
+    client
+        .batch_execute(&format!(
+            "REVOKE ALL ON {t} FROM {role}; REVOKE ALL ON SCHEMA {s} FROM {role}; DROP ROLE {role}",
+            t = q(&schema, "t"),
+            s = qi(&schema),
+        ))
+        .await
+        .expect("drop role");
 }
 
 /// `sslmode=require` is encrypted against a server with TLS, fails cleanly against one

@@ -360,7 +360,7 @@ async fn slt_memory() {
 async fn slt_memory_no_pushdown() {
     run_all("memory", || async {
         let engine = Engine::new();
-        engine.settings().set_pushdown(false);
+        engine.set_pushdown(false);
         engine
     })
     .await;

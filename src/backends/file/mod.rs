@@ -61,7 +61,7 @@ pub use records::FileDatabase;
 use self::cache::{Built, Fingerprint, TableCache};
 use crate::database::{Backend, CollectionSpec, Database};
 use crate::error::{Error, Result};
-use crate::table::{DatabaseTable, Location, Settings};
+use crate::table::{DatabaseTable, Location};
 
 const KIND: &str = "file";
 const SCHEMA: &str = "public";
@@ -459,7 +459,6 @@ impl FileBackend {
         &self,
         name: &str,
         location: Location,
-        settings: Arc<Settings>,
     ) -> Result<Option<Arc<dyn TableProvider>>> {
         let Some(entry) = self.find(name)? else {
             return Ok(None);
@@ -481,11 +480,10 @@ impl FileBackend {
                 WriterSource::Lazy {
                     compression: *compression,
                     location,
-                    settings,
                 },
             ),
             (Entry::File { .. }, Built::Store { db, listing }) => {
-                let writer = DatabaseTable::new(Arc::new(db), location, settings);
+                let writer = DatabaseTable::new(Arc::new(db), location);
                 match listing {
                     Some(listing) => table(listing, WriterSource::Ready(writer)),
                     None => Arc::new(writer),
@@ -631,12 +629,11 @@ impl Backend for FileBackend {
         schema: &str,
         name: &str,
         location: Location,
-        settings: Arc<Settings>,
     ) -> Result<Option<Arc<dyn TableProvider>>> {
         if schema != SCHEMA {
             return Ok(None);
         }
-        FileBackend::sql_table(self, name, location, settings).await
+        FileBackend::sql_table(self, name, location).await
     }
 
     async fn create_collection(
@@ -729,7 +726,6 @@ enum WriterSource {
     Lazy {
         compression: Compression,
         location: Location,
-        settings: Arc<Settings>,
     },
     /// A directory table: DataFusion writes new files.
     None,
@@ -758,15 +754,10 @@ impl FileTable {
             WriterSource::Lazy {
                 compression,
                 location,
-                settings,
             } => {
                 let db =
                     FileDatabase::open(self.path.clone(), Some(self.format), Some(*compression))?;
-                Some(DatabaseTable::new(
-                    Arc::new(db),
-                    location.clone(),
-                    settings.clone(),
-                ))
+                Some(DatabaseTable::new(Arc::new(db), location.clone()))
             }
             WriterSource::None => None,
         })
@@ -866,11 +857,7 @@ mod tests {
             schema: SCHEMA.into(),
             collection: name.into(),
         };
-        backend
-            .sql_table(name, location, Arc::new(Settings::default()))
-            .await
-            .unwrap()
-            .unwrap()
+        backend.sql_table(name, location).await.unwrap().unwrap()
     }
 
     #[tokio::test]

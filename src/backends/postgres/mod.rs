@@ -183,11 +183,12 @@ fn parse_url(url: &Url, options: &PgOptions) -> Result<Settings> {
     Ok(s)
 }
 
+/// A URL component (user, password, database) percent-decoded as in RFC 3986: `%2B` is `+`
+/// and a `+` stays a `+` (it means a space only in form-encoded query strings).
 fn percent(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={s}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| s.to_string())
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// A certificate verifier that accepts any certificate (libpq's `require`/`prefer`:
@@ -286,6 +287,39 @@ fn tls_config(s: &Settings) -> Result<rustls::ClientConfig> {
 }
 
 /// Turns a tokio-postgres error into a one-line dataknobs error.
+/// PostgreSQL's own report of an error, kept as the source of ours (what `pg_error` read
+/// from the server: SQLSTATE, message, detail).
+#[derive(Debug)]
+struct ServerError {
+    code: String,
+    message: String,
+    detail: Option<String>,
+}
+
+impl ServerError {
+    fn of(db: &tokio_postgres::error::DbError) -> Self {
+        ServerError {
+            code: db.code().code().to_string(),
+            message: db.message().to_string(),
+            detail: db.detail().map(str::to_string),
+        }
+    }
+}
+
+impl std::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The same words as the message of the error it is the source of, so Display does
+        // not repeat them.
+        write!(f, "{} [{}]", self.message, self.code)?;
+        if let Some(d) = &self.detail {
+            write!(f, " ({})", d.replace('\n', " "))?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ServerError {}
+
 pub(crate) fn pg_error(context: &str, e: &tokio_postgres::Error) -> Error {
     if let Some(db) = e.as_db_error() {
         let code = db.code().code();
@@ -319,13 +353,17 @@ pub(crate) fn pg_error(context: &str, e: &tokio_postgres::Error) -> Error {
                 kind,
                 format!("{context}: a row with {cols} '{vals}' exists already [{code}]"),
             )
-            .with_backend(BACKEND);
+            .with_backend(BACKEND)
+            .with_code(code)
+            .with_source(ServerError::of(db));
         }
         return Error::new(
             kind,
             format!("{context}: {} [{code}]{detail}{hint}", db.message()),
         )
-        .with_backend(BACKEND);
+        .with_backend(BACKEND)
+        .with_code(code)
+        .with_source(ServerError::of(db));
     }
     let mut msg = e.to_string();
     let kind = if msg.contains("error serializing parameter") {
@@ -342,7 +380,10 @@ pub(crate) fn pg_error(context: &str, e: &tokio_postgres::Error) -> Error {
         }
         src = s.source();
     }
-    Error::new(kind, format!("{context}: {}", msg.replace('\n', " "))).with_backend(BACKEND)
+    let text = msg.replace('\n', " ");
+    Error::new(kind, format!("{context}: {text}"))
+        .with_backend(BACKEND)
+        .with_source(text)
 }
 
 /// Shared state of an attached database.

@@ -9,11 +9,13 @@
 use std::fmt;
 use std::str::FromStr;
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::{Error, Result};
 use crate::record::Value;
 
 /// A filter operator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Operator {
     Eq,
     Ne,
@@ -132,7 +134,7 @@ impl fmt::Display for Operator {
 }
 
 /// The right-hand side of a filter.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Operand {
     /// For EXISTS / NOT EXISTS.
     None,
@@ -157,7 +159,7 @@ where
 }
 
 /// One condition: `field op value`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Filter {
     pub field: String,
     pub op: Operator,
@@ -260,7 +262,7 @@ pub fn quote_ident(name: &str) -> String {
 }
 
 /// A boolean combination of conditions.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum FilterExpr {
     Cond(Filter),
     And(Vec<FilterExpr>),
@@ -324,7 +326,7 @@ impl fmt::Display for FilterExpr {
 }
 
 /// Sort direction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum SortOrder {
     Asc,
     Desc,
@@ -345,7 +347,7 @@ impl FromStr for SortOrder {
 
 /// One sort key. NULLs sort last for ASC and first for DESC unless set otherwise (the
 /// PostgreSQL and DataFusion default).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SortSpec {
     pub field: String,
     pub order: SortOrder,
@@ -379,7 +381,9 @@ impl fmt::Display for SortSpec {
 }
 
 /// A query: filters (all must hold), sort keys, offset, limit and projected fields.
-#[derive(Debug, Clone, PartialEq, Default)]
+/// Serializable (serde), like everything in it, so a scan's query can cross process
+/// boundaries (distributed execution).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Query {
     pub filters: Vec<FilterExpr>,
     pub sort: Vec<SortSpec>,
@@ -524,6 +528,33 @@ mod tests {
         assert!(Filter::new("a", Operator::Like, 3).is_err());
         assert!(Filter::new("a", Operator::Regex, "(").is_err());
         assert!(Filter::new("a", Operator::Exists, Operand::None).is_ok());
+    }
+
+    #[test]
+    fn queries_round_trip_through_serde() {
+        let q = Query::new()
+            .try_filter("age", ">=", 25)
+            .unwrap()
+            .try_filter("name", "NOT IN", vec!["a", "b"])
+            .unwrap()
+            .try_filter("x", "EXISTS", Operand::None)
+            .unwrap()
+            .where_expr(FilterExpr::Or(vec![
+                FilterExpr::Not(Box::new(FilterExpr::Const(None))),
+                FilterExpr::Cond(
+                    Filter::new("t", Operator::Eq, crate::record::Value::Float(1.5)).unwrap(),
+                ),
+            ]))
+            .sort("age", SortOrder::Desc)
+            .offset(3)
+            .limit(10)
+            .project(["age", "name"]);
+        let mut q = q;
+        q.row_ids = true;
+        let json = serde_json::to_string(&q).unwrap();
+        let back: Query = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, q);
+        assert_eq!(back.to_string(), q.to_string());
     }
 
     #[test]

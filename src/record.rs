@@ -157,8 +157,10 @@ impl fmt::Display for FieldType {
     }
 }
 
-/// One value of a field. `Null` follows SQL semantics in queries.
-#[derive(Debug, Clone, PartialEq, Default)]
+/// One value of a field. `Null` follows SQL semantics in queries. Serialized (serde) with its
+/// variant, so an `Int` stays an `Int` and a `DateTime` a `DateTime`.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", content = "value")]
 pub enum Value {
     #[default]
     Null,

@@ -100,7 +100,7 @@ impl BackendRegistry {
 }
 
 /// Where a collection lives: the attached backend's name, the schema and the collection.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Location {
     pub attached: String,
     pub schema: String,
@@ -369,6 +369,19 @@ pub fn dml_table(provider: &Arc<dyn TableProvider>) -> DfResult<Option<DatabaseT
     crate::backends::file::dml_table(any)
 }
 
+/// The plain data of a [`DatabaseScanExec`] ([`DatabaseScanExec::spec`]), serializable with
+/// serde: which collection, the pushed query, how many partitions, the native request shown
+/// by EXPLAIN. No connection and no secret.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ScanSpec {
+    pub location: Location,
+    pub backend_kind: String,
+    pub query: Query,
+    pub partitions: usize,
+    pub scan_id: u64,
+    pub description: String,
+}
+
 /// Scans one backend collection with a pushed [`Query`].
 #[derive(Debug, Clone)]
 pub struct DatabaseScanExec {
@@ -478,6 +491,35 @@ impl DatabaseScanExec {
     /// The query sent to the backend.
     pub fn query(&self) -> &Query {
         &self.query
+    }
+
+    /// The scan as plain, serializable data (everything but the Arrow schema, which plan
+    /// serializers carry themselves), for shipping the plan to another process.
+    pub fn spec(&self) -> ScanSpec {
+        ScanSpec {
+            location: self.location.clone(),
+            backend_kind: self.backend_kind.clone(),
+            query: self.query.clone(),
+            partitions: self.properties.partitioning.partition_count(),
+            scan_id: self.scan_id,
+            description: self.description.clone(),
+        }
+    }
+
+    /// Rebuilds a scan from its [`ScanSpec`] and output schema. It finds its backend in the
+    /// executing session's [`BackendRegistry`]; a sort already pushed is kept in the query,
+    /// but DataFusion is not told the output order (it sorts again if it needs to).
+    pub fn from_spec(spec: ScanSpec, schema: SchemaRef) -> Self {
+        let mut exec = DatabaseScanExec::new(
+            spec.location,
+            spec.backend_kind,
+            spec.query,
+            schema,
+            spec.partitions,
+            spec.description,
+        );
+        exec.scan_id = spec.scan_id;
+        exec
     }
 
     /// Where the scanned collection lives.

@@ -1,51 +1,117 @@
-//! Backend URLs and the [`DatabaseFactory`]: one registry from URL scheme to backend
-//! constructor, so adding a backend is one `register` call (no dispatch to edit elsewhere).
+//! Backend URLs and the [`DatabaseFactory`] (the seed's factory with `backend_info`): one
+//! registry of [`BackendKind`]s, each declaring its name, URL schemes, description, whether
+//! it keeps data, and its URL options ([`OptionSpec`]: name, type, required, default, secret,
+//! doc). URL options are checked by one parser ([`UrlOptions`]) before a backend opens, so an
+//! unknown or malformed option is the same clear error for every backend.
+//!
+//! Adding a backend kind: implement [`BackendKind`] in the backend's folder and add one
+//! `f.register(Arc::new(TheKind))` line to [`DatabaseFactory::with_builtin`].
+
+pub mod options;
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
+use async_trait::async_trait;
+use serde::Serialize;
 use url::Url;
+
+pub use options::{OptionKind, OptionSpec, UrlOptions};
 
 use crate::backends::memory::MemoryBackend;
 use crate::database::Backend;
 use crate::error::{Error, ErrorKind, Result};
 
-/// Builds a backend from its URL.
-pub type Constructor = Arc<
-    dyn Fn(Url) -> Pin<Box<dyn Future<Output = Result<Arc<dyn Backend>>> + Send>> + Send + Sync,
->;
+/// One kind of backend: what the factory needs to list it and to open it from a URL.
+#[async_trait]
+pub trait BackendKind: Send + Sync + std::fmt::Debug {
+    /// The kind's name, e.g. `postgres`.
+    fn name(&self) -> &'static str;
+    /// The URL schemes it answers to, e.g. `postgres`, `postgresql`.
+    fn schemes(&self) -> &'static [&'static str];
+    /// One line for users.
+    fn description(&self) -> &'static str;
+    /// Does data outlive the process?
+    fn persistent(&self) -> bool;
+    /// A URL to show in help and errors.
+    fn example_url(&self) -> &'static str;
+    /// The URL query options it accepts.
+    fn options(&self) -> &'static [OptionSpec] {
+        &[]
+    }
+    /// Opens a backend; `options` are the URL's query options, already checked.
+    async fn open(&self, url: &Url, options: &UrlOptions) -> Result<Arc<dyn Backend>>;
+}
 
-/// What the factory knows about a backend kind (the seed's `get_backend_info`).
-#[derive(Clone)]
+/// What the factory tells about a backend kind (the seed's `get_backend_info`).
+#[derive(Debug, Clone, Serialize)]
 pub struct BackendInfo {
     pub name: String,
     pub description: String,
     pub persistent: bool,
     pub schemes: Vec<String>,
     pub example_url: String,
-    constructor: Constructor,
+    pub options: Vec<OptionSpec>,
 }
 
-impl std::fmt::Debug for BackendInfo {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BackendInfo")
-            .field("name", &self.name)
-            .field("schemes", &self.schemes)
-            .finish()
+impl BackendInfo {
+    fn of(kind: &dyn BackendKind) -> Self {
+        BackendInfo {
+            name: kind.name().to_string(),
+            description: kind.description().to_string(),
+            persistent: kind.persistent(),
+            schemes: kind.schemes().iter().map(|s| s.to_string()).collect(),
+            example_url: kind.example_url().to_string(),
+            options: kind.options().to_vec(),
+        }
     }
 }
 
 /// The registry of backend kinds.
 #[derive(Debug, Clone)]
 pub struct DatabaseFactory {
-    kinds: BTreeMap<String, BackendInfo>,
+    kinds: BTreeMap<String, Arc<dyn BackendKind>>,
 }
 
 impl Default for DatabaseFactory {
     fn default() -> Self {
         Self::with_builtin()
+    }
+}
+
+/// The in-memory backend: `memory://` (nothing kept) or `memory:///path/file.json`.
+#[derive(Debug)]
+pub struct MemoryKind;
+
+#[async_trait]
+impl BackendKind for MemoryKind {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+    fn schemes(&self) -> &'static [&'static str] {
+        &["memory"]
+    }
+    fn description(&self) -> &'static str {
+        "in-memory Arrow tables; optionally saved to a JSON file (memory:///path/file.json)"
+    }
+    fn persistent(&self) -> bool {
+        false
+    }
+    fn example_url(&self) -> &'static str {
+        "memory://"
+    }
+    async fn open(&self, url: &Url, _options: &UrlOptions) -> Result<Arc<dyn Backend>> {
+        let path = url.path();
+        Ok(if path.is_empty() || path == "/" {
+            Arc::new(MemoryBackend::new())
+        } else {
+            let file = url.to_file_path().map_err(|_| {
+                Error::config(format!(
+                    "'{url}' does not name a local file; use memory:///absolute/path.json"
+                ))
+            })?;
+            Arc::new(MemoryBackend::with_file(file)?)
+        })
     }
 }
 
@@ -60,85 +126,16 @@ impl DatabaseFactory {
     /// A factory with every backend compiled into this build.
     pub fn with_builtin() -> Self {
         let mut f = Self::empty();
-        f.register(
-            "memory",
-            "in-memory Arrow tables; optionally saved to a JSON file (memory:///path/file.json)",
-            false,
-            &["memory"],
-            "memory://",
-            Arc::new(|url: Url| {
-                Box::pin(async move {
-                    let path = url.path();
-                    let backend: Arc<dyn Backend> = if path.is_empty() || path == "/" {
-                        Arc::new(MemoryBackend::new())
-                    } else {
-                        let file = url.to_file_path().map_err(|_| {
-                            Error::config(format!("'{url}' does not name a local file; use memory:///absolute/path.json"))
-                        })?;
-                        Arc::new(MemoryBackend::with_file(file)?)
-                    };
-                    Ok(backend)
-                })
-            }),
-        );
-        f.register(
-            "file",
-            "a directory of JSON, NDJSON, CSV, TSV and Parquet files (file:///dir?format=parquet)",
-            true,
-            &["file"],
-            "file:///path/to/dir",
-            Arc::new(|url: Url| {
-                Box::pin(async move {
-                    let backend: Arc<dyn Backend> =
-                        Arc::new(crate::backends::file::FileBackend::from_url(&url)?);
-                    Ok(backend)
-                })
-            }),
-        );
+        f.register(Arc::new(MemoryKind));
+        f.register(Arc::new(crate::backends::file::FileKind));
         #[cfg(feature = "postgres")]
-        f.register(
-            "postgres",
-            "a PostgreSQL database: every table and view of every schema (postgres://user@host:5432/db?sslmode=prefer)",
-            true,
-            &["postgres", "postgresql"],
-            "postgres://user@localhost:5432/db",
-            Arc::new(|url: Url| {
-                Box::pin(async move {
-                    let backend: Arc<dyn Backend> = Arc::new(
-                        crate::backends::postgres::PgBackend::connect(
-                            &url,
-                            crate::backends::postgres::PgOptions::default(),
-                        )
-                        .await?,
-                    );
-                    Ok(backend)
-                })
-            }),
-        );
+        f.register(Arc::new(crate::backends::postgres::PgKind));
         f
     }
 
     /// Registers (or replaces) a backend kind.
-    pub fn register(
-        &mut self,
-        name: &str,
-        description: &str,
-        persistent: bool,
-        schemes: &[&str],
-        example_url: &str,
-        constructor: Constructor,
-    ) {
-        self.kinds.insert(
-            name.to_string(),
-            BackendInfo {
-                name: name.to_string(),
-                description: description.to_string(),
-                persistent,
-                schemes: schemes.iter().map(|s| s.to_string()).collect(),
-                example_url: example_url.to_string(),
-                constructor,
-            },
-        );
+    pub fn register(&mut self, kind: Arc<dyn BackendKind>) {
+        self.kinds.insert(kind.name().to_string(), kind);
     }
 
     /// The registered backend kinds.
@@ -147,8 +144,16 @@ impl DatabaseFactory {
     }
 
     /// Information about a kind.
-    pub fn info(&self, name: &str) -> Option<&BackendInfo> {
-        self.kinds.get(name)
+    pub fn info(&self, name: &str) -> Option<BackendInfo> {
+        self.kinds.get(name).map(|k| BackendInfo::of(k.as_ref()))
+    }
+
+    /// Information about every kind, by name (the seed's `get_backend_info`).
+    pub fn backend_info(&self) -> Vec<BackendInfo> {
+        self.kinds
+            .values()
+            .map(|k| BackendInfo::of(k.as_ref()))
+            .collect()
     }
 
     /// Is this kind available in this build?
@@ -165,15 +170,15 @@ impl DatabaseFactory {
             ))
         })?;
         let scheme = parsed.scheme().to_string();
-        let info = self
+        let kind = self
             .kinds
             .values()
-            .find(|k| k.schemes.contains(&scheme))
+            .find(|k| k.schemes().contains(&scheme.as_str()))
             .ok_or_else(|| {
                 let known: Vec<String> = self
                     .kinds
                     .values()
-                    .flat_map(|k| k.schemes.iter().map(|s| format!("{s}://")))
+                    .flat_map(|k| k.schemes().iter().map(|s| format!("{s}://")))
                     .collect();
                 Error::new(
                     ErrorKind::BackendUnavailable,
@@ -184,7 +189,8 @@ impl DatabaseFactory {
                     ),
                 )
             })?;
-        (info.constructor)(parsed).await
+        let options = UrlOptions::parse(kind.name(), &parsed, kind.options())?;
+        kind.open(&parsed, &options).await
     }
 }
 
@@ -235,5 +241,40 @@ mod tests {
             "{e}"
         );
         assert!(e.to_string().contains("memory://"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn unknown_options_are_refused_for_every_kind() {
+        let f = DatabaseFactory::with_builtin();
+        let e = f.open("memory://?nope=1").await.unwrap_err().to_string();
+        assert!(
+            e.contains("unknown memory URL option 'nope'; known: none"),
+            "{e}"
+        );
+        let dir = std::env::temp_dir();
+        let e = f
+            .open(&format!(
+                "file://{}?format=parquet&infer_rows=x",
+                dir.display()
+            ))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'infer_rows' takes a whole number"), "{e}");
+    }
+
+    #[test]
+    fn backend_info_lists_kinds_and_their_options() {
+        let info = DatabaseFactory::with_builtin().backend_info();
+        let names: Vec<&str> = info.iter().map(|i| i.name.as_str()).collect();
+        assert!(
+            names.contains(&"memory") && names.contains(&"file"),
+            "{names:?}"
+        );
+        let file = info.iter().find(|i| i.name == "file").unwrap();
+        assert!(file.persistent);
+        assert!(file.options.iter().any(|o| o.name == "format"));
+        let json = serde_json::to_string(&info).unwrap();
+        assert!(json.contains("\"example_url\""), "{json}");
     }
 }

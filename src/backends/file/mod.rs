@@ -59,6 +59,7 @@ pub use format::{Compression, Format};
 pub use records::FileDatabase;
 
 use self::cache::{Built, Fingerprint, TableCache};
+use crate::config::{BackendKind, OptionKind, OptionSpec, UrlOptions};
 use crate::database::{Backend, CollectionSpec, Database};
 use crate::error::{Error, Result};
 use crate::table::{DatabaseTable, Location};
@@ -184,34 +185,29 @@ impl FileBackend {
 
     /// From a `file:///dir?…` URL.
     pub fn from_url(url: &url::Url) -> Result<Self> {
+        let options = UrlOptions::parse(KIND, url, FILE_OPTIONS)?;
+        Self::from_options(url, &options)
+    }
+
+    fn from_options(url: &url::Url, o: &UrlOptions) -> Result<Self> {
         let root = url.to_file_path().map_err(|_| {
             Error::config(format!(
                 "'{url}' does not name a local directory; use file:///absolute/dir"
             ))
         })?;
         let mut options = FileOptions::default();
-        for (k, v) in url.query_pairs() {
-            match k.as_ref() {
-                "format" => options.default_format = v.parse()?,
-                "compression" => options.compression = v.parse()?,
-                "infer_rows" => {
-                    options.infer_rows = v.parse().map_err(|_| {
-                        Error::config(format!("infer_rows must be a number, got '{v}'"))
-                    })?
-                }
-                "pushdown_filters" => options.parquet.pushdown_filters = Some(parse_bool(&k, &v)?),
-                "reorder_filters" => options.parquet.reorder_filters = Some(parse_bool(&k, &v)?),
-                "enable_page_index" => {
-                    options.parquet.enable_page_index = Some(parse_bool(&k, &v)?)
-                }
-                other => {
-                    return Err(Error::config(format!(
-                        "unknown file backend option '{other}'; known: format, compression, \
-                         infer_rows, pushdown_filters, reorder_filters, enable_page_index"
-                    )));
-                }
-            }
+        if let Some(v) = o.text("format")? {
+            options.default_format = v.parse()?;
         }
+        if let Some(v) = o.text("compression")? {
+            options.compression = v.parse()?;
+        }
+        if let Some(n) = o.integer("infer_rows")? {
+            options.infer_rows = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        options.parquet.pushdown_filters = o.bool("pushdown_filters")?;
+        options.parquet.reorder_filters = o.bool("reorder_filters")?;
+        options.parquet.enable_page_index = o.bool("enable_page_index")?;
         Self::new(root, options)
     }
 
@@ -501,13 +497,72 @@ impl FileBackend {
 }
 
 /// A `true`/`false` URL option.
-fn parse_bool(option: &str, value: &str) -> Result<bool> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "true" | "on" | "1" => Ok(true),
-        "false" | "off" | "0" => Ok(false),
-        other => Err(Error::config(format!(
-            "file backend option {option} takes true or false, not '{other}'"
-        ))),
+/// The file backend's URL options.
+pub const FILE_OPTIONS: &[OptionSpec] = &[
+    OptionSpec::new(
+        "format",
+        OptionKind::Choice(&["json", "ndjson", "jsonl", "csv", "tsv", "parquet"]),
+        "the format of tables created with CREATE TABLE",
+    )
+    .default("parquet"),
+    OptionSpec::new(
+        "compression",
+        OptionKind::Choice(&["none", "gzip", "gz", "zstd", "zst"]),
+        "the compression of created text tables",
+    )
+    .default("none"),
+    OptionSpec::new(
+        "infer_rows",
+        OptionKind::Integer {
+            min: 1,
+            max: 100_000_000,
+        },
+        "rows read to infer a CSV/JSON schema",
+    )
+    .default("1000"),
+    OptionSpec::new(
+        "pushdown_filters",
+        OptionKind::Bool,
+        "Parquet: evaluate filters while decoding (default: the session's setting)",
+    ),
+    OptionSpec::new(
+        "reorder_filters",
+        OptionKind::Bool,
+        "Parquet: reorder pushed filters by cost (default: the session's setting)",
+    ),
+    OptionSpec::new(
+        "enable_page_index",
+        OptionKind::Bool,
+        "Parquet: prune pages with the page index (default: the session's setting)",
+    ),
+];
+
+/// The file backend kind: `file:///dir?format=…`.
+#[derive(Debug)]
+pub struct FileKind;
+
+#[async_trait]
+impl BackendKind for FileKind {
+    fn name(&self) -> &'static str {
+        KIND
+    }
+    fn schemes(&self) -> &'static [&'static str] {
+        &["file"]
+    }
+    fn description(&self) -> &'static str {
+        "a directory of JSON, NDJSON, CSV, TSV and Parquet files (file:///dir?format=parquet)"
+    }
+    fn persistent(&self) -> bool {
+        true
+    }
+    fn example_url(&self) -> &'static str {
+        "file:///path/to/dir"
+    }
+    fn options(&self) -> &'static [OptionSpec] {
+        FILE_OPTIONS
+    }
+    async fn open(&self, url: &url::Url, options: &UrlOptions) -> Result<Arc<dyn Backend>> {
+        Ok(Arc::new(FileBackend::from_options(url, options)?))
     }
 }
 

@@ -28,6 +28,7 @@ use parking_lot::{Mutex, RwLock};
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
+use crate::config::{BackendKind, OptionKind, OptionSpec, UrlOptions};
 use crate::database::{Backend, CollectionSpec, Database};
 use crate::error::{Error, ErrorKind, Result};
 use table::PgTable;
@@ -77,6 +78,82 @@ struct Settings {
     connect_timeout: Duration,
 }
 
+/// The PostgreSQL backend's URL options (libpq's names where they exist).
+pub const PG_OPTIONS: &[OptionSpec] = &[
+    OptionSpec::new(
+        "sslmode",
+        OptionKind::Choice(&["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]),
+        "TLS: require encrypts without checking the certificate (as libpq); verify-full checks it and the host name",
+    )
+    .default("prefer"),
+    OptionSpec::new("sslrootcert", OptionKind::Text, "a PEM file of CA certificates to trust"),
+    OptionSpec::new(
+        "pool_size",
+        OptionKind::Integer { min: 2, max: 1000 },
+        "connections in the pool",
+    )
+    .default("16"),
+    OptionSpec::new(
+        "unknown_types",
+        OptionKind::Choice(&["text", "error"]),
+        "columns of types dataknobs cannot map: read as their output text, or refuse",
+    )
+    .default("error"),
+    OptionSpec::new("schema", OptionKind::Text, "the default schema (`pg.t`); default: current_schema()"),
+    OptionSpec::new("host", OptionKind::Text, "the host, or a socket directory when it starts with /"),
+    OptionSpec::new(
+        "port",
+        OptionKind::Integer { min: 1, max: 65535 },
+        "the port (else the URL's, else 5432)",
+    ),
+    OptionSpec::new("user", OptionKind::Text, "the user (else the URL's, PGUSER or USER)"),
+    OptionSpec::new("dbname", OptionKind::Text, "the database (else the URL's path)"),
+    OptionSpec::new(
+        "connect_timeout",
+        OptionKind::Duration,
+        "how long to wait for a connection (seconds, or 500ms, 1m, …)",
+    )
+    .default("10"),
+    OptionSpec::new("application_name", OptionKind::Text, "accepted for libpq compatibility; ignored"),
+    OptionSpec::new(
+        "password",
+        OptionKind::Text,
+        "use postgres://user:password@host/db, the password option or PGPASSWORD",
+    )
+    .secret(),
+];
+
+/// The PostgreSQL backend kind: `postgres://user@host:5432/db?…`.
+#[derive(Debug)]
+pub struct PgKind;
+
+#[async_trait::async_trait]
+impl BackendKind for PgKind {
+    fn name(&self) -> &'static str {
+        BACKEND
+    }
+    fn schemes(&self) -> &'static [&'static str] {
+        &["postgres", "postgresql"]
+    }
+    fn description(&self) -> &'static str {
+        "a PostgreSQL database: every table and view of every schema (postgres://user@host:5432/db?sslmode=prefer)"
+    }
+    fn persistent(&self) -> bool {
+        true
+    }
+    fn example_url(&self) -> &'static str {
+        "postgres://user@localhost:5432/db"
+    }
+    fn options(&self) -> &'static [OptionSpec] {
+        PG_OPTIONS
+    }
+    async fn open(&self, url: &Url, _options: &UrlOptions) -> Result<Arc<dyn Backend>> {
+        Ok(Arc::new(
+            PgBackend::connect(url, PgOptions::default()).await?,
+        ))
+    }
+}
+
 fn parse_url(url: &Url, options: &PgOptions) -> Result<Settings> {
     let bad = |m: String| Error::config(m).with_backend(BACKEND);
     let mut s = Settings {
@@ -96,75 +173,37 @@ fn parse_url(url: &Url, options: &PgOptions) -> Result<Settings> {
     if s.host.starts_with('[') {
         s.host = s.host.trim_matches(|c| c == '[' || c == ']').to_string();
     }
-    for (k, v) in url.query_pairs() {
-        match k.as_ref() {
-            "sslmode" => {
-                s.sslmode = match v.as_ref() {
-                    "disable" => SslMode::Disable,
-                    "allow" | "prefer" => SslMode::Prefer,
-                    "require" => SslMode::Require,
-                    "verify-ca" => SslMode::VerifyCa,
-                    "verify-full" => SslMode::VerifyFull,
-                    other => {
-                        return Err(bad(format!(
-                            "unknown sslmode '{other}'; use disable, prefer, require, verify-ca or verify-full"
-                        )));
-                    }
-                }
-            }
-            "sslrootcert" => s.sslrootcert = Some(v.to_string()),
-            "pool_size" => {
-                s.pool_size = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (2..=1000).contains(n))
-                    .ok_or_else(|| {
-                        bad(format!(
-                            "pool_size must be a number from 2 to 1000, got '{v}'"
-                        ))
-                    })?
-            }
-            "unknown_types" => {
-                s.unknown_as_text = match v.as_ref() {
-                    "text" => true,
-                    "error" => false,
-                    other => {
-                        return Err(bad(format!(
-                            "unknown_types must be 'text' or 'error', got '{other}'"
-                        )));
-                    }
-                }
-            }
-            "schema" => s.schema = Some(v.to_string()),
-            "host" => {
-                s.host_is_path = v.starts_with('/');
-                s.host = v.to_string();
-            }
-            "user" => s.user = v.to_string(),
-            "dbname" => s.dbname = v.to_string(),
-            "port" => {
-                s.port = v
-                    .parse()
-                    .map_err(|_| bad(format!("port must be a number, got '{v}'")))?
-            }
-            "connect_timeout" => {
-                let secs: u64 = v
-                    .parse()
-                    .map_err(|_| bad(format!("connect_timeout must be seconds, got '{v}'")))?;
-                s.connect_timeout = Duration::from_secs(secs.max(1));
-            }
-            "password" => {
-                return Err(bad(
-                    "do not put the password in a query parameter; use postgres://user:password@host/db, the password option or PGPASSWORD".into(),
-                ));
-            }
-            "application_name" => {}
-            other => {
-                return Err(bad(format!(
-                    "unknown PostgreSQL URL option '{other}'; known: sslmode, sslrootcert, pool_size, unknown_types, schema, host, port, user, dbname, connect_timeout, application_name"
-                )));
-            }
-        }
+    let o = UrlOptions::parse(BACKEND, url, PG_OPTIONS)?;
+    if let Some(v) = o.text("sslmode")? {
+        s.sslmode = match v.as_str() {
+            "disable" => SslMode::Disable,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            _ => SslMode::Prefer,
+        };
+    }
+    s.sslrootcert = o.text("sslrootcert")?;
+    if let Some(n) = o.integer("pool_size")? {
+        s.pool_size = usize::try_from(n).unwrap_or(16);
+    }
+    s.unknown_as_text = o.text("unknown_types")?.as_deref() == Some("text");
+    s.schema = o.text("schema")?;
+    if let Some(v) = o.text("host")? {
+        s.host_is_path = v.starts_with('/');
+        s.host = v;
+    }
+    if let Some(v) = o.text("user")? {
+        s.user = v;
+    }
+    if let Some(v) = o.text("dbname")? {
+        s.dbname = v;
+    }
+    if let Some(p) = o.integer("port")? {
+        s.port = u16::try_from(p).map_err(|_| bad(format!("port {p} is out of range")))?;
+    }
+    if let Some(t) = o.duration("connect_timeout")? {
+        s.connect_timeout = t.max(Duration::from_secs(1));
     }
     if s.user.is_empty() {
         s.user = std::env::var("PGUSER")
@@ -775,5 +814,64 @@ impl Backend for PgBackend {
             .map_err(|e| pg_error(&format!("cannot drop {schema}.{name}"), &e))?;
         self.inner.remember(schema, name, false);
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(u: &str) -> Result<Settings> {
+        parse_url(&Url::parse(u).unwrap(), &PgOptions::default())
+    }
+
+    #[test]
+    fn url_options_are_typed_and_checked() {
+        let s = parse(
+            "postgres://u:p%2Bq+r@h:6543/db?sslmode=require&pool_size=4&connect_timeout=500ms&schema=x&unknown_types=text",
+        )
+        .unwrap();
+        assert_eq!((s.host.as_str(), s.port, s.user.as_str()), ("h", 6543, "u"));
+        assert_eq!(s.password.as_ref().unwrap().expose_secret(), "p+q+r");
+        assert_eq!(s.sslmode, SslMode::Require);
+        assert_eq!(s.pool_size, 4);
+        assert_eq!(
+            s.connect_timeout,
+            Duration::from_secs(1),
+            "at least a second"
+        );
+        assert_eq!(s.schema.as_deref(), Some("x"));
+        assert!(s.unknown_as_text);
+        let d = parse("postgres://u@h/db").unwrap();
+        assert_eq!(
+            (d.sslmode, d.pool_size, d.connect_timeout),
+            (SslMode::Prefer, 16, Duration::from_secs(10))
+        );
+        for (url, words) in [
+            (
+                "postgres://h/db?pool_size=1",
+                "'pool_size' takes a whole number from 2 to 1000",
+            ),
+            (
+                "postgres://h/db?sslmode=maybe",
+                "one of disable, allow, prefer",
+            ),
+            (
+                "postgres://h/db?nope=1",
+                "unknown postgres URL option 'nope'; known: sslmode",
+            ),
+            (
+                "postgres://h/db?password=hunter2",
+                "do not put the password in the URL query",
+            ),
+            (
+                "postgres://h/db?connect_timeout=soon",
+                "'connect_timeout' takes a duration",
+            ),
+        ] {
+            let e = parse(url).err().unwrap().to_string();
+            assert!(e.contains(words), "{url}: {e}");
+            assert!(!e.contains("hunter2"), "{e}");
+        }
     }
 }

@@ -29,6 +29,7 @@
 
 pub mod backends;
 pub mod catalog;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod config;
 pub mod database;

@@ -41,6 +41,7 @@ pub mod pushdown;
 pub mod query;
 pub mod record;
 pub mod rules;
+pub mod store;
 pub mod table;
 
 pub use backends::memory::MemoryBackend;

@@ -45,7 +45,6 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Cursor, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -74,6 +73,7 @@ use crate::pushdown::eval;
 use crate::pushdown::strip_qualifiers;
 use crate::query::{FilterExpr, Query};
 use crate::record::{FieldType, Record, Value, column_list, values_to_array};
+use crate::store::atomic::{write_atomically, write_atomically_with};
 
 const KIND: &str = "file";
 /// Rows per batch a scan yields and a reader produces.
@@ -510,7 +510,8 @@ impl Inner {
 impl Shared {
     #[cfg(test)]
     fn injected_failure(&self) -> bool {
-        self.fail_next_rename.swap(false, Ordering::SeqCst)
+        self.fail_next_rename
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
     }
 
     #[cfg(not(test))]
@@ -694,14 +695,21 @@ impl Shared {
                 format!("{}: cannot write: {}", self.path.display(), e.message()),
             )
         })?;
-        write_atomically(&self.path, &data, self.injected_failure())?;
+        let fail = self.injected_failure();
+        write_atomically_with(&self.path, |f| {
+            f.write_all(&data)?;
+            if fail {
+                return Err(std::io::Error::other("injected failure"));
+            }
+            Ok(())
+        })?;
         let generation = read_generation(lock).wrapping_add(1);
         write_generation(lock, &self.lock_path, generation)?;
         if self.format != Format::Parquet {
             let sidecar = Sidecar::describe(self.format, &schema, key.as_deref(), &data);
             let json = serde_json::to_vec_pretty(&sidecar)
                 .map_err(|e| Error::internal(format!("serializing the schema file: {e}")))?;
-            write_atomically(&self.sidecar_path, &json, false).map_err(|e| {
+            write_atomically(&self.sidecar_path, &json).map_err(|e| {
                 Error::new(
                     e.kind(),
                     format!(
@@ -820,67 +828,6 @@ impl Shared {
                 );
                 None
             }
-        }
-    }
-}
-
-/// Writes `data` to `path` through a temporary file in the same directory (fsync, rename).
-/// On any failure the temporary file is removed and `path` is untouched.
-fn write_atomically(path: &Path, data: &[u8], fail_before_rename: bool) -> Result<()> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let base = path.file_name().and_then(|n| n.to_str()).unwrap_or("data");
-    let (tmp, file) = loop {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let p = dir.join(format!(".{base}.tmp-{}-{n}", std::process::id()));
-        match OpenOptions::new().write(true).create_new(true).open(&p) {
-            Ok(f) => break (p, f),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => {
-                return Err(Error::io(
-                    format!(
-                        "cannot write {}: creating a temporary file in {}",
-                        path.display(),
-                        dir.display()
-                    ),
-                    e,
-                ));
-            }
-        }
-    };
-    let result = (|| {
-        let mut file = file;
-        file.write_all(data)
-            .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
-        if let Ok(m) = fs::metadata(path) {
-            // Keep the original file's permissions.
-            let _ = file.set_permissions(m.permissions());
-        }
-        file.sync_all()
-            .map_err(|e| Error::io(format!("syncing {}", tmp.display()), e))?;
-        drop(file);
-        if fail_before_rename {
-            return Err(Error::io(
-                format!("replacing {}", path.display()),
-                std::io::Error::other("injected failure"),
-            ));
-        }
-        fs::rename(&tmp, path).map_err(|e| Error::io(format!("replacing {}", path.display()), e))
-    })();
-    match result {
-        Ok(()) => {
-            // Make the rename durable; not fatal where directories cannot be synced.
-            if let Ok(d) = File::open(dir) {
-                let _ = d.sync_all();
-            }
-            Ok(())
-        }
-        Err(e) => {
-            let _ = fs::remove_file(&tmp);
-            Err(e)
         }
     }
 }
@@ -2110,6 +2057,7 @@ mod tests {
     use datafusion::arrow::compute::concat_batches;
     use datafusion::logical_expr::{col, lit};
     use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+    use std::sync::atomic::Ordering;
 
     fn all_types_record(i: i64) -> Record {
         let id = format!("r{i}");

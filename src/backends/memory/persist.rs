@@ -1,11 +1,11 @@
-//! Persistence of a memory backend to one JSON file, written atomically (temporary file in the
-//! same directory, fsync, rename), so a crash leaves the previous file intact.
+//! Persistence of a memory backend to one JSON file, written atomically
+//! ([`crate::store::atomic`]: temporary file in the same directory, fsync, rename), so a crash
+//! leaves the previous file intact.
 //!
 //! Layout: `{"version":1,"collections":[{"schema","name","key","columns":[{"name","type",
 //! "arrow","nullable"}],"rows":[[…],…]}]}`. Values use [`Value::to_json`]; the column's field
 //! type reads them back losslessly.
 
-use std::io::Write;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::{MemoryBackend, MemoryCollection};
 use crate::error::{Error, Result};
 use crate::record::{FieldType, Value, batch_to_records, values_to_array};
+use crate::store::atomic::write_atomically;
 
 #[derive(Serialize, Deserialize)]
 struct FileImage {
@@ -99,53 +100,6 @@ pub(super) fn save(backend: &MemoryBackend, path: &Path) -> Result<()> {
     let json = serde_json::to_vec(&image)
         .map_err(|e| Error::internal(format!("serializing memory backend: {e}")))?;
     write_atomically(path, &json)
-}
-
-/// Writes `data` to `path` through a temporary file in the same directory.
-pub(crate) fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile_in(dir, path)?;
-    tmp.1
-        .write_all(data)
-        .map_err(|e| Error::io(format!("writing {}", tmp.0.display()), e))?;
-    tmp.1
-        .sync_all()
-        .map_err(|e| Error::io(format!("syncing {}", tmp.0.display()), e))?;
-    std::fs::rename(&tmp.0, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp.0);
-        Error::io(format!("replacing {}", path.display()), e)
-    })
-}
-
-fn tempfile_in(dir: &Path, target: &Path) -> Result<(std::path::PathBuf, std::fs::File)> {
-    let base = target
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("data");
-    for attempt in 0..100u32 {
-        let p = dir.join(format!(".{base}.tmp-{}-{attempt}", std::process::id()));
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&p)
-        {
-            Ok(f) => return Ok((p, f)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => {
-                return Err(Error::io(
-                    format!("creating a temporary file in {}", dir.display()),
-                    e,
-                ));
-            }
-        }
-    }
-    Err(Error::internal(format!(
-        "no free temporary file name in {}",
-        dir.display()
-    )))
 }
 
 pub(super) fn load(backend: &MemoryBackend, path: &Path) -> Result<()> {

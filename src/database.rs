@@ -3,11 +3,11 @@
 //!
 //! The record API (`create`, `read`, `search`, …) is what the seed package offers. The SQL side
 //! (`schema`, `scan`, `filter_support`, `insert`, `delete_where`, `update_where`) is what the
-//! DataFusion bridge in [`crate::table`] calls. Optional capabilities have default
+//! DataFusion bridge in `crate::table` calls. Optional capabilities have default
 //! implementations that return [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) with
 //! the backend's name — never a silent no-op.
 
-use std::fmt::Debug;
+use std::fmt::{self, Debug};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -49,6 +49,20 @@ impl Partition {
         count: 1,
         scan: 0,
     };
+}
+
+/// Where a collection lives: the attached backend's name, the schema and the collection.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Location {
+    pub attached: String,
+    pub schema: String,
+    pub collection: String,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.attached, self.schema, self.collection)
+    }
 }
 
 /// A description of a new collection.
@@ -294,12 +308,12 @@ pub trait Backend: Send + Sync + Debug {
     async fn drop_collection(&self, schema: &str, name: &str, if_exists: bool) -> Result<bool>;
 
     /// A backend's own SQL table for a collection, when it has a better one than the generic
-    /// [`crate::table::DatabaseTable`] (files use DataFusion's listing tables). Default: None.
+    /// `crate::table::DatabaseTable` (files use DataFusion's listing tables). Default: None.
     async fn sql_table(
         &self,
         _schema: &str,
         _name: &str,
-        _location: crate::table::Location,
+        _location: Location,
     ) -> Result<Option<Arc<dyn datafusion::catalog::TableProvider>>> {
         Ok(None)
     }

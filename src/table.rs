@@ -99,19 +99,7 @@ impl BackendRegistry {
     }
 }
 
-/// Where a collection lives: the attached backend's name, the schema and the collection.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Location {
-    pub attached: String,
-    pub schema: String,
-    pub collection: String,
-}
-
-impl fmt::Display for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}.{}", self.attached, self.schema, self.collection)
-    }
-}
+pub use crate::database::Location;
 
 /// A backend collection as a DataFusion table.
 #[derive(Debug, Clone)]

@@ -231,11 +231,11 @@ fn check(spec: &OptionSpec, v: &str) -> std::result::Result<(), String> {
     }
 }
 
-/// `true`/`false`, `on`/`off`, `yes`/`no`, `1`/`0`, any case.
+/// `true`/`false`, `on`/`off`, `1`/`0`, any case.
 pub fn parse_bool(v: &str) -> std::result::Result<bool, String> {
     match v.trim().to_ascii_lowercase().as_str() {
-        "true" | "on" | "yes" | "1" => Ok(true),
-        "false" | "off" | "no" | "0" => Ok(false),
+        "true" | "on" | "1" => Ok(true),
+        "false" | "off" | "0" => Ok(false),
         other => Err(format!("'{other}' is not true or false")),
     }
 }

@@ -876,8 +876,7 @@ impl PgTable {
                 &e,
             )
         };
-        client.batch_execute("BEGIN").await.map_err(fail)?;
-        let result = async {
+        self.in_transaction(client, async |client| {
             // Lock the rows first so the values we compute from stay current.
             let lock = format!(
                 "SELECT 1 FROM {}{} FOR UPDATE",
@@ -894,7 +893,7 @@ impl PgTable {
             let table = self.name();
             let reader = async {
                 let tx = tx;
-                decode_copy(&client, &copy, &plan.columns, &schema, &table, &tx).await
+                decode_copy(client, &copy, &plan.columns, &schema, &table, &tx).await
             };
             let mut batches = Vec::new();
             let collect = async {
@@ -916,13 +915,34 @@ impl PgTable {
             }
             let targets: Vec<PgColumn> = exprs.iter().map(|(c, _)| c.clone()).collect();
             let join = format!("t.{k} = s.{k}", k = sql::ident(&key));
-            let n = self
-                .update_from_rows(&client, &key_col, &join, &targets, rows)
-                .await?;
-            client.batch_execute("COMMIT").await.map_err(fail)?;
-            Ok::<u64, Error>(n)
-        }
-        .await;
+            self.update_from_rows(client, &key_col, &join, &targets, rows)
+                .await
+        })
+        .await
+    }
+
+    /// Runs `body` in a transaction on `client` (BEGIN … COMMIT; the statement is an UPDATE);
+    /// on an error rolls back, and takes the connection out of the pool if even that fails.
+    async fn in_transaction<T>(
+        &self,
+        client: deadpool_postgres::Object,
+        body: impl AsyncFnOnce(&deadpool_postgres::Object) -> Result<T>,
+    ) -> Result<T> {
+        let fail = |e: tokio_postgres::Error| {
+            pg_error(
+                &format!("UPDATE of {} failed; nothing was changed", self.name()),
+                &e,
+            )
+        };
+        client.batch_execute("BEGIN").await.map_err(fail)?;
+        let result = match body(&client).await {
+            Ok(v) => client
+                .batch_execute("COMMIT")
+                .await
+                .map(|_| v)
+                .map_err(fail),
+            Err(e) => Err(e),
+        };
         if result.is_err() && client.batch_execute("ROLLBACK").await.is_err() {
             let _ = deadpool_postgres::Object::take(client);
         }
@@ -1386,7 +1406,7 @@ async fn post_process(
     }
     let mut batch = datafusion::arrow::compute::concat_batches(&plan.schema, &kept)?;
     if let Some(q) = &plan.post {
-        batch = crate::backends::memory::scan::sort_offset_limit(&batch, q)?;
+        batch = crate::store::scan::sort_offset_limit(&batch, q)?;
     }
     if let Some(out) = &plan.output {
         let idx = out
@@ -1813,31 +1833,12 @@ impl Database for PgTable {
             datafusion::arrow::array::StringArray::from_iter_values(ids.iter()),
         );
         let client = self.inner.client().await?;
-        let fail = |e: tokio_postgres::Error| {
-            pg_error(
-                &format!("UPDATE of {} failed; nothing was changed", self.name()),
-                &e,
-            )
-        };
-        client.batch_execute("BEGIN").await.map_err(fail)?;
-        let result = async {
-            let n = self
-                .update_from_rows(
-                    &client,
-                    &id,
-                    &join,
-                    &targets,
-                    vec![(ids, values.columns().to_vec())],
-                )
-                .await?;
-            client.batch_execute("COMMIT").await.map_err(fail)?;
-            Ok::<u64, Error>(n)
-        }
-        .await;
-        if result.is_err() && client.batch_execute("ROLLBACK").await.is_err() {
-            let _ = deadpool_postgres::Object::take(client);
-        }
-        result
+        let rows = vec![(ids, values.columns().to_vec())];
+        self.in_transaction(client, async |client| {
+            self.update_from_rows(client, &id, &join, &targets, rows)
+                .await
+        })
+        .await
     }
 
     async fn delete_where(&self, filter: Option<&FilterExpr>) -> Result<u64> {

@@ -1,7 +1,17 @@
 //! The backend kit: pieces shared by the backends that keep a collection as Arrow data in
 //! this process (the memory backend and the file backend's record store).
 //!
+//! * [`chunks`]: a collection as immutable Arrow chunks with keep-masks, a row-form tail and
+//!   an id index ([`chunks::State`]): the record API and the SQL writes (insert, delete and
+//!   update by filter or by record id) on it;
+//! * [`scan`]: scans of a snapshot of those chunks (filter, projection, partitions, sort,
+//!   offset, limit);
 //! * [`atomic`]: replacing a file so that readers and crashes see the old or the new content,
-//!   never a mix.
+//!   never a mix;
+//! * [`columns`]: the JSON description of a collection's columns (memory files, file
+//!   sidecars).
 
 pub(crate) mod atomic;
+pub(crate) mod chunks;
+pub(crate) mod columns;
+pub(crate) mod scan;

@@ -4,7 +4,7 @@
 //!
 //! # Storage
 //!
-//! The file is the truth. A `FileDatabase` keeps the memory backend's collection state
+//! The file is the truth. A `FileDatabase` keeps the shared chunk store's collection state
 //! ([`State`]) loaded from the file and
 //!
 //! * before every operation takes a lock on the sidecar lock file `.<file name>.lock` in the same
@@ -65,8 +65,8 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use super::format::{self, Compression, Format};
-use crate::backends::memory::scan::scan_snapshot;
-use crate::backends::memory::store::{State, scan_chunk};
+use crate::store::chunks::{State, scan_chunk};
+use crate::store::scan::scan_snapshot;
 use crate::database::{Database, FilterSupport, Partition};
 use crate::error::{Error, ErrorKind, Result};
 use crate::pushdown::eval;
@@ -74,6 +74,7 @@ use crate::pushdown::strip_qualifiers;
 use crate::query::{FilterExpr, Query};
 use crate::record::{FieldType, Record, Value, column_list, values_to_array};
 use crate::store::atomic::{write_atomically, write_atomically_with};
+use crate::store::columns::{self, ColumnDesc};
 
 const KIND: &str = "file";
 /// Rows per batch a scan yields and a reader produces.
@@ -1698,22 +1699,11 @@ struct Sidecar {
     /// Length and CRC-32 of the data file (as stored, compressed) this describes.
     data_len: u64,
     data_crc32: u32,
-    columns: Vec<SidecarColumn>,
+    columns: Vec<ColumnDesc>,
     /// How NULL is written in CSV/TSV files we wrote (`\N`), so an empty field is an empty
     /// string. Absent for other formats and files written before this was recorded.
     #[serde(default)]
     null: Option<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct SidecarColumn {
-    name: String,
-    #[serde(rename = "type")]
-    field_type: String,
-    arrow: String,
-    nullable: bool,
-    #[serde(default)]
-    key: bool,
 }
 
 fn crc32(data: &[u8]) -> u32 {
@@ -1730,17 +1720,7 @@ impl Sidecar {
             data_len: data.len() as u64,
             data_crc32: crc32(data),
             null: matches!(format, Format::Csv | Format::Tsv).then(|| CSV_NULL.to_string()),
-            columns: schema
-                .fields()
-                .iter()
-                .map(|f| SidecarColumn {
-                    name: f.name().clone(),
-                    field_type: FieldType::from_arrow(f).name().to_string(),
-                    arrow: f.data_type().to_string(),
-                    nullable: f.is_nullable(),
-                    key: key == Some(f.name().as_str()),
-                })
-                .collect(),
+            columns: columns::describe(schema, key),
         }
     }
 
@@ -1750,28 +1730,9 @@ impl Sidecar {
 
     /// The columns as Arrow fields; None (with a warning) if the sidecar is unusable.
     fn fields(&self) -> Option<Vec<ArrowField>> {
-        let mut out = Vec::with_capacity(self.columns.len());
-        for c in &self.columns {
-            let ty = FieldType::parse(&c.field_type);
-            let dt = c.arrow.parse::<DataType>();
-            match (ty, dt) {
-                (Ok(ty), Ok(dt)) => out.push(
-                    ty.arrow_field(&c.name)
-                        .with_data_type(dt)
-                        .with_nullable(c.nullable),
-                ),
-                _ => {
-                    tracing::warn!(
-                        "file backend: ignoring a schema file: column '{}' has an unknown type {} / {}",
-                        c.name,
-                        c.field_type,
-                        c.arrow
-                    );
-                    return None;
-                }
-            }
-        }
-        Some(out)
+        columns::fields(&self.columns)
+            .map_err(|e| tracing::warn!("file backend: ignoring a schema file: {e}"))
+            .ok()
     }
 }
 

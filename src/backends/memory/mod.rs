@@ -1,5 +1,5 @@
-//! The in-memory backend: collections of Arrow chunks (see [`store`]), safe for concurrent
-//! use, with optional persistence to one JSON file.
+//! The in-memory backend: collections of Arrow chunks (see [`crate::store::chunks`]), safe
+//! for concurrent use, with optional persistence to one JSON file.
 //!
 //! Filters are evaluated with DataFusion's own physical expressions
 //! ([`crate::pushdown::eval`]), so every filter the query model can express is pushed
@@ -9,8 +9,6 @@
 //! after each SQL statement and by [`MemoryBackend::save`]).
 
 mod persist;
-pub(crate) mod scan;
-pub(crate) mod store;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -30,7 +28,8 @@ use crate::pushdown::eval;
 use crate::pushdown::strip_qualifiers;
 use crate::query::{FilterExpr, Query};
 use crate::record::{FieldType, Record};
-use store::State;
+use crate::store::chunks::{Chunk, State};
+use crate::store::scan;
 
 const KIND: &str = "memory";
 /// Rows per batch a scan yields.
@@ -56,7 +55,7 @@ impl MemoryCollection {
     }
 
     /// A consistent snapshot for a scan: schema and chunk list (the tail flushed first).
-    fn snapshot(&self) -> (SchemaRef, Vec<Arc<store::Chunk>>) {
+    fn snapshot(&self) -> (SchemaRef, Vec<Arc<Chunk>>) {
         if self.state.read().has_pending() {
             self.state.write().flush();
         }

@@ -2,21 +2,21 @@
 //! ([`crate::store::atomic`]: temporary file in the same directory, fsync, rename), so a crash
 //! leaves the previous file intact.
 //!
-//! Layout: `{"version":1,"collections":[{"schema","name","key","columns":[{"name","type",
-//! "arrow","nullable"}],"rows":[[…],…]}]}`. Values use [`Value::to_json`]; the column's field
-//! type reads them back losslessly.
+//! Layout: `{"version":1,"collections":[{"schema","name","key","columns":[…],"ids":[…],
+//! "rows":[[…],…]}]}`, the columns as [`crate::store::columns`] describes them. Values use
+//! [`Value::to_json`]; the column's field type reads them back losslessly.
 
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{DataType, Schema};
+use datafusion::arrow::datatypes::Schema;
 use serde::{Deserialize, Serialize};
 
 use super::{MemoryBackend, MemoryCollection};
 use crate::error::{Error, Result};
 use crate::record::{FieldType, Value, batch_to_records, values_to_array};
 use crate::store::atomic::write_atomically;
+use crate::store::columns::{self, ColumnDesc};
 
 #[derive(Serialize, Deserialize)]
 struct FileImage {
@@ -29,18 +29,9 @@ struct CollectionImage {
     schema: String,
     name: String,
     key: Option<String>,
-    columns: Vec<ColumnImage>,
+    columns: Vec<ColumnDesc>,
     ids: Vec<String>,
     rows: Vec<Vec<serde_json::Value>>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct ColumnImage {
-    name: String,
-    #[serde(rename = "type")]
-    field_type: String,
-    arrow: String,
-    nullable: bool,
 }
 
 pub(super) fn save(backend: &MemoryBackend, path: &Path) -> Result<()> {
@@ -61,8 +52,14 @@ pub(super) fn save(backend: &MemoryBackend, path: &Path) -> Result<()> {
         let mut rows = Vec::new();
         for chunk in chunks {
             let all: Vec<usize> = (0..schema.fields().len()).collect();
-            let batch =
-                super::store::scan_chunk(&schema, &chunk, 0, chunk.batch.num_rows(), None, &all)?;
+            let batch = crate::store::chunks::scan_chunk(
+                &schema,
+                &chunk,
+                0,
+                chunk.batch.num_rows(),
+                None,
+                &all,
+            )?;
             if let Some(k) = &chunk.keep {
                 ids.extend(
                     chunk
@@ -82,17 +79,8 @@ pub(super) fn save(backend: &MemoryBackend, path: &Path) -> Result<()> {
         image.collections.push(CollectionImage {
             schema: schema_name,
             name,
+            columns: columns::describe(&schema, key.as_deref()),
             key,
-            columns: schema
-                .fields()
-                .iter()
-                .map(|f| ColumnImage {
-                    name: f.name().clone(),
-                    field_type: FieldType::from_arrow(f).name().to_string(),
-                    arrow: f.data_type().to_string(),
-                    nullable: f.is_nullable(),
-                })
-                .collect(),
             ids,
             rows,
         });
@@ -114,17 +102,7 @@ pub(super) fn load(backend: &MemoryBackend, path: &Path) -> Result<()> {
     for c in image.collections {
         let bad =
             |m: String| Error::config(format!("{}: collection '{}': {m}", path.display(), c.name));
-        let mut fields = Vec::new();
-        for col in &c.columns {
-            let ty = FieldType::parse(&col.field_type).map_err(|e| bad(e.to_string()))?;
-            let dt = DataType::from_str(&col.arrow).map_err(|e| bad(e.to_string()))?;
-            let f = ty
-                .arrow_field(&col.name)
-                .with_data_type(dt)
-                .with_nullable(col.nullable);
-            fields.push(f);
-        }
-        let schema = Arc::new(Schema::new(fields));
+        let schema = Arc::new(Schema::new(columns::fields(&c.columns).map_err(bad)?));
         let key = match &c.key {
             Some(k) => Some(
                 schema
@@ -159,4 +137,43 @@ pub(super) fn load(backend: &MemoryBackend, path: &Path) -> Result<()> {
         backend.insert_collection(&c.schema, &c.name, coll);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::database::Backend;
+
+    #[tokio::test]
+    async fn a_file_in_the_layout_before_the_shared_column_description_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.json");
+        // Written by the code before `key` was recorded per column.
+        let old = r#"{"version":1,"collections":[{"schema":"public","name":"t","key":"id",
+            "columns":[{"name":"id","type":"STRING","arrow":"Utf8","nullable":false},
+                       {"name":"n","type":"INTEGER","arrow":"Int16","nullable":true}],
+            "ids":["a","b"],"rows":[["a",1],["b",null]]}]}"#;
+        std::fs::write(&path, old).unwrap();
+        let backend = MemoryBackend::with_file(&path).unwrap();
+        let db = backend.open("public", "t").await.unwrap().unwrap();
+        assert_eq!(db.key_column().as_deref(), Some("id"));
+        let n = db.schema().field_with_name("n").unwrap().clone();
+        assert_eq!(
+            n.data_type(),
+            &datafusion::arrow::datatypes::DataType::Int16
+        );
+        let a = db.read("a").await.unwrap().unwrap();
+        assert_eq!(a.get("n"), Some(&Value::Int(1)));
+        assert_eq!(db.count(None).await.unwrap(), 2);
+        // Saved again in the current layout, it loads the same.
+        std::fs::remove_file(&path).unwrap();
+        backend.save().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(r#""key":true"#), "{text}");
+        drop(backend);
+        let again = MemoryBackend::with_file(&path).unwrap();
+        let db = again.open("public", "t").await.unwrap().unwrap();
+        assert_eq!(db.count(None).await.unwrap(), 2);
+        assert_eq!(db.key_column().as_deref(), Some("id"));
+    }
 }

@@ -14,7 +14,7 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::TryStreamExt;
 
-use super::store::{Chunk, row_id_field, scan_chunk_rows};
+use super::chunks::{Chunk, row_id_field, scan_chunk_rows};
 use crate::database::Partition;
 use crate::error::{Error, Result};
 use crate::pushdown::eval;

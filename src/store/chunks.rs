@@ -1,4 +1,5 @@
-//! The storage of one in-memory collection.
+//! The storage of one collection held in this process as Arrow data (the memory backend's
+//! collections, the file backend's record store between reads and writes of its file).
 //!
 //! Rows live in immutable Arrow chunks (`Arc<Chunk>`), each with a keep-mask for deleted rows,
 //! so a scan reads Arrow directly and never rebuilds the table. Records created one at a time
@@ -374,9 +375,7 @@ impl State {
                 self.push_chunk(batch, ids);
             }
             Err(e) => {
-                tracing::error!(
-                    "memory backend: tail flush failed, keeping rows in the buffer: {e}"
-                );
+                tracing::error!("chunk store: tail flush failed, keeping rows in the buffer: {e}");
                 self.tail = rows.into_iter().map(Some).collect();
                 self.tail_live = self.tail.len();
                 for (i, slot) in self.tail.iter().enumerate() {
@@ -390,7 +389,7 @@ impl State {
         if self.chunks.len() > MAX_CHUNKS_BEFORE_COMPACT
             && let Err(e) = self.compact()
         {
-            tracing::error!("memory backend: compaction failed: {e}");
+            tracing::error!("chunk store: compaction failed: {e}");
         }
     }
 

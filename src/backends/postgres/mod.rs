@@ -13,9 +13,13 @@
 //! also come from [`PgOptions::password`] or the `PGPASSWORD` environment variable.
 
 mod decode;
+mod records;
+mod relation;
+mod scan;
 pub mod sql;
 pub mod table;
 pub mod types;
+mod write;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;

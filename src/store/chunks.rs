@@ -33,7 +33,7 @@ const COMPACT_TARGET_ROWS: usize = 131_072;
 const MAX_CHUNKS_BEFORE_COMPACT: usize = 256;
 
 #[derive(Debug, Clone)]
-pub(crate) struct Chunk {
+pub struct Chunk {
     /// Columns are a prefix of the collection schema at the time the chunk was made.
     pub batch: RecordBatch,
     /// None: all rows alive.
@@ -49,7 +49,7 @@ enum Loc {
 }
 
 #[derive(Debug)]
-pub(crate) struct State {
+pub struct State {
     pub schema: SchemaRef,
     pub key: Option<usize>,
     pub chunks: Vec<Arc<Chunk>>,
@@ -375,7 +375,9 @@ impl State {
                 self.push_chunk(batch, ids);
             }
             Err(e) => {
-                tracing::error!("chunk store: tail flush failed, keeping rows in the buffer: {e}");
+                tracing::error!(
+                    "chunk store: tail flush failed, keeping rows in the buffer: {e}"
+                );
                 self.tail = rows.into_iter().map(Some).collect();
                 self.tail_live = self.tail.len();
                 for (i, slot) in self.tail.iter().enumerate() {

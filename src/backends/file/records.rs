@@ -42,12 +42,12 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
+use std::future::Future;
 use std::io::{Cursor, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use async_trait::async_trait;
 use base64::Engine as _;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BinaryBuilder, StringBuilder};
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
@@ -58,22 +58,15 @@ use datafusion::arrow::json::writer::{
 };
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::arrow::util::display::FormatOptions;
-use datafusion::execution::SendableRecordBatchStream;
-use datafusion::logical_expr::Expr;
-use futures::TryStreamExt;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use super::format::{self, Compression, Format};
-use crate::store::chunks::{State, scan_chunk};
-use crate::store::scan::scan_snapshot;
-use crate::database::{Database, FilterSupport, Partition};
 use crate::error::{Error, ErrorKind, Result};
-use crate::pushdown::eval;
-use crate::pushdown::strip_qualifiers;
-use crate::query::{FilterExpr, Query};
-use crate::record::{FieldType, Record, Value, column_list, values_to_array};
+use crate::record::{FieldType, Value, column_list, values_to_array};
 use crate::store::atomic::{write_atomically, write_atomically_with};
+use crate::store::chunks::{Chunk, State, scan_chunk};
+use crate::store::collection::{ChunkCollection, StateAccess};
 use crate::store::columns::{self, ColumnDesc};
 
 const KIND: &str = "file";
@@ -89,17 +82,20 @@ const SIDECAR_VERSION: u32 = 1;
 // Public API
 // =============================================================================================
 
-/// One collection stored in one file. Cheap to clone (clones share the loaded state).
+/// One collection stored in one file: the shared [`ChunkCollection`] over a [`FileStore`].
+/// Cheap to clone (clones share the loaded state).
+pub type FileDatabase = ChunkCollection<FileStore>;
+
+/// How a [`FileDatabase`] reaches its state: the data file, its lock file and sidecar, and
+/// the state loaded from them.
 #[derive(Clone)]
-pub struct FileDatabase {
+pub struct FileStore {
     shared: Arc<Shared>,
-    name: String,
 }
 
-impl fmt::Debug for FileDatabase {
+impl fmt::Debug for FileStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FileDatabase")
-            .field("name", &self.name)
+        f.debug_struct("FileStore")
             .field("path", &self.shared.path)
             .field("format", &self.shared.format)
             .field("compression", &self.shared.compression)
@@ -110,7 +106,7 @@ impl fmt::Debug for FileDatabase {
 impl FileDatabase {
     /// The NULL marker of a CSV/TSV file written by dataknobs (None: empty fields are NULL).
     pub fn text_null_marker(&self) -> Option<String> {
-        self.shared.read_sidecar().and_then(|s| s.null)
+        self.access.shared.read_sidecar().and_then(|s| s.null)
     }
 
     /// Opens the collection stored in `path`. Format and compression are taken from the file
@@ -124,7 +120,8 @@ impl FileDatabase {
     ) -> Result<FileDatabase> {
         let path = path.into();
         let db = Self::build(path, format.into(), compression.into(), default_state())?;
-        db.shared
+        db.access
+            .shared
             .read_section(|_| Ok(()))
             .map_err(|e| e.with_backend(KIND))?;
         Ok(db)
@@ -174,7 +171,10 @@ impl FileDatabase {
             compression.into(),
             State::new(schema, key_index),
         )?;
-        db.shared.create_file().map_err(|e| e.with_backend(KIND))?;
+        db.access
+            .shared
+            .create_file()
+            .map_err(|e| e.with_backend(KIND))?;
         Ok(db)
     }
 
@@ -215,10 +215,12 @@ impl FileDatabase {
             #[cfg(test)]
             fail_next_rename: std::sync::atomic::AtomicBool::new(false),
         };
-        Ok(FileDatabase {
-            shared: Arc::new(shared),
+        Ok(ChunkCollection::new(
             name,
-        })
+            FileStore {
+                shared: Arc::new(shared),
+            },
+        ))
     }
 
     /// Sets the collection name (by default the file name without extensions).
@@ -229,34 +231,17 @@ impl FileDatabase {
 
     /// The data file.
     pub fn path(&self) -> &Path {
-        &self.shared.path
+        &self.access.shared.path
     }
 
     /// The file format.
     pub fn format(&self) -> Format {
-        self.shared.format
+        self.access.shared.format
     }
 
     /// The compression of a text format (for Parquet: the codec used inside the file).
     pub fn compression(&self) -> Compression {
-        self.shared.compression
-    }
-
-    /// Runs `f` on the blocking thread pool when inside a Tokio runtime (file I/O and lock
-    /// waits must not stall the async workers), inline otherwise.
-    async fn run<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Shared) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
-        let shared = Arc::clone(&self.shared);
-        let result = match tokio::runtime::Handle::try_current() {
-            Ok(handle) => handle
-                .spawn_blocking(move || f(&shared))
-                .await
-                .map_err(|e| Error::internal(format!("a file backend task failed: {e}")))?,
-            Err(_) => f(&shared),
-        };
-        result.map_err(|e| e.with_backend(KIND))
+        self.access.shared.compression
     }
 }
 
@@ -1737,287 +1722,80 @@ impl Sidecar {
 }
 
 // =============================================================================================
-// Scans (the memory backend's logic, over a snapshot of the state)
+// The state access of the shared Database implementation
 // =============================================================================================
 
-// =============================================================================================
-// The Database implementation
-// =============================================================================================
-
-#[async_trait]
-impl Database for FileDatabase {
-    fn backend_name(&self) -> &str {
-        KIND
-    }
-
-    fn collection_name(&self) -> &str {
-        &self.name
-    }
-
-    fn schema(&self) -> SchemaRef {
-        self.shared.peek(|s| s.schema.clone())
-    }
-
-    fn key_column(&self) -> Option<String> {
-        self.shared.peek(State::key_name)
-    }
-
-    async fn create(&self, record: Record) -> Result<String> {
-        let name = self.name.clone();
-        self.run(move |sh| sh.write_section(false, |s| Ok((s.create(&name, record)?, true))))
-            .await
-    }
-
-    async fn read(&self, id: &str) -> Result<Option<Record>> {
-        let id = id.to_string();
-        self.run(move |sh| sh.read_section(|s| s.read(&id))).await
-    }
-
-    async fn update(&self, id: &str, record: Record) -> Result<bool> {
-        let (name, id) = (self.name.clone(), id.to_string());
-        self.run(move |sh| {
-            sh.write_section(false, |s| {
-                let found = s.update(&name, &id, record)?;
-                Ok((found, found))
-            })
-        })
-        .await
-    }
-
-    async fn delete(&self, id: &str) -> Result<bool> {
-        let id = id.to_string();
-        self.run(move |sh| {
-            sh.write_section(false, |s| {
-                let found = s.delete(&id);
-                Ok((found, found))
-            })
-        })
-        .await
-    }
-
-    async fn exists(&self, id: &str) -> Result<bool> {
-        let id = id.to_string();
-        self.run(move |sh| sh.read_section(|s| Ok(s.read(&id)?.is_some())))
-            .await
-    }
-
-    async fn upsert(&self, id: &str, record: Record) -> Result<String> {
-        let (name, id) = (self.name.clone(), id.to_string());
-        self.run(move |sh| {
-            sh.write_section(false, |s| {
-                if s.update(&name, &id, record.clone())? {
-                    Ok((id, true))
-                } else {
-                    Ok((s.create(&name, record.with_id(&id))?, true))
-                }
-            })
-        })
-        .await
-    }
-
-    async fn count(&self, query: Option<&Query>) -> Result<u64> {
-        match query {
-            Some(q) if !(q.filters.is_empty() && q.limit.is_none() && q.offset.is_none()) => {
-                let mut q = q.clone();
-                q.fields = Some(vec![]);
-                let batches: Vec<RecordBatch> =
-                    self.scan(&q, Partition::ALL).await?.try_collect().await?;
-                Ok(batches.iter().map(|b| b.num_rows() as u64).sum())
-            }
-            _ => self.run(|sh| sh.read_section(|s| Ok(s.len() as u64))).await,
-        }
-    }
-
-    async fn clear(&self) -> Result<u64> {
-        self.run(|sh| {
-            sh.write_section(false, |s| {
-                let n = s.clear();
-                Ok((n, n > 0))
-            })
-        })
-        .await
-    }
-
-    async fn batch_create(&self, records: Vec<Record>) -> Result<Vec<String>> {
-        let name = self.name.clone();
-        self.run(move |sh| {
-            sh.write_section(false, |s| {
-                let ids = s.create_many(&name, records)?;
-                let changed = !ids.is_empty();
-                Ok((ids, changed))
-            })
-        })
-        .await
-    }
-
-    async fn batch_read(&self, ids: &[String]) -> Result<Vec<Option<Record>>> {
-        let ids = ids.to_vec();
-        self.run(move |sh| sh.read_section(|s| ids.iter().map(|id| s.read(id)).collect()))
-            .await
-    }
-
-    /// All updates or none: on an error nothing is written.
-    async fn batch_update(&self, updates: Vec<(String, Record)>) -> Result<Vec<bool>> {
-        let name = self.name.clone();
-        self.run(move |sh| {
-            sh.write_section(true, |s| {
-                let mut out = Vec::with_capacity(updates.len());
-                for (id, r) in updates {
-                    out.push(s.update(&name, &id, r)?);
-                }
-                let changed = out.iter().any(|b| *b);
-                Ok((out, changed))
-            })
-        })
-        .await
-    }
-
-    async fn batch_delete(&self, ids: &[String]) -> Result<Vec<bool>> {
-        let ids = ids.to_vec();
-        self.run(move |sh| {
-            sh.write_section(false, |s| {
-                let out: Vec<bool> = ids.iter().map(|id| s.delete(id)).collect();
-                let changed = out.iter().any(|b| *b);
-                Ok((out, changed))
-            })
-        })
-        .await
-    }
-
-    fn filter_support(&self, filter: &FilterExpr) -> FilterSupport {
-        let schema = self.schema();
-        if filter
-            .fields()
-            .iter()
-            .all(|f| schema.field_with_name(f).is_ok())
-        {
-            FilterSupport::Exact
-        } else {
-            FilterSupport::Unsupported
-        }
-    }
-
-    async fn scan_partitions(&self, query: &Query, target: usize) -> usize {
-        if !query.sort.is_empty() || query.offset.is_some() {
-            return 1;
-        }
-        let rows = self.shared.peek(State::len);
-        target.clamp(1, rows.div_ceil(BATCH_ROWS).max(1))
-    }
-
-    async fn scan(&self, query: &Query, partition: Partition) -> Result<SendableRecordBatchStream> {
-        let (schema, chunks) = self
-            .run(|sh| {
-                sh.read_section(|s| {
-                    if s.has_pending() {
-                        s.flush();
-                    }
-                    Ok((s.schema.clone(), s.chunks.clone()))
-                })
-            })
-            .await?;
-        scan_snapshot(&self.name, KIND, schema, chunks, query, partition)
-    }
-
-    fn describe_scan(&self, query: &Query) -> String {
-        format!("file {} {}", self.shared.path.display(), query)
-    }
-
-    async fn insert(&self, data: SendableRecordBatchStream) -> Result<u64> {
-        // Collect first: an error mid-stream leaves the file untouched.
-        let batches: Vec<RecordBatch> = data.try_collect().await.map_err(Error::from)?;
-        let name = self.name.clone();
-        self.run(move |sh| {
-            sh.write_section(false, |s| {
-                let n = s.insert_batches(&name, batches)?;
-                Ok((n, n > 0))
-            })
-        })
-        .await
-    }
-
-    fn supports_row_ids(&self) -> bool {
-        true
-    }
-
-    async fn delete_ids(&self, ids: &[String]) -> Result<u64> {
-        let ids = ids.to_vec();
-        self.run(move |sh| {
-            sh.write_section(false, |s| {
-                let n = s.delete_ids(&ids);
-                Ok((n, n > 0))
-            })
-        })
-        .await
-    }
-
-    async fn update_ids(&self, ids: &[String], values: RecordBatch) -> Result<u64> {
-        let ids = ids.to_vec();
-        let name = self.name.clone();
-        self.run(move |sh| {
-            sh.write_section(false, |s| {
-                let n = s.update_ids(&name, &ids, &values)?;
-                Ok((n, n > 0))
-            })
-        })
-        .await
-    }
-
-    async fn delete_where(&self, filter: Option<&FilterExpr>) -> Result<u64> {
-        let filter = filter.cloned();
-        self.run(move |sh| {
-            sh.write_section(false, |s| {
-                let predicate = match &filter {
-                    Some(f) => eval::compile_predicate(std::slice::from_ref(f), &s.schema)?,
-                    None => None,
-                };
-                let n = s.delete_where(predicate.as_ref())?;
-                Ok((n, n > 0))
-            })
-        })
-        .await
-    }
-
-    async fn update_where(
+impl FileStore {
+    /// Runs `f` on the blocking thread pool when inside a Tokio runtime (file I/O and lock
+    /// waits must not stall the async workers), inline otherwise.
+    async fn run<T: Send + 'static>(
         &self,
-        assignments: &[(String, Expr)],
-        filter: Option<&FilterExpr>,
-    ) -> Result<u64> {
-        let assignments = assignments.to_vec();
-        let filter = filter.cloned();
-        let name = self.name.clone();
-        self.run(move |sh| {
-            sh.write_section(false, |s| {
-                let schema = s.schema.clone();
-                let predicate = match &filter {
-                    Some(f) => eval::compile_predicate(std::slice::from_ref(f), &schema)?,
-                    None => None,
-                };
-                let mut compiled = Vec::with_capacity(assignments.len());
-                for (col, expr) in assignments {
-                    let idx = schema.index_of(&col).map_err(|_| {
-                        Error::query(format!("UPDATE: '{name}' has no column '{col}'"))
-                    })?;
-                    compiled.push((idx, eval::compile_expr(strip_qualifiers(&expr), &schema)?));
+        f: impl FnOnce(&Shared) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let shared = Arc::clone(&self.shared);
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => handle
+                .spawn_blocking(move || f(&shared))
+                .await
+                .map_err(|e| Error::internal(format!("a file backend task failed: {e}")))?,
+            Err(_) => f(&shared),
+        }
+    }
+}
+
+impl StateAccess for FileStore {
+    const KIND: &'static str = KIND;
+
+    fn read<T, F>(&self, f: F) -> impl Future<Output = Result<T>> + Send
+    where
+        T: Send + 'static,
+        F: FnOnce(&State) -> Result<T> + Send + 'static,
+    {
+        self.run(move |sh| sh.read_section(|s| f(s)))
+    }
+
+    fn write<T, F>(&self, dirty_on_error: bool, f: F) -> impl Future<Output = Result<T>> + Send
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut State) -> Result<(T, bool)> + Send + 'static,
+    {
+        self.run(move |sh| sh.write_section(dirty_on_error, f))
+    }
+
+    fn snapshot(&self) -> impl Future<Output = Result<(SchemaRef, Vec<Arc<Chunk>>)>> + Send {
+        self.run(|sh| {
+            sh.read_section(|s| {
+                if s.has_pending() {
+                    s.flush();
                 }
-                let n = s.update_where(&name, &compiled, predicate.as_ref())?;
-                Ok((n, n > 0))
+                Ok((s.schema.clone(), s.chunks.clone()))
             })
         })
-        .await
+    }
+
+    fn peek<T>(&self, f: impl FnOnce(&State) -> T) -> T {
+        self.shared.peek(f)
+    }
+
+    fn scan_label(&self) -> String {
+        format!("file {}", self.shared.path.display())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::database::BlockingDatabase;
+    use crate::database::{BlockingDatabase, Database, FilterSupport, Partition};
+    use crate::query::{FilterExpr, Query};
     use crate::query::{Operator, SortOrder};
     use crate::record::Field;
+    use crate::record::Record;
     use chrono::DateTime;
     use datafusion::arrow::compute::concat_batches;
+    use datafusion::execution::SendableRecordBatchStream;
     use datafusion::logical_expr::{col, lit};
     use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+    use futures::TryStreamExt;
     use std::sync::atomic::Ordering;
 
     fn all_types_record(i: i64) -> Record {
@@ -2657,7 +2435,10 @@ mod tests {
             b.create(Record::new().with("id", "1").with("v", "one"))
                 .unwrap();
             let before = fs::read(&path).unwrap();
-            db.shared.fail_next_rename.store(true, Ordering::SeqCst);
+            db.access
+                .shared
+                .fail_next_rename
+                .store(true, Ordering::SeqCst);
             let e = b
                 .create(Record::new().with("id", "2").with("v", "two"))
                 .unwrap_err();

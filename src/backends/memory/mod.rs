@@ -1,5 +1,5 @@
-//! The in-memory backend: collections of Arrow chunks (see [`crate::store::chunks`]), safe
-//! for concurrent use, with optional persistence to one JSON file.
+//! The in-memory backend: collections of Arrow chunks (see [`crate::store::chunks`]), safe for concurrent
+//! use, with optional persistence to one JSON file.
 //!
 //! Filters are evaluated with DataFusion's own physical expressions
 //! ([`crate::pushdown::eval`]), so every filter the query model can express is pushed
@@ -14,48 +14,43 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use std::future::Future;
+
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::execution::SendableRecordBatchStream;
-use datafusion::logical_expr::Expr;
-use futures::TryStreamExt;
 use parking_lot::RwLock;
 
-use crate::database::{Backend, CollectionSpec, Database, FilterSupport, Partition};
+use crate::database::{Backend, CollectionSpec, Database};
 use crate::error::{Error, Result};
-use crate::pushdown::eval;
-use crate::pushdown::strip_qualifiers;
-use crate::query::{FilterExpr, Query};
-use crate::record::{FieldType, Record};
+use crate::record::FieldType;
 use crate::store::chunks::{Chunk, State};
-use crate::store::scan;
+use crate::store::collection::{ChunkCollection, StateAccess};
 
 const KIND: &str = "memory";
-/// Rows per batch a scan yields.
-use scan::SCAN_BATCH_ROWS;
 
-/// One in-memory collection.
+/// One in-memory collection: the shared [`ChunkCollection`] over an in-process lock.
+pub type MemoryCollection = ChunkCollection<MemoryState>;
+
+/// The state of an in-memory collection behind a read-write lock.
 #[derive(Debug)]
-pub struct MemoryCollection {
-    name: String,
+pub struct MemoryState {
     state: RwLock<State>,
 }
 
 impl MemoryCollection {
-    fn new(name: &str, schema: SchemaRef, key: Option<usize>) -> Self {
-        MemoryCollection {
-            name: name.to_string(),
-            state: RwLock::new(State::new(schema, key)),
-        }
+    fn in_memory(name: &str, schema: SchemaRef, key: Option<usize>) -> Self {
+        ChunkCollection::new(
+            name,
+            MemoryState {
+                state: RwLock::new(State::new(schema, key)),
+            },
+        )
     }
+}
 
-    fn err(&self, e: Error) -> Error {
-        e.with_backend(KIND)
-    }
-
+impl MemoryState {
     /// A consistent snapshot for a scan: schema and chunk list (the tail flushed first).
-    fn snapshot(&self) -> (SchemaRef, Vec<Arc<Chunk>>) {
+    fn snapshot_now(&self) -> (SchemaRef, Vec<Arc<Chunk>>) {
         if self.state.read().has_pending() {
             self.state.write().flush();
         }
@@ -64,210 +59,36 @@ impl MemoryCollection {
     }
 }
 
-#[async_trait]
-impl Database for MemoryCollection {
-    fn backend_name(&self) -> &str {
-        KIND
+impl StateAccess for MemoryState {
+    const KIND: &'static str = KIND;
+
+    fn read<T, F>(&self, f: F) -> impl Future<Output = Result<T>> + Send
+    where
+        T: Send + 'static,
+        F: FnOnce(&State) -> Result<T> + Send + 'static,
+    {
+        std::future::ready(f(&self.state.read()))
     }
 
-    fn collection_name(&self) -> &str {
-        &self.name
+    fn write<T, F>(&self, _dirty_on_error: bool, f: F) -> impl Future<Output = Result<T>> + Send
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut State) -> Result<(T, bool)> + Send + 'static,
+    {
+        // Every change bumps the state's version itself; nothing to write here.
+        std::future::ready(f(&mut self.state.write()).map(|(out, _)| out))
     }
 
-    fn schema(&self) -> SchemaRef {
-        self.state.read().schema.clone()
+    fn snapshot(&self) -> impl Future<Output = Result<(SchemaRef, Vec<Arc<Chunk>>)>> + Send {
+        std::future::ready(Ok(self.snapshot_now()))
     }
 
-    fn key_column(&self) -> Option<String> {
-        self.state.read().key_name()
+    fn peek<T>(&self, f: impl FnOnce(&State) -> T) -> T {
+        f(&self.state.read())
     }
 
-    async fn create(&self, record: Record) -> Result<String> {
-        self.state
-            .write()
-            .create(&self.name, record)
-            .map_err(|e| self.err(e))
-    }
-
-    async fn read(&self, id: &str) -> Result<Option<Record>> {
-        self.state.read().read(id).map_err(|e| self.err(e))
-    }
-
-    async fn update(&self, id: &str, record: Record) -> Result<bool> {
-        self.state
-            .write()
-            .update(&self.name, id, record)
-            .map_err(|e| self.err(e))
-    }
-
-    async fn delete(&self, id: &str) -> Result<bool> {
-        Ok(self.state.write().delete(id))
-    }
-
-    async fn exists(&self, id: &str) -> Result<bool> {
-        Ok(self
-            .state
-            .read()
-            .read(id)
-            .map_err(|e| self.err(e))?
-            .is_some())
-    }
-
-    async fn upsert(&self, id: &str, record: Record) -> Result<String> {
-        let mut s = self.state.write();
-        if s.update(&self.name, id, record.clone())
-            .map_err(|e| self.err(e))?
-        {
-            Ok(id.to_string())
-        } else {
-            s.create(&self.name, record.with_id(id))
-                .map_err(|e| self.err(e))
-        }
-    }
-
-    async fn count(&self, query: Option<&Query>) -> Result<u64> {
-        match query {
-            None => Ok(self.state.read().len() as u64),
-            Some(q) if q.filters.is_empty() && q.limit.is_none() && q.offset.is_none() => {
-                Ok(self.state.read().len() as u64)
-            }
-            Some(q) => {
-                let mut q = q.clone();
-                q.fields = Some(vec![]);
-                let batches: Vec<RecordBatch> =
-                    self.scan(&q, Partition::ALL).await?.try_collect().await?;
-                Ok(batches.iter().map(|b| b.num_rows() as u64).sum())
-            }
-        }
-    }
-
-    async fn clear(&self) -> Result<u64> {
-        Ok(self.state.write().clear())
-    }
-
-    async fn batch_create(&self, records: Vec<Record>) -> Result<Vec<String>> {
-        self.state
-            .write()
-            .create_many(&self.name, records)
-            .map_err(|e| self.err(e))
-    }
-
-    async fn batch_read(&self, ids: &[String]) -> Result<Vec<Option<Record>>> {
-        let s = self.state.read();
-        ids.iter()
-            .map(|id| s.read(id))
-            .collect::<Result<_>>()
-            .map_err(|e| self.err(e))
-    }
-
-    async fn batch_delete(&self, ids: &[String]) -> Result<Vec<bool>> {
-        let mut s = self.state.write();
-        Ok(ids.iter().map(|id| s.delete(id)).collect())
-    }
-
-    fn filter_support(&self, filter: &FilterExpr) -> FilterSupport {
-        // Evaluated by DataFusion's kernels: exact whenever every field is a column.
-        let schema = self.schema();
-        if filter
-            .fields()
-            .iter()
-            .all(|f| schema.field_with_name(f).is_ok())
-        {
-            FilterSupport::Exact
-        } else {
-            FilterSupport::Unsupported
-        }
-    }
-
-    async fn scan_partitions(&self, query: &Query, target: usize) -> usize {
-        if !query.sort.is_empty() || query.offset.is_some() {
-            return 1;
-        }
-        let rows = self.state.read().len();
-        target.clamp(1, rows.div_ceil(SCAN_BATCH_ROWS).max(1))
-    }
-
-    async fn scan(&self, query: &Query, partition: Partition) -> Result<SendableRecordBatchStream> {
-        let (schema, chunks) = self.snapshot();
-        scan::scan_snapshot(&self.name, KIND, schema, chunks, query, partition)
-    }
-
-    fn describe_scan(&self, query: &Query) -> String {
-        format!("memory {}", query)
-    }
-
-    async fn insert(&self, data: SendableRecordBatchStream) -> Result<u64> {
-        // Collect first: an error mid-stream leaves the collection untouched.
-        let batches: Vec<RecordBatch> = data.try_collect().await.map_err(Error::from)?;
-        self.state
-            .write()
-            .insert_batches(&self.name, batches)
-            .map_err(|e| self.err(e))
-    }
-
-    fn supports_row_ids(&self) -> bool {
-        true
-    }
-
-    async fn delete_ids(&self, ids: &[String]) -> Result<u64> {
-        Ok(self.state.write().delete_ids(ids))
-    }
-
-    async fn update_ids(&self, ids: &[String], values: RecordBatch) -> Result<u64> {
-        self.state
-            .write()
-            .update_ids(&self.name, ids, &values)
-            .map_err(|e| self.err(e))
-    }
-
-    async fn delete_where(&self, filter: Option<&FilterExpr>) -> Result<u64> {
-        let schema = self.schema();
-        let predicate = match filter {
-            Some(f) => eval::compile_predicate(std::slice::from_ref(f), &schema)
-                .map_err(|e| self.err(e))?,
-            None => None,
-        };
-        let mut s = self.state.write();
-        if s.schema != schema {
-            return Err(self.err(Error::query(
-                "the table changed while the DELETE was planned; run it again",
-            )));
-        }
-        s.delete_where(predicate.as_ref()).map_err(|e| self.err(e))
-    }
-
-    async fn update_where(
-        &self,
-        assignments: &[(String, Expr)],
-        filter: Option<&FilterExpr>,
-    ) -> Result<u64> {
-        let schema = self.schema();
-        let predicate = match filter {
-            Some(f) => eval::compile_predicate(std::slice::from_ref(f), &schema)
-                .map_err(|e| self.err(e))?,
-            None => None,
-        };
-        let mut compiled = Vec::with_capacity(assignments.len());
-        for (col, expr) in assignments {
-            let idx = schema.index_of(col).map_err(|_| {
-                self.err(Error::query(format!(
-                    "UPDATE: '{}' has no column '{col}'",
-                    self.name
-                )))
-            })?;
-            compiled.push((
-                idx,
-                eval::compile_expr(strip_qualifiers(expr), &schema).map_err(|e| self.err(e))?,
-            ));
-        }
-        let mut s = self.state.write();
-        if s.schema != schema {
-            return Err(self.err(Error::query(
-                "the table changed while the UPDATE was planned; run it again",
-            )));
-        }
-        s.update_where(&self.name, &compiled, predicate.as_ref())
-            .map_err(|e| self.err(e))
+    fn scan_label(&self) -> String {
+        KIND.to_string()
     }
 }
 
@@ -316,7 +137,7 @@ impl MemoryBackend {
             let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(vec![
                 FieldType::String.arrow_field("id").with_nullable(false),
             ]));
-            Arc::new(MemoryCollection::new(name, schema, Some(0)))
+            Arc::new(MemoryCollection::in_memory(name, schema, Some(0)))
         });
         Ok(c.clone())
     }
@@ -340,7 +161,7 @@ impl MemoryBackend {
         self.collections
             .read()
             .iter()
-            .map(|(k, c)| (k.clone(), c.state.read().version))
+            .map(|(k, c)| (k.clone(), c.access.state.read().version))
             .collect()
     }
 
@@ -427,7 +248,7 @@ impl Backend for MemoryBackend {
                     .with_backend(KIND),
             );
         }
-        let c = Arc::new(MemoryCollection::new(name, spec.schema, key));
+        let c = Arc::new(MemoryCollection::in_memory(name, spec.schema, key));
         map.insert(k, c.clone());
         Ok(c)
     }

@@ -46,20 +46,14 @@ pub(super) fn save(backend: &MemoryBackend, path: &Path) -> Result<()> {
         collections: Vec::new(),
     };
     for (schema_name, name, c) in snapshot {
-        let (schema, chunks) = c.snapshot();
-        let key = c.state.read().key_name();
+        let (schema, chunks) = c.access.snapshot_now();
+        let key = c.access.state.read().key_name();
         let mut ids = Vec::new();
         let mut rows = Vec::new();
         for chunk in chunks {
             let all: Vec<usize> = (0..schema.fields().len()).collect();
-            let batch = crate::store::chunks::scan_chunk(
-                &schema,
-                &chunk,
-                0,
-                chunk.batch.num_rows(),
-                None,
-                &all,
-            )?;
+            let batch =
+                crate::store::chunks::scan_chunk(&schema, &chunk, 0, chunk.batch.num_rows(), None, &all)?;
             if let Some(k) = &chunk.keep {
                 ids.extend(
                     chunk
@@ -128,9 +122,9 @@ pub(super) fn load(backend: &MemoryBackend, path: &Path) -> Result<()> {
             &datafusion::arrow::record_batch::RecordBatchOptions::new()
                 .with_row_count(Some(c.rows.len())),
         )?;
-        let coll = MemoryCollection::new(&c.name, schema, key);
+        let coll = MemoryCollection::in_memory(&c.name, schema, key);
         {
-            let mut s = coll.state.write();
+            let mut s = coll.access.state.write();
             s.insert_loaded(batch, c.ids)
                 .map_err(|e| bad(e.to_string()))?;
         }
@@ -158,10 +152,7 @@ mod tests {
         let db = backend.open("public", "t").await.unwrap().unwrap();
         assert_eq!(db.key_column().as_deref(), Some("id"));
         let n = db.schema().field_with_name("n").unwrap().clone();
-        assert_eq!(
-            n.data_type(),
-            &datafusion::arrow::datatypes::DataType::Int16
-        );
+        assert_eq!(n.data_type(), &datafusion::arrow::datatypes::DataType::Int16);
         let a = db.read("a").await.unwrap().unwrap();
         assert_eq!(a.get("n"), Some(&Value::Int(1)));
         assert_eq!(db.count(None).await.unwrap(), 2);

@@ -11,7 +11,8 @@ use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
 use datafusion::arrow::datatypes::SchemaRef;
 
 use super::BACKEND;
-use super::types::{ColumnDecoder, PgColumn};
+use super::decoder::{ColumnDecoder, FieldRef, Tuples};
+use super::types::PgColumn;
 use crate::error::{Error, ErrorKind, Result};
 
 /// Rows per Arrow batch.
@@ -24,33 +25,6 @@ const SUB_ROWS: usize = 512;
 const SUB_BYTES: usize = 256 << 10;
 /// The signature opening every binary COPY stream.
 const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
-
-/// Where one field's bytes are in [`Tuples::buf`]; `len` is -1 for NULL.
-#[derive(Debug, Clone, Copy)]
-pub struct FieldRef {
-    pub start: usize,
-    pub len: i32,
-}
-
-/// Complete tuples of one sub-batch: their bytes back to back, their fields row by row.
-#[derive(Debug)]
-pub struct Tuples {
-    pub buf: Vec<u8>,
-    fields: Vec<FieldRef>,
-    ncols: usize,
-    rows: usize,
-}
-
-impl Tuples {
-    /// The fields of column `col`, one per row.
-    pub fn column(&self, col: usize) -> impl Iterator<Item = &FieldRef> {
-        self.fields
-            .iter()
-            .skip(col)
-            .step_by(self.ncols.max(1))
-            .take(self.rows)
-    }
-}
 
 enum Step {
     Row,
@@ -295,7 +269,8 @@ mod tests {
     use datafusion::arrow::datatypes::Schema;
 
     use super::*;
-    use crate::backends::postgres::types::{ColumnEncoder, Kind};
+    use crate::backends::postgres::encoder::ColumnEncoder;
+    use crate::backends::postgres::types::Kind;
 
     fn col(name: &str, kind: Kind, type_name: &str) -> PgColumn {
         PgColumn {

@@ -13,12 +13,16 @@
 //! also come from [`PgOptions::password`] or the `PGPASSWORD` environment variable.
 
 mod decode;
+mod decoder;
+mod encoder;
+mod numeric;
 mod records;
 mod relation;
 mod scan;
 pub mod sql;
 pub mod table;
 pub mod types;
+mod wire;
 mod write;
 
 use std::collections::{BTreeMap, HashMap};

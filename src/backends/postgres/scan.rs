@@ -14,9 +14,10 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::StreamExt;
 
 use super::decode::{BATCH_ROWS, CopyReader, finish_batch};
+use super::decoder::ColumnDecoder;
 use super::sql::{self, Literals};
 use super::table::PgTable;
-use super::types::{ColumnDecoder, Kind, PgColumn};
+use super::types::{Kind, PgColumn};
 use super::{BACKEND, pg_error};
 use crate::database::{FilterSupport, Partition};
 use crate::error::{Error, ErrorKind, Result};

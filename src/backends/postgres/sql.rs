@@ -20,7 +20,8 @@ use bytes::{BufMut, BytesMut};
 use chrono::{DateTime, Timelike, Utc};
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
-use super::types::{EPOCH_US, Kind, PgColumn, write_numeric_str};
+use super::numeric::write_numeric_str;
+use super::types::{EPOCH_US, Kind, PgColumn};
 use crate::database::FilterSupport;
 use crate::error::{Error, Result};
 use crate::query::{Filter, FilterExpr, Operator, SortOrder, SortSpec};

@@ -9,11 +9,12 @@ use datafusion::logical_expr::{BinaryExpr, Expr, Operator as DfOp};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::{SinkExt, StreamExt};
 
+use super::encoder::ColumnEncoder;
 use super::relation::Relation;
 use super::scan::decode_copy;
 use super::sql::{self, Literals, Params};
 use super::table::PgTable;
-use super::types::{ColumnEncoder, PgColumn};
+use super::types::PgColumn;
 use super::{BACKEND, pg_error};
 use crate::database::{Database, FilterSupport};
 use crate::error::{Error, Result};

@@ -7,7 +7,8 @@ use futures::TryStreamExt;
 
 use super::args::Format;
 use super::print;
-use crate::engine::{Engine, split_statements};
+use super::split::split_statements;
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 
 /// Runs every statement of `sql`, printing each result to `out`. Stops at the first error.

@@ -1,11 +1,13 @@
 //! The `dataknobs` command line: argument parsing ([`args`]), running statements ([`exec`]),
-//! printing results ([`print`]) and the interactive prompt ([`repl`]). `main.rs` only calls
+//! printing results ([`print`]), the interactive prompt ([`repl`]) and statement boundaries
+//! ([`split`]). `main.rs` only calls
 //! [`main_entry`].
 
 pub mod args;
 pub mod exec;
 pub mod print;
 pub mod repl;
+pub mod split;
 
 use std::process::ExitCode;
 

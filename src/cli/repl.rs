@@ -7,7 +7,8 @@ use rustyline::error::ReadlineError;
 use super::args::Format;
 use super::exec::run_script;
 use super::print::one_line;
-use crate::engine::{Engine, is_complete};
+use super::split::is_complete;
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 
 const HELP: &str = "Enter SQL ending with ';'. Tables: `name` (default backend), `backend.name`, `backend.schema.name`.

@@ -375,9 +375,7 @@ impl State {
                 self.push_chunk(batch, ids);
             }
             Err(e) => {
-                tracing::error!(
-                    "chunk store: tail flush failed, keeping rows in the buffer: {e}"
-                );
+                tracing::error!("chunk store: tail flush failed, keeping rows in the buffer: {e}");
                 self.tail = rows.into_iter().map(Some).collect();
                 self.tail_live = self.tail.len();
                 for (i, slot) in self.tail.iter().enumerate() {

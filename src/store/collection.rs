@@ -318,9 +318,9 @@ impl<A: StateAccess> Database for ChunkCollection<A> {
             };
             let mut compiled = Vec::with_capacity(assignments.len());
             for (col, expr) in assignments {
-                let idx = schema.index_of(&col).map_err(|_| {
-                    Error::query(format!("UPDATE: '{name}' has no column '{col}'"))
-                })?;
+                let idx = schema
+                    .index_of(&col)
+                    .map_err(|_| Error::query(format!("UPDATE: '{name}' has no column '{col}'")))?;
                 compiled.push((idx, eval::compile_expr(strip_qualifiers(&expr), &schema)?));
             }
             let n = s.update_where(&name, &compiled, predicate.as_ref())?;

@@ -107,10 +107,7 @@ mod tests {
         let old = r#"{"name":"n","type":"INTEGER","arrow":"Int64","nullable":true}"#;
         let c: ColumnDesc = serde_json::from_str(old).unwrap();
         assert!(!c.key);
-        assert_eq!(
-            c.to_field().unwrap(),
-            FieldType::Integer.arrow_field("n")
-        );
+        assert_eq!(c.to_field().unwrap(), FieldType::Integer.arrow_field("n"));
     }
 
     #[test]

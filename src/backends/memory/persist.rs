@@ -52,8 +52,14 @@ pub(super) fn save(backend: &MemoryBackend, path: &Path) -> Result<()> {
         let mut rows = Vec::new();
         for chunk in chunks {
             let all: Vec<usize> = (0..schema.fields().len()).collect();
-            let batch =
-                crate::store::chunks::scan_chunk(&schema, &chunk, 0, chunk.batch.num_rows(), None, &all)?;
+            let batch = crate::store::chunks::scan_chunk(
+                &schema,
+                &chunk,
+                0,
+                chunk.batch.num_rows(),
+                None,
+                &all,
+            )?;
             if let Some(k) = &chunk.keep {
                 ids.extend(
                     chunk
@@ -152,7 +158,10 @@ mod tests {
         let db = backend.open("public", "t").await.unwrap().unwrap();
         assert_eq!(db.key_column().as_deref(), Some("id"));
         let n = db.schema().field_with_name("n").unwrap().clone();
-        assert_eq!(n.data_type(), &datafusion::arrow::datatypes::DataType::Int16);
+        assert_eq!(
+            n.data_type(),
+            &datafusion::arrow::datatypes::DataType::Int16
+        );
         let a = db.read("a").await.unwrap().unwrap();
         assert_eq!(a.get("n"), Some(&Value::Int(1)));
         assert_eq!(db.count(None).await.unwrap(), 2);

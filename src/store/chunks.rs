@@ -42,6 +42,18 @@ pub struct Chunk {
     pub ids: Arc<Vec<String>>,
 }
 
+impl Chunk {
+    /// The ids of the rows not deleted, in row order.
+    pub fn live_ids(&self) -> impl Iterator<Item = &String> {
+        let keep = self.keep.as_ref();
+        self.ids
+            .iter()
+            .enumerate()
+            .filter(move |(r, _)| keep.is_none_or(|k| k.value(*r)))
+            .map(|(_, id)| id)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Loc {
     Chunk(usize, usize),
@@ -431,23 +443,11 @@ impl State {
         let mut ids = Vec::new();
         for chunk in &self.chunks {
             let b = self.adapt(&chunk.batch)?;
-            match &chunk.keep {
-                None => {
-                    ids.extend(chunk.ids.iter().cloned());
-                    batches.push(b);
-                }
-                Some(k) => {
-                    ids.extend(
-                        chunk
-                            .ids
-                            .iter()
-                            .zip(k.values().iter())
-                            .filter(|(_, keep)| *keep)
-                            .map(|(id, _)| id.clone()),
-                    );
-                    batches.push(filter_record_batch(&b, k)?);
-                }
-            }
+            ids.extend(chunk.live_ids().cloned());
+            batches.push(match &chunk.keep {
+                None => b,
+                Some(k) => filter_record_batch(&b, k)?,
+            });
         }
         let all = concat_batches(&self.schema, &batches)?;
         self.chunks.clear();

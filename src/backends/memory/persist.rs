@@ -60,18 +60,7 @@ pub(super) fn save(backend: &MemoryBackend, path: &Path) -> Result<()> {
                 None,
                 &all,
             )?;
-            if let Some(k) = &chunk.keep {
-                ids.extend(
-                    chunk
-                        .ids
-                        .iter()
-                        .zip(k.values().iter())
-                        .filter(|(_, keep)| *keep)
-                        .map(|(id, _)| id.clone()),
-                );
-            } else {
-                ids.extend(chunk.ids.iter().cloned());
-            }
+            ids.extend(chunk.live_ids().cloned());
             for r in batch_to_records(&batch, None)? {
                 rows.push(r.fields().iter().map(|f| f.value.to_json()).collect());
             }

@@ -256,41 +256,50 @@ impl Shared {
         dirty_on_error: bool,
         f: impl FnOnce(&mut State) -> Result<(T, bool)>,
     ) -> Result<T> {
-        let mut guard = self.inner.lock();
-        let inner = &mut *guard;
-        inner.open_lock(&self.lock_path, true)?;
-        let Inner {
-            state, seen, lock, ..
-        } = inner;
-        let file = lock
-            .as_ref()
-            .ok_or_else(|| Error::internal("the lock file is not open"))?;
-        file.lock().map_err(|e| self.lock_error(e))?;
-        let _held = LockGuard(Some(file));
-        self.refresh(state, seen, Some(file))?;
-        let (out, changed) = match f(state) {
-            Ok(r) => r,
-            Err(e) => {
-                if dirty_on_error {
-                    *seen = None;
-                }
-                return Err(e);
-            }
-        };
-        if changed {
-            match self.persist(state, file) {
-                Ok(s) => *seen = Some(s),
+        self.exclusive(|state, seen, file| {
+            self.refresh(state, seen, Some(file))?;
+            let (out, changed) = match f(state) {
+                Ok(r) => r,
                 Err(e) => {
-                    *seen = None;
+                    if dirty_on_error {
+                        *seen = None;
+                    }
                     return Err(e);
                 }
+            };
+            if changed {
+                match self.persist(state, file) {
+                    Ok(s) => *seen = Some(s),
+                    Err(e) => {
+                        *seen = None;
+                        return Err(e);
+                    }
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// Writes the (new) state to a file that must not exist yet.
     pub(super) fn create_file(&self) -> Result<()> {
+        self.exclusive(|state, seen, file| {
+            if fs::symlink_metadata(&self.path).is_ok() {
+                return Err(Error::already_exists(format!(
+                    "{} exists already",
+                    self.path.display()
+                )));
+            }
+            *seen = Some(self.persist(state, file)?);
+            Ok(())
+        })
+    }
+
+    /// Runs `f` holding the lock file's exclusive lock (the lock file is created if needed),
+    /// with the state, what it was loaded from, and the lock file.
+    fn exclusive<T>(
+        &self,
+        f: impl FnOnce(&mut State, &mut Option<Seen>, &File) -> Result<T>,
+    ) -> Result<T> {
         let mut guard = self.inner.lock();
         let inner = &mut *guard;
         inner.open_lock(&self.lock_path, true)?;
@@ -302,14 +311,7 @@ impl Shared {
             .ok_or_else(|| Error::internal("the lock file is not open"))?;
         file.lock().map_err(|e| self.lock_error(e))?;
         let _held = LockGuard(Some(file));
-        if fs::symlink_metadata(&self.path).is_ok() {
-            return Err(Error::already_exists(format!(
-                "{} exists already",
-                self.path.display()
-            )));
-        }
-        *seen = Some(self.persist(state, file)?);
-        Ok(())
+        f(state, seen, file)
     }
 
     /// Writes the whole state: data file, generation, then (text formats) the schema sidecar.
@@ -373,7 +375,6 @@ impl Shared {
             file: self.file_id()?,
         })
     }
-
 }
 
 /// Removes a data file with its schema sidecar and lock file (DROP TABLE), holding the

@@ -65,6 +65,28 @@ impl fmt::Display for Location {
     }
 }
 
+/// What a collection can do, declared by its backend so that callers (the engine, the
+/// conformance suite, users through `backend_info`) can tell a missing capability from a bug.
+/// A capability a backend lacks is answered with a clear `ErrorKind::Unsupported`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Capabilities {
+    /// A batch of writes (INSERT, batch_create, DML) is all or nothing.
+    pub atomic_batches: bool,
+    /// A record with a new field adds a column.
+    pub schema_growth: bool,
+    /// DELETE/UPDATE with a WHERE the store evaluates itself (`delete_where`, `update_where`).
+    pub native_dml: bool,
+    /// Scans return record ids, so DML whose WHERE the store cannot evaluate works
+    /// (`supports_row_ids`, `delete_ids`, `update_ids`).
+    pub row_ids: bool,
+    /// Some `ORDER BY` reaches the store (see `sort_support`).
+    pub exact_sort: bool,
+    /// `read(id)` is a direct lookup, not a scan.
+    pub key_lookup: bool,
+    /// `count` without reading the rows.
+    pub native_count: bool,
+}
+
 /// A description of a new collection.
 #[derive(Debug, Clone)]
 pub struct CollectionSpec {
@@ -226,6 +248,15 @@ pub trait Database: Send + Sync + Debug {
             self.collection_name()
         ))
         .with_backend(self.backend_name()))
+    }
+
+    /// What this collection can do (see [`Capabilities`]). The default claims only what the
+    /// trait's defaults provide: row ids as [`Database::supports_row_ids`] says.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            row_ids: self.supports_row_ids(),
+            ..Capabilities::default()
+        }
     }
 
     /// Can [`Database::scan`] return each row's record id ([`Query::row_ids`]), and do

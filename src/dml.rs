@@ -426,7 +426,40 @@ fn by_id_input(
         .transform_up(|p| match p {
             LogicalPlan::TableScan(s) if s.table_name == scan.table_name => {
                 let new = TableScanBuilder::new(s.table_name.clone(), with_ids.clone()).build()?;
-                Ok(Transformed::yes(LogicalPlan::TableScan(new)))
+                let new_schema = new.projected_schema.clone();
+                let plan = LogicalPlan::TableScan(new);
+                // The statement was type-checked against the table as queries see it (a file
+                // table read by DataFusion may give Utf8View where the record store gives
+                // Utf8): cast the row-id scan's columns back to those types.
+                let same = s.projected_schema.fields().iter().all(|f| {
+                    new_schema
+                        .field_with_unqualified_name(f.name())
+                        .is_ok_and(|n| n.data_type() == f.data_type())
+                });
+                if same {
+                    return Ok(Transformed::yes(plan));
+                }
+                let mut exprs = Vec::with_capacity(s.projected_schema.fields().len() + 1);
+                for f in s.projected_schema.fields() {
+                    let (q, nf) = new_schema.qualified_field_with_unqualified_name(f.name())?;
+                    let c = Expr::Column(datafusion::common::Column::from((q, nf)));
+                    exprs.push(if nf.data_type() == f.data_type() {
+                        c
+                    } else {
+                        Expr::Cast(datafusion::logical_expr::Cast::new(
+                            Box::new(c),
+                            f.data_type().clone(),
+                        ))
+                        .alias(f.name())
+                    });
+                }
+                let (q, idf) = new_schema.qualified_field_with_unqualified_name(ROW_ID)?;
+                exprs.push(Expr::Column(datafusion::common::Column::from((q, idf))));
+                let projected =
+                    LogicalPlan::Projection(Projection::try_new(exprs, Arc::new(plan))?);
+                Ok(Transformed::yes(LogicalPlan::SubqueryAlias(
+                    SubqueryAlias::try_new(Arc::new(projected), s.table_name.clone())?,
+                )))
             }
             LogicalPlan::Projection(p) => Ok(Transformed::yes(p.input.as_ref().clone())),
             LogicalPlan::Filter(f) => Ok(Transformed::yes(LogicalPlan::Filter(Filter::try_new(

@@ -46,7 +46,9 @@ pub mod table;
 
 pub use backends::memory::MemoryBackend;
 pub use config::DatabaseFactory;
-pub use database::{Backend, BlockingDatabase, CollectionSpec, Database, FilterSupport, Partition};
+pub use database::{
+    Backend, BlockingDatabase, Capabilities, CollectionSpec, Database, FilterSupport, Partition,
+};
 pub use engine::Engine;
 pub use error::{Error, ErrorKind, Result};
 pub use query::{Filter, FilterExpr, Operand, Operator, Query, SortOrder, SortSpec};

@@ -265,6 +265,18 @@ impl<A: StateAccess> Database for ChunkCollection<A> {
         .await
     }
 
+    fn capabilities(&self) -> crate::database::Capabilities {
+        crate::database::Capabilities {
+            atomic_batches: true,
+            schema_growth: true,
+            native_dml: true,
+            row_ids: true,
+            exact_sort: false,
+            key_lookup: true,
+            native_count: true,
+        }
+    }
+
     fn supports_row_ids(&self) -> bool {
         true
     }

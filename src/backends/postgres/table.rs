@@ -426,6 +426,18 @@ impl Database for PgTable {
         Ok(n)
     }
 
+    fn capabilities(&self) -> crate::database::Capabilities {
+        crate::database::Capabilities {
+            atomic_batches: true,
+            schema_growth: true,
+            native_dml: true,
+            row_ids: self.supports_row_ids(),
+            exact_sort: true,
+            key_lookup: self.rel().key.is_some(),
+            native_count: true,
+        }
+    }
+
     fn supports_row_ids(&self) -> bool {
         self.rel().row_id().is_some()
     }

@@ -530,7 +530,6 @@ impl ExtensionPlanner for DmlPlanner {
         };
         Ok(Some(Arc::new(DmlExec::new(
             node.op,
-            node.location.clone(),
             native,
             input,
             node.db.clone(),
@@ -543,7 +542,6 @@ impl ExtensionPlanner for DmlPlanner {
 #[derive(Debug)]
 pub struct DmlExec {
     op: DmlOp,
-    location: Location,
     /// The native form (filter, assignments), or None: by row id from `input`.
     native: Option<NativeDml>,
     input: Option<Arc<dyn ExecutionPlan>>,
@@ -555,7 +553,6 @@ pub struct DmlExec {
 impl DmlExec {
     fn new(
         op: DmlOp,
-        location: Location,
         native: Option<NativeDml>,
         input: Option<Arc<dyn ExecutionPlan>>,
         db: Arc<dyn Database>,
@@ -569,7 +566,6 @@ impl DmlExec {
         ));
         DmlExec {
             op,
-            location,
             native,
             input,
             db,
@@ -624,7 +620,6 @@ impl ExecutionPlan for DmlExec {
             (false, None, _) => Ok(self),
             (true, Some(child), true) => Ok(Arc::new(DmlExec::new(
                 self.op,
-                self.location.clone(),
                 self.native.clone(),
                 Some(child),
                 self.db.clone(),

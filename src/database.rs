@@ -15,11 +15,10 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::Expr;
-use futures::TryStreamExt;
 
 use crate::error::{Error, Result};
 use crate::query::{FilterExpr, Query, SortSpec};
-use crate::record::{Record, batch_to_records};
+use crate::record::Record;
 
 /// Can a backend evaluate a filter with exactly DataFusion's semantics?
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -144,25 +143,18 @@ pub trait Database: Send + Sync + Debug {
         }
     }
 
-    /// The records matching a query, sorted, offset and limited as it says.
+    /// The records matching a query, sorted, offset and limited as it says. Provided once
+    /// for every backend: [`crate::local::search`] asks [`Database::scan`] for what the
+    /// backend evaluates and does the rest locally.
     async fn search(&self, query: &Query) -> Result<Vec<Record>> {
-        let key = self.key_column();
-        let stream = self.scan(query, Partition::ALL).await?;
-        let batches: Vec<_> = stream.try_collect().await.map_err(Error::from)?;
-        let mut out = Vec::new();
-        for b in &batches {
-            out.extend(batch_to_records(b, key.as_deref())?);
-        }
-        Ok(out)
+        crate::local::search(self, query).await
     }
 
-    /// Counts the records matching a query (all records for None).
+    /// Counts the records matching a query (all records for None). Provided
+    /// ([`crate::local::count`]); a backend with a native count may answer the cases it can
+    /// and call `local::count` for the rest.
     async fn count(&self, query: Option<&Query>) -> Result<u64> {
-        let mut q = query.cloned().unwrap_or_default();
-        q.fields = Some(vec![]);
-        let stream = self.scan(&q, Partition::ALL).await?;
-        let batches: Vec<_> = stream.try_collect().await.map_err(Error::from)?;
-        Ok(batches.iter().map(|b| b.num_rows() as u64).sum())
+        crate::local::count(self, query).await
     }
 
     /// Removes every record; returns how many.
@@ -224,7 +216,13 @@ pub trait Database: Send + Sync + Debug {
 
     /// Streams the rows matching `query` (filters, sort, offset, limit), with the columns in
     /// `query.fields` (all columns when None), for one partition of the scan. The stream's
-    /// schema is the projected schema.
+    /// schema is the projected schema (then the row id column when `query.row_ids`).
+    ///
+    /// The query holds only what this backend accepted: filters it answered `Exact` or
+    /// `Inexact` for in [`Database::filter_support`], a sort only when
+    /// [`Database::sort_support`] said yes, offset and limit only when every filter is exact.
+    /// The SQL path ([`crate::table::DatabaseTable`]) and the record API
+    /// ([`crate::local::split`]) both guarantee it; a backend may refuse anything else.
     async fn scan(&self, query: &Query, partition: Partition) -> Result<SendableRecordBatchStream>;
 
     /// The native request a scan of `query` sends, for EXPLAIN (no secrets).

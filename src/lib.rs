@@ -36,6 +36,7 @@ pub mod database;
 pub mod dml;
 pub mod engine;
 pub mod error;
+pub mod local;
 pub mod options;
 pub mod pushdown;
 pub mod query;

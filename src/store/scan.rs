@@ -1,15 +1,12 @@
 //! Scans of a snapshot of Arrow chunks, shared by the memory backend and the file backend's
 //! record store: validation of the query, the pushed filter and projection applied per
-//! 8192-row slice, slices dealt round-robin to partitions, and sort / offset / limit done
-//! locally when the query asks for them.
+//! 8192-row slice as the stream is polled, slices dealt round-robin to partitions, then
+//! offset and limit. A store has no order of its own, so it never sorts: the caller does
+//! ([`crate::local`] for the record API, DataFusion for SQL).
 
 use std::sync::Arc;
 
-use datafusion::arrow::compute::{
-    SortColumn, SortOptions, concat_batches, lexsort_to_indices, take_record_batch,
-};
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
-use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::TryStreamExt;
@@ -18,49 +15,24 @@ use super::chunks::{Chunk, row_id_field, scan_chunk_rows};
 use crate::database::Partition;
 use crate::error::{Error, Result};
 use crate::pushdown::eval;
-use crate::query::{Query, SortOrder};
-use crate::record::column_list;
+use crate::query::Query;
 
 /// Rows per scanned slice (and per batch a scan yields at most).
 pub(crate) const SCAN_BATCH_ROWS: usize = 8192;
 
-/// The query with its filters normalized and checked against `schema`, and the projection as
-/// column indices; errors name the collection and list its fields.
+/// The query checked against `schema` ([`crate::local::validate`]), and its projection as
+/// column indices.
 pub(crate) fn validate(
     name: &str,
     schema: &SchemaRef,
     query: &Query,
 ) -> Result<(Query, Vec<usize>)> {
-    let mut q = query.clone();
-    q.filters = q
-        .filters
-        .iter()
-        .map(|f| eval::normalize_filter(f, schema))
-        .collect();
-    for f in &q.filters {
-        eval::check_filter(f, schema, name)?;
-    }
-    for s in &q.sort {
-        if schema.field_with_name(&s.field).is_err() {
-            return Err(Error::query(format!(
-                "unknown sort field '{}' in '{name}' (fields: {})",
-                s.field,
-                column_list(schema)
-            )));
-        }
-    }
+    let q = crate::local::validate(name, schema, query)?;
     let projection = match &q.fields {
         None => (0..schema.fields().len()).collect(),
         Some(fields) => fields
             .iter()
-            .map(|f| {
-                schema.index_of(f).map_err(|_| {
-                    Error::query(format!(
-                        "unknown field '{f}' in projection on '{name}' (fields: {})",
-                        column_list(schema)
-                    ))
-                })
-            })
+            .map(|f| Ok(schema.index_of(f)?))
             .collect::<Result<Vec<_>>>()?,
     };
     Ok((q, projection))
@@ -91,11 +63,19 @@ pub(crate) fn scan_snapshot(
         (schema.clone(), projection.clone())
     };
     let out_schema = Arc::new(scanned_schema.project(&out_projection)?);
-    let sorted = !query.sort.is_empty() || query.offset.is_some();
-    if sorted && partition.index > 0 {
+    // A store scan gives no order of its own: a sort is done by the caller (the record API's
+    // local evaluation, or DataFusion), never asked of it.
+    if !query.sort.is_empty() {
+        return Err(Error::internal(format!(
+            "a scan of '{name}' was asked to sort; the {backend} store does not sort"
+        )));
+    }
+    // An offset counts rows in scan order, which only one partition sees whole.
+    if query.offset.is_some() && partition.index > 0 {
         let empty = RecordBatchStreamAdapter::new(out_schema, futures::stream::empty());
         return Ok(Box::pin(empty));
     }
+    let all = query.offset.is_some();
     let mut slices = Vec::new();
     let mut k = 0usize;
     for chunk in &chunks {
@@ -106,39 +86,15 @@ pub(crate) fn scan_snapshot(
         let mut off = 0;
         while off < n {
             let len = SCAN_BATCH_ROWS.min(n - off);
-            if sorted || k % partition.count.max(1) == partition.index {
+            if all || k % partition.count.max(1) == partition.index {
                 slices.push((chunk.clone(), off, len));
             }
             k += 1;
             off += len;
         }
     }
-    if sorted {
-        let full: Vec<usize> = (0..schema.fields().len()).collect();
-        let mut batches = Vec::new();
-        for (chunk, off, len) in &slices {
-            batches.push(scan_chunk_rows(
-                &schema,
-                chunk,
-                *off,
-                *len,
-                predicate.as_ref(),
-                &full,
-                with_ids,
-            )?);
-        }
-        let all = concat_batches(&scanned_schema, &batches)?;
-        let result = sort_offset_limit(&all, &query)?.project(&out_projection)?;
-        let stream = futures::stream::iter(vec![Ok(result)]);
-        return Ok(Box::pin(RecordBatchStreamAdapter::new(out_schema, stream)));
-    }
-    let limit = query.limit;
-    let mut produced = 0usize;
-    let iter = slices.into_iter().map_while(move |(chunk, off, len)| {
-        if limit.is_some_and(|l| produced >= l) {
-            return None;
-        }
-        let batch = scan_chunk_rows(
+    let iter = slices.into_iter().map(move |(chunk, off, len)| {
+        scan_chunk_rows(
             &schema,
             &chunk,
             off,
@@ -147,56 +103,11 @@ pub(crate) fn scan_snapshot(
             &projection,
             with_ids,
         )
-        .map_err(|e| e.with_backend(backend).into_datafusion());
-        Some(batch.map(|b| {
-            let b = match limit {
-                Some(l) if produced + b.num_rows() > l => b.slice(0, l - produced),
-                _ => b,
-            };
-            produced += b.num_rows();
-            b
-        }))
+        .map_err(|e| e.with_backend(backend).into_datafusion())
     });
-    let stream =
+    // Lazy: a slice is filtered only when the stream is polled, so a limit stops the work.
+    let slices =
         futures::stream::iter(iter).try_filter(|b| futures::future::ready(b.num_rows() > 0));
+    let stream = crate::local::offset_limit(slices, query.offset, query.limit);
     Ok(Box::pin(RecordBatchStreamAdapter::new(out_schema, stream)))
-}
-
-/// Sorts, offsets and limits one batch as `query` says (also used by backends that finish a
-/// query locally).
-pub(crate) fn sort_offset_limit(batch: &RecordBatch, query: &Query) -> Result<RecordBatch> {
-    let offset = query.offset.unwrap_or(0);
-    let batch = if query.sort.is_empty() {
-        batch.clone()
-    } else {
-        let schema = batch.schema();
-        let columns = query
-            .sort
-            .iter()
-            .map(|s| {
-                let idx = schema.index_of(&s.field)?;
-                Ok(SortColumn {
-                    values: batch.column(idx).clone(),
-                    options: Some(SortOptions {
-                        descending: s.order == SortOrder::Desc,
-                        nulls_first: s.nulls_first,
-                    }),
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let fetch = query.limit.map(|l| l.saturating_add(offset));
-        let indices = lexsort_to_indices(&columns, fetch)?;
-        take_record_batch(batch, &indices)?
-    };
-    let start = offset.min(batch.num_rows());
-    let len = query
-        .limit
-        .unwrap_or(usize::MAX)
-        .min(batch.num_rows() - start);
-    let sliced = batch.slice(start, len);
-    Ok(RecordBatch::try_new_with_options(
-        sliced.schema(),
-        sliced.columns().to_vec(),
-        &RecordBatchOptions::new().with_row_count(Some(sliced.num_rows())),
-    )?)
 }

@@ -6,8 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
-use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -21,7 +20,7 @@ use super::types::{Kind, PgColumn};
 use super::{BACKEND, pg_error};
 use crate::database::{FilterSupport, Partition};
 use crate::error::{Error, ErrorKind, Result};
-use crate::query::{FilterExpr, Query, ROW_ID};
+use crate::query::{Query, ROW_ID};
 
 /// Tables smaller than this many pages are read by one connection.
 pub(super) const MIN_PAGES_PER_PARTITION: u64 = 1024;
@@ -61,12 +60,6 @@ pub(super) struct ScanPlan {
     pub(super) tail: String,
     pub(super) columns: Vec<PgColumn>,
     pub(super) schema: SchemaRef,
-    /// Filters evaluated here (record-API queries PostgreSQL cannot answer exactly), and the
-    /// sort/offset/limit that must then follow them.
-    pub(super) residual: Vec<FilterExpr>,
-    pub(super) post: Option<Query>,
-    /// The columns the caller asked for, when extra ones were fetched for the residual.
-    pub(super) output: Option<Vec<String>>,
 }
 
 impl PgTable {
@@ -114,51 +107,29 @@ impl PgTable {
     /// and turns date strings into datetimes. SQL filters pass unchanged.
     pub(super) fn checked(&self, query: &Query) -> Result<Query> {
         let schema = self.rel().arrow_schema();
-        let mut q = query.clone();
-        for f in &mut q.filters {
-            crate::pushdown::eval::check_filter(f, &schema, &self.name())
-                .map_err(|e| self.err(e))?;
-            *f = crate::pushdown::eval::normalize_filter(f, &schema);
-        }
-        Ok(q)
+        crate::local::validate(&self.name(), &schema, query).map_err(|e| self.err(e))
     }
 
     pub(super) fn plan(&self, query: &Query) -> Result<ScanPlan> {
         let query = &self.checked(query)?;
         let rel = self.rel();
         let cols = rel.by_name();
-        let mut exact = Vec::new();
-        let mut residual = Vec::new();
+        // Only what `filter_support` / `sort_support` accepted reaches a scan (the record
+        // API's `crate::local::split` and the SQL path both see to it).
         for f in &query.filters {
-            if sql::support(f, &cols) == FilterSupport::Exact {
-                exact.push(f);
-            } else {
-                residual.push(f.clone());
+            if sql::support(f, &cols) != FilterSupport::Exact {
+                return Err(Error::internal(format!(
+                    "a scan of {} was asked to evaluate {f}, which PostgreSQL cannot evaluate \
+                     exactly; it should have been left to the engine",
+                    self.name()
+                ))
+                .with_backend(BACKEND));
             }
         }
-        let wanted: Vec<String> = match &query.fields {
+        let fetch: Vec<String> = match &query.fields {
             Some(f) => f.clone(),
             None => rel.columns.iter().map(|c| c.name.clone()).collect(),
         };
-        let mut fetch = wanted.clone();
-        let mut output = None;
-        if !residual.is_empty() {
-            for f in &residual {
-                for name in f.fields() {
-                    if !fetch.iter().any(|n| n == name) {
-                        fetch.push(name.to_string());
-                    }
-                }
-            }
-            for s in &query.sort {
-                if !fetch.contains(&s.field) {
-                    fetch.push(s.field.clone());
-                }
-            }
-            if fetch.len() != wanted.len() {
-                output = Some(wanted.clone());
-            }
-        }
         let columns = fetch
             .iter()
             .map(|n| {
@@ -184,9 +155,6 @@ impl PgTable {
                 type_name: "text".into(),
                 not_null: true,
             });
-            if let Some(out) = &mut output {
-                out.push(ROW_ID.to_string());
-            }
         }
         let schema = Arc::new(Schema::new(
             columns
@@ -205,29 +173,22 @@ impl PgTable {
                 .collect::<Vec<_>>(),
         ));
         let mut where_sql = Vec::new();
-        for f in exact {
+        for f in &query.filters {
             where_sql.push(sql::render_filter(f, &cols, &mut Literals)?);
         }
         let mut tail = String::new();
-        let post = if residual.is_empty() {
-            if !query.sort.is_empty() {
-                tail.push_str(&format!(
-                    " ORDER BY {}",
-                    sql::render_sort(&query.sort, &cols)?
-                ));
-            }
-            if let Some(l) = query.limit {
-                tail.push_str(&format!(" LIMIT {l}"));
-            }
-            if let Some(o) = query.offset {
-                tail.push_str(&format!(" OFFSET {o}"));
-            }
-            None
-        } else if query.sort.is_empty() && query.limit.is_none() && query.offset.is_none() {
-            None
-        } else {
-            Some(query.clone())
-        };
+        if !query.sort.is_empty() {
+            tail.push_str(&format!(
+                " ORDER BY {}",
+                sql::render_sort(&query.sort, &cols)?
+            ));
+        }
+        if let Some(l) = query.limit {
+            tail.push_str(&format!(" LIMIT {l}"));
+        }
+        if let Some(o) = query.offset {
+            tail.push_str(&format!(" OFFSET {o}"));
+        }
         Ok(ScanPlan {
             select: format!(
                 "SELECT {} FROM {}",
@@ -238,9 +199,6 @@ impl PgTable {
             tail,
             columns,
             schema,
-            residual,
-            post,
-            output,
         })
     }
 
@@ -608,47 +566,4 @@ pub(super) fn tokio_stream_from(
     mut rx: tokio::sync::mpsc::Receiver<datafusion::error::Result<RecordBatch>>,
 ) -> futures::stream::BoxStream<'static, datafusion::error::Result<RecordBatch>> {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
-}
-
-/// Applies what PostgreSQL could not: residual filters, then sort/offset/limit, then the
-/// requested projection.
-pub(super) async fn post_process(
-    stream: SendableRecordBatchStream,
-    plan: &ScanPlan,
-) -> Result<SendableRecordBatchStream> {
-    use futures::TryStreamExt;
-    let predicate = crate::pushdown::eval::compile_predicate(&plan.residual, &plan.schema)?;
-    let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(Error::from)?;
-    let mut kept = Vec::with_capacity(batches.len());
-    for b in batches {
-        match &predicate {
-            Some(p) => {
-                let mask = crate::pushdown::eval::evaluate_mask(p, &b)?;
-                kept.push(filter_record_batch(&b, &mask)?);
-            }
-            None => kept.push(b),
-        }
-    }
-    let mut batch = datafusion::arrow::compute::concat_batches(&plan.schema, &kept)?;
-    if let Some(q) = &plan.post {
-        batch = crate::store::scan::sort_offset_limit(&batch, q)?;
-    }
-    if let Some(out) = &plan.output {
-        let idx = out
-            .iter()
-            .map(|n| plan.schema.index_of(n))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        let rows = batch.num_rows();
-        let projected = batch.project(&idx)?;
-        batch = RecordBatch::try_new_with_options(
-            projected.schema(),
-            projected.columns().to_vec(),
-            &RecordBatchOptions::new().with_row_count(Some(rows)),
-        )?;
-    }
-    let schema = batch.schema();
-    Ok(Box::pin(RecordBatchStreamAdapter::new(
-        schema,
-        futures::stream::iter(vec![Ok(batch)]),
-    )))
 }

@@ -11,13 +11,12 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::Expr;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::SinkExt;
 use parking_lot::RwLock;
 
 pub use super::relation::{ROWID, Relation};
+use super::scan::MIN_PAGES_PER_PARTITION;
 pub use super::scan::SharedSnapshot;
-use super::scan::{MIN_PAGES_PER_PARTITION, post_process};
 use super::sql::{self, Params};
 use super::types::{Kind, PgColumn};
 use super::write::{encode_stream, set_list};
@@ -221,12 +220,7 @@ impl Database for PgTable {
             .is_none_or(|f| sql::support(f, &rel.by_name()) == FilterSupport::Exact);
         let plain = query.is_none_or(|q| q.limit.is_none() && q.offset.is_none());
         if !exact || !plain {
-            let mut q = query.cloned().unwrap_or_default();
-            q.fields = Some(vec![]);
-            let stream = self.scan(&q, Partition::ALL).await?;
-            use futures::TryStreamExt;
-            let batches: Vec<_> = stream.try_collect().await.map_err(Error::from)?;
-            return Ok(batches.iter().map(|b| b.num_rows() as u64).sum());
+            return crate::local::count(self, query).await;
         }
         let where_sql = self.render_where(filter.as_ref(), &mut params, "count")?;
         let stmt = format!("SELECT count(*) FROM {}{where_sql}", rel.qualified());
@@ -303,47 +297,16 @@ impl Database for PgTable {
 
     async fn scan(&self, query: &Query, partition: Partition) -> Result<SendableRecordBatchStream> {
         let plan = self.plan(query)?;
-        if plan.residual.is_empty() {
-            return self.copy_stream(&plan, partition).await;
-        }
-        if partition.index > 0 {
-            return Ok(Box::pin(RecordBatchStreamAdapter::new(
-                plan.output
-                    .as_ref()
-                    .map(|o| {
-                        let idx: Vec<usize> = o
-                            .iter()
-                            .filter_map(|n| plan.schema.index_of(n).ok())
-                            .collect();
-                        plan.schema
-                            .project(&idx)
-                            .map(Arc::new)
-                            .unwrap_or(plan.schema.clone())
-                    })
-                    .unwrap_or(plan.schema.clone()),
-                futures::stream::empty(),
-            )));
-        }
-        let stream = self.copy_stream(&plan, Partition::ALL).await?;
-        post_process(stream, &plan).await
+        self.copy_stream(&plan, partition).await
     }
 
     fn describe_scan(&self, query: &Query) -> String {
         match self.plan(query) {
-            Ok(plan) => {
-                let mut s = if self.is_selective(&plan) {
-                    format!(
-                        "{} (rows; PostgreSQL may use parallel workers)",
-                        Self::select_sql(&plan)
-                    )
-                } else {
-                    Self::copy_sql(&plan, None)
-                };
-                if !plan.residual.is_empty() {
-                    s.push_str(" + local filter");
-                }
-                s
-            }
+            Ok(plan) if self.is_selective(&plan) => format!(
+                "{} (rows; PostgreSQL may use parallel workers)",
+                Self::select_sql(&plan)
+            ),
+            Ok(plan) => Self::copy_sql(&plan, None),
             Err(e) => format!("(cannot plan: {e})"),
         }
     }

@@ -9,7 +9,7 @@ use datafusion::arrow::datatypes::Field as ArrowField;
 use datafusion::arrow::record_batch::RecordBatch;
 
 use super::*;
-use crate::database::{BlockingDatabase, Database, FilterSupport, Partition};
+use crate::database::{BlockingDatabase, Database, FilterSupport};
 use crate::error::ErrorKind;
 use crate::query::{FilterExpr, Query};
 use crate::query::{Operator, SortOrder};
@@ -404,8 +404,7 @@ async fn sql_side_insert_delete_update_where_and_scan() {
     assert_eq!(db.delete_where(Some(&lt2)).await.unwrap(), 1);
     let again = FileDatabase::open(&path, None, None).unwrap();
     let q = Query::new().sort("k", SortOrder::Asc);
-    let batches: Vec<RecordBatch> = again
-        .scan(&q, Partition::ALL)
+    let batches: Vec<RecordBatch> = crate::local::scan(&again, &q)
         .await
         .unwrap()
         .try_collect()

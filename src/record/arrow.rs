@@ -1,0 +1,336 @@
+//! Records ⇄ Arrow: schema inference, columns from values, values from columns.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::DateTime;
+use datafusion::arrow::array::{
+    Array, ArrayRef, BinaryBuilder, BooleanBuilder, Float64Builder, Int64Builder, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
+use datafusion::arrow::array::{
+    AsArray, BinaryArray, BooleanArray, Float64Array, Int64Array, StringArray,
+    TimestampMicrosecondArray,
+};
+use datafusion::arrow::compute::{CastOptions, cast_with_options};
+use datafusion::arrow::datatypes::{DataType, Field as ArrowField, Schema, SchemaRef};
+use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use datafusion::arrow::util::display::FormatOptions;
+
+use super::{Field, FieldType, Record, Value};
+use crate::error::{Error, Result};
+
+// ---------------------------------------------------------------------------------------------
+// Arrow conversion
+// ---------------------------------------------------------------------------------------------
+
+/// The canonical Arrow field type of a column: the type the record API builds before any cast.
+fn canonical(field: &ArrowField) -> FieldType {
+    FieldType::from_arrow(field)
+}
+
+/// Infers a schema from records: fields in order of first appearance, each nullable, typed by
+/// its first non-null value (INTEGER and FLOAT together widen to FLOAT).
+pub fn infer_schema(records: &[Record]) -> Schema {
+    let mut order: Vec<(String, Option<FieldType>)> = Vec::new();
+    for r in records {
+        for f in r.fields() {
+            let t = if !f.has_type() {
+                None
+            } else {
+                Some(f.field_type)
+            };
+            match order.iter_mut().find(|(n, _)| *n == f.name) {
+                Some((_, cur)) => {
+                    *cur = match (*cur, t) {
+                        (None, t) => t,
+                        (Some(FieldType::Integer), Some(FieldType::Float)) => {
+                            Some(FieldType::Float)
+                        }
+                        (c, _) => c,
+                    }
+                }
+                None => order.push((f.name.clone(), t)),
+            }
+        }
+    }
+    Schema::new(
+        order
+            .into_iter()
+            .map(|(n, t)| t.unwrap_or(FieldType::String).arrow_field(&n))
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// Builds one column of `field`'s type from values, converting each (with a clear error naming
+/// the column and row on failure).
+pub fn values_to_array<'a>(
+    field: &ArrowField,
+    values: impl ExactSizeIterator<Item = &'a Value>,
+) -> Result<ArrayRef> {
+    let ty = canonical(field);
+    let n = values.len();
+    let name = field.name();
+    let conv = |i: usize, v: &Value| -> Result<Value> {
+        v.convert_to(ty).map_err(|e| {
+            Error::type_error(format!("column '{name}', row {}: {}", i + 1, e.message()))
+        })
+    };
+    let array: ArrayRef = match ty {
+        FieldType::Integer => {
+            let mut b = Int64Builder::with_capacity(n);
+            for (i, v) in values.enumerate() {
+                match conv(i, v)? {
+                    Value::Int(x) => b.append_value(x),
+                    _ => b.append_null(),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        FieldType::Float => {
+            let mut b = Float64Builder::with_capacity(n);
+            for (i, v) in values.enumerate() {
+                match conv(i, v)? {
+                    Value::Float(x) => b.append_value(x),
+                    _ => b.append_null(),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        FieldType::Boolean => {
+            let mut b = BooleanBuilder::with_capacity(n);
+            for (i, v) in values.enumerate() {
+                match conv(i, v)? {
+                    Value::Bool(x) => b.append_value(x),
+                    _ => b.append_null(),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        FieldType::DateTime => {
+            let mut b = TimestampMicrosecondBuilder::with_capacity(n);
+            for (i, v) in values.enumerate() {
+                match conv(i, v)? {
+                    Value::DateTime(d) => b.append_value(d.timestamp_micros()),
+                    _ => b.append_null(),
+                }
+            }
+            Arc::new(b.finish().with_timezone("UTC"))
+        }
+        FieldType::Binary => {
+            let mut b = BinaryBuilder::with_capacity(n, n * 8);
+            for (i, v) in values.enumerate() {
+                match conv(i, v)? {
+                    Value::Binary(x) => b.append_value(x),
+                    _ => b.append_null(),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        FieldType::String | FieldType::Text | FieldType::Json => {
+            let mut b = StringBuilder::with_capacity(n, n * 8);
+            for (i, v) in values.enumerate() {
+                match conv(i, v)? {
+                    Value::String(s) => b.append_value(s),
+                    Value::Json(j) => b.append_value(j.to_string()),
+                    _ => b.append_null(),
+                }
+            }
+            Arc::new(b.finish())
+        }
+    };
+    if array.data_type() == field.data_type() {
+        return Ok(array);
+    }
+    let opts = CastOptions {
+        safe: false,
+        format_options: FormatOptions::default(),
+    };
+    cast_with_options(&array, field.data_type(), &opts)
+        .map_err(|e| Error::type_error(format!("column '{name}' ({}): {e}", field.data_type())))
+}
+
+/// Converts records to a batch of `schema`. A record field not in the schema is an error; a
+/// schema column missing from a record is NULL.
+pub fn records_to_batch(records: &[Record], schema: &SchemaRef) -> Result<RecordBatch> {
+    for r in records {
+        for f in r.fields() {
+            if schema.field_with_name(&f.name).is_err() {
+                return Err(Error::query(format!(
+                    "field '{}' is not a column (columns: {})",
+                    f.name,
+                    column_list(schema)
+                )));
+            }
+        }
+    }
+    let null = Value::Null;
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for field in schema.fields() {
+        let values: Vec<&Value> = records
+            .iter()
+            .map(|r| r.get(field.name()).unwrap_or(&null))
+            .collect();
+        if !field.is_nullable()
+            && let Some(i) = values.iter().position(|v| v.is_null())
+        {
+            return Err(Error::type_error(format!(
+                "column '{}' is NOT NULL but row {} has no value",
+                field.name(),
+                i + 1
+            )));
+        }
+        columns.push(values_to_array(field, values.into_iter())?);
+    }
+    let opts = RecordBatchOptions::new().with_row_count(Some(records.len()));
+    Ok(RecordBatch::try_new_with_options(
+        schema.clone(),
+        columns,
+        &opts,
+    )?)
+}
+
+/// Comma-separated column names of a schema, for messages.
+pub fn column_list(schema: &Schema) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Reads one column as values of its field type.
+pub fn array_to_values(field: &ArrowField, array: &ArrayRef) -> Result<Vec<Value>> {
+    let ty = canonical(field);
+    let target = ty.arrow_type();
+    let array = if array.data_type() == &target {
+        array.clone()
+    } else if matches!(
+        array.data_type(),
+        DataType::List(_) | DataType::LargeList(_) | DataType::Struct(_) | DataType::Map(..)
+    ) {
+        // Nested values travel as JSON.
+        return nested_to_json(array);
+    } else {
+        let opts = CastOptions {
+            safe: false,
+            format_options: FormatOptions::default(),
+        };
+        cast_with_options(array, &target, &opts).map_err(|e| {
+            Error::type_error(format!(
+                "column '{}' of type {} cannot be read as {ty}: {e}",
+                field.name(),
+                array.data_type()
+            ))
+        })?
+    };
+    let n = array.len();
+    let mut out = Vec::with_capacity(n);
+    match ty {
+        FieldType::Integer => {
+            let a: &Int64Array = array.as_primitive();
+            out.extend(a.iter().map(Value::from));
+        }
+        FieldType::Float => {
+            let a: &Float64Array = array.as_primitive();
+            out.extend(a.iter().map(Value::from));
+        }
+        FieldType::Boolean => {
+            let a: &BooleanArray = array.as_boolean();
+            out.extend(a.iter().map(Value::from));
+        }
+        FieldType::DateTime => {
+            let a: &TimestampMicrosecondArray = array.as_primitive();
+            for v in a.iter() {
+                out.push(match v {
+                    None => Value::Null,
+                    Some(us) => {
+                        Value::DateTime(DateTime::from_timestamp_micros(us).ok_or_else(|| {
+                            Error::type_error(format!(
+                                "column '{}': timestamp {us} µs out of range",
+                                field.name()
+                            ))
+                        })?)
+                    }
+                });
+            }
+        }
+        FieldType::Binary => {
+            let a: &BinaryArray = array.as_binary();
+            out.extend(a.iter().map(|v| Value::from(v.map(<[u8]>::to_vec))));
+        }
+        FieldType::String | FieldType::Text => {
+            let a: &StringArray = array.as_string();
+            out.extend(a.iter().map(Value::from));
+        }
+        FieldType::Json => {
+            let a: &StringArray = array.as_string();
+            for (i, v) in a.iter().enumerate() {
+                out.push(match v {
+                    None => Value::Null,
+                    Some(s) => Value::Json(serde_json::from_str(s).map_err(|e| {
+                        Error::type_error(format!(
+                            "column '{}', row {}: invalid JSON: {e}",
+                            field.name(),
+                            i + 1
+                        ))
+                    })?),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn nested_to_json(array: &ArrayRef) -> Result<Vec<Value>> {
+    let field = ArrowField::new("v", array.data_type().clone(), true);
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(vec![field])), vec![array.clone()])?;
+    let mut buf = Vec::new();
+    {
+        let mut w = datafusion::arrow::json::ArrayWriter::new(&mut buf);
+        w.write(&batch)?;
+        w.finish()?;
+    }
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&buf)
+        .map_err(|e| Error::internal(format!("nested value to JSON: {e}")))?;
+    Ok(rows
+        .into_iter()
+        .map(|mut r| match r.get_mut("v").map(serde_json::Value::take) {
+            None | Some(serde_json::Value::Null) => Value::Null,
+            Some(j) => Value::Json(j),
+        })
+        .collect())
+}
+
+/// Converts a batch to records; `id_column`, when given, also sets each record's id.
+pub fn batch_to_records(batch: &RecordBatch, id_column: Option<&str>) -> Result<Vec<Record>> {
+    let schema = batch.schema();
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for (field, array) in schema.fields().iter().zip(batch.columns()) {
+        columns.push((
+            field,
+            FieldType::from_arrow(field),
+            array_to_values(field, array)?,
+        ));
+    }
+    let mut records = Vec::with_capacity(batch.num_rows());
+    for row in 0..batch.num_rows() {
+        let mut r = Record::new();
+        for (field, ty, values) in &columns {
+            let value = values[row].clone();
+            if id_column == Some(field.name().as_str()) && !value.is_null() {
+                r.set_id(value.to_text());
+            }
+            r.fields.push(Field {
+                name: field.name().clone(),
+                value,
+                field_type: *ty,
+                metadata: BTreeMap::new(),
+                type_known: true,
+            });
+        }
+        records.push(r);
+    }
+    Ok(records)
+}

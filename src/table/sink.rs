@@ -1,0 +1,134 @@
+//! INSERT's sink into a collection, and a wrapper that names what a failing stream was doing.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::datasource::sink::DataSink;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
+use futures::TryStreamExt;
+
+use super::BackendRegistry;
+use crate::database::Location;
+
+/// Streams inserted rows into a backend collection.
+#[derive(Debug)]
+pub(super) struct DatabaseSink {
+    pub(super) location: Location,
+    pub(super) schema: SchemaRef,
+}
+
+impl DisplayAs for DatabaseSink {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "DataknobsSink: table={}", self.location)
+    }
+}
+
+#[async_trait]
+impl DataSink for DatabaseSink {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    async fn write_all(
+        &self,
+        data: SendableRecordBatchStream,
+        context: &Arc<TaskContext>,
+    ) -> DfResult<u64> {
+        let registry = context
+            .session_config()
+            .get_extension::<BackendRegistry>()
+            .ok_or_else(|| {
+                DataFusionError::Internal("no dataknobs backend registry in this session".into())
+            })?;
+        let db = registry
+            .open(
+                &self.location.attached,
+                &self.location.schema,
+                &self.location.collection,
+            )
+            .await?;
+        Ok(db.insert(data).await?)
+    }
+}
+
+/// Wraps a plan so that errors from its streams say what was being done (e.g. which file was
+/// being read): DataFusion's file readers report the line but not the file.
+#[derive(Debug)]
+pub struct ErrorContextExec {
+    inner: Arc<dyn ExecutionPlan>,
+    context: String,
+}
+
+impl ErrorContextExec {
+    pub fn new(inner: Arc<dyn ExecutionPlan>, context: String) -> Self {
+        ErrorContextExec { inner, context }
+    }
+}
+
+impl DisplayAs for ErrorContextExec {
+    fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        match t {
+            DisplayFormatType::TreeRender => write!(f, "{}", self.context),
+            _ => write!(f, "ErrorContextExec: {}", self.context),
+        }
+    }
+}
+
+impl ExecutionPlan for ErrorContextExec {
+    fn name(&self) -> &str {
+        "ErrorContextExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        self.inner.properties()
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.inner]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn maintains_input_order(&self) -> Vec<bool> {
+        vec![true]
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        match (children.pop(), children.is_empty()) {
+            (Some(inner), true) => Ok(Arc::new(ErrorContextExec::new(inner, self.context.clone()))),
+            _ => Err(DataFusionError::Internal(
+                "ErrorContextExec takes one child".into(),
+            )),
+        }
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
+        let what = self.context.clone();
+        let stream = self
+            .inner
+            .execute(partition, context)
+            .map_err(|e| DataFusionError::Context(what.clone(), Box::new(e)))?;
+        let schema = stream.schema();
+        let mapped = stream.map_err(move |e| DataFusionError::Context(what.clone(), Box::new(e)));
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, mapped)))
+    }
+}

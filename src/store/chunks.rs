@@ -600,7 +600,8 @@ impl State {
             let mut columns: Vec<ArrayRef> = matched.columns().to_vec();
             for (col, expr) in assignments {
                 let v = expr.evaluate(&matched)?.into_array(matched.num_rows())?;
-                columns[*col] = self.assigned(collection, *col, v)?;
+                columns[*col] =
+                    conform_column(self.schema.field(*col), &v, collection, Write::Update)?;
             }
             let new_batch = RecordBatch::try_new(self.schema.clone(), columns)?;
             plan.push((c, rows, new_batch));
@@ -656,34 +657,13 @@ impl State {
             let mut columns: Vec<ArrayRef> = matched.columns().to_vec();
             for (j, &col) in targets.iter().enumerate() {
                 let v = take(values.column(j).as_ref(), &val_idx, None)?;
-                columns[col] = self.assigned(collection, col, v)?;
+                let field = self.schema.field(col);
+                columns[col] = conform_column(field, &v, collection, Write::Update)?;
             }
             let new_batch = RecordBatch::try_new(self.schema.clone(), columns)?;
             plan.push((c, rows.into_iter().map(|(r, _)| r).collect(), new_batch));
         }
         self.apply_updates(collection, plan)
-    }
-
-    /// A new value for column `col`, cast to its type; NULL in a NOT NULL column is an error.
-    fn assigned(&self, collection: &str, col: usize, v: ArrayRef) -> Result<ArrayRef> {
-        let field = self.schema.field(col);
-        let v = if v.data_type() == field.data_type() {
-            v
-        } else {
-            cast_with_options(&v, field.data_type(), &cast_opts()).map_err(|e| {
-                Error::type_error(format!(
-                    "UPDATE of column '{}' of '{collection}': {e}",
-                    field.name()
-                ))
-            })?
-        };
-        if !field.is_nullable() && v.null_count() > 0 {
-            return Err(Error::type_error(format!(
-                "UPDATE would set NOT NULL column '{}' of '{collection}' to NULL",
-                field.name()
-            )));
-        }
-        Ok(v)
     }
 
     /// Replaces rows (chunk, row numbers) by new full rows, all or none: new keys must be
@@ -773,6 +753,50 @@ pub(crate) fn adapt_batch(schema: &SchemaRef, batch: &RecordBatch) -> Result<Rec
     )?)
 }
 
+/// Which statement a column's new values come from (for the error message).
+#[derive(Clone, Copy)]
+enum Write {
+    Insert,
+    Update,
+}
+
+/// New values for a column, cast to its type with Arrow's checked casts; NULL in a NOT NULL
+/// column is an error.
+fn conform_column(
+    field: &datafusion::arrow::datatypes::Field,
+    values: &ArrayRef,
+    collection: &str,
+    write: Write,
+) -> Result<ArrayRef> {
+    let name = field.name();
+    let values = if values.data_type() == field.data_type() {
+        values.clone()
+    } else {
+        cast_with_options(values, field.data_type(), &cast_opts()).map_err(|e| {
+            Error::type_error(match write {
+                Write::Insert => {
+                    format!(
+                        "column '{name}' of '{collection}' ({}): {e}",
+                        field.data_type()
+                    )
+                }
+                Write::Update => format!("UPDATE of column '{name}' of '{collection}': {e}"),
+            })
+        })?
+    };
+    if !field.is_nullable() && values.null_count() > 0 {
+        return Err(Error::type_error(match write {
+            Write::Insert => format!(
+                "column '{name}' of '{collection}' is NOT NULL; the inserted rows hold NULL there"
+            ),
+            Write::Update => {
+                format!("UPDATE would set NOT NULL column '{name}' of '{collection}' to NULL")
+            }
+        }));
+    }
+    Ok(values)
+}
+
 /// Makes an incoming batch match the table schema exactly (by position, with checked casts and
 /// NOT NULL checks).
 fn conform_batch(schema: &SchemaRef, batch: &RecordBatch, collection: &str) -> Result<RecordBatch> {
@@ -786,24 +810,7 @@ fn conform_batch(schema: &SchemaRef, batch: &RecordBatch, collection: &str) -> R
     }
     let mut cols = Vec::with_capacity(batch.num_columns());
     for (field, col) in schema.fields().iter().zip(batch.columns()) {
-        let col = if col.data_type() == field.data_type() {
-            col.clone()
-        } else {
-            cast_with_options(col, field.data_type(), &cast_opts()).map_err(|e| {
-                Error::type_error(format!(
-                    "column '{}' of '{collection}' ({}): {e}",
-                    field.name(),
-                    field.data_type()
-                ))
-            })?
-        };
-        if !field.is_nullable() && col.null_count() > 0 {
-            return Err(Error::type_error(format!(
-                "column '{}' of '{collection}' is NOT NULL; the inserted rows hold NULL there",
-                field.name()
-            )));
-        }
-        cols.push(col);
+        cols.push(conform_column(field, col, collection, Write::Insert)?);
     }
     Ok(RecordBatch::try_new_with_options(
         schema.clone(),

@@ -1,11 +1,12 @@
 //! Differential pushdown test: seeded random WHERE / ORDER BY / LIMIT / projection queries over
 //! a table with NULLs, every type and tricky strings. Each query runs with pushdown on and off
 //! and must return the same rows; the share of queries whose WHERE was pushed completely (no
-//! FilterExec left) must stay at or above 80%.
+//! FilterExec left) must stay at or above the backend's bar (memory: 80%).
 //!
-//! `run_differential(engine, table)` is backend-agnostic: a backend test loads the same data
-//! with [`load_table`] and calls it. Set `DK_DIFF_SEED` to reproduce a run, `DK_DIFF_QUERIES`
-//! to change the count.
+//! `run_differential(engine, table)` is backend-agnostic: each backend's `differential` test
+//! (from `backend_suite!`) loads the same data with [`load_table`] and calls it, through
+//! [`run_for_backend`]. Set `DK_DIFF_SEED` to reproduce a run, `DK_DIFF_QUERIES` to change the
+//! count.
 
 use datafusion::physical_plan::displayable;
 use dataknobs::Engine;
@@ -314,12 +315,8 @@ pub async fn run_differential(engine: &Engine, table: &str, count: usize, seed: 
     out
 }
 
-/// Asserts the acceptance criteria on an outcome.
-pub fn check(outcome: &Outcome, backend: &str) {
-    check_share(outcome, backend, 0.8);
-}
-
-/// [`check`] with the share of completely pushed queries a backend must reach.
+/// Asserts the acceptance criteria on an outcome: [`check_results`], and that at least
+/// `min_share` of the queries had their WHERE pushed completely.
 pub fn check_share(outcome: &Outcome, backend: &str, min_share: f64) {
     check_results(outcome, backend);
     let share = outcome.fully_pushed as f64 / outcome.queries as f64;
@@ -380,11 +377,22 @@ pub fn count_from_env() -> usize {
         .max(1000)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn differential_memory() {
-    let engine = Engine::new();
+/// A backend's whole differential test (what `backend_suite!` runs): loads `rows` seeded rows
+/// into `diff` in the engine's default backend, runs the generated queries, and checks the
+/// results with [`check_share`] given a bar, else with [`check_results`]. Returns the outcome
+/// for backend-specific checks.
+pub async fn run_for_backend(
+    engine: &Engine,
+    backend: &str,
+    rows: usize,
+    min_share: Option<f64>,
+) -> Outcome {
     let seed = seed_from_env();
-    load_table(&engine, "diff", 400, seed).await;
-    let outcome = run_differential(&engine, "diff", count_from_env(), seed).await;
-    check(&outcome, "memory");
+    load_table(engine, "diff", rows, seed).await;
+    let outcome = run_differential(engine, "diff", count_from_env(), seed).await;
+    match min_share {
+        Some(share) => check_share(&outcome, backend, share),
+        None => check_results(&outcome, backend),
+    }
+    outcome
 }

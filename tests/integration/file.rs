@@ -54,26 +54,12 @@ macro_rules! per_format {
         mod $module {
             use super::*;
 
-            mod conformance {
-                use super::FileFixture;
-                use dataknobs::backends::file::Format;
-                crate::all_scenarios!(crate::conformance_suite; FileFixture($format));
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn slt() {
-                let name = format!("file-{}", $format.extension());
-                crate::slt::run_all(&name, || engine_with_default($format)).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn differential() {
-                let engine = engine_with_default($format).await;
-                let seed = crate::differential::seed_from_env();
-                crate::differential::load_table(&engine, "diff", 300, seed).await;
-                let outcome = crate::differential::run_differential(&engine, "diff", crate::differential::count_from_env(), seed).await;
+            crate::backend_suite! {
+                fixture: FileFixture($format),
+                name: format!("file-{}", $format.extension()),
+                engine: || engine_with_default($format),
                 // DataFusion's own file scans decide what they prune; results must match.
-                crate::differential::check_results(&outcome, &format!("file-{}", $format.extension()));
+                differential: { rows: 300, share: None },
             }
         }
     )*};

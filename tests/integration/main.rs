@@ -1,5 +1,6 @@
 //! All integration tests in one binary (each file under `tests/` would link all of DataFusion
-//! again). One module per area; `conformance` and `slt` are shared by every backend.
+//! again). One module per area; `conformance`, `slt` and `differential` are shared by every
+//! backend, which wires them up with `backend_suite!` (in `suite`).
 
 mod cli;
 mod common;
@@ -11,3 +12,4 @@ mod memory;
 mod postgres;
 mod postgres_more;
 mod slt;
+mod suite;

@@ -1,9 +1,10 @@
-//! The memory backend: runs the whole conformance suite, plus memory-only tests.
+//! The memory backend: the conformance suite, the .slt files and the differential test, plus
+//! memory-only tests (persistence, plan serialization).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use dataknobs::{Backend, MemoryBackend};
+use dataknobs::{Backend, Engine, MemoryBackend};
 
 use crate::conformance::Fixture;
 
@@ -16,9 +17,11 @@ impl Fixture for MemoryFixture {
     }
 }
 
-mod conformance {
-    use super::MemoryFixture;
-    crate::all_scenarios!(crate::conformance_suite; MemoryFixture);
+crate::backend_suite! {
+    fixture: MemoryFixture,
+    name: "memory",
+    engine: || async { Engine::new() },
+    differential: { rows: 400, share: Some(0.8) },
 }
 
 mod persistence {

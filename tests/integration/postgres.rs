@@ -73,37 +73,24 @@ impl Fixture for PgFixture {
     }
 }
 
-mod conformance {
-    use super::PgFixture;
-    crate::all_scenarios!(crate::conformance_suite; PgFixture);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slt() {
-    crate::slt::run_all("postgres", engine_in_fresh_schema).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn differential() {
-    let engine = engine_in_fresh_schema().await;
-    let seed = crate::differential::seed_from_env();
-    crate::differential::load_table(&engine, "diff", 300, seed).await;
-    let outcome = crate::differential::run_differential(
-        &engine,
-        "diff",
-        crate::differential::count_from_env(),
-        seed,
-    )
-    .await;
+crate::backend_suite! {
+    fixture: PgFixture,
+    name: "postgres",
+    engine: engine_in_fresh_schema,
     // PostgreSQL cannot evaluate some of the generated filters exactly as DataFusion does
     // (regular expressions with flags or \\s, IN lists of float zeros): they stay in
     // DataFusion, so the bar is 75% rather than the memory backend's 80%.
-    crate::differential::check_share(&outcome, "postgres", 0.75);
-    // About a third of the queries sort, most by pushable keys over a fully pushed WHERE.
-    assert!(
-        outcome.sort_pushed * 10 >= outcome.queries,
-        "only {} of {} queries had their ORDER BY pushed to PostgreSQL",
-        outcome.sort_pushed,
-        outcome.queries
-    );
+    differential: {
+        rows: 300,
+        share: Some(0.75),
+        check: |outcome| {
+            // About a third of the queries sort, most by pushable keys over a fully pushed WHERE.
+            assert!(
+                outcome.sort_pushed * 10 >= outcome.queries,
+                "only {} of {} queries had their ORDER BY pushed to PostgreSQL",
+                outcome.sort_pushed,
+                outcome.queries
+            );
+        },
+    },
 }

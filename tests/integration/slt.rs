@@ -2,8 +2,8 @@
 //! backend is the backend under test.
 //!
 //! The `.slt` files use unqualified table names, so the same files serve every backend: a
-//! backend's test module calls [`run_all`] with a closure that builds an engine whose default
-//! backend is that backend (memory: [`Engine::new`]). Each file runs on a fresh engine. Every
+//! backend's test module calls [`run_all`] (through `backend_suite!`) with a closure that builds
+//! an engine whose default backend is that backend (memory: [`Engine::new`]). Each file runs on a fresh engine. Every
 //! record of every file runs (a failure does not stop the file); the test fails at the end with
 //! the list of failures as `file:line` and message.
 //!
@@ -349,13 +349,8 @@ where
     }
 }
 
-#[tokio::test]
-async fn slt_memory() {
-    run_all("memory", || async { Engine::new() }).await;
-}
-
-/// The same files with filter/limit pushdown off: the engine evaluates every WHERE itself, so
-/// a difference from `slt_memory` is a pushdown bug.
+/// The files on the memory backend with filter/limit pushdown off: the engine evaluates every
+/// WHERE itself, so a difference from `memory::slt` (pushdown on) is a pushdown bug.
 #[tokio::test]
 async fn slt_memory_no_pushdown() {
     run_all("memory", || async {

@@ -1,9 +1,11 @@
 //! The conformance suite: scenarios generic over "a fresh collection of backend X".
 //!
 //! A backend joins by implementing [`Fixture`] in one small file and invoking
-//! `conformance_suite!(fixture_expression);` there, which expands to one `#[tokio::test]` per
-//! scenario. A backend that lacks a capability must return `ErrorKind::Unsupported` from it;
-//! scenarios check for exactly that instead of skipping.
+//! `backend_suite!` there (see `crate::suite`), which expands, among others, to
+//! `all_scenarios!(conformance_suite; fixture)`: one `#[tokio::test]` per scenario. A backend
+//! that lacks a capability (`Database::capabilities`) must return `ErrorKind::Unsupported` from
+//! it; scenarios that depend on one read the declared capabilities and check for exactly that
+//! instead of skipping.
 
 pub mod scenarios;
 

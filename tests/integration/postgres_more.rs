@@ -279,12 +279,10 @@ async fn type_mapping_of_select_star() {
         ["héllo ü€", "", "NULL", "line1\nline2\t\"q\"\\"]
     );
     assert_eq!(texts(&b, "vc"), ["abc", "ten chars!", "NULL", "NULL"]);
-    // char(n) keeps its blank padding, as psql shows it.
+    // char(n) is read as its text, trailing blanks removed (PostgreSQL's `c5::text`), since
+    // PostgreSQL compares char(n) ignoring them.
     let c5 = col(&b, "c5").as_string::<i32>();
-    assert_eq!(
-        (c5.value(0), c5.value(1), c5.value(3)),
-        ("ab   ", "abcde", "     ")
-    );
+    assert_eq!((c5.value(0), c5.value(1), c5.value(3)), ("ab", "abcde", ""));
     assert_eq!(texts(&b, "b"), ["true", "false", "NULL", "NULL"]);
     let d = col(&b, "d").as_primitive::<adt::Date32Type>();
     assert_eq!(d.value(0), days(1969, 7, 20));
@@ -763,16 +761,25 @@ async fn pushdown_explain_and_equivalence() {
         explain.contains(r#""ci" COLLATE "C" <"#) && explain.contains(r#""s" COLLATE "C" >="#),
         "text ranges are compared in byte order: {explain}"
     );
-    // char(n) comparisons are never sent.
+    // char(n) is compared as its text (trailing blanks removed, as it is read).
     let explain = all_text(
         &engine
             .execute("EXPLAIN SELECT id FROM pg.pd WHERE c = 'ab'")
             .await
             .expect("explain"),
     );
-    assert!(!explain.contains(r#""c" ="#), "char(n) pushed: {explain}");
+    assert!(
+        explain.contains(r#"("c"::text) COLLATE "C" ="#),
+        "char(n) compared as text: {explain}"
+    );
 
     let conditions = [
+        "c = 'ab'",
+        "c = 'ab '",
+        "c < 'b'",
+        "c LIKE 'a%b'",
+        "c IN ('ab', 'x')",
+        "c <> ''",
         "a > 5 AND s LIKE 'x%'",
         "s < 'B'",
         "s > 'a'",
@@ -969,9 +976,9 @@ async fn order_by_limit_reaches_postgres() {
             }
         }
     }
-    // Ordered differently by PostgreSQL (floats: -0 ties with 0; char(n): blank padding;
-    // intervals, unconstrained numeric): sorted by DataFusion.
-    for c in ["f4", "f8", "c5", "iv", "n"] {
+    // Ordered differently by PostgreSQL (floats: -0 ties with 0; intervals, unconstrained
+    // numeric): sorted by DataFusion.
+    for c in ["f4", "f8", "iv", "n"] {
         let sql = format!("SELECT id, {c} FROM pg.types ORDER BY {c} DESC, id LIMIT 2");
         let plan = explain(&engine, &sql).await;
         assert!(plan.contains("SortExec"), "ORDER BY {c} was pushed: {plan}");
@@ -1894,4 +1901,97 @@ async fn record_api_on_postgres() {
     assert_eq!(db.clear().await.expect("clear"), 53);
     assert_eq!(db.count(None).await.expect("count"), 0);
     assert_eq!(native_count(&client, &q(&schema, "people")).await, 0);
+}
+
+/// char(n) reads as its text (trailing blanks removed) and every comparison on it answers as
+/// PostgreSQL does on `c::text`, pushed or not: TPC-H's `n_name = 'GERMANY'` on char(25).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn char_n_answers_as_its_text() {
+    let _server = SERVER.read().await;
+    let schema = fresh_schema().await;
+    let client = native().await;
+    let t = q(&schema, "nation");
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {t} (id int PRIMARY KEY, c char(10), v varchar(10)); \
+             INSERT INTO {t} VALUES (1, 'GERMANY', 'GERMANY'), (2, 'FRANCE  ', 'FRANCE  '), \
+             (3, 'A  B', 'A  B'), (4, '', ''), (5, NULL, NULL), (6, ' LEAD', ' LEAD'), \
+             (7, 'GERMANY ', 'x')"
+        ))
+        .await
+        .expect("fixture");
+    let engine = engine_for(&schema, "").await;
+    // (dataknobs SQL on `c`, the same statement natively on `c::text`)
+    let cases = [
+        ("c = 'GERMANY'", "c::text = 'GERMANY'"),
+        ("c = 'GERMANY '", "c::text = 'GERMANY '"),
+        ("c IN ('FRANCE', 'A  B')", "c::text IN ('FRANCE', 'A  B')"),
+        ("c < 'B'", "c::text COLLATE \"C\" < 'B'"),
+        ("c >= 'FRANCE'", "c::text COLLATE \"C\" >= 'FRANCE'"),
+        ("c LIKE '%Y'", "c::text LIKE '%Y'"),
+        ("c LIKE '% '", "c::text LIKE '% '"),
+        ("c = ''", "c::text = ''"),
+        ("c <> 'GERMANY'", "c::text <> 'GERMANY'"),
+        ("c = v", "c::text = v::text"),
+        ("length(c) = 7", "length(c::text) = 7"),
+        ("c IS NULL", "c IS NULL"),
+    ];
+    for (dk, pg) in cases {
+        let want: Vec<String> = client
+            .query(&format!("SELECT id FROM {t} WHERE {pg} ORDER BY id"), &[])
+            .await
+            .unwrap_or_else(|e| panic!("native {pg}: {e}"))
+            .iter()
+            .map(|r| r.get::<_, i32>(0).to_string())
+            .collect();
+        for pushdown in [true, false] {
+            engine
+                .execute(&format!("SET dataknobs.pushdown = {pushdown}"))
+                .await
+                .expect("set");
+            let b = engine
+                .execute(&format!("SELECT id FROM pg.nation WHERE {dk} ORDER BY id"))
+                .await
+                .unwrap_or_else(|e| panic!("{dk}: {e}"));
+            let got = if b.iter().all(|b| b.num_rows() == 0) {
+                vec![]
+            } else {
+                texts(&one(&b), "id")
+            };
+            assert_eq!(got, want, "WHERE {dk} (pushdown {pushdown})");
+        }
+    }
+    engine
+        .execute("SET dataknobs.pushdown = true")
+        .await
+        .expect("set");
+    // The values as PostgreSQL's cast to text gives them, and the order and grouping of them.
+    let want: Vec<String> = client
+        .query(
+            &format!(
+                "SELECT coalesce(c::text, 'NULL') FROM {t} ORDER BY c::text COLLATE \"C\" NULLS LAST, id"
+            ),
+            &[],
+        )
+        .await
+        .expect("native order")
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect();
+    let sql = "SELECT c FROM pg.nation ORDER BY c, id";
+    let plan = explain(&engine, sql).await;
+    assert!(plan.contains("ORDER BY"), "ORDER BY char(n) pushed: {plan}");
+    let b = one(&engine.execute(sql).await.expect("order"));
+    assert_eq!(texts(&b, "c"), want);
+    let b = one(&engine
+        .execute("SELECT c, count(*) AS n FROM pg.nation GROUP BY c ORDER BY c")
+        .await
+        .expect("group"));
+    let germany = texts(&b, "c").iter().position(|c| c == "GERMANY");
+    let n = col(&b, "n").as_primitive::<adt::Int64Type>();
+    assert_eq!(
+        germany.map(|i| n.value(i)),
+        Some(2),
+        "'GERMANY' and 'GERMANY ' are one group"
+    );
 }

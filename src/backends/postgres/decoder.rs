@@ -57,6 +57,9 @@ pub enum ColumnDecoder {
     NumericF64(Float64Builder),
     /// Text of any kind: the bytes are collected and validated as UTF-8 once per batch.
     Str(BinaryBuilder),
+    /// char(n): text with its trailing blanks removed, as PostgreSQL's cast to text does
+    /// (PostgreSQL compares char(n) ignoring them).
+    Padded(BinaryBuilder),
     Jsonb(BinaryBuilder),
     Uuid(StringBuilder),
     Bytea(BinaryBuilder),
@@ -93,8 +96,11 @@ impl ColumnDecoder {
             Kind::Numeric(Some((p, s))) => {
                 ColumnDecoder::Dec256(Decimal256Builder::with_capacity(capacity), *p, *s)
             }
-            Kind::Varchar | Kind::Text | Kind::Bpchar | Kind::Enum | Kind::Json | Kind::Unknown => {
+            Kind::Varchar | Kind::Text | Kind::Enum | Kind::Json | Kind::Unknown => {
                 ColumnDecoder::Str(BinaryBuilder::with_capacity(capacity, capacity * 16))
+            }
+            Kind::Bpchar => {
+                ColumnDecoder::Padded(BinaryBuilder::with_capacity(capacity, capacity * 16))
             }
             Kind::Jsonb => {
                 ColumnDecoder::Jsonb(BinaryBuilder::with_capacity(capacity, capacity * 16))
@@ -155,6 +161,7 @@ impl ColumnDecoder {
             ColumnDecoder::Dec256(x, _, s) => x.append_value(numeric_to_i256(b, *s)?),
             ColumnDecoder::NumericF64(x) => x.append_value(numeric_to_f64(b)?),
             ColumnDecoder::Str(x) => x.append_value(b),
+            ColumnDecoder::Padded(x) => x.append_value(trim_blanks(b)),
             ColumnDecoder::Jsonb(x) => {
                 let (ver, rest) = b.split_first().ok_or_else(|| bad(kind, 0))?;
                 if *ver != 1 {
@@ -288,6 +295,14 @@ impl ColumnDecoder {
                     }
                 }
             }
+            ColumnDecoder::Padded(b) => {
+                for f in fields {
+                    match value(f)? {
+                        None => b.append_null(),
+                        Some(v) => b.append_value(trim_blanks(v)),
+                    }
+                }
+            }
             _ => {
                 for f in fields {
                     self.append(value(f)?, kind)?;
@@ -308,9 +323,10 @@ impl ColumnDecoder {
             ColumnDecoder::Dec128(x, _, _) => x.append_null(),
             ColumnDecoder::Dec256(x, _, _) => x.append_null(),
             ColumnDecoder::Uuid(x) => x.append_null(),
-            ColumnDecoder::Str(x) | ColumnDecoder::Jsonb(x) | ColumnDecoder::Bytea(x) => {
-                x.append_null()
-            }
+            ColumnDecoder::Str(x)
+            | ColumnDecoder::Padded(x)
+            | ColumnDecoder::Jsonb(x)
+            | ColumnDecoder::Bytea(x) => x.append_null(),
             ColumnDecoder::Date(x) => x.append_null(),
             ColumnDecoder::Time(x) => x.append_null(),
             ColumnDecoder::Timestamp(x, _) => x.append_null(),
@@ -342,7 +358,7 @@ impl ColumnDecoder {
                     .with_precision_and_scale(*p, *s)
                     .map_err(|e| e.to_string())?,
             ),
-            ColumnDecoder::Str(x) | ColumnDecoder::Jsonb(x) => Arc::new(
+            ColumnDecoder::Str(x) | ColumnDecoder::Padded(x) | ColumnDecoder::Jsonb(x) => Arc::new(
                 StringArray::try_from_binary(x.finish())
                     .map_err(|e| format!("invalid UTF-8 text: {e}"))?,
             ),
@@ -372,4 +388,10 @@ impl ColumnDecoder {
             }
         })
     }
+}
+
+/// A char(n) value without its trailing blanks (PostgreSQL's `bpchar::text`).
+fn trim_blanks(b: &[u8]) -> &[u8] {
+    let end = b.iter().rposition(|&c| c != b' ').map_or(0, |i| i + 1);
+    &b[..end]
 }

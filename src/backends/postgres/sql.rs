@@ -6,7 +6,9 @@
 //! would. The traps and what we do:
 //! - text ranges depend on the collation: rendered with `COLLATE "C"` (byte order, which is
 //!   DataFusion's order for UTF-8);
-//! - `char(n)` compares ignoring trailing blanks: never pushed;
+//! - `char(n)` compares ignoring trailing blanks: it is read as PostgreSQL's own cast to text
+//!   reads it (trailing blanks removed), and compared as `(c::text) COLLATE "C"` against text
+//!   values, which is exactly what DataFusion does with the value read;
 //! - floats: both treat `-0.0 = 0.0`, `NaN = NaN` and NaN as the greatest value (the
 //!   differential test's data has -0.0 and NaN);
 //! - LIKE: both use `\` as the default escape; a pattern ending in a lone `\` is not pushed;
@@ -334,7 +336,10 @@ fn compare_expr(col: &PgColumn, op: Operator, v: Option<&Value>) -> Option<Strin
             // Both treat -0.0 = 0.0, NaN = NaN and NaN as the greatest value.
             (Kind::Float4 | Kind::Float8, Value::Float(_)) => true,
             (Kind::Float8, Value::Int(i)) => *i != 0 && i.unsigned_abs() < (1u64 << 53),
-            (Kind::Varchar | Kind::Text | Kind::Enum | Kind::Uuid, Value::String(_)) => true,
+            (
+                Kind::Varchar | Kind::Text | Kind::Enum | Kind::Uuid | Kind::Bpchar,
+                Value::String(_),
+            ) => true,
             (Kind::Bytea, Value::Binary(_)) => true,
             (Kind::Date, Value::DateTime(t)) => {
                 t.num_seconds_from_midnight() == 0 && t.nanosecond() == 0
@@ -348,7 +353,7 @@ fn compare_expr(col: &PgColumn, op: Operator, v: Option<&Value>) -> Option<Strin
     }
     match &col.kind {
         Kind::Varchar | Kind::Text => Some(if range { byte_ordered(col) } else { c }),
-        Kind::Enum | Kind::Uuid => Some(byte_ordered(col)),
+        Kind::Enum | Kind::Uuid | Kind::Bpchar => Some(byte_ordered(col)),
         Kind::Bool
         | Kind::Int2
         | Kind::Int4
@@ -588,6 +593,12 @@ fn render_cond(c: &Filter, cols: &Columns, b: &mut dyn Binder) -> Result<String>
             "the filter `{c}` cannot be evaluated exactly by PostgreSQL"
         ))
     };
+    // A char(n) column is compared as text (`c::text`, trailing blanks removed): its values
+    // are bound as text too, so that a value's own trailing blanks count, as in DataFusion.
+    let value_kind = match col.kind {
+        Kind::Bpchar => &Kind::Text,
+        ref k => k,
+    };
     Ok(match c.op {
         Operator::Regex => match c.value() {
             Some(Value::String(p)) => {
@@ -608,7 +619,7 @@ fn render_cond(c: &Filter, cols: &Columns, b: &mut dyn Binder) -> Result<String>
             let vals = c
                 .values()
                 .iter()
-                .map(|v| b.bind(v, &col.kind))
+                .map(|v| b.bind(v, value_kind))
                 .collect::<Result<Vec<_>>>()?;
             let not = if c.op == Operator::NotIn { "NOT " } else { "" };
             format!("({lhs} {not}IN ({}))", vals.join(", "))
@@ -626,7 +637,7 @@ fn render_cond(c: &Filter, cols: &Columns, b: &mut dyn Binder) -> Result<String>
                 Operator::Like => "LIKE",
                 _ => return Err(not_exact()),
             };
-            format!("({lhs} {sym} {})", b.bind(v, &col.kind)?)
+            format!("({lhs} {sym} {})", b.bind(v, value_kind)?)
         }
     })
 }
@@ -665,8 +676,9 @@ pub fn render_sort(sort: &[SortSpec], cols: &Columns) -> Result<String> {
 
 /// Does PostgreSQL order rows by `sort` exactly as DataFusion orders the Arrow values? Text
 /// sorts in byte order (`COLLATE "C"`, as [`render_sort`] writes it), NULL placement is
-/// explicit. Floats are not: PostgreSQL ties -0.0 with 0.0, DataFusion puts -0.0 first. Nor are
-/// char(n) (blank padding), JSON, intervals, arrays, unconstrained numeric and unmapped types.
+/// explicit (char(n) sorts as its text, trailing blanks removed, as it is read). Floats are
+/// not: PostgreSQL ties -0.0 with 0.0, DataFusion puts -0.0 first. Nor are JSON, intervals,
+/// arrays, unconstrained numeric and unmapped types.
 pub fn sort_support(sort: &[SortSpec], cols: &Columns) -> bool {
     sort.iter().all(|s| {
         cols.get(s.field.as_str()).is_some_and(|c| {
@@ -680,6 +692,7 @@ pub fn sort_support(sort: &[SortSpec], cols: &Columns) -> bool {
                     | Kind::Numeric(Some(_))
                     | Kind::Varchar
                     | Kind::Text
+                    | Kind::Bpchar
                     | Kind::Enum
                     | Kind::Uuid
                     | Kind::Bytea
@@ -718,7 +731,7 @@ mod tests {
     }
 
     #[test]
-    fn text_ranges_use_byte_order_and_char_n_is_not_pushed() {
+    fn text_ranges_use_byte_order_and_char_n_compares_as_text() {
         let t = col("t", Kind::Text);
         let p = col("p", Kind::Bpchar);
         let mut cols = Columns::new();
@@ -731,8 +744,12 @@ mod tests {
         let mut params = Params::default();
         let sql = render_filter(&f, &cols, &mut params).unwrap();
         assert_eq!(sql, "(\"t\" COLLATE \"C\" < $1::text)");
-        let f = FilterExpr::Cond(Filter::new("p", Operator::Eq, "b").unwrap());
-        assert_eq!(support(&f, &cols), FilterSupport::Unsupported);
+        // char(n): its text (trailing blanks removed, as it is read) against a text value.
+        let f = FilterExpr::Cond(Filter::new("p", Operator::Eq, "b ").unwrap());
+        assert_eq!(support(&f, &cols), FilterSupport::Exact);
+        let sql = render_filter(&f, &cols, &mut Literals).unwrap();
+        assert_eq!(sql, "((\"p\"::text) COLLATE \"C\" = E'b '::text)");
+        assert!(sort_support(&[SortSpec::new("p", SortOrder::Asc)], &cols));
     }
 
     #[test]

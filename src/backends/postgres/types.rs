@@ -9,7 +9,7 @@
 //! | real / double precision            | Float32 / Float64                       |
 //! | numeric(p,s)                       | Decimal128(p,s) (p ≤ 38), Decimal256    |
 //! | numeric (no precision)             | Float64 (filters on it are not pushed)  |
-//! | varchar, char(n), name, "char"     | Utf8                                    |
+//! | varchar, char(n), name, "char"     | Utf8 (char(n) without trailing blanks)  |
 //! | text                               | Utf8 (field type TEXT)                  |
 //! | enum                               | Utf8                                    |
 //! | json / jsonb                       | Utf8 (`arrow.json` extension)           |
@@ -54,7 +54,8 @@ pub enum Kind {
     /// varchar, name, "char" (no blank padding, compared like Arrow strings).
     Varchar,
     Text,
-    /// char(n): blank-padded, compared ignoring trailing blanks (not pushed).
+    /// char(n): blank-padded, compared ignoring trailing blanks; read without them (as
+    /// `c::text`) and compared as `c::text`.
     Bpchar,
     Enum,
     Json,

@@ -1995,3 +1995,45 @@ async fn char_n_answers_as_its_text() {
         "'GERMANY' and 'GERMANY ' are one group"
     );
 }
+
+/// A filter value holding a NUL byte (which PostgreSQL text cannot hold) is answered by the
+/// engine: `s <> chr(0)` keeps every non-NULL row, pushed or not, instead of failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nul_in_a_filter_value_is_answered_by_the_engine() {
+    let _server = SERVER.read().await;
+    let schema = fresh_schema().await;
+    let client = native().await;
+    let t = q(&schema, "nul");
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {t} (id int PRIMARY KEY, s text); \
+             INSERT INTO {t} VALUES (1, 'a'), (2, ''), (3, NULL), (4, 'b')"
+        ))
+        .await
+        .expect("fixture");
+    let engine = engine_for(&schema, "").await;
+    for (cond, want) in [
+        ("s <> chr(0)", vec!["1", "2", "4"]),
+        ("s = chr(0)", vec![]),
+        ("s IN ('a', chr(0))", vec!["1"]),
+        ("s NOT IN ('a', concat('x', chr(0)))", vec!["2", "4"]),
+        ("s LIKE concat('%', chr(0))", vec![]),
+    ] {
+        for pushdown in [true, false] {
+            engine
+                .execute(&format!("SET dataknobs.pushdown = {pushdown}"))
+                .await
+                .expect("set");
+            let b = engine
+                .execute(&format!("SELECT id FROM pg.nul WHERE {cond} ORDER BY id"))
+                .await
+                .unwrap_or_else(|e| panic!("WHERE {cond} (pushdown {pushdown}): {e}"));
+            let got = if b.iter().all(|b| b.num_rows() == 0) {
+                vec![]
+            } else {
+                texts(&one(&b), "id")
+            };
+            assert_eq!(got, want, "WHERE {cond} (pushdown {pushdown})");
+        }
+    }
+}

@@ -14,7 +14,8 @@
 //! - LIKE: both use `\` as the default escape; a pattern ending in a lone `\` is not pushed;
 //! - regular expressions: only the subset [`translate_regex`] renders exactly; JSON, intervals (PostgreSQL normalises
 //!   30 days = 1 month), unconstrained numeric and arrays: not pushed;
-//! - timestamptz: values are sent as UTC instants; timestamp (no zone) as the naive value.
+//! - timestamptz: values are sent as UTC instants; timestamp (no zone) as the naive value;
+//! - a text value with a NUL byte cannot be sent (PostgreSQL text cannot hold one): not pushed.
 
 use std::collections::HashMap;
 
@@ -523,6 +524,12 @@ fn exact(f: &FilterExpr, cols: &Columns) -> bool {
             let Some(col) = cols.get(c.field.as_str()) else {
                 return false;
             };
+            // PostgreSQL text cannot hold a NUL byte, so it cannot be sent: a value with one
+            // (`s <> chr(0)`) is compared by the engine.
+            let nul = |v: &Value| matches!(v, Value::String(s) if s.contains('\0'));
+            if c.value().is_some_and(nul) || c.values().iter().any(nul) {
+                return false;
+            }
             match c.op {
                 Operator::Exists | Operator::NotExists => true,
                 Operator::Regex => match c.value() {
@@ -750,6 +757,24 @@ mod tests {
         let sql = render_filter(&f, &cols, &mut Literals).unwrap();
         assert_eq!(sql, "((\"p\"::text) COLLATE \"C\" = E'b '::text)");
         assert!(sort_support(&[SortSpec::new("p", SortOrder::Asc)], &cols));
+    }
+
+    #[test]
+    fn values_with_a_nul_byte_are_left_to_the_engine() {
+        let t = col("t", Kind::Text);
+        let mut cols = Columns::new();
+        cols.insert("t", &t);
+        for f in [
+            Filter::new("t", Operator::Ne, "\0").unwrap(),
+            Filter::new("t", Operator::Eq, "a\0b").unwrap(),
+            Filter::new("t", Operator::Like, "%\0%").unwrap(),
+            Filter::new("t", Operator::In, vec![Value::from("a"), Value::from("\0")]).unwrap(),
+        ] {
+            let f = FilterExpr::Cond(f);
+            assert_eq!(support(&f, &cols), FilterSupport::Unsupported, "{f}");
+        }
+        let f = FilterExpr::Cond(Filter::new("t", Operator::Ne, "a").unwrap());
+        assert_eq!(support(&f, &cols), FilterSupport::Exact);
     }
 
     #[test]

@@ -2037,3 +2037,62 @@ async fn nul_in_a_filter_value_is_answered_by_the_engine() {
         }
     }
 }
+
+/// The one-byte `"char"` type reads as psql shows it: the empty value as '' (its binary form is
+/// a NUL byte), and `ch = ''` answers alike pushed or not, as PostgreSQL does on `ch::text`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_byte_char_reads_as_its_text() {
+    let _server = SERVER.read().await;
+    let schema = fresh_schema().await;
+    let client = native().await;
+    let t = q(&schema, "onechar");
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {t} (id int PRIMARY KEY, ch \"char\"); \
+             INSERT INTO {t} VALUES (1, 'a'), (2, ''), (3, NULL), (4, 'z')"
+        ))
+        .await
+        .expect("fixture");
+    let engine = engine_for(&schema, "").await;
+    let b = one(&engine
+        .execute("SELECT id, ch, length(ch) AS n FROM pg.onechar ORDER BY id")
+        .await
+        .expect("select"));
+    assert_eq!(texts(&b, "ch"), ["a", "", "NULL", "z"]);
+    assert_eq!(texts(&b, "n"), ["1", "0", "NULL", "1"]);
+    for (cond, native_cond) in [
+        ("ch = ''", "ch::text = ''"),
+        ("ch <> ''", "ch::text <> ''"),
+        ("ch IN ('', 'z')", "ch::text IN ('', 'z')"),
+        ("ch < 'b'", "ch::text COLLATE \"C\" < 'b'"),
+    ] {
+        let want: Vec<String> = client
+            .query(
+                &format!("SELECT id FROM {t} WHERE {native_cond} ORDER BY id"),
+                &[],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("native {native_cond}: {e}"))
+            .iter()
+            .map(|r| r.get::<_, i32>(0).to_string())
+            .collect();
+        for pushdown in [true, false] {
+            engine
+                .execute(&format!("SET dataknobs.pushdown = {pushdown}"))
+                .await
+                .expect("set");
+            let b = engine
+                .execute(&format!(
+                    "SELECT id FROM pg.onechar WHERE {cond} ORDER BY id"
+                ))
+                .await
+                .unwrap_or_else(|e| panic!("WHERE {cond}: {e}"));
+            let got = if b.iter().all(|b| b.num_rows() == 0) {
+                vec![]
+            } else {
+                texts(&one(&b), "id")
+            };
+            assert_eq!(got, want, "WHERE {cond} (pushdown {pushdown})");
+        }
+    }
+}

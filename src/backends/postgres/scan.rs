@@ -75,6 +75,12 @@ impl PgTable {
                 out.push(format!("{}::text", row_id.column));
                 continue;
             }
+            if c.type_name == "\"char\"" {
+                // The one-byte "char": its binary form of the empty value is a NUL byte, and a
+                // byte above 127 is not UTF-8; its text form is what psql shows.
+                out.push(format!("{id}::text"));
+                continue;
+            }
             if c.kind.is_unknown() {
                 if !self.inner.unknown_as_text {
                     return Err(Error::type_error(format!(

@@ -353,7 +353,12 @@ fn compare_expr(col: &PgColumn, op: Operator, v: Option<&Value>) -> Option<Strin
         }
     }
     match &col.kind {
-        Kind::Varchar | Kind::Text => Some(if range { byte_ordered(col) } else { c }),
+        // "char" is read as its text (see `select_list`), so it is compared as that.
+        Kind::Varchar | Kind::Text => Some(if range || col.type_name == "\"char\"" {
+            byte_ordered(col)
+        } else {
+            c
+        }),
         Kind::Enum | Kind::Uuid | Kind::Bpchar => Some(byte_ordered(col)),
         Kind::Bool
         | Kind::Int2

@@ -2096,3 +2096,56 @@ async fn one_byte_char_reads_as_its_text() {
         }
     }
 }
+
+/// A NaN stored with its sign bit set (`-('NaN'::float8)`) is one NaN, above every number, as
+/// PostgreSQL holds it: pushed or not, `x < 0`, `x = 'NaN'`, `x > 1e307` and `x <> 1` answer as
+/// PostgreSQL does, for double precision and real.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn negative_nan_is_the_one_nan() {
+    let _server = SERVER.read().await;
+    let schema = fresh_schema().await;
+    let client = native().await;
+    let t = q(&schema, "nans");
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {t} (id int PRIMARY KEY, x float8, r real); \
+             INSERT INTO {t} VALUES (1, -('NaN'::float8), -('NaN'::real)), (2, 'NaN', 'NaN'), \
+             (3, -1, -1), (4, 1, 1), (5, NULL, NULL), (6, '-Infinity', '-Infinity')"
+        ))
+        .await
+        .expect("fixture");
+    let engine = engine_for(&schema, "").await;
+    for c in ["x", "r"] {
+        for cond in [
+            format!("{c} < 0"),
+            format!("{c} = 'NaN'"),
+            format!("{c} > 1e307"),
+            format!("{c} <> 1"),
+            format!("{c} >= '-Infinity'"),
+        ] {
+            let want: Vec<String> = client
+                .query(&format!("SELECT id FROM {t} WHERE {cond} ORDER BY id"), &[])
+                .await
+                .unwrap_or_else(|e| panic!("native {cond}: {e}"))
+                .iter()
+                .map(|r| r.get::<_, i32>(0).to_string())
+                .collect();
+            for pushdown in [true, false] {
+                engine
+                    .execute(&format!("SET dataknobs.pushdown = {pushdown}"))
+                    .await
+                    .expect("set");
+                let b = engine
+                    .execute(&format!("SELECT id FROM pg.nans WHERE {cond} ORDER BY id"))
+                    .await
+                    .unwrap_or_else(|e| panic!("WHERE {cond}: {e}"));
+                let got = if b.iter().all(|b| b.num_rows() == 0) {
+                    vec![]
+                } else {
+                    texts(&one(&b), "id")
+                };
+                assert_eq!(got, want, "WHERE {cond} (pushdown {pushdown})");
+            }
+        }
+    }
+}

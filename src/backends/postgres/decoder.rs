@@ -151,12 +151,12 @@ impl ColumnDecoder {
             ColumnDecoder::Oid(x) => x.append_value(i64::from(
                 be_i32(b).ok_or_else(|| bad(kind, b.len()))? as u32,
             )),
-            ColumnDecoder::Float4(x) => x.append_value(f32::from_bits(
+            ColumnDecoder::Float4(x) => x.append_value(nan32(f32::from_bits(
                 be_i32(b).ok_or_else(|| bad(kind, b.len()))? as u32,
-            )),
-            ColumnDecoder::Float8(x) => x.append_value(f64::from_bits(
+            ))),
+            ColumnDecoder::Float8(x) => x.append_value(nan64(f64::from_bits(
                 be_i64(b).ok_or_else(|| bad(kind, b.len()))? as u64,
-            )),
+            ))),
             ColumnDecoder::Dec128(x, _, s) => x.append_value(numeric_to_i128(b, *s)?),
             ColumnDecoder::Dec256(x, _, s) => x.append_value(numeric_to_i256(b, *s)?),
             ColumnDecoder::NumericF64(x) => x.append_value(numeric_to_f64(b)?),
@@ -271,8 +271,8 @@ impl ColumnDecoder {
             ColumnDecoder::Int2(b) => fixed!(b, 2, |a| i16::from_be_bytes(a)),
             ColumnDecoder::Int4(b) => fixed!(b, 4, |a| i32::from_be_bytes(a)),
             ColumnDecoder::Int8(b) => fixed!(b, 8, |a| i64::from_be_bytes(a)),
-            ColumnDecoder::Float4(b) => fixed!(b, 4, |a| f32::from_be_bytes(a)),
-            ColumnDecoder::Float8(b) => fixed!(b, 8, |a| f64::from_be_bytes(a)),
+            ColumnDecoder::Float4(b) => fixed!(b, 4, |a| nan32(f32::from_be_bytes(a))),
+            ColumnDecoder::Float8(b) => fixed!(b, 8, |a| nan64(f64::from_be_bytes(a))),
             ColumnDecoder::Time(b) => fixed!(b, 8, |a| i64::from_be_bytes(a)),
             ColumnDecoder::Date(b) => fixed!(b, 4, |a| date32(i32::from_be_bytes(a))?),
             ColumnDecoder::Timestamp(b, _) => {
@@ -394,4 +394,18 @@ impl ColumnDecoder {
 fn trim_blanks(b: &[u8]) -> &[u8] {
     let end = b.iter().rposition(|&c| c != b' ').map_or(0, |i| i + 1);
     &b[..end]
+}
+
+/// Every NaN as the one positive NaN. PostgreSQL holds all NaNs equal and above every number;
+/// DataFusion orders floats by their bits, which puts a NaN with the sign bit set (e.g.
+/// `-('NaN'::float8)`) below every number, so `x < 0` would keep it.
+#[inline]
+fn nan64(f: f64) -> f64 {
+    if f.is_nan() { f64::NAN } else { f }
+}
+
+/// [`nan64`] for `real`.
+#[inline]
+fn nan32(f: f32) -> f32 {
+    if f.is_nan() { f32::NAN } else { f }
 }

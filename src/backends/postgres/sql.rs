@@ -334,8 +334,9 @@ fn compare_expr(col: &PgColumn, op: Operator, v: Option<&Value>) -> Option<Strin
             (Kind::Bool, Value::Bool(_)) => true,
             (Kind::Int2 | Kind::Int4 | Kind::Int8 | Kind::Oid, Value::Int(_)) => true,
             (Kind::Int2 | Kind::Int4, Value::Float(f)) => *f != 0.0 && !f.is_nan(),
-            // Both treat -0.0 = 0.0, NaN = NaN and NaN as the greatest value.
-            (Kind::Float4 | Kind::Float8, Value::Float(_)) => true,
+            // Both treat -0.0 = 0.0, NaN = NaN and NaN as the greatest value (NaNs are read
+            // as the positive NaN; a negative NaN value is below every number in DataFusion).
+            (Kind::Float4 | Kind::Float8, Value::Float(f)) => !(f.is_nan() && f.is_sign_negative()),
             (Kind::Float8, Value::Int(i)) => *i != 0 && i.unsigned_abs() < (1u64 << 53),
             (
                 Kind::Varchar | Kind::Text | Kind::Enum | Kind::Uuid | Kind::Bpchar,

@@ -2149,3 +2149,74 @@ async fn negative_nan_is_the_one_nan() {
         }
     }
 }
+
+/// Under a nondeterministic collation (ICU, case-insensitive) PostgreSQL's `=` is not byte
+/// equality; DataFusion's is. Equality, `<>`, `IN` and `NOT IN` are sent as `COLLATE "C"`, so
+/// the answer is the engine's, pushed or not, and equals PostgreSQL's on `ci COLLATE "C"`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nondeterministic_collations_compare_bytes() {
+    let _server = SERVER.read().await;
+    let schema = fresh_schema().await;
+    let client = native().await;
+    let t = q(&schema, "nd");
+    let coll = q(&schema, "nd_ci");
+    client
+        .batch_execute(&format!(
+            "CREATE COLLATION {coll} (provider = icu, locale = 'und-u-ks-level2', deterministic = false); \
+             CREATE TABLE {t} (id int PRIMARY KEY, ci text COLLATE {coll}, v varchar(10) COLLATE {coll}); \
+             INSERT INTO {t} VALUES (1, 'abc', 'abc'), (2, 'ABC', 'ABC'), (3, 'Abc', 'x'), \
+             (4, 'x', 'X'), (5, NULL, NULL)"
+        ))
+        .await
+        .expect("fixture (PostgreSQL built with ICU)");
+    let engine = engine_for(&schema, "").await;
+    for c in ["ci", "v"] {
+        for (cond, native_cond) in [
+            (format!("{c} = 'abc'"), format!("{c} COLLATE \"C\" = 'abc'")),
+            (
+                format!("{c} <> 'abc'"),
+                format!("{c} COLLATE \"C\" <> 'abc'"),
+            ),
+            (
+                format!("{c} IN ('abc', 'x')"),
+                format!("{c} COLLATE \"C\" IN ('abc', 'x')"),
+            ),
+            (
+                format!("{c} NOT IN ('abc', 'X')"),
+                format!("{c} COLLATE \"C\" NOT IN ('abc', 'X')"),
+            ),
+        ] {
+            let want: Vec<String> = client
+                .query(
+                    &format!("SELECT id FROM {t} WHERE {native_cond} ORDER BY id"),
+                    &[],
+                )
+                .await
+                .unwrap_or_else(|e| panic!("native {native_cond}: {e}"))
+                .iter()
+                .map(|r| r.get::<_, i32>(0).to_string())
+                .collect();
+            for pushdown in [true, false] {
+                engine
+                    .execute(&format!("SET dataknobs.pushdown = {pushdown}"))
+                    .await
+                    .expect("set");
+                let sql = format!("SELECT id FROM pg.nd WHERE {cond} ORDER BY id");
+                if pushdown {
+                    let plan = explain(&engine, &sql).await;
+                    assert!(plan.contains(r#"COLLATE "C""#), "{cond}: {plan}");
+                }
+                let b = engine
+                    .execute(&sql)
+                    .await
+                    .unwrap_or_else(|e| panic!("WHERE {cond}: {e}"));
+                let got = if b.iter().all(|b| b.num_rows() == 0) {
+                    vec![]
+                } else {
+                    texts(&one(&b), "id")
+                };
+                assert_eq!(got, want, "WHERE {cond} (pushdown {pushdown})");
+            }
+        }
+    }
+}

@@ -278,6 +278,7 @@ mod tests {
             kind,
             type_name: type_name.into(),
             not_null: false,
+            nondeterministic: false,
         }
     }
 

@@ -535,7 +535,9 @@ impl Inner {
                    t.typtype::text, t.typcategory::text, t.typelem::int8, \
                    COALESCE(et.typtype::text, ''), \
                    COALESCE((SELECT true FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary \
-                     AND i.indnatts = 1 AND i.indkey[0] = a.attnum), false) \
+                     AND i.indnatts = 1 AND i.indkey[0] = a.attnum), false), \
+                   COALESCE((SELECT NOT co.collisdeterministic FROM pg_collation co \
+                     WHERE co.oid = a.attcollation), false) \
                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
                  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
                  JOIN pg_type t ON t.oid = a.atttypid \
@@ -567,6 +569,7 @@ impl Inner {
             let elem: i64 = r.get(9);
             let elem_typtype: String = r.get(10);
             let is_pk: bool = r.get(11);
+            let nondeterministic: bool = r.get(12);
             let kind = if typtype == "e" {
                 Kind::Enum
             } else if category == "A" && elem != 0 {
@@ -591,6 +594,7 @@ impl Inner {
                 kind,
                 type_name,
                 not_null,
+                nondeterministic,
             });
         }
         self.remember(schema, name, true);

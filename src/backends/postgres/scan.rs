@@ -160,6 +160,7 @@ impl PgTable {
                 kind: Kind::Text,
                 type_name: "text".into(),
                 not_null: true,
+                nondeterministic: false,
             });
         }
         let schema = Arc::new(Schema::new(

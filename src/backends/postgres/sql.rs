@@ -354,12 +354,15 @@ fn compare_expr(col: &PgColumn, op: Operator, v: Option<&Value>) -> Option<Strin
         }
     }
     match &col.kind {
-        // "char" is read as its text (see `select_list`), so it is compared as that.
-        Kind::Varchar | Kind::Text => Some(if range || col.type_name == "\"char\"" {
-            byte_ordered(col)
-        } else {
-            c
-        }),
+        // "char" is read as its text (see `select_list`), so it is compared as that; under a
+        // nondeterministic collation equality is not byte equality: compared in "C" too.
+        Kind::Varchar | Kind::Text => Some(
+            if range || col.nondeterministic || col.type_name == "\"char\"" {
+                byte_ordered(col)
+            } else {
+                c
+            },
+        ),
         Kind::Enum | Kind::Uuid | Kind::Bpchar => Some(byte_ordered(col)),
         Kind::Bool
         | Kind::Int2
@@ -728,6 +731,7 @@ mod tests {
             kind,
             type_name: String::new(),
             not_null: false,
+            nondeterministic: false,
         }
     }
 

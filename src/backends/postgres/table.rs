@@ -445,6 +445,7 @@ impl Database for PgTable {
             kind: Kind::Text,
             type_name: "text".into(),
             not_null: true,
+            nondeterministic: false,
         };
         let join = format!("t.{} = s.\"_dk_id\"::{}", row_id.column, row_id.type_name);
         let ids: datafusion::arrow::array::ArrayRef = Arc::new(

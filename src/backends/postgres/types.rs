@@ -162,6 +162,9 @@ pub struct PgColumn {
     /// `format_type` of the column, e.g. `numeric(15,2)`.
     pub type_name: String,
     pub not_null: bool,
+    /// The column's collation is nondeterministic (e.g. ICU case-insensitive): equality on it
+    /// is not byte equality.
+    pub nondeterministic: bool,
 }
 
 impl PgColumn {

@@ -2220,3 +2220,76 @@ async fn nondeterministic_collations_compare_bytes() {
         }
     }
 }
+
+/// Filters on dates and timestamps before 1 AD reach PostgreSQL with their year (spelled with
+/// BC) and answer as PostgreSQL does, pushed or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dates_before_1_ad_are_pushed_with_their_year() {
+    let _server = SERVER.read().await;
+    let schema = fresh_schema().await;
+    let client = native().await;
+    let t = q(&schema, "bc");
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {t} (id int PRIMARY KEY, ts timestamptz, tn timestamp, d date); \
+             INSERT INTO {t} VALUES \
+             (1, '0100-01-01 00:00:00+00 BC', '0100-01-01 00:00:00 BC', '0100-01-01 BC'), \
+             (2, '0028-08-11 08:00:00+00 BC', '0028-08-11 08:00:00 BC', '0028-08-11 BC'), \
+             (3, '0001-06-01 00:00:00+00 BC', '0001-06-01 00:00:00 BC', '0001-06-01 BC'), \
+             (4, '2020-01-01 00:00:00+00', '2020-01-01 00:00:00', '2020-01-01'), \
+             (5, NULL, NULL, NULL)"
+        ))
+        .await
+        .expect("fixture");
+    let engine = engine_for(&schema, "").await;
+    let cut = "to_timestamp_seconds(-63000000000)";
+    let native_cut = "to_timestamp(-63000000000)";
+    for (cond, native_cond) in [
+        (format!("ts < {cut}"), format!("ts < {native_cut}")),
+        (format!("ts >= {cut}"), format!("ts >= {native_cut}")),
+        (
+            "tn <= to_timestamp_micros(-63000000000000000)".to_string(),
+            format!("tn <= ({native_cut} AT TIME ZONE 'UTC')"),
+        ),
+        (
+            format!("d < CAST({cut} AS DATE)"),
+            format!("d < ({native_cut} AT TIME ZONE 'UTC')::date"),
+        ),
+        (
+            "d = CAST(to_timestamp_seconds(-62154086400) AS DATE)".to_string(),
+            "d = (to_timestamp(-62154086400) AT TIME ZONE 'UTC')::date".to_string(),
+        ),
+    ] {
+        let want: Vec<String> = client
+            .query(
+                &format!("SELECT id FROM {t} WHERE {native_cond} ORDER BY id"),
+                &[],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("native {native_cond}: {e}"))
+            .iter()
+            .map(|r| r.get::<_, i32>(0).to_string())
+            .collect();
+        for pushdown in [true, false] {
+            engine
+                .execute(&format!("SET dataknobs.pushdown = {pushdown}"))
+                .await
+                .expect("set");
+            let sql = format!("SELECT id FROM pg.bc WHERE {cond} ORDER BY id");
+            if pushdown {
+                let plan = explain(&engine, &sql).await;
+                assert!(plan.contains(" BC'"), "{cond} pushed with its era: {plan}");
+            }
+            let b = engine
+                .execute(&sql)
+                .await
+                .unwrap_or_else(|e| panic!("WHERE {cond} (pushdown {pushdown}): {e}"));
+            let got = if b.iter().all(|b| b.num_rows() == 0) {
+                vec![]
+            } else {
+                texts(&one(&b), "id")
+            };
+            assert_eq!(got, want, "WHERE {cond} (pushdown {pushdown})");
+        }
+    }
+}

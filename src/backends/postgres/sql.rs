@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 
 use bytes::{BufMut, BytesMut};
-use chrono::{DateTime, Timelike, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
 use super::numeric::write_numeric_str;
@@ -99,19 +99,27 @@ fn value_type(v: &Value, kind: &Kind) -> Option<&'static str> {
     })
 }
 
-fn ts_text(t: &DateTime<Utc>, zone: bool) -> String {
-    let base = t.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
-    let base = if t.format("%Y").to_string().starts_with('-') {
-        // Years before 1 AD: PostgreSQL spells them with BC.
-        return format!(
-            "{}{} BC",
-            t.format("%m-%d %H:%M:%S%.6f"),
-            if zone { "+00" } else { "" }
-        );
+/// The date as PostgreSQL reads it: `YYYY-MM-DD`, and for years before 1 AD the year counted
+/// back from 1 BC with a trailing ` BC` (chrono counts astronomically: year 0 is 1 BC).
+fn date_text(t: &DateTime<Utc>) -> (String, &'static str) {
+    let year = t.year();
+    if year >= 1 {
+        (format!("{year:04}-{}", t.format("%m-%d")), "")
     } else {
-        base
-    };
-    if zone { format!("{base}+00") } else { base }
+        (
+            format!("{:04}-{}", 1 - i64::from(year), t.format("%m-%d")),
+            " BC",
+        )
+    }
+}
+
+fn ts_text(t: &DateTime<Utc>, zone: bool) -> String {
+    let (date, era) = date_text(t);
+    format!(
+        "{date} {}{}{era}",
+        t.format("%H:%M:%S%.6f"),
+        if zone { "+00" } else { "" }
+    )
 }
 
 /// The audited literal function: a value as SQL text of type [`value_type`].
@@ -136,7 +144,10 @@ pub fn literal(v: &Value, kind: &Kind) -> Result<String> {
         }
         Value::String(s) => format!("{}::text", string_literal(s)?),
         Value::DateTime(t) => match kind {
-            Kind::Date => format!("'{}'::date", t.format("%Y-%m-%d")),
+            Kind::Date => {
+                let (date, era) = date_text(t);
+                format!("'{date}{era}'::date")
+            }
             Kind::Timestamp => format!("'{}'::timestamp", ts_text(t, false)),
             _ => format!("'{}'::timestamptz", ts_text(t, true)),
         },
@@ -785,6 +796,30 @@ mod tests {
         }
         let f = FilterExpr::Cond(Filter::new("t", Operator::Ne, "a").unwrap());
         assert_eq!(support(&f, &cols), FilterSupport::Exact);
+    }
+
+    #[test]
+    fn dates_before_1_ad_are_spelled_with_bc() {
+        let t = DateTime::from_timestamp(-63_000_000_000, 0).unwrap();
+        assert_eq!(t.year(), -27, "chrono's astronomical year");
+        assert_eq!(
+            literal(&Value::DateTime(t), &Kind::Timestamptz).unwrap(),
+            "'0028-08-11 08:00:00.000000+00 BC'::timestamptz"
+        );
+        let d = DateTime::parse_from_rfc3339("0000-03-01T00:00:00Z")
+            .unwrap()
+            .to_utc();
+        assert_eq!(
+            literal(&Value::DateTime(d), &Kind::Date).unwrap(),
+            "'0001-03-01 BC'::date"
+        );
+        let d = DateTime::parse_from_rfc3339("0001-01-01T00:00:00Z")
+            .unwrap()
+            .to_utc();
+        assert_eq!(
+            literal(&Value::DateTime(d), &Kind::Timestamp).unwrap(),
+            "'0001-01-01 00:00:00.000000'::timestamp"
+        );
     }
 
     #[test]

@@ -44,33 +44,59 @@ fn column(name: &str) -> Expr {
 
 /// A filter expression as a DataFusion expression over unqualified columns.
 pub fn to_df_expr(f: &FilterExpr) -> Expr {
+    to_expr(f, None)
+}
+
+/// [`to_df_expr`] with the columns' types known: a midnight datetime compared with a DATE
+/// column becomes a DATE literal, so the column is not cast to a timestamp (which fails for
+/// dates outside 1677–2262, the range of nanosecond timestamps).
+pub fn to_df_expr_over(f: &FilterExpr, schema: &Schema) -> Expr {
+    to_expr(f, Some(schema))
+}
+
+fn to_expr(f: &FilterExpr, schema: Option<&Schema>) -> Expr {
     match f {
-        FilterExpr::Cond(c) => cond_to_expr(c),
+        FilterExpr::Cond(c) => cond_to_expr(c, schema),
         FilterExpr::And(v) => v
             .iter()
-            .map(to_df_expr)
+            .map(|e| to_expr(e, schema))
             .reduce(Expr::and)
             .unwrap_or_else(|| lit(true)),
         FilterExpr::Or(v) => v
             .iter()
-            .map(to_df_expr)
+            .map(|e| to_expr(e, schema))
             .reduce(Expr::or)
             .unwrap_or_else(|| lit(false)),
-        FilterExpr::Not(e) => datafusion::logical_expr::not(to_df_expr(e)),
+        FilterExpr::Not(e) => datafusion::logical_expr::not(to_expr(e, schema)),
         FilterExpr::Const(b) => lit(ScalarValue::Boolean(*b)),
     }
 }
 
-fn cond_to_expr(f: &Filter) -> Expr {
+/// The literal for `v` compared with a column of type `ty` (when known).
+fn scalar_for(v: &Value, ty: Option<&DataType>) -> ScalarValue {
+    if let (Value::DateTime(d), Some(DataType::Date32)) = (v, ty)
+        && d.timestamp().rem_euclid(86_400) == 0
+        && d.timestamp_subsec_nanos() == 0
+        && let Ok(days) = i32::try_from(d.timestamp().div_euclid(86_400))
+    {
+        return ScalarValue::Date32(Some(days));
+    }
+    value_to_scalar(v)
+}
+
+fn cond_to_expr(f: &Filter, schema: Option<&Schema>) -> Expr {
     let c = column(&f.field);
+    let ty = schema
+        .and_then(|s| s.field_with_name(&f.field).ok())
+        .map(|fl| fl.data_type());
     let one = || match &f.operand {
-        Operand::One(v) => lit(value_to_scalar(v)),
+        Operand::One(v) => lit(scalar_for(v, ty)),
         _ => lit(ScalarValue::Null),
     };
     let list = || {
         f.values()
             .iter()
-            .map(|v| lit(value_to_scalar(v)))
+            .map(|v| lit(scalar_for(v, ty)))
             .collect::<Vec<_>>()
     };
     match f.op {
@@ -195,7 +221,11 @@ pub fn compile_predicate(
     filters: &[FilterExpr],
     schema: &Schema,
 ) -> Result<Option<Arc<dyn PhysicalExpr>>> {
-    let Some(expr) = filters.iter().map(to_df_expr).reduce(Expr::and) else {
+    let Some(expr) = filters
+        .iter()
+        .map(|f| to_df_expr_over(f, schema))
+        .reduce(Expr::and)
+    else {
         return Ok(None);
     };
     compile_expr(expr, schema).map(Some)

@@ -642,12 +642,7 @@ impl ExecutionPlan for DmlExec {
             )));
         }
         // The registry check keeps a plan from running in a session without dataknobs.
-        context
-            .session_config()
-            .get_extension::<BackendRegistry>()
-            .ok_or_else(|| {
-                DataFusionError::Internal("no dataknobs backend registry in this session".into())
-            })?;
+        BackendRegistry::of(&context)?;
         let input = match &self.input {
             Some(p) if p.output_partitioning().partition_count() > 1 => {
                 let merged: Arc<dyn ExecutionPlan> =

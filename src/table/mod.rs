@@ -52,6 +52,17 @@ pub struct BackendRegistry {
 }
 
 impl BackendRegistry {
+    /// The registry of the session a plan executes in; an error in a session the dataknobs
+    /// engine did not make.
+    pub fn of(context: &datafusion::execution::TaskContext) -> DfResult<Arc<BackendRegistry>> {
+        context
+            .session_config()
+            .get_extension::<BackendRegistry>()
+            .ok_or_else(|| {
+                DataFusionError::Internal("no dataknobs backend registry in this session".into())
+            })
+    }
+
     pub fn insert(&self, name: &str, backend: Arc<dyn Backend>) {
         self.backends.write().insert(name.to_string(), backend);
     }

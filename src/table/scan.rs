@@ -268,12 +268,7 @@ impl ExecutionPlan for DatabaseScanExec {
                 "DataknobsScanExec: partition {partition} of {count}"
             )));
         }
-        let registry = context
-            .session_config()
-            .get_extension::<BackendRegistry>()
-            .ok_or_else(|| {
-                DataFusionError::Internal("no dataknobs backend registry in this session".into())
-            })?;
+        let registry = BackendRegistry::of(&context)?;
         let location = self.location.clone();
         let query = self.query.clone();
         let schema = self.schema.clone();

@@ -41,12 +41,7 @@ impl DataSink for DatabaseSink {
         data: SendableRecordBatchStream,
         context: &Arc<TaskContext>,
     ) -> DfResult<u64> {
-        let registry = context
-            .session_config()
-            .get_extension::<BackendRegistry>()
-            .ok_or_else(|| {
-                DataFusionError::Internal("no dataknobs backend registry in this session".into())
-            })?;
+        let registry = BackendRegistry::of(context)?;
         let db = registry
             .open(
                 &self.location.attached,

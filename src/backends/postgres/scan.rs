@@ -75,7 +75,7 @@ impl PgTable {
                 out.push(format!("{}::text", row_id.column));
                 continue;
             }
-            if c.type_name == "\"char\"" {
+            if c.is_one_byte_char() {
                 // The one-byte "char": its binary form of the empty value is a NUL byte, and a
                 // byte above 127 is not UTF-8; its text form is what psql shows.
                 out.push(format!("{id}::text"));

@@ -322,7 +322,7 @@ pub type Columns<'a> = HashMap<&'a str, &'a PgColumn>;
 /// Types that take no collation (`"char"`, enums, uuid) are cast to text first.
 fn byte_ordered(col: &PgColumn) -> String {
     let c = ident(&col.name);
-    let collatable = matches!(col.kind, Kind::Varchar | Kind::Text) && col.type_name != "\"char\"";
+    let collatable = matches!(col.kind, Kind::Varchar | Kind::Text) && !col.is_one_byte_char();
     if collatable {
         format!("{c} COLLATE \"C\"")
     } else {
@@ -367,13 +367,13 @@ fn compare_expr(col: &PgColumn, op: Operator, v: Option<&Value>) -> Option<Strin
     match &col.kind {
         // "char" is read as its text (see `select_list`), so it is compared as that; under a
         // nondeterministic collation equality is not byte equality: compared in "C" too.
-        Kind::Varchar | Kind::Text => Some(
-            if range || col.nondeterministic || col.type_name == "\"char\"" {
+        Kind::Varchar | Kind::Text => {
+            Some(if range || col.nondeterministic || col.is_one_byte_char() {
                 byte_ordered(col)
             } else {
                 c
-            },
-        ),
+            })
+        }
         Kind::Enum | Kind::Uuid | Kind::Bpchar => Some(byte_ordered(col)),
         Kind::Bool
         | Kind::Int2

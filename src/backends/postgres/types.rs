@@ -168,6 +168,12 @@ pub struct PgColumn {
 }
 
 impl PgColumn {
+    /// PostgreSQL's one-byte `"char"` type: read as its text (its binary empty value is a NUL
+    /// byte), compared as that text, and without a collation of its own.
+    pub fn is_one_byte_char(&self) -> bool {
+        self.type_name == "\"char\""
+    }
+
     /// The Arrow field for this column.
     pub fn arrow_field(&self) -> Field {
         let mut meta = std::collections::HashMap::new();

@@ -13,3 +13,4 @@ mod postgres;
 mod postgres_more;
 mod slt;
 mod suite;
+mod tpch_pg;

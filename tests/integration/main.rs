@@ -11,6 +11,7 @@ mod file;
 mod memory;
 mod postgres;
 mod postgres_more;
+mod postgres_writes;
 mod slt;
 mod suite;
 mod tpch_pg;

@@ -493,7 +493,7 @@ impl Database for PgTable {
             let target = by_name.get(col.as_str()).ok_or_else(|| {
                 Error::query(format!("{} has no column '{col}'", self.name())).with_backend(BACKEND)
             })?;
-            match self.render_expr(e, target, &mut params) {
+            match self.render_assignment(e, target, &mut params) {
                 Ok(rendered) => sets.push(format!("{} = {rendered}", sql::ident(col))),
                 Err(err) if err.kind() == ErrorKind::Unsupported => {
                     return self.update_computed(assignments, filter).await;

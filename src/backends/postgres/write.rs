@@ -291,7 +291,43 @@ impl PgTable {
         .with_backend(BACKEND)
     }
 
-    /// A DataFusion expression (an UPDATE assignment) as PostgreSQL SQL.
+    /// An UPDATE assignment `target = e` as PostgreSQL SQL that PostgreSQL assigns by its own
+    /// rules. DataFusion casts a SET value to the column's Arrow type; that cast is left out,
+    /// so PostgreSQL applies its assignment cast to the column's own type (a value too long
+    /// for varchar(n) or char(n) is an error, not a truncation; numeric(p,s) rounds as
+    /// PostgreSQL rounds). A string literal is sent untyped, so PostgreSQL takes it as a value
+    /// of the column's type (uuid, json, char(n) …).
+    pub(super) fn render_assignment(
+        &self,
+        e: &Expr,
+        target: &PgColumn,
+        params: &mut Params,
+    ) -> Result<String> {
+        let column_type = target.kind.arrow_type();
+        let mut e = e;
+        while let Expr::Cast(c) = e
+            && c.field.data_type() == &column_type
+        {
+            e = &c.expr;
+        }
+        match e {
+            Expr::Literal(s, _) if s.is_null() => Ok("NULL".to_string()),
+            Expr::Literal(
+                ScalarValue::Utf8(Some(v))
+                | ScalarValue::LargeUtf8(Some(v))
+                | ScalarValue::Utf8View(Some(v)),
+                _,
+            ) => {
+                params.values.push(sql::Param(Value::String(v.clone())));
+                Ok(format!("${}", params.values.len()))
+            }
+            _ => self.render_expr(e, target, params),
+        }
+    }
+
+    /// A DataFusion expression (part of an UPDATE assignment) as PostgreSQL SQL with the same
+    /// meaning: every literal is a parameter of the literal's own type (so `a / 2` on
+    /// integers stays integer division, whatever the target column's type).
     pub(super) fn render_expr(
         &self,
         e: &Expr,
@@ -316,8 +352,10 @@ impl PgTable {
                 sql::ident(&c.name)
             }
             Expr::Literal(s, _) => {
+                let own_type = super::types::pg_type_for_arrow("literal", &s.data_type())
+                    .map_err(|_| unsupported())?;
                 if s.is_null() {
-                    return Ok(format!("NULL::{}", target.type_name));
+                    return Ok(format!("NULL::{own_type}"));
                 }
                 let v = match s {
                     ScalarValue::Decimal128(Some(_), _, _)
@@ -329,7 +367,7 @@ impl PgTable {
                     other => crate::pushdown::scalar_to_value(other).ok_or_else(unsupported)?,
                 };
                 params.values.push(sql::Param(v));
-                format!("${}::{}", params.values.len(), target.type_name)
+                format!("${}::{own_type}", params.values.len())
             }
             Expr::Cast(c) => {
                 let ty = super::types::pg_type_for(&datafusion::arrow::datatypes::Field::new(

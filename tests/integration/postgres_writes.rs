@@ -1,0 +1,207 @@
+//! Writes to PostgreSQL store what PostgreSQL itself stores for the same statement, or fail as
+//! it fails (leaving the table unchanged). Each case creates two identical tables in a fresh
+//! schema with native DDL (so lengths, defaults, identity and generated columns are
+//! PostgreSQL's own): the statement runs through dataknobs on one and natively on the other;
+//! the outcome (count or failure) and the rows stored (read natively, as PostgreSQL's text)
+//! must be the same.
+
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+
+use crate::common::unique_name;
+use crate::postgres::{fresh_schema, url, url_with};
+use dataknobs::Engine;
+
+async fn native() -> Client {
+    let (client, conn) = tokio_postgres::connect(&url(), NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {} is not reachable: {e}", url()));
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client
+}
+
+/// Every row of `table` (quoted, qualified) as PostgreSQL's text, columns joined by `|`.
+async fn stored(client: &Client, table: &str) -> Vec<String> {
+    let messages = client
+        .simple_query(&format!("SELECT * FROM {table} ORDER BY 1"))
+        .await
+        .unwrap_or_else(|e| panic!("read {table}: {e}"));
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(
+                (0..r.len())
+                    .map(|i| r.get(i).unwrap_or("NULL").to_string())
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+/// What a statement did: the count it reported, or that it failed.
+#[derive(Debug, PartialEq)]
+enum Did {
+    Count(u64),
+    Failed,
+}
+
+struct Fixture {
+    engine: Engine,
+    client: Client,
+    schema: String,
+}
+
+impl Fixture {
+    async fn new() -> Fixture {
+        let schema = fresh_schema().await;
+        let engine = Engine::new();
+        engine
+            .attach("pg", &url_with(&format!("schema={schema}")))
+            .await
+            .expect("attach postgres");
+        Fixture {
+            engine,
+            client: native().await,
+            schema,
+        }
+    }
+
+    /// Creates the twin tables from `ddl` (`{t}` = the table) and runs `setup` natively on
+    /// both, then `statement` through dataknobs on one and natively on the other. Returns a
+    /// description of every difference (empty: the same).
+    async fn compare(&self, ddl: &str, setup: &[&str], statement: &str) -> Vec<String> {
+        let name = unique_name("w");
+        let ours = format!("\"{}\".\"{name}_dk\"", self.schema);
+        let theirs = format!("\"{}\".\"{name}_pg\"", self.schema);
+        for table in [&ours, &theirs] {
+            for sql in std::iter::once(&ddl).chain(setup) {
+                let sql = sql.replace("{t}", table);
+                self.client
+                    .batch_execute(&sql)
+                    .await
+                    .unwrap_or_else(|e| panic!("setup `{sql}`: {e}"));
+            }
+        }
+        let want = match self
+            .client
+            .execute(&statement.replace("{t}", &theirs), &[])
+            .await
+        {
+            Ok(n) => Did::Count(n),
+            Err(_) => Did::Failed,
+        };
+        let ours_sql = statement.replace("{t}", &format!("pg.\"{name}_dk\""));
+        let (got, error) = match self.engine.execute(&ours_sql).await {
+            Ok(b) => {
+                let n = b
+                    .iter()
+                    .find(|b| b.num_rows() > 0)
+                    .and_then(|b| b.column_by_name("count").cloned())
+                    .map(|c| {
+                        datafusion::arrow::util::display::array_value_to_string(&c, 0)
+                            .unwrap_or_default()
+                    })
+                    .and_then(|s| s.parse().ok());
+                match n {
+                    Some(n) => (Did::Count(n), String::new()),
+                    None => (Did::Failed, "no count".into()),
+                }
+            }
+            Err(e) => (Did::Failed, e.to_string()),
+        };
+        let mut problems = Vec::new();
+        if got != want {
+            problems.push(format!(
+                "`{statement}`: PostgreSQL {want:?}, dataknobs {got:?} {error}"
+            ));
+        }
+        let (a, b) = (
+            stored(&self.client, &ours).await,
+            stored(&self.client, &theirs).await,
+        );
+        if a != b {
+            problems.push(format!(
+                "`{statement}`: rows stored by PostgreSQL {b:?}, through dataknobs {a:?}"
+            ));
+        }
+        problems
+    }
+
+    /// Runs every statement on fresh twin tables, with pushdown on and off; panics listing
+    /// all differences.
+    async fn all_match(&self, ddl: &str, setup: &[&str], statements: &[&str]) {
+        let mut problems = Vec::new();
+        for pushdown in [true, false] {
+            self.engine
+                .execute(&format!("SET dataknobs.pushdown = {pushdown}"))
+                .await
+                .expect("set pushdown");
+            for s in statements {
+                for p in self.compare(ddl, setup, s).await {
+                    problems.push(format!("(pushdown {pushdown}) {p}"));
+                }
+            }
+        }
+        assert!(
+            problems.is_empty(),
+            "{} difference(s) from PostgreSQL:\n{}",
+            problems.len(),
+            problems.join("\n")
+        );
+    }
+}
+
+/// UPDATE values reach PostgreSQL so that its own assignment rules apply (a value too long for
+/// varchar(n)/char(n) is an error, not a truncation), and an expression means what it means
+/// in SQL (`a / 2` on integers is integer division even when the target is float8). The same
+/// statements run with a WHERE PostgreSQL evaluates (one UPDATE statement) and one only
+/// DataFusion can (rows chosen by id, values computed by the engine).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_values_follow_postgresql_assignment_rules() {
+    let f = Fixture::new().await;
+    let ddl = "CREATE TABLE {t} (id int PRIMARY KEY, s varchar(3), c char(2), x float8, \
+               a int, n numeric(5,2))";
+    let setup = ["INSERT INTO {t} VALUES (1, 'ab', 'x', 0, 1, 1.5), (2, 'cd', 'y', 0, 3, 2)"];
+    let mut statements = Vec::new();
+    for (set, _) in [
+        ("s = 'toolong'", ()),
+        ("s = 'abc'", ()),
+        ("s = 'ab   '", ()),
+        ("c = 'xyz'", ()),
+        ("c = 'xy  '", ()),
+        ("x = a / 2", ()),
+        ("x = a / 2 + 1", ()),
+        ("a = a * 2", ()),
+        ("s = s || 'toolong'", ()),
+        ("n = n * 2", ()),
+        ("n = 999.999", ()),
+    ] {
+        statements.push(format!("UPDATE {{t}} SET {set}"));
+        statements.push(format!("UPDATE {{t}} SET {set} WHERE id = 1"));
+        // Not something PostgreSQL is asked to evaluate: the engine selects the rows.
+        statements.push(format!(
+            "UPDATE {{t}} SET {set} WHERE id IN (SELECT 1 UNION ALL SELECT 2)"
+        ));
+    }
+    let statements: Vec<&str> = statements.iter().map(String::as_str).collect();
+    f.all_match(ddl, &setup, &statements).await;
+}
+
+/// The same without a primary key (rows addressed another way).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_values_without_a_key_follow_postgresql_assignment_rules() {
+    let f = Fixture::new().await;
+    let ddl = "CREATE TABLE {t} (id int, s varchar(3), c char(2), x float8, a int)";
+    let setup = ["INSERT INTO {t} VALUES (1, 'ab', 'x', 0, 1), (2, 'cd', 'y', 0, 3)"];
+    let statements = [
+        "UPDATE {t} SET s = 'toolong'",
+        "UPDATE {t} SET c = 'xyz' WHERE id = 2",
+        "UPDATE {t} SET x = a / 2",
+        "UPDATE {t} SET s = 'toolong' WHERE id IN (SELECT 1)",
+        "UPDATE {t} SET x = a / 2 WHERE id IN (SELECT 1 UNION ALL SELECT 2)",
+    ];
+    f.all_match(ddl, &setup, &statements).await;
+}

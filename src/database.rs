@@ -99,6 +99,19 @@ pub struct CollectionSpec {
     pub record_ids: bool,
 }
 
+/// How a store fills a column an INSERT leaves out ([`Database::store_defaults`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StoreDefault {
+    /// The store computes a value (a DEFAULT expression, an identity `BY DEFAULT`); an
+    /// INSERT may give one instead.
+    Default,
+    /// Only the store gives it (an identity `GENERATED ALWAYS`): an INSERT that gives a value
+    /// is refused.
+    Always,
+    /// Computed from the other columns (`GENERATED ALWAYS AS (…) STORED`): never written.
+    Generated,
+}
+
 /// One collection (table, index, bucket prefix, …) of records in a backend.
 #[async_trait]
 pub trait Database: Send + Sync + Debug {
@@ -113,6 +126,12 @@ pub trait Database: Send + Sync + Debug {
 
     /// The column holding record ids, if any.
     fn key_column(&self) -> Option<String>;
+
+    /// Columns the store fills itself when an INSERT leaves them out (a column DEFAULT, an
+    /// identity, a generated column), and whether an INSERT may give them a value.
+    fn store_defaults(&self) -> Vec<(String, StoreDefault)> {
+        Vec::new()
+    }
 
     // ---------------------------------------------------------------- record API
 

@@ -18,6 +18,7 @@
 //!    returns the count. EXPLAIN shows it; a plan that is built and dropped writes nothing.
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -53,7 +54,7 @@ use datafusion::physical_plan::{
 use datafusion::physical_planner::{ExtensionPlanner, PhysicalPlanner};
 use futures::StreamExt;
 
-use crate::database::{Database, FilterSupport};
+use crate::database::{Database, FilterSupport, StoreDefault};
 use crate::error::Error;
 use crate::pushdown::{expr_to_filter, strip_qualifiers};
 use crate::query::{FilterExpr, ROW_ID};
@@ -243,6 +244,7 @@ fn rewrite(dml: DmlStatement, pushdown: bool) -> DfResult<Transformed<LogicalPla
         WriteOp::Delete => DmlOp::Delete,
         WriteOp::Update => DmlOp::Update,
         WriteOp::Truncate => DmlOp::Truncate,
+        WriteOp::Insert(_) => return insert_without_store_defaults(dml),
         _ => return Ok(Transformed::no(LogicalPlan::Dml(dml))),
     };
     let Ok(provider) = source_as_provider(&dml.target) else {
@@ -264,6 +266,65 @@ fn rewrite(dml: DmlStatement, pushdown: bool) -> DfResult<Transformed<LogicalPla
     Ok(Transformed::yes(LogicalPlan::Extension(Extension {
         node: Arc::new(node),
     })))
+}
+
+/// An INSERT into a table whose store fills some columns itself: the columns the statement
+/// left out (marked by [`crate::table::defaults`]) are taken out of its input, so the store
+/// fills them; a value given for a column only the store writes is refused.
+fn insert_without_store_defaults(dml: DmlStatement) -> DfResult<Transformed<LogicalPlan>> {
+    let unchanged = |dml| Ok(Transformed::no(LogicalPlan::Dml(dml)));
+    let Ok(provider) = source_as_provider(&dml.target) else {
+        return unchanged(dml);
+    };
+    let Some(table) = dml_table(&provider)? else {
+        return unchanged(dml);
+    };
+    let kinds: HashMap<String, StoreDefault> =
+        table.database().store_defaults().into_iter().collect();
+    if kinds.is_empty() {
+        return unchanged(dml);
+    }
+    let input_schema = dml.input.schema().clone();
+    let (exprs, source) = match dml.input.as_ref() {
+        LogicalPlan::Projection(p) => (p.expr.clone(), Some(p.input.clone())),
+        _ => (Vec::new(), None),
+    };
+    let mut kept = Vec::new();
+    for (i, field) in input_schema.fields().iter().enumerate() {
+        let omitted = exprs.get(i).is_some_and(crate::table::defaults::is_marker);
+        if omitted {
+            continue;
+        }
+        if let Some(kind) = kinds.get(field.name())
+            && let Some(e) =
+                crate::table::defaults::refuse_value(table.location(), field.name(), *kind)
+        {
+            return Err(e.into());
+        }
+        if let Some(e) = exprs.get(i) {
+            kept.push(e.clone());
+        }
+    }
+    let Some(source) = source else {
+        return unchanged(dml);
+    };
+    if kept.len() == exprs.len() {
+        return unchanged(dml);
+    }
+    if kept.is_empty() {
+        return Err(Error::unsupported(format!(
+            "INSERT into {} gives no column a value; name at least one column",
+            table.location()
+        ))
+        .into());
+    }
+    let input = LogicalPlan::Projection(Projection::try_new(kept, source)?);
+    Ok(Transformed::yes(LogicalPlan::Dml(DmlStatement::new(
+        dml.table_name,
+        dml.target,
+        dml.op,
+        Arc::new(input),
+    ))))
 }
 
 /// The parts of a DELETE/UPDATE input: `[Projection] → [Limit] → [Filter] → [SubqueryAlias] →

@@ -49,6 +49,7 @@ pub use backends::memory::MemoryBackend;
 pub use config::DatabaseFactory;
 pub use database::{
     Backend, BlockingDatabase, Capabilities, CollectionSpec, Database, FilterSupport, Partition,
+    StoreDefault,
 };
 pub use engine::Engine;
 pub use error::{Error, ErrorKind, Result};

@@ -10,6 +10,7 @@
 //! Files: this one (the registry and the [`TableProvider`]), `scan.rs` (the scan node),
 //! `sink.rs` (INSERT's sink and the error-context wrapper).
 
+pub mod defaults;
 mod scan;
 mod sink;
 
@@ -117,6 +118,8 @@ pub struct DatabaseTable {
     db: Arc<dyn Database>,
     location: Location,
     constraints: Option<Constraints>,
+    /// Markers for the columns the store fills itself (see [`defaults`]).
+    defaults: Arc<HashMap<String, Expr>>,
     /// Does the table have the extra record-id column [`ROW_ID`] (last)? Only the tables
     /// [`crate::dml`] builds to select the rows of a DELETE/UPDATE have it.
     row_ids: bool,
@@ -130,10 +133,12 @@ impl DatabaseTable {
                 .ok()
                 .map(|i| Constraints::new_unverified(vec![Constraint::PrimaryKey(vec![i])]))
         });
+        let defaults = Arc::new(defaults::markers(db.as_ref(), &location));
         DatabaseTable {
             db,
             location,
             constraints,
+            defaults,
             row_ids: false,
         }
     }
@@ -173,6 +178,10 @@ impl TableProvider for DatabaseTable {
 
     fn table_type(&self) -> TableType {
         TableType::Base
+    }
+
+    fn get_column_default(&self, column: &str) -> Option<&Expr> {
+        self.defaults.get(column)
     }
 
     fn supports_filters_pushdown(
@@ -314,9 +323,32 @@ impl TableProvider for DatabaseTable {
             .with_backend(self.db.backend_name().to_string())
             .into());
         }
+        // The input has every column but those the store fills itself (which
+        // `crate::dml::DmlRule` took out of it): the sink takes the table's fields for them.
+        let table_schema = self.db.schema();
+        let fields = input
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| {
+                table_schema
+                    .field_with_name(f.name())
+                    .map(|t| Arc::new(t.clone()))
+                    .map_err(|_| {
+                        DataFusionError::Plan(format!(
+                            "{} has no column '{}'",
+                            self.location,
+                            f.name()
+                        ))
+                    })
+            })
+            .collect::<DfResult<Vec<_>>>()?;
         let sink = DatabaseSink {
             location: self.location.clone(),
-            schema: self.db.schema(),
+            schema: Arc::new(Schema::new_with_metadata(
+                fields,
+                table_schema.metadata().clone(),
+            )),
         };
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
     }

@@ -279,6 +279,7 @@ mod tests {
             type_name: type_name.into(),
             not_null: false,
             nondeterministic: false,
+            store_default: None,
         }
     }
 

@@ -537,7 +537,8 @@ impl Inner {
                    COALESCE((SELECT true FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary \
                      AND i.indnatts = 1 AND i.indkey[0] = a.attnum), false), \
                    COALESCE((SELECT NOT co.collisdeterministic FROM pg_collation co \
-                     WHERE co.oid = a.attcollation), false) \
+                     WHERE co.oid = a.attcollation), false), \
+                   a.atthasdef, a.attidentity::text, a.attgenerated::text \
                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
                  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
                  JOIN pg_type t ON t.oid = a.atttypid \
@@ -570,6 +571,18 @@ impl Inner {
             let elem_typtype: String = r.get(10);
             let is_pk: bool = r.get(11);
             let nondeterministic: bool = r.get(12);
+            let has_default: bool = r.get(13);
+            let identity: String = r.get(14);
+            let generated: String = r.get(15);
+            let store_default = if !generated.is_empty() {
+                Some(crate::database::StoreDefault::Generated)
+            } else if identity == "a" {
+                Some(crate::database::StoreDefault::Always)
+            } else if identity == "d" || has_default {
+                Some(crate::database::StoreDefault::Default)
+            } else {
+                None
+            };
             let kind = if typtype == "e" {
                 Kind::Enum
             } else if category == "A" && elem != 0 {
@@ -595,6 +608,7 @@ impl Inner {
                 type_name,
                 not_null,
                 nondeterministic,
+                store_default,
             });
         }
         self.remember(schema, name, true);

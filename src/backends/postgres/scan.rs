@@ -161,6 +161,7 @@ impl PgTable {
                 type_name: "text".into(),
                 not_null: true,
                 nondeterministic: false,
+                store_default: None,
             });
         }
         let schema = Arc::new(Schema::new(

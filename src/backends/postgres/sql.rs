@@ -743,6 +743,7 @@ mod tests {
             type_name: String::new(),
             not_null: false,
             nondeterministic: false,
+            store_default: None,
         }
     }
 

@@ -88,6 +88,14 @@ impl Database for PgTable {
         self.rel().key.clone()
     }
 
+    fn store_defaults(&self) -> Vec<(String, crate::database::StoreDefault)> {
+        self.rel()
+            .columns
+            .iter()
+            .filter_map(|c| c.store_default.map(|d| (c.name.clone(), d)))
+            .collect()
+    }
+
     async fn create(&self, record: Record) -> Result<String> {
         let ids = self.batch_create(vec![record]).await?;
         ids.into_iter()
@@ -446,6 +454,7 @@ impl Database for PgTable {
             type_name: "text".into(),
             not_null: true,
             nondeterministic: false,
+            store_default: None,
         };
         let join = format!("t.{} = s.\"_dk_id\"::{}", row_id.column, row_id.type_name);
         let ids: datafusion::arrow::array::ArrayRef = Arc::new(

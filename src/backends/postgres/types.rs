@@ -165,6 +165,8 @@ pub struct PgColumn {
     /// The column's collation is nondeterministic (e.g. ICU case-insensitive): equality on it
     /// is not byte equality.
     pub nondeterministic: bool,
+    /// Filled by PostgreSQL when an INSERT leaves it out (DEFAULT, identity, generated).
+    pub store_default: Option<crate::database::StoreDefault>,
 }
 
 impl PgColumn {

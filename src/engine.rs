@@ -83,6 +83,7 @@ impl Engine {
             .build();
         let ctx = SessionContext::new_with_state(state).enable_url_table();
         ctx.add_analyzer_rule(Arc::new(crate::rules::LikeEscapeRule));
+        ctx.add_analyzer_rule(Arc::new(crate::rules::RegexBackslashRule));
         // Last, after type coercion: DELETE/UPDATE/TRUNCATE on backend tables.
         ctx.add_analyzer_rule(Arc::new(crate::dml::DmlRule));
         let root = Arc::new(RootCatalog::default());

@@ -4,14 +4,102 @@
 //! A literal pattern with another escape character is rewritten into the same pattern with
 //! backslash escapes (`'a#%%' ESCAPE '#'` → `'a\%%'`), which DataFusion and every backend
 //! evaluate, and which the pushdown translator then sends to the backend.
+//!
+//! [`RegexBackslashRule`]: DataFusion 55's expression simplifier turns a regex match with a
+//! literal pattern into `LIKE` (`s ~ 'a\\c'` → `s LIKE '%a\c%'`) without escaping the
+//! backslash, which LIKE then reads as its escape character: `s ~ '\\'` matched `ab%`,
+//! and `s ~ 'a\\c'` did not match `a\c` (upstream: `is_safe_for_like` in
+//! datafusion-optimizer's `simplify_expressions/regex.rs` lets `\` through). A pattern with
+//! a backslash is prefixed with an empty group `()`, which matches the same strings and which
+//! the simplifier leaves alone, so the regex is evaluated (or pushed) as a regex.
 
 use datafusion::common::ScalarValue;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::error::Result;
 use datafusion::logical_expr::expr::Like;
-use datafusion::logical_expr::{Cast, Expr, LogicalPlan};
+use datafusion::logical_expr::{BinaryExpr, Cast, Expr, LogicalPlan, Operator};
 use datafusion::optimizer::AnalyzerRule;
+
+/// Keeps regex matches whose pattern has a backslash from being rewritten into LIKE.
+#[derive(Debug, Default)]
+pub struct RegexBackslashRule;
+
+impl AnalyzerRule for RegexBackslashRule {
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        plan.transform_up_with_subqueries(|p| p.map_expressions(|e| e.transform_up(guard_regex)))
+            .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "dataknobs_regex_backslash"
+    }
+}
+
+fn guard_regex(e: Expr) -> Result<Transformed<Expr>> {
+    match &e {
+        Expr::BinaryExpr(BinaryExpr { left, op, right })
+            if matches!(
+                op,
+                Operator::RegexMatch
+                    | Operator::RegexIMatch
+                    | Operator::RegexNotMatch
+                    | Operator::RegexNotIMatch
+            ) =>
+        {
+            match guard_pattern(right) {
+                Some(pattern) => Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr {
+                    left: left.clone(),
+                    op: *op,
+                    right: Box::new(pattern),
+                }))),
+                None => Ok(Transformed::no(e)),
+            }
+        }
+        // The simplifier turns regexp_like(s, p) into `s ~ p` first.
+        Expr::ScalarFunction(f) if f.name() == "regexp_like" && f.args.len() >= 2 => {
+            match guard_pattern(&f.args[1]) {
+                Some(pattern) => {
+                    let mut f = f.clone();
+                    f.args[1] = pattern;
+                    Ok(Transformed::yes(Expr::ScalarFunction(f)))
+                }
+                None => Ok(Transformed::no(e)),
+            }
+        }
+        _ => Ok(Transformed::no(e)),
+    }
+}
+
+/// A literal pattern (possibly under a cast) with a backslash, prefixed with `()`; None when
+/// it needs no guard or is not a valid regex (left for DataFusion to report as it was).
+fn guard_pattern(pattern: &Expr) -> Option<Expr> {
+    match pattern {
+        Expr::Literal(lit, meta) => {
+            let text = match lit {
+                ScalarValue::Utf8(Some(p))
+                | ScalarValue::LargeUtf8(Some(p))
+                | ScalarValue::Utf8View(Some(p)) => p,
+                _ => return None,
+            };
+            if !text.contains('\\') || text.starts_with("()") || regex::Regex::new(text).is_err() {
+                return None;
+            }
+            let guarded = format!("(){text}");
+            let new_lit = match lit {
+                ScalarValue::LargeUtf8(_) => ScalarValue::LargeUtf8(Some(guarded)),
+                ScalarValue::Utf8View(_) => ScalarValue::Utf8View(Some(guarded)),
+                _ => ScalarValue::Utf8(Some(guarded)),
+            };
+            Some(Expr::Literal(new_lit, meta.clone()))
+        }
+        Expr::Cast(Cast { expr, field }) => Some(Expr::Cast(Cast {
+            expr: Box::new(guard_pattern(expr)?),
+            field: field.clone(),
+        })),
+        _ => None,
+    }
+}
 
 /// Rewrites `LIKE` patterns with a non-backslash escape character into backslash form.
 #[derive(Debug, Default)]

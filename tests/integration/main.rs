@@ -5,6 +5,7 @@
 mod cli;
 mod common;
 mod conformance;
+mod correctness;
 mod differential;
 mod dml;
 mod file;

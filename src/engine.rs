@@ -82,6 +82,7 @@ impl Engine {
             .with_query_planner(Arc::new(DataknobsQueryPlanner))
             .build();
         let ctx = SessionContext::new_with_state(state).enable_url_table();
+        ctx.add_analyzer_rule(Arc::new(crate::depth::DepthLimitRule));
         ctx.add_analyzer_rule(Arc::new(crate::rules::LikeEscapeRule));
         ctx.add_analyzer_rule(Arc::new(crate::rules::RegexBackslashRule));
         // Last, after type coercion: DELETE/UPDATE/TRUNCATE on backend tables.
@@ -222,7 +223,8 @@ impl Engine {
     /// DDL on backend tables runs now.
     pub async fn sql(&self, sql: &str) -> Result<DataFrame> {
         let state = self.ctx.state();
-        let plan = state.create_logical_plan(sql).await?;
+        let statement = crate::depth::parse(&state, sql)?;
+        let plan = state.statement_to_plan(statement).await?;
         self.run_plan(plan).await
     }
 

@@ -33,6 +33,7 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod database;
+pub mod depth;
 pub mod dml;
 pub mod engine;
 pub mod error;

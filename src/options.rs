@@ -14,6 +14,9 @@ extensions_options! {
     pub struct DataknobsOptions {
         /// Push filters, limits and sorts into backends (results are identical either way).
         pub pushdown: bool, default = true
+        /// How deeply expressions may nest (operators, function calls, CASE, subqueries);
+        /// deeper input is refused with an error rather than risking the stack.
+        pub max_expression_depth: usize, default = 256
     }
 }
 
@@ -27,4 +30,12 @@ pub fn pushdown(config: &ConfigOptions) -> bool {
         .extensions
         .get::<DataknobsOptions>()
         .is_none_or(|o| o.pushdown)
+}
+
+/// The session's expression depth limit.
+pub fn max_expression_depth(config: &ConfigOptions) -> usize {
+    config
+        .extensions
+        .get::<DataknobsOptions>()
+        .map_or(256, |o| o.max_expression_depth)
 }

@@ -133,6 +133,13 @@ pub trait Database: Send + Sync + Debug {
         Vec::new()
     }
 
+    /// Does the store convert UPDATE values to the column's type by its own assignment
+    /// rules (as PostgreSQL rounds 2.5 into an int column to 3)? Then [`Database::update_ids`]
+    /// gets the values as computed, not cast to the column's Arrow type by DataFusion.
+    fn assigns_values(&self) -> bool {
+        false
+    }
+
     // ---------------------------------------------------------------- record API
 
     /// Creates a record and returns its id (the record's own id, its key field, or a new UUID).

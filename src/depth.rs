@@ -22,7 +22,10 @@ use datafusion::execution::session_state::SessionState;
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::sql::parser::{CopyToSource, Statement};
-use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, Visit, Visitor};
+use datafusion::sql::sqlparser::ast::{
+    CastKind, DataType as SqlType, Expr as SqlExpr, Value as SqlValue, Visit, VisitMut, Visitor,
+    VisitorMut,
+};
 
 use crate::error::{Error, Result};
 
@@ -75,6 +78,8 @@ pub fn parse(state: &SessionState, sql: &str) -> Result<Statement> {
             }
         })?;
         check_statement(&statement, limit)?;
+        let mut statement = statement;
+        floats_in_scientific_notation(&mut statement);
         Ok(statement)
     };
     if sql.len() <= LONG_SQL {
@@ -176,4 +181,48 @@ impl AnalyzerRule for DepthLimitRule {
     fn name(&self) -> &str {
         "dataknobs_depth_limit"
     }
+}
+
+/// SQL numbers with a decimal point are exact decimals in a dataknobs session
+/// (`datafusion.sql_parser.parse_float_as_decimal`), as in PostgreSQL and DuckDB; numbers in
+/// scientific notation (`1e10`, `2.5E-3`) stay floats, as in DuckDB (DataFusion would make
+/// them decimals with a negative scale, and fail beyond 1e38). Such a number becomes
+/// `CAST('1e10' AS DOUBLE PRECISION)`.
+struct ScientificFloats;
+
+impl VisitorMut for ScientificFloats {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut SqlExpr) -> ControlFlow<()> {
+        if let SqlExpr::Value(v) = expr
+            && let SqlValue::Number(n, _) = &v.value
+            && n.contains(['e', 'E'])
+        {
+            let text = SqlValue::SingleQuotedString(n.clone()).with_empty_span();
+            *expr = SqlExpr::Cast {
+                kind: CastKind::Cast,
+                expr: Box::new(SqlExpr::Value(text)),
+                data_type: SqlType::DoublePrecision,
+                array: false,
+                format: None,
+            };
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn floats_in_scientific_notation(statement: &mut Statement) {
+    let mut v = ScientificFloats;
+    let _ = match statement {
+        Statement::Statement(s) => s.visit(&mut v),
+        Statement::Explain(e) => {
+            floats_in_scientific_notation(&mut e.statement);
+            ControlFlow::Continue(())
+        }
+        Statement::CopyTo(c) => match &mut c.source {
+            CopyToSource::Query(q) => q.visit(&mut v),
+            CopyToSource::Relation(_) => ControlFlow::Continue(()),
+        },
+        Statement::CreateExternalTable(_) | Statement::Reset(_) => ControlFlow::Continue(()),
+    };
 }

@@ -543,7 +543,19 @@ fn by_id_input(
         Expr::Column(datafusion::common::Column::from((qualifier, field)))
     };
     let mut exprs = vec![id.alias(ROW_ID)];
+    let schema = table.database().schema();
+    let assigns = table.database().assigns_values();
     for (c, e) in sets {
+        let mut e = e;
+        // A store that assigns by its own rules gets the value as computed (DataFusion's
+        // cast to the column's Arrow type would truncate where the store rounds).
+        if assigns && let Ok(target) = schema.field_with_name(c) {
+            while let Expr::Cast(cast) = e
+                && cast.field.data_type() == target.data_type()
+            {
+                e = &cast.expr;
+            }
+        }
         exprs.push(e.clone().alias(c));
     }
     Ok(LogicalPlan::Projection(Projection::try_new(

@@ -61,9 +61,13 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// An engine with an in-memory backend attached as `memory` (the default).
+    /// An engine with an in-memory backend attached as `memory` (the default). SQL decimal
+    /// literals (`1.005`) are exact decimals, as in PostgreSQL and DuckDB, not floats
+    /// (`datafusion.sql_parser.parse_float_as_decimal`; `1.5e0` is still a float).
     pub fn new() -> Self {
-        Self::with_config(SessionConfig::new())
+        let mut config = SessionConfig::new();
+        config.options_mut().sql_parser.parse_float_as_decimal = true;
+        Self::with_config(config)
     }
 
     /// Like [`Engine::new`] with a DataFusion session config (target partitions, batch size…).
@@ -79,6 +83,11 @@ impl Engine {
         let state = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
+            .with_analyzer_rules(vec![
+                Arc::new(datafusion::optimizer::analyzer::resolve_grouping_function::ResolveGroupingFunction::new()),
+                Arc::new(crate::rules::FloatMeetsDecimalRule),
+                Arc::new(datafusion::optimizer::analyzer::type_coercion::TypeCoercion::new()),
+            ])
             .with_query_planner(Arc::new(DataknobsQueryPlanner))
             .build();
         let ctx = SessionContext::new_with_state(state).enable_url_table();

@@ -13,13 +13,129 @@
 //! a backslash is prefixed with an empty group `()`, which matches the same strings and which
 //! the simplifier leaves alone, so the regex is evaluated (or pushed) as a regex.
 
-use datafusion::common::ScalarValue;
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::error::Result;
 use datafusion::logical_expr::expr::Like;
-use datafusion::logical_expr::{BinaryExpr, Cast, Expr, LogicalPlan, Operator};
+use datafusion::logical_expr::expr::{Between, InList};
+use datafusion::logical_expr::{BinaryExpr, Cast, Expr, ExprSchemable, LogicalPlan, Operator};
 use datafusion::optimizer::AnalyzerRule;
+
+/// Runs before DataFusion's type coercion: a decimal literal (`1.25`, exact since the session
+/// parses decimal literals as decimals) compared with, or combined with, a float expression
+/// becomes a float literal, so the float side is not cast to a decimal — which fails on NaN
+/// and ±infinity ("Cannot cast to Decimal128(30, 15). Overflowing on NaN") and is not what
+/// PostgreSQL or DuckDB do (they compare a float with a numeric as floats).
+#[derive(Debug, Default)]
+pub struct FloatMeetsDecimalRule;
+
+impl AnalyzerRule for FloatMeetsDecimalRule {
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        plan.transform_up_with_subqueries(|p| {
+            let inputs = p.inputs();
+            let Some(first) = inputs.first() else {
+                return Ok(Transformed::no(p));
+            };
+            let mut schema: DFSchema = first.schema().as_ref().clone();
+            for other in &inputs[1..] {
+                schema.merge(other.schema());
+            }
+            p.map_expressions(|e| e.transform_up(|e| float_literals(e, &schema)))
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "dataknobs_float_meets_decimal"
+    }
+}
+
+fn is_float(e: &Expr, schema: &DFSchema) -> bool {
+    matches!(
+        e.get_type(schema),
+        Ok(DataType::Float16 | DataType::Float32 | DataType::Float64)
+    )
+}
+
+/// A decimal literal (possibly negated) as the float literal of the same text.
+fn as_float(e: &Expr) -> Option<Expr> {
+    match e {
+        Expr::Literal(v @ ScalarValue::Decimal128(Some(_), _, _), meta) => {
+            let f: f64 = v.to_string().parse().ok()?;
+            Some(Expr::Literal(ScalarValue::Float64(Some(f)), meta.clone()))
+        }
+        Expr::Negative(inner) => as_float(inner).map(|x| Expr::Negative(Box::new(x))),
+        _ => None,
+    }
+}
+
+fn float_literals(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    Ok(match e {
+        Expr::BinaryExpr(BinaryExpr { left, op, right })
+            if matches!(
+                op,
+                Operator::Eq
+                    | Operator::NotEq
+                    | Operator::Lt
+                    | Operator::LtEq
+                    | Operator::Gt
+                    | Operator::GtEq
+                    | Operator::IsDistinctFrom
+                    | Operator::IsNotDistinctFrom
+                    | Operator::Plus
+                    | Operator::Minus
+                    | Operator::Multiply
+                    | Operator::Divide
+                    | Operator::Modulo
+            ) =>
+        {
+            if is_float(&left, schema)
+                && let Some(r) = as_float(&right)
+            {
+                Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(left, op, Box::new(r))))
+            } else if is_float(&right, schema)
+                && let Some(l) = as_float(&left)
+            {
+                Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(Box::new(l), op, right)))
+            } else {
+                Transformed::no(Expr::BinaryExpr(BinaryExpr { left, op, right }))
+            }
+        }
+        Expr::InList(InList {
+            expr,
+            list,
+            negated,
+        }) if is_float(&expr, schema) && list.iter().any(|x| as_float(x).is_some()) => {
+            let list = list
+                .into_iter()
+                .map(|x| as_float(&x).unwrap_or(x))
+                .collect();
+            Transformed::yes(Expr::InList(InList {
+                expr,
+                list,
+                negated,
+            }))
+        }
+        Expr::Between(Between {
+            expr,
+            negated,
+            low,
+            high,
+        }) if is_float(&expr, schema) => {
+            let low = as_float(&low).map(Box::new).unwrap_or(low);
+            let high = as_float(&high).map(Box::new).unwrap_or(high);
+            Transformed::yes(Expr::Between(Between {
+                expr,
+                negated,
+                low,
+                high,
+            }))
+        }
+        other => Transformed::no(other),
+    })
+}
 
 /// Keeps regex matches whose pattern has a backslash from being rewritten into LIKE.
 #[derive(Debug, Default)]

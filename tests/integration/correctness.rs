@@ -215,3 +215,82 @@ async fn deep_expressions_are_an_error_not_a_crash() {
     };
     assert!(e.contains("nested too deeply"), "{e}");
 }
+
+/// Decimal literals are exact decimals, yet a float column compared or combined with one is
+/// still compared as floats (NaN and ±infinity included, as in PostgreSQL), and numbers in
+/// scientific notation are floats.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decimal_literals_meet_floats_as_in_postgresql() {
+    let schema = fresh_schema().await;
+    let (client, conn) = tokio_postgres::connect(&url(), NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    let values = "(1, 'NaN'), (2, 'Infinity'), (3, '-Infinity'), (4, 1.5), (5, 1.25), (6, NULL)";
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE \"{schema}\".f (id int PRIMARY KEY, f float8); \
+             INSERT INTO \"{schema}\".f VALUES {values}"
+        ))
+        .await
+        .expect("setup");
+    let engine = Engine::new();
+    engine
+        .attach("pg", &url_with(&format!("schema={schema}")))
+        .await
+        .expect("attach");
+    engine
+        .execute(
+            "CREATE TABLE mem AS SELECT * FROM (VALUES (1, CAST('NaN' AS DOUBLE)), \
+             (2, CAST('inf' AS DOUBLE)), (3, CAST('-inf' AS DOUBLE)), (4, 1.5e0), (5, 1.25e0), \
+             (6, CAST(NULL AS DOUBLE))) AS v(id, f)",
+        )
+        .await
+        .expect("memory table");
+    let cases = [
+        "f >= 1.25",
+        "f < 1.5",
+        "f = 1.25",
+        "f <> 1.5",
+        "f IN (1.5, 2.5)",
+        "f NOT IN (1.5)",
+        "f BETWEEN 1.0 AND 2.0",
+        "f * 2.0 > 2.75",
+        "-1.5 < f",
+    ];
+    let mut problems = Vec::new();
+    for cond in cases {
+        let want: Vec<i32> = client
+            .query(
+                &format!("SELECT id FROM \"{schema}\".f WHERE {cond} ORDER BY id"),
+                &[],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("native {cond}: {e}"))
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        for table in ["pg.f", "mem"] {
+            for pushdown in [true, false] {
+                let got = ids(&engine, table, cond, pushdown).await;
+                if got != want {
+                    problems.push(format!(
+                        "{table} WHERE {cond} (pushdown {pushdown}): {got:?}, PostgreSQL {want:?}"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    let b = engine
+        .execute(
+            "SELECT arrow_typeof(1.005) AS d, arrow_typeof(1e10) AS e, arrow_typeof(2.5E-3) AS e2, \
+             1e308 * 10 AS big",
+        )
+        .await
+        .expect("types");
+    assert_eq!(
+        rows(&b),
+        vec!["| Decimal128(4, 3) | Float64 | Float64 | inf |".to_string()]
+    );
+}

@@ -270,3 +270,34 @@ async fn insert_leaves_omitted_columns_to_postgresql() {
         vec!["4|8".to_string()]
     );
 }
+
+/// SQL decimal literals are exact decimals (as in PostgreSQL and DuckDB), so `1.005` stored in
+/// numeric(5,2) rounds to 1.01 as PostgreSQL rounds it, and `a + 1.5` on an int column is
+/// computed and assigned as PostgreSQL does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decimal_literals_are_exact() {
+    let f = Fixture::new().await;
+    let ddl = "CREATE TABLE {t} (id int PRIMARY KEY, n numeric(5,2), a int, x float8)";
+    let setup = ["INSERT INTO {t} VALUES (1, 0, 1, 0), (2, 0, 2, 0)"];
+    let statements = [
+        "INSERT INTO {t} VALUES (3, 1.005, 0, 0)",
+        "INSERT INTO {t} (id, n) VALUES (3, 2.675), (4, -1.005)",
+        "INSERT INTO {t} (id, n) VALUES (3, 1234.565)",
+        "UPDATE {t} SET n = 1.005",
+        "UPDATE {t} SET n = 0.125 WHERE id = 1",
+        "UPDATE {t} SET a = a + 1.5",
+        "UPDATE {t} SET a = 2.5 WHERE id = 2",
+        "UPDATE {t} SET x = 0.1 + 0.2",
+        "UPDATE {t} SET n = n + 0.005 WHERE id IN (SELECT 1)",
+    ];
+    f.all_match(ddl, &setup, &statements).await;
+    let b = f
+        .engine
+        .execute("SELECT 0.1 + 0.2 = 0.3 AS exact, 1.005 * 1000 AS scaled")
+        .await
+        .expect("select");
+    assert_eq!(
+        crate::common::rows(&b),
+        vec!["| true  | 1005.000 |".to_string()]
+    );
+}

@@ -88,6 +88,10 @@ impl Database for PgTable {
         self.rel().key.clone()
     }
 
+    fn assigns_values(&self) -> bool {
+        true
+    }
+
     fn store_defaults(&self) -> Vec<(String, crate::database::StoreDefault)> {
         self.rel()
             .columns

@@ -3,6 +3,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator as DfOp};
@@ -14,7 +15,7 @@ use super::relation::Relation;
 use super::scan::decode_copy;
 use super::sql::{self, Literals, Params};
 use super::table::PgTable;
-use super::types::PgColumn;
+use super::types::{Kind, PgColumn};
 use super::{BACKEND, pg_error};
 use crate::database::{Database, FilterSupport};
 use crate::error::{Error, Result};
@@ -220,6 +221,22 @@ impl PgTable {
         };
         let rel = self.rel();
         let tmp = format!("dk_upd_{}", uuid::Uuid::new_v4().simple());
+        // Numbers that are not of the column's type yet (an int column set to `a + 1.5`)
+        // travel as what they are; `SET c = s.c` then converts them by PostgreSQL's
+        // assignment rules. Anything else is converted to the column's type here.
+        let value_types: Vec<DataType> = rows
+            .first()
+            .map(|(_, v)| v.iter().map(|a| a.data_type().clone()).collect())
+            .unwrap_or_default();
+        let carriers: Vec<PgColumn> = targets
+            .iter()
+            .enumerate()
+            .map(|(i, c)| match value_types.get(i) {
+                Some(t) if *t != c.kind.arrow_type() => as_computed(c, t),
+                _ => c.clone(),
+            })
+            .collect();
+        let targets = carriers.as_slice();
         let mut defs = vec![format!("{} {}", sql::ident(&id.name), id.type_name)];
         for c in targets {
             defs.push(format!("{} {}", sql::ident(&c.name), c.type_name));
@@ -247,7 +264,16 @@ impl PgTable {
         buf.put_slice(PGCOPY_HEADER);
         for (ids, values) in rows {
             let mut encoders = vec![ColumnEncoder::new(&ids, &id.kind, &id.name)?];
+            let mut converted = Vec::with_capacity(values.len());
             for (c, v) in targets.iter().zip(&values) {
+                let want = c.kind.arrow_type();
+                converted.push(if *v.data_type() == want {
+                    v.clone()
+                } else {
+                    datafusion::arrow::compute::cast(v, &want)?
+                });
+            }
+            for (c, v) in targets.iter().zip(&converted) {
                 encoders.push(ColumnEncoder::new(v, &c.kind, &c.name)?);
             }
             encode_rows(&encoders, ids.len(), &mut buf, |i, m| {
@@ -478,4 +504,25 @@ pub(super) fn set_list(
         ));
     }
     Ok(sets)
+}
+
+/// The temporary column that carries a computed number of type `t` to `target` unchanged (a
+/// numeric, float or integer of its own type), or `target` itself for anything else.
+fn as_computed(target: &PgColumn, t: &DataType) -> PgColumn {
+    let (kind, type_name) = match t {
+        DataType::Decimal128(p, s) if *s >= 0 => {
+            (Kind::Numeric(Some((*p, *s))), format!("numeric({p},{s})"))
+        }
+        DataType::Float64 => (Kind::Float8, "double precision".to_string()),
+        DataType::Float32 => (Kind::Float4, "real".to_string()),
+        DataType::Int64 => (Kind::Int8, "bigint".to_string()),
+        DataType::Int32 => (Kind::Int4, "integer".to_string()),
+        DataType::Int16 => (Kind::Int2, "smallint".to_string()),
+        _ => return target.clone(),
+    };
+    PgColumn {
+        kind,
+        type_name,
+        ..target.clone()
+    }
 }

@@ -62,6 +62,43 @@ mod persistence {
     }
 
     #[tokio::test]
+    async fn decimals_survive_a_save_and_reload_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.json");
+        let values = "(1, 1234567890123456.1234, 0.0001), (2, -9999999999999999.9999, NULL), \
+                      (3, NULL, 12345678901234567890.123456789012345678)";
+        {
+            let backend = std::sync::Arc::new(MemoryBackend::with_file(&path).unwrap());
+            let engine = Engine::new();
+            engine.attach_backend("m", backend.clone()).unwrap();
+            engine
+                .execute("CREATE TABLE m.d (id INT, a DECIMAL(20,4), b DECIMAL(38,18))")
+                .await
+                .unwrap();
+            engine
+                .execute(&format!("INSERT INTO m.d VALUES {values}"))
+                .await
+                .unwrap();
+            backend.save().unwrap();
+        }
+        let backend = std::sync::Arc::new(MemoryBackend::with_file(&path).unwrap());
+        let engine = Engine::new();
+        engine.attach_backend("m", backend).unwrap();
+        let b = engine
+            .execute("SELECT id, a, b FROM m.d ORDER BY id")
+            .await
+            .unwrap();
+        assert_eq!(
+            crate::common::rows(&b),
+            vec![
+                "| 1  | 1234567890123456.1234  | 0.000100000000000000                    |",
+                "| 2  | -9999999999999999.9999 |                                         |",
+                "| 3  |                        | 12345678901234567890.123456789012345678 |",
+            ]
+        );
+    }
+
+    #[tokio::test]
     async fn records_survive_a_save_and_reload_with_every_type() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.json");

@@ -9,7 +9,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::Schema;
+use datafusion::arrow::array::{Array, ArrayRef, StringArray};
+use datafusion::arrow::compute::{CastOptions, cast_with_options};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::util::display::array_value_to_string;
 use serde::{Deserialize, Serialize};
 
 use super::{MemoryBackend, MemoryCollection};
@@ -61,8 +64,27 @@ pub(super) fn save(backend: &MemoryBackend, path: &Path) -> Result<()> {
                 &all,
             )?;
             ids.extend(chunk.live_ids().cloned());
-            for r in batch_to_records(&batch, None)? {
-                rows.push(r.fields().iter().map(|f| f.value.to_json()).collect());
+            // Decimals are written as their exact text (a record value would go through f64).
+            let decimals: Vec<Option<Vec<serde_json::Value>>> = batch
+                .columns()
+                .iter()
+                .map(|a| {
+                    is_decimal(a.data_type())
+                        .then(|| decimal_texts(a))
+                        .transpose()
+                })
+                .collect::<Result<_>>()?;
+            for (row, r) in batch_to_records(&batch, None)?.into_iter().enumerate() {
+                rows.push(
+                    r.fields()
+                        .iter()
+                        .enumerate()
+                        .map(|(i, f)| match decimals.get(i) {
+                            Some(Some(texts)) => texts[row].clone(),
+                            _ => f.value.to_json(),
+                        })
+                        .collect(),
+                );
             }
         }
         image.collections.push(CollectionImage {
@@ -102,6 +124,10 @@ pub(super) fn load(backend: &MemoryBackend, path: &Path) -> Result<()> {
         };
         let mut columns = Vec::with_capacity(schema.fields().len());
         for (i, f) in schema.fields().iter().enumerate() {
+            if is_decimal(f.data_type()) {
+                columns.push(decimals_from_json(f, &c.rows, i).map_err(|e| bad(e.to_string()))?);
+                continue;
+            }
             let ty = FieldType::from_arrow(f);
             let values = c
                 .rows
@@ -126,6 +152,58 @@ pub(super) fn load(backend: &MemoryBackend, path: &Path) -> Result<()> {
         backend.insert_collection(&c.schema, &c.name, coll);
     }
     Ok(())
+}
+
+fn is_decimal(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Decimal32(..)
+            | DataType::Decimal64(..)
+            | DataType::Decimal128(..)
+            | DataType::Decimal256(..)
+    )
+}
+
+/// Every value of a decimal column as its exact text (null as JSON null).
+fn decimal_texts(a: &ArrayRef) -> Result<Vec<serde_json::Value>> {
+    (0..a.len())
+        .map(|i| {
+            Ok(if a.is_null(i) {
+                serde_json::Value::Null
+            } else {
+                serde_json::Value::String(array_value_to_string(a, i)?)
+            })
+        })
+        .collect()
+}
+
+/// Column `i` of `rows` as the decimal column `f`: exact text (this layout) or a JSON number
+/// (files written before decimals were kept as text).
+fn decimals_from_json(f: &Field, rows: &[Vec<serde_json::Value>], i: usize) -> Result<ArrayRef> {
+    let texts: Vec<Option<String>> = rows
+        .iter()
+        .map(|r| match r.get(i) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+            Some(serde_json::Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(other) => Err(Error::config(format!(
+                "column '{}': {other} is not a decimal",
+                f.name()
+            ))),
+        })
+        .collect::<Result<_>>()?;
+    let text: ArrayRef = Arc::new(StringArray::from(texts));
+    let options = CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    cast_with_options(&text, f.data_type(), &options).map_err(|e| {
+        Error::config(format!(
+            "column '{}': a value is not a {}: {e}",
+            f.name(),
+            f.data_type()
+        ))
+    })
 }
 
 #[cfg(test)]

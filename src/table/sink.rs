@@ -49,8 +49,30 @@ impl DataSink for DatabaseSink {
                 &self.location.collection,
             )
             .await?;
-        Ok(db.insert(data).await?)
+        db.insert(data).await.map_err(|e| {
+            let text = e.to_string();
+            // DataFusion's NOT NULL check names the column by position only.
+            match not_null_column(&text).and_then(|i| self.schema.fields().get(i)) {
+                Some(field) => crate::Error::query(format!(
+                    "INSERT into {}: a row gives NULL to column '{}', which is NOT NULL",
+                    self.location,
+                    field.name()
+                ))
+                .into(),
+                None => e.into(),
+            }
+        })
     }
+}
+
+/// The column position in DataFusion's "Invalid batch column at '3' has null but schema
+/// specifies non-nullable" message.
+fn not_null_column(message: &str) -> Option<usize> {
+    let rest = message.split("Invalid batch column at '").nth(1)?;
+    if !rest.contains("non-nullable") {
+        return None;
+    }
+    rest.split('\'').next()?.parse().ok()
 }
 
 /// Wraps a plan so that errors from its streams say what was being done (e.g. which file was

@@ -837,3 +837,18 @@ fn repl_reports_errors_and_continues() {
         "{r:?}"
     );
 }
+
+#[test]
+fn json_formats_print_nan_and_infinity_unlike_null() {
+    let sql = "SELECT CAST('NaN' AS DOUBLE) AS a, CAST('-inf' AS REAL) AS b, \
+               CAST(NULL AS DOUBLE) AS c, 1.5e0 AS d, CAST(0.1 AS REAL) AS e, \
+               CAST('inf' AS DOUBLE) AS f";
+    let want = json!({"a": "NaN", "b": "-inf", "c": null, "d": 1.5, "e": 0.1, "f": "inf"});
+    let r = run(&["--format", "ndjson", "-c", sql]);
+    assert_ok(&r);
+    assert_eq!(last_json_line(&r), want, "{r:?}");
+    let r = run(&["--format", "json", "-c", sql]);
+    assert_ok(&r);
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("json");
+    assert_eq!(v, json!([want]), "{r:?}");
+}

@@ -294,3 +294,48 @@ async fn decimal_literals_meet_floats_as_in_postgresql() {
         vec!["| Decimal128(4, 3) | Float64 | Float64 | inf |".to_string()]
     );
 }
+
+/// A NULL for a NOT NULL column is refused naming the column (DataFusion names its position).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_null_violations_name_the_column() {
+    let schema = fresh_schema().await;
+    let (client, conn) = tokio_postgres::connect(&url(), NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE \"{schema}\".t (a int, b int NOT NULL)"
+        ))
+        .await
+        .expect("setup");
+    let engine = Engine::new();
+    engine
+        .attach("pg", &url_with(&format!("schema={schema}")))
+        .await
+        .expect("attach");
+    engine
+        .execute("CREATE TABLE t (a INT, b INT NOT NULL)")
+        .await
+        .expect("memory table");
+    engine
+        .execute("CREATE TABLE s AS VALUES (1, CAST(NULL AS INT))")
+        .await
+        .expect("source");
+    for table in ["t", "pg.t"] {
+        let e = engine
+            .execute(&format!("INSERT INTO {table} SELECT * FROM s"))
+            .await
+            .expect_err("NULL into NOT NULL")
+            .to_string();
+        assert!(
+            e.contains("column 'b'") && e.contains("NOT NULL"),
+            "{table}: {e}"
+        );
+        let b = engine
+            .execute(&format!("SELECT count(*) AS n FROM {table}"))
+            .await
+            .expect("count");
+        assert_eq!(rows(&b), vec!["| 0 |".to_string()], "{table}");
+    }
+}

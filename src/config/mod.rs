@@ -102,6 +102,14 @@ impl BackendKind for MemoryKind {
     }
     async fn open(&self, url: &Url, _options: &UrlOptions) -> Result<Arc<dyn Backend>> {
         let path = url.path();
+        // `memory://db.json` parses as a host named "db.json" and no path: refuse it rather
+        // than silently keep nothing on disk.
+        if let Some(host) = url.host_str().filter(|h| !h.is_empty()) {
+            return Err(Error::config(format!(
+                "'{url}' names '{host}' as a host; a memory backend is local: use memory:// \
+                 (nothing saved) or memory:///absolute/path/{host} (saved to that file)"
+            )));
+        }
         Ok(if path.is_empty() || path == "/" {
             Arc::new(MemoryBackend::new())
         } else {

@@ -339,3 +339,24 @@ async fn not_null_violations_name_the_column() {
         assert_eq!(rows(&b), vec!["| 0 |".to_string()], "{table}");
     }
 }
+
+/// `memory://name.json` (a host, no path) is refused with the right spelling, as
+/// `memory://host/x` is; `memory://` and `memory:///abs/path.json` work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_urls_with_a_host_are_refused() {
+    let engine = Engine::new();
+    for url in ["memory://relative.json", "memory://host/x.json"] {
+        let e = engine
+            .attach("m", url)
+            .await
+            .expect_err("a host in a memory URL")
+            .to_string();
+        assert!(e.contains("memory:///"), "{url}: {e}");
+    }
+    engine.attach("m1", "memory://").await.expect("memory://");
+    let dir = tempfile::tempdir().expect("dir");
+    engine
+        .attach("m2", &format!("memory://{}/db.json", dir.path().display()))
+        .await
+        .expect("memory:///abs/path");
+}

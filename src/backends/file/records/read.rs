@@ -370,8 +370,12 @@ pub(super) fn read_csv(
         .map_err(bad)?;
     let mut batches = Vec::new();
     let mut first_row = 0usize;
+    let escaped = null_marker == Some(super::write::CSV_NULL);
     for b in reader {
-        let b = b.map_err(bad)?;
+        let mut b = b.map_err(bad)?;
+        if escaped {
+            b = super::write::unescape_null_lookalikes(&b)?;
+        }
         let n = b.num_rows();
         batches.push(conform_csv_batch(ctx, &target, &b, first_row)?);
         first_row += n;

@@ -127,6 +127,76 @@ pub(super) fn text_batch(batch: &RecordBatch) -> Result<RecordBatch> {
 /// reads back as an empty string.
 pub const CSV_NULL: &str = "\\N";
 
+/// Is `s` the NULL marker `\N` or one of its escaped forms (`\\N`, `\\\N`, …)? A string
+/// value of that shape is written with one more leading backslash and read back with one
+/// fewer, so a stored `\N` comes back as the text `\N`, never as NULL.
+fn null_lookalike(s: &str) -> bool {
+    s.len() >= 2 && s.ends_with('N') && s[..s.len() - 1].bytes().all(|b| b == b'\\')
+}
+
+/// `batch` with every string value shaped like the NULL marker given one more backslash.
+pub(super) fn escape_null_lookalikes(batch: &RecordBatch) -> Result<RecordBatch> {
+    map_strings(batch, |v| null_lookalike(v).then(|| format!("\\{v}")))
+}
+
+/// `batch` (as read from a CSV/TSV file dataknobs wrote) with the escaping of
+/// [`escape_null_lookalikes`] undone.
+pub(super) fn unescape_null_lookalikes(batch: &RecordBatch) -> Result<RecordBatch> {
+    map_strings(batch, |v| {
+        (v.len() >= 3 && null_lookalike(v)).then(|| v[1..].to_string())
+    })
+}
+
+/// `batch` with each Utf8 value for which `f` gives a replacement replaced (columns without
+/// one are shared, not copied).
+fn map_strings(batch: &RecordBatch, f: impl Fn(&str) -> Option<String>) -> Result<RecordBatch> {
+    let mut columns = batch.columns().to_vec();
+    let mut fields: Vec<ArrowField> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    let mut changed = false;
+    for (col, field) in columns.iter_mut().zip(fields.iter_mut()) {
+        let utf8 = match col.data_type() {
+            DataType::Utf8 => col.clone(),
+            DataType::Utf8View | DataType::LargeUtf8 => {
+                cast_with_options(col, &DataType::Utf8, &cast_opts())?
+            }
+            _ => continue,
+        };
+        let text = utf8.as_string::<i32>();
+        if !text.iter().flatten().any(|v| f(v).is_some()) {
+            continue;
+        }
+        let mut b = StringBuilder::with_capacity(text.len(), text.value_data().len() + 16);
+        for v in text.iter() {
+            match v {
+                Some(v) => match f(v) {
+                    Some(r) => b.append_value(r),
+                    None => b.append_value(v),
+                },
+                None => b.append_null(),
+            }
+        }
+        *col = Arc::new(b.finish()) as ArrayRef;
+        *field = field.clone().with_data_type(DataType::Utf8);
+        changed = true;
+    }
+    if !changed {
+        return Ok(batch.clone());
+    }
+    Ok(RecordBatch::try_new_with_options(
+        Arc::new(Schema::new_with_metadata(
+            fields,
+            batch.schema().metadata().clone(),
+        )),
+        columns,
+        &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+    )?)
+}
+
 /// The regular expression matching exactly `marker` (for CSV readers' null_regex).
 pub fn null_regex(marker: &str) -> String {
     format!("^{}$", regex::escape(marker))
@@ -149,7 +219,7 @@ pub(super) fn encode_csv(
             w.write(&text_batch(&RecordBatch::new_empty(schema.clone()))?)?;
         }
         for b in batches {
-            w.write(&text_batch(b)?)?;
+            w.write(&escape_null_lookalikes(&text_batch(b)?)?)?;
         }
     }
     Ok(buf)

@@ -190,27 +190,27 @@ fn guard_regex(e: Expr) -> Result<Transformed<Expr>> {
 /// A literal pattern (possibly under a cast) with a backslash, prefixed with `()`; None when
 /// it needs no guard or is not a valid regex (left for DataFusion to report as it was).
 fn guard_pattern(pattern: &Expr) -> Option<Expr> {
-    match pattern {
+    map_string_literal(pattern, &|text| {
+        (text.contains('\\') && !text.starts_with("()") && regex::Regex::new(text).is_ok())
+            .then(|| format!("(){text}"))
+    })
+}
+
+/// A string literal (possibly under the casts type coercion adds) with its text replaced by
+/// `f`'s answer, of the same string type; None if it is not one or `f` gives None.
+fn map_string_literal(e: &Expr, f: &dyn Fn(&str) -> Option<String>) -> Option<Expr> {
+    match e {
         Expr::Literal(lit, meta) => {
-            let text = match lit {
-                ScalarValue::Utf8(Some(p))
-                | ScalarValue::LargeUtf8(Some(p))
-                | ScalarValue::Utf8View(Some(p)) => p,
+            let new = match lit {
+                ScalarValue::Utf8(Some(t)) => ScalarValue::Utf8(Some(f(t)?)),
+                ScalarValue::LargeUtf8(Some(t)) => ScalarValue::LargeUtf8(Some(f(t)?)),
+                ScalarValue::Utf8View(Some(t)) => ScalarValue::Utf8View(Some(f(t)?)),
                 _ => return None,
             };
-            if !text.contains('\\') || text.starts_with("()") || regex::Regex::new(text).is_err() {
-                return None;
-            }
-            let guarded = format!("(){text}");
-            let new_lit = match lit {
-                ScalarValue::LargeUtf8(_) => ScalarValue::LargeUtf8(Some(guarded)),
-                ScalarValue::Utf8View(_) => ScalarValue::Utf8View(Some(guarded)),
-                _ => ScalarValue::Utf8(Some(guarded)),
-            };
-            Some(Expr::Literal(new_lit, meta.clone()))
+            Some(Expr::Literal(new, meta.clone()))
         }
         Expr::Cast(Cast { expr, field }) => Some(Expr::Cast(Cast {
-            expr: Box::new(guard_pattern(expr)?),
+            expr: Box::new(map_string_literal(expr, f)?),
             field: field.clone(),
         })),
         _ => None,
@@ -254,28 +254,7 @@ fn rewrite_like(e: Expr) -> Result<Transformed<Expr>> {
 /// The pattern expression (a string literal, possibly under a cast that type coercion added)
 /// with backslash escapes, or None if it is not a literal.
 fn rewrite_pattern(pattern: &Expr, escape: char) -> Option<Expr> {
-    match pattern {
-        Expr::Literal(lit, meta) => {
-            let text = match lit {
-                ScalarValue::Utf8(Some(p))
-                | ScalarValue::LargeUtf8(Some(p))
-                | ScalarValue::Utf8View(Some(p)) => p,
-                _ => return None,
-            };
-            let rewritten = to_backslash_escapes(text, escape)?;
-            let new_lit = match lit {
-                ScalarValue::LargeUtf8(_) => ScalarValue::LargeUtf8(Some(rewritten)),
-                ScalarValue::Utf8View(_) => ScalarValue::Utf8View(Some(rewritten)),
-                _ => ScalarValue::Utf8(Some(rewritten)),
-            };
-            Some(Expr::Literal(new_lit, meta.clone()))
-        }
-        Expr::Cast(Cast { expr, field }) => Some(Expr::Cast(Cast {
-            expr: Box::new(rewrite_pattern(expr, escape)?),
-            field: field.clone(),
-        })),
-        _ => None,
-    }
+    map_string_literal(pattern, &|text| to_backslash_escapes(text, escape))
 }
 
 /// The same pattern with `\` as the escape character, or None if it ends in a lone escape

@@ -27,6 +27,42 @@ async fn ids(engine: &Engine, table: &str, cond: &str, pushdown: bool) -> Vec<i3
         .collect()
 }
 
+/// Each `(condition, native condition)` selects, from every table in `tables` with pushdown
+/// on and off, the `id`s PostgreSQL selects natively from `native_table`; panics listing every
+/// difference.
+async fn same_ids_as_postgresql(
+    engine: &Engine,
+    client: &tokio_postgres::Client,
+    native_table: &str,
+    tables: &[&str],
+    cases: &[(&str, &str)],
+) {
+    let mut problems = Vec::new();
+    for (cond, native_cond) in cases {
+        let want: Vec<i32> = client
+            .query(
+                &format!("SELECT id FROM {native_table} WHERE {native_cond} ORDER BY id"),
+                &[],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("native {native_cond}: {e}"))
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        for table in tables {
+            for pushdown in [true, false] {
+                let got = ids(engine, table, cond, pushdown).await;
+                if got != want {
+                    problems.push(format!(
+                        "{table} WHERE {cond} (pushdown {pushdown}): {got:?}, PostgreSQL {want:?}"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 /// Regex matches whose pattern has a backslash select what PostgreSQL selects (DataFusion's
 /// simplifier used to turn them into a LIKE that read the backslash as LIKE's escape).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,30 +119,8 @@ async fn regexes_with_a_backslash_match_as_in_postgresql() {
         (r"regexp_like(s, 'a\\c')", r"s ~ 'a\\c'"),
         (r"s ~ 'a\.c'", r"s ~ 'a\.c'"),
     ];
-    let mut problems = Vec::new();
-    for (cond, native_cond) in cases {
-        let want: Vec<i32> = client
-            .query(
-                &format!("SELECT id FROM \"{schema}\".r WHERE {native_cond} ORDER BY id"),
-                &[],
-            )
-            .await
-            .unwrap_or_else(|e| panic!("native {native_cond}: {e}"))
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        for table in ["pg.r", "mem"] {
-            for pushdown in [true, false] {
-                let got = ids(&engine, table, cond, pushdown).await;
-                if got != want {
-                    problems.push(format!(
-                        "{table} WHERE {cond} (pushdown {pushdown}): {got:?}, PostgreSQL {want:?}"
-                    ));
-                }
-            }
-        }
-    }
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    let native_table = format!("\"{schema}\".r");
+    same_ids_as_postgresql(&engine, &client, &native_table, &["pg.r", "mem"], &cases).await;
 }
 
 /// Deeply nested input is an error naming the limit — never a stack overflow that aborts the
@@ -258,30 +272,9 @@ async fn decimal_literals_meet_floats_as_in_postgresql() {
         "f * 2.0 > 2.75",
         "-1.5 < f",
     ];
-    let mut problems = Vec::new();
-    for cond in cases {
-        let want: Vec<i32> = client
-            .query(
-                &format!("SELECT id FROM \"{schema}\".f WHERE {cond} ORDER BY id"),
-                &[],
-            )
-            .await
-            .unwrap_or_else(|e| panic!("native {cond}: {e}"))
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        for table in ["pg.f", "mem"] {
-            for pushdown in [true, false] {
-                let got = ids(&engine, table, cond, pushdown).await;
-                if got != want {
-                    problems.push(format!(
-                        "{table} WHERE {cond} (pushdown {pushdown}): {got:?}, PostgreSQL {want:?}"
-                    ));
-                }
-            }
-        }
-    }
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    let cases: Vec<(&str, &str)> = cases.iter().map(|c| (*c, *c)).collect();
+    let native_table = format!("\"{schema}\".f");
+    same_ids_as_postgresql(&engine, &client, &native_table, &["pg.f", "mem"], &cases).await;
     let b = engine
         .execute(
             "SELECT arrow_typeof(1.005) AS d, arrow_typeof(1e10) AS e, arrow_typeof(2.5E-3) AS e2, \

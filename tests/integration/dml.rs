@@ -120,7 +120,7 @@ struct Outcome {
 // The reference: PostgreSQL itself.
 
 /// A direct connection to the test server.
-async fn native() -> Client {
+pub async fn native() -> Client {
     let url = crate::postgres::url();
     let (client, conn) = tokio_postgres::connect(&url, NoTls)
         .await
@@ -132,7 +132,7 @@ async fn native() -> Client {
 }
 
 /// Text rows of a native query (NULL as "NULL", columns joined by `|`).
-async fn native_rows(client: &Client, sql: &str) -> Vec<String> {
+pub async fn native_rows(client: &Client, sql: &str) -> Vec<String> {
     let messages = client
         .simple_query(sql)
         .await

@@ -5,40 +5,16 @@
 //! the outcome (count or failure) and the rows stored (read natively, as PostgreSQL's text)
 //! must be the same.
 
-use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+use tokio_postgres::Client;
 
 use crate::common::unique_name;
-use crate::postgres::{fresh_schema, url, url_with};
+use crate::dml::{native, native_rows};
+use crate::postgres::{fresh_schema, url_with};
 use dataknobs::Engine;
-
-async fn native() -> Client {
-    let (client, conn) = tokio_postgres::connect(&url(), NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at {} is not reachable: {e}", url()));
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    client
-}
 
 /// Every row of `table` (quoted, qualified) as PostgreSQL's text, columns joined by `|`.
 async fn stored(client: &Client, table: &str) -> Vec<String> {
-    let messages = client
-        .simple_query(&format!("SELECT * FROM {table} ORDER BY 1"))
-        .await
-        .unwrap_or_else(|e| panic!("read {table}: {e}"));
-    messages
-        .iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some(
-                (0..r.len())
-                    .map(|i| r.get(i).unwrap_or("NULL").to_string())
-                    .collect::<Vec<_>>()
-                    .join("|"),
-            ),
-            _ => None,
-        })
-        .collect()
+    native_rows(client, &format!("SELECT * FROM {table} ORDER BY 1")).await
 }
 
 /// What a statement did: the count it reported, or that it failed.

@@ -240,7 +240,8 @@ fn format_special(v: f64) -> Option<String> {
     } else if v.is_infinite() {
         Some(if v > 0.0 { "Infinity" } else { "-Infinity" }.into())
     } else if v == 0.0 {
-        Some("0".into()) // also -0
+        // -0 is shown as such: a backend that turns 0 into -0 (or back) must be caught.
+        Some(if v.is_sign_negative() { "-0" } else { "0" }.into())
     } else {
         None
     }
@@ -365,7 +366,8 @@ async fn slt_memory_no_pushdown() {
 fn renders_floats_stably() {
     assert_eq!(format_f64(0.1 + 0.2), "0.3");
     assert_eq!(format_f64(2.0), "2");
-    assert_eq!(format_f64(-0.0), "0");
+    assert_eq!(format_f64(-0.0), "-0");
+    assert_eq!(format_f64(0.0), "0");
     assert_eq!(format_f64(1.5e-7), "1.5e-7");
     assert_eq!(format_f64(0.000015), "0.000015");
     assert_eq!(format_f64(1e100), "1e100");

@@ -134,8 +134,10 @@ pub trait Database: Send + Sync + Debug {
     }
 
     /// Does the store convert UPDATE values to the column's type by its own assignment
-    /// rules (as PostgreSQL rounds 2.5 into an int column to 3)? Then [`Database::update_ids`]
-    /// gets the values as computed, not cast to the column's Arrow type by DataFusion.
+    /// rules (as PostgreSQL rounds 2.5 into an int column to 3)? Then
+    /// [`Database::update_where`] gets the SET expressions and [`Database::update_ids`] the
+    /// values as the statement computes them, not cast to the column's Arrow type by
+    /// DataFusion.
     fn assigns_values(&self) -> bool {
         false
     }

@@ -9,7 +9,8 @@
 //!   anything else walks them (a long statement is parsed and measured on a thread with a
 //!   large stack). Deeper than `dataknobs.max_expression_depth` (default 256) is an error
 //!   naming the limit. The parser's own recursion limit
-//!   (`datafusion.sql_parser.recursion_limit`) gets the same kind of message.
+//!   (`datafusion.sql_parser.recursion_limit`) gets the same kind of message. The same walk
+//!   keeps numbers in scientific notation floats.
 //! - Plans built with the DataFrame API: [`DepthLimitRule`] (an analyzer rule) measures every
 //!   expression with DataFusion's stack-growing tree walk.
 
@@ -17,14 +18,13 @@ use std::ops::ControlFlow;
 
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion, TreeNodeVisitor};
-use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::error::Result as DfResult;
 use datafusion::execution::session_state::SessionState;
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::sql::parser::{CopyToSource, Statement};
 use datafusion::sql::sqlparser::ast::{
-    CastKind, DataType as SqlType, Expr as SqlExpr, Value as SqlValue, Visit, VisitMut, Visitor,
-    VisitorMut,
+    CastKind, DataType as SqlType, Expr as SqlExpr, Value as SqlValue, VisitMut, VisitorMut,
 };
 
 use crate::error::{Error, Result};
@@ -77,9 +77,8 @@ pub fn parse(state: &SessionState, sql: &str) -> Result<Statement> {
                 Err(_) => Error::from(e),
             }
         })?;
-        check_statement(&statement, limit)?;
         let mut statement = statement;
-        floats_in_scientific_notation(&mut statement);
+        prepare_statement(&mut statement, limit)?;
         Ok(statement)
     };
     if sql.len() <= LONG_SQL {
@@ -96,17 +95,23 @@ pub fn parse(state: &SessionState, sql: &str) -> Result<Statement> {
     })
 }
 
-/// Counts expression nesting; breaks as soon as it passes the limit (so the walk itself never
-/// goes deeper than the limit).
-struct SqlDepth {
+/// One walk over a parsed statement's expressions that
+/// - counts their nesting and breaks as soon as it passes the limit (so the walk itself never
+///   goes deeper than the limit);
+/// - keeps numbers in scientific notation floats: SQL numbers with a decimal point are exact
+///   decimals in a dataknobs session (`datafusion.sql_parser.parse_float_as_decimal`), as in
+///   PostgreSQL and DuckDB, while `1e10` and `2.5E-3` stay floats, as in DuckDB (DataFusion
+///   would make them decimals with a negative scale, and fail beyond 1e38). Such a number
+///   becomes `CAST('1e10' AS DOUBLE PRECISION)`.
+struct Prepare {
     depth: usize,
     limit: usize,
 }
 
-impl Visitor for SqlDepth {
+impl VisitorMut for Prepare {
     type Break = ();
 
-    fn pre_visit_expr(&mut self, _expr: &SqlExpr) -> ControlFlow<()> {
+    fn pre_visit_expr(&mut self, _expr: &mut SqlExpr) -> ControlFlow<()> {
         self.depth += 1;
         if self.depth > self.limit {
             ControlFlow::Break(())
@@ -115,18 +120,32 @@ impl Visitor for SqlDepth {
         }
     }
 
-    fn post_visit_expr(&mut self, _expr: &SqlExpr) -> ControlFlow<()> {
+    fn post_visit_expr(&mut self, expr: &mut SqlExpr) -> ControlFlow<()> {
         self.depth -= 1;
+        if let SqlExpr::Value(v) = expr
+            && let SqlValue::Number(n, _) = &v.value
+            && n.contains(['e', 'E'])
+        {
+            let text = SqlValue::SingleQuotedString(n.clone()).with_empty_span();
+            *expr = SqlExpr::Cast {
+                kind: CastKind::Cast,
+                expr: Box::new(SqlExpr::Value(text)),
+                data_type: SqlType::DoublePrecision,
+                array: false,
+                format: None,
+            };
+        }
         ControlFlow::Continue(())
     }
 }
 
-fn check_statement(statement: &Statement, limit: usize) -> Result<()> {
-    let mut v = SqlDepth { depth: 0, limit };
+/// Runs [`Prepare`] over every SQL part of `statement`; an error if it nests too deeply.
+fn prepare_statement(statement: &mut Statement, limit: usize) -> Result<()> {
+    let mut v = Prepare { depth: 0, limit };
     let flow = match statement {
         Statement::Statement(s) => s.visit(&mut v),
-        Statement::Explain(e) => return check_statement(&e.statement, limit),
-        Statement::CopyTo(c) => match &c.source {
+        Statement::Explain(e) => return prepare_statement(&mut e.statement, limit),
+        Statement::CopyTo(c) => match &mut c.source {
             CopyToSource::Query(q) => q.visit(&mut v),
             CopyToSource::Relation(_) => ControlFlow::Continue(()),
         },
@@ -173,56 +192,11 @@ impl AnalyzerRule for DepthLimitRule {
                 e.visit(&mut ExprDepth { depth: 0, limit })?;
                 Ok(TreeNodeRecursion::Continue)
             })
-        })
-        .map_err(|e: DataFusionError| e)?;
+        })?;
         Ok(plan)
     }
 
     fn name(&self) -> &str {
         "dataknobs_depth_limit"
     }
-}
-
-/// SQL numbers with a decimal point are exact decimals in a dataknobs session
-/// (`datafusion.sql_parser.parse_float_as_decimal`), as in PostgreSQL and DuckDB; numbers in
-/// scientific notation (`1e10`, `2.5E-3`) stay floats, as in DuckDB (DataFusion would make
-/// them decimals with a negative scale, and fail beyond 1e38). Such a number becomes
-/// `CAST('1e10' AS DOUBLE PRECISION)`.
-struct ScientificFloats;
-
-impl VisitorMut for ScientificFloats {
-    type Break = ();
-
-    fn post_visit_expr(&mut self, expr: &mut SqlExpr) -> ControlFlow<()> {
-        if let SqlExpr::Value(v) = expr
-            && let SqlValue::Number(n, _) = &v.value
-            && n.contains(['e', 'E'])
-        {
-            let text = SqlValue::SingleQuotedString(n.clone()).with_empty_span();
-            *expr = SqlExpr::Cast {
-                kind: CastKind::Cast,
-                expr: Box::new(SqlExpr::Value(text)),
-                data_type: SqlType::DoublePrecision,
-                array: false,
-                format: None,
-            };
-        }
-        ControlFlow::Continue(())
-    }
-}
-
-fn floats_in_scientific_notation(statement: &mut Statement) {
-    let mut v = ScientificFloats;
-    let _ = match statement {
-        Statement::Statement(s) => s.visit(&mut v),
-        Statement::Explain(e) => {
-            floats_in_scientific_notation(&mut e.statement);
-            ControlFlow::Continue(())
-        }
-        Statement::CopyTo(c) => match &mut c.source {
-            CopyToSource::Query(q) => q.visit(&mut v),
-            CopyToSource::Relation(_) => ControlFlow::Continue(()),
-        },
-        Statement::CreateExternalTable(_) | Statement::Reset(_) => ControlFlow::Continue(()),
-    };
 }

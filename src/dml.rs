@@ -371,16 +371,32 @@ fn shape(input: &LogicalPlan) -> Option<Shape<'_>> {
 
 /// The changed columns of an UPDATE: DataFusion's projection lists every column, unchanged
 /// ones as a plain reference to themselves.
-fn assignments(projection: Option<&Projection>) -> Vec<(String, Expr)> {
+fn assignments(projection: Option<&Projection>, db: &dyn Database) -> Vec<(String, Expr)> {
     let Some(p) = projection else {
         return vec![];
     };
+    let schema = db.schema();
+    let assigns = db.assigns_values();
     p.expr
         .iter()
         .filter_map(|e| match e {
             Expr::Alias(Alias { expr, name, .. }) => match expr.as_ref() {
                 Expr::Column(c) if &c.name == name => None,
-                inner => Some((name.clone(), inner.clone())),
+                inner => {
+                    let mut value = inner;
+                    // A store that assigns by its own rules gets the value as the statement
+                    // computes it, not cast to the column's Arrow type by DataFusion (which
+                    // truncates 2.5 into an int where PostgreSQL rounds, and cuts a string to
+                    // varchar(n) where PostgreSQL refuses it).
+                    if assigns && let Ok(target) = schema.field_with_name(name) {
+                        while let Expr::Cast(cast) = value
+                            && cast.field.data_type() == target.data_type()
+                        {
+                            value = &cast.expr;
+                        }
+                    }
+                    Some((name.clone(), value.clone()))
+                }
             },
             _ => None,
         })
@@ -408,7 +424,7 @@ fn plan_mode(
         )
     })?;
     let db = table.database();
-    let sets = assignments(shape.projection);
+    let sets = assignments(shape.projection, db.as_ref());
     // Native: every conjunct of the WHERE is evaluated exactly by the backend, and nothing
     // else (a LIMIT) narrows the rows.
     if pushdown && !shape.other {
@@ -543,19 +559,7 @@ fn by_id_input(
         Expr::Column(datafusion::common::Column::from((qualifier, field)))
     };
     let mut exprs = vec![id.alias(ROW_ID)];
-    let schema = table.database().schema();
-    let assigns = table.database().assigns_values();
     for (c, e) in sets {
-        let mut e = e;
-        // A store that assigns by its own rules gets the value as computed (DataFusion's
-        // cast to the column's Arrow type would truncate where the store rounds).
-        if assigns && let Ok(target) = schema.field_with_name(c) {
-            while let Expr::Cast(cast) = e
-                && cast.field.data_type() == target.data_type()
-            {
-                e = &cast.expr;
-            }
-        }
         exprs.push(e.clone().alias(c));
     }
     Ok(LogicalPlan::Projection(Projection::try_new(

@@ -137,14 +137,22 @@ fn float_literals(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     })
 }
 
+/// `plan` with `f` applied to every expression of every node, subqueries included.
+fn rewrite_expressions(
+    plan: LogicalPlan,
+    f: fn(Expr) -> Result<Transformed<Expr>>,
+) -> Result<LogicalPlan> {
+    plan.transform_up_with_subqueries(|p| p.map_expressions(|e| e.transform_up(f)))
+        .map(|t| t.data)
+}
+
 /// Keeps regex matches whose pattern has a backslash from being rewritten into LIKE.
 #[derive(Debug, Default)]
 pub struct RegexBackslashRule;
 
 impl AnalyzerRule for RegexBackslashRule {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        plan.transform_up_with_subqueries(|p| p.map_expressions(|e| e.transform_up(guard_regex)))
-            .map(|t| t.data)
+        rewrite_expressions(plan, guard_regex)
     }
 
     fn name(&self) -> &str {
@@ -223,8 +231,7 @@ pub struct LikeEscapeRule;
 
 impl AnalyzerRule for LikeEscapeRule {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        plan.transform_up_with_subqueries(|p| p.map_expressions(|e| e.transform_up(rewrite_like)))
-            .map(|t| t.data)
+        rewrite_expressions(plan, rewrite_like)
     }
 
     fn name(&self) -> &str {

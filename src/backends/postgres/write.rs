@@ -318,24 +318,17 @@ impl PgTable {
     }
 
     /// An UPDATE assignment `target = e` as PostgreSQL SQL that PostgreSQL assigns by its own
-    /// rules. DataFusion casts a SET value to the column's Arrow type; that cast is left out,
-    /// so PostgreSQL applies its assignment cast to the column's own type (a value too long
-    /// for varchar(n) or char(n) is an error, not a truncation; numeric(p,s) rounds as
-    /// PostgreSQL rounds). A string literal is sent untyped, so PostgreSQL takes it as a value
-    /// of the column's type (uuid, json, char(n) …).
+    /// rules. `e` comes without DataFusion's cast to the column's Arrow type
+    /// ([`Database::assigns_values`]), so PostgreSQL applies its assignment cast to the
+    /// column's own type (a value too long for varchar(n) or char(n) is an error, not a
+    /// truncation; numeric(p,s) rounds as PostgreSQL rounds). A string literal is sent untyped,
+    /// so PostgreSQL takes it as a value of the column's type (uuid, json, char(n) …).
     pub(super) fn render_assignment(
         &self,
         e: &Expr,
         target: &PgColumn,
         params: &mut Params,
     ) -> Result<String> {
-        let column_type = target.kind.arrow_type();
-        let mut e = e;
-        while let Expr::Cast(c) = e
-            && c.field.data_type() == &column_type
-        {
-            e = &c.expr;
-        }
         match e {
             Expr::Literal(s, _) if s.is_null() => Ok("NULL".to_string()),
             Expr::Literal(

@@ -41,3 +41,66 @@ pub fn rows(batches: &[RecordBatch]) -> Vec<String> {
         .map(|l| l.to_string())
         .collect()
 }
+
+/// The ids (as text, ascending) `SELECT id FROM {table} WHERE {cond}` gives through dataknobs
+/// with pushdown on or off.
+pub async fn ids_where(
+    engine: &dataknobs::Engine,
+    table: &str,
+    cond: &str,
+    pushdown: bool,
+) -> Vec<String> {
+    engine
+        .execute(&format!("SET dataknobs.pushdown = {pushdown}"))
+        .await
+        .expect("set pushdown");
+    let b = engine
+        .execute(&format!("SELECT id FROM {table} WHERE {cond} ORDER BY id"))
+        .await
+        .unwrap_or_else(|e| panic!("{table} WHERE {cond} (pushdown {pushdown}): {e}"));
+    rows(&b)
+        .iter()
+        .map(|r| r.trim_matches(|c| c == '|' || c == ' ').to_string())
+        .collect()
+}
+
+/// Each `(condition, native condition)` selects, from every table in `tables` with pushdown
+/// on and off, the ids PostgreSQL selects natively from `native_table` (its `id` column is an
+/// int); panics listing every difference. Leaves pushdown on.
+pub async fn same_ids_as_postgresql(
+    engine: &dataknobs::Engine,
+    client: &tokio_postgres::Client,
+    native_table: &str,
+    tables: &[&str],
+    cases: &[(&str, &str)],
+) {
+    let mut problems = Vec::new();
+    for (cond, native_cond) in cases {
+        let want: Vec<String> = client
+            .query(
+                &format!("SELECT id FROM {native_table} WHERE {native_cond} ORDER BY id"),
+                &[],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("native WHERE {native_cond}: {e}"))
+            .iter()
+            .map(|r| r.get::<_, i32>(0).to_string())
+            .collect();
+        for table in tables {
+            for pushdown in [true, false] {
+                let got = ids_where(engine, table, cond, pushdown).await;
+                if got != want {
+                    problems.push(format!(
+                        "{table} WHERE {cond} (pushdown {pushdown}; natively {native_cond}): \
+                         {got:?}, PostgreSQL {want:?}"
+                    ));
+                }
+            }
+        }
+    }
+    engine
+        .execute("SET dataknobs.pushdown = true")
+        .await
+        .expect("set pushdown");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

@@ -1,77 +1,31 @@
 //! Answers that must be what the source database gives, on every backend, with pushdown on
 //! and off: regexes with backslashes, deep expressions, values stored as given.
 
-use tokio_postgres::NoTls;
+use tokio_postgres::Client;
 
-use crate::common::rows;
-use crate::postgres::{fresh_schema, url, url_with};
+use crate::common::{rows, same_ids_as_postgresql};
+use crate::dml::native;
+use crate::postgres::{engine_in, fresh_schema};
 use dataknobs::Engine;
 
-/// The `id`s (ascending) `cond` selects from `table`, with the pushdown setting given.
-async fn ids(engine: &Engine, table: &str, cond: &str, pushdown: bool) -> Vec<i32> {
-    engine
-        .execute(&format!("SET dataknobs.pushdown = {pushdown}"))
+/// A fresh PostgreSQL schema with `setup` run in it natively (`{s}` stands for the quoted
+/// schema), a native client, and an engine with that schema attached as `pg` (memory stays
+/// the default backend). Returns the quoted schema too.
+async fn postgres_fixture(setup: &str) -> (String, Client, Engine) {
+    let schema = fresh_schema().await;
+    let quoted = format!("\"{schema}\"");
+    let client = native().await;
+    client
+        .batch_execute(&setup.replace("{s}", &quoted))
         .await
-        .expect("set pushdown");
-    let b = engine
-        .execute(&format!("SELECT id FROM {table} WHERE {cond} ORDER BY id"))
-        .await
-        .unwrap_or_else(|e| panic!("WHERE {cond} (pushdown {pushdown}): {e}"));
-    rows(&b)
-        .iter()
-        .map(|r| {
-            r.trim_matches(|c| c == '|' || c == ' ')
-                .parse()
-                .expect("id")
-        })
-        .collect()
-}
-
-/// Each `(condition, native condition)` selects, from every table in `tables` with pushdown
-/// on and off, the `id`s PostgreSQL selects natively from `native_table`; panics listing every
-/// difference.
-async fn same_ids_as_postgresql(
-    engine: &Engine,
-    client: &tokio_postgres::Client,
-    native_table: &str,
-    tables: &[&str],
-    cases: &[(&str, &str)],
-) {
-    let mut problems = Vec::new();
-    for (cond, native_cond) in cases {
-        let want: Vec<i32> = client
-            .query(
-                &format!("SELECT id FROM {native_table} WHERE {native_cond} ORDER BY id"),
-                &[],
-            )
-            .await
-            .unwrap_or_else(|e| panic!("native {native_cond}: {e}"))
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        for table in tables {
-            for pushdown in [true, false] {
-                let got = ids(engine, table, cond, pushdown).await;
-                if got != want {
-                    problems.push(format!(
-                        "{table} WHERE {cond} (pushdown {pushdown}): {got:?}, PostgreSQL {want:?}"
-                    ));
-                }
-            }
-        }
-    }
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
+        .unwrap_or_else(|e| panic!("setup `{setup}`: {e}"));
+    (quoted, client, engine_in(&schema).await)
 }
 
 /// Regex matches whose pattern has a backslash select what PostgreSQL selects (DataFusion's
 /// simplifier used to turn them into a LIKE that read the backslash as LIKE's escape).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn regexes_with_a_backslash_match_as_in_postgresql() {
-    let schema = fresh_schema().await;
-    let (client, conn) = tokio_postgres::connect(&url(), NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(conn);
     let values = [
         (1, r"a\c"),
         (2, "ab%"),
@@ -85,18 +39,10 @@ async fn regexes_with_a_backslash_match_as_in_postgresql() {
         .map(|(id, s)| format!("({id}, '{s}')"))
         .collect::<Vec<_>>()
         .join(", ");
-    client
-        .batch_execute(&format!(
-            "CREATE TABLE \"{schema}\".r (id int PRIMARY KEY, s text); \
-             INSERT INTO \"{schema}\".r VALUES {rows_sql}"
-        ))
-        .await
-        .expect("setup");
-    let engine = Engine::new();
-    engine
-        .attach("pg", &url_with(&format!("schema={schema}")))
-        .await
-        .expect("attach");
+    let (schema, client, engine) = postgres_fixture(&format!(
+        "CREATE TABLE {{s}}.r (id int PRIMARY KEY, s text); INSERT INTO {{s}}.r VALUES {rows_sql}"
+    ))
+    .await;
     engine
         .execute("CREATE TABLE mem (id INT, s VARCHAR)")
         .await
@@ -119,7 +65,7 @@ async fn regexes_with_a_backslash_match_as_in_postgresql() {
         (r"regexp_like(s, 'a\\c')", r"s ~ 'a\\c'"),
         (r"s ~ 'a\.c'", r"s ~ 'a\.c'"),
     ];
-    let native_table = format!("\"{schema}\".r");
+    let native_table = format!("{schema}.r");
     same_ids_as_postgresql(&engine, &client, &native_table, &["pg.r", "mem"], &cases).await;
 }
 
@@ -128,23 +74,11 @@ async fn regexes_with_a_backslash_match_as_in_postgresql() {
 /// still answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deep_expressions_are_an_error_not_a_crash() {
-    let schema = fresh_schema().await;
-    let (client, conn) = tokio_postgres::connect(&url(), NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(conn);
-    client
-        .batch_execute(&format!(
-            "CREATE TABLE \"{schema}\".d (id int PRIMARY KEY, x int); \
-             INSERT INTO \"{schema}\".d SELECT g, g FROM generate_series(1, 20) g"
-        ))
-        .await
-        .expect("setup");
-    let engine = Engine::new();
-    engine
-        .attach("pg", &url_with(&format!("schema={schema}")))
-        .await
-        .expect("attach");
+    let (_, _client, engine) = postgres_fixture(
+        "CREATE TABLE {s}.d (id int PRIMARY KEY, x int); \
+         INSERT INTO {s}.d SELECT g, g FROM generate_series(1, 20) g",
+    )
+    .await;
     engine
         .execute("CREATE TABLE mem AS SELECT CAST(value AS INT) AS id, CAST(value AS INT) AS x FROM generate_series(1, 20)")
         .await
@@ -235,24 +169,11 @@ async fn deep_expressions_are_an_error_not_a_crash() {
 /// scientific notation are floats.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decimal_literals_meet_floats_as_in_postgresql() {
-    let schema = fresh_schema().await;
-    let (client, conn) = tokio_postgres::connect(&url(), NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(conn);
     let values = "(1, 'NaN'), (2, 'Infinity'), (3, '-Infinity'), (4, 1.5), (5, 1.25), (6, NULL)";
-    client
-        .batch_execute(&format!(
-            "CREATE TABLE \"{schema}\".f (id int PRIMARY KEY, f float8); \
-             INSERT INTO \"{schema}\".f VALUES {values}"
-        ))
-        .await
-        .expect("setup");
-    let engine = Engine::new();
-    engine
-        .attach("pg", &url_with(&format!("schema={schema}")))
-        .await
-        .expect("attach");
+    let (schema, client, engine) = postgres_fixture(&format!(
+        "CREATE TABLE {{s}}.f (id int PRIMARY KEY, f float8); INSERT INTO {{s}}.f VALUES {values}"
+    ))
+    .await;
     engine
         .execute(
             "CREATE TABLE mem AS SELECT * FROM (VALUES (1, CAST('NaN' AS DOUBLE)), \
@@ -273,7 +194,7 @@ async fn decimal_literals_meet_floats_as_in_postgresql() {
         "-1.5 < f",
     ];
     let cases: Vec<(&str, &str)> = cases.iter().map(|c| (*c, *c)).collect();
-    let native_table = format!("\"{schema}\".f");
+    let native_table = format!("{schema}.f");
     same_ids_as_postgresql(&engine, &client, &native_table, &["pg.f", "mem"], &cases).await;
     let b = engine
         .execute(
@@ -291,22 +212,7 @@ async fn decimal_literals_meet_floats_as_in_postgresql() {
 /// A NULL for a NOT NULL column is refused naming the column (DataFusion names its position).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn not_null_violations_name_the_column() {
-    let schema = fresh_schema().await;
-    let (client, conn) = tokio_postgres::connect(&url(), NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(conn);
-    client
-        .batch_execute(&format!(
-            "CREATE TABLE \"{schema}\".t (a int, b int NOT NULL)"
-        ))
-        .await
-        .expect("setup");
-    let engine = Engine::new();
-    engine
-        .attach("pg", &url_with(&format!("schema={schema}")))
-        .await
-        .expect("attach");
+    let (_, _client, engine) = postgres_fixture("CREATE TABLE {s}.t (a int, b int NOT NULL)").await;
     engine
         .execute("CREATE TABLE t (a INT, b INT NOT NULL)")
         .await

@@ -759,18 +759,7 @@ async fn date_filters_over_dates_far_from_now() {
             ("d <> DATE '0001-01-01'", vec!["2", "3"]),
         ] {
             for pushdown in [true, false] {
-                engine
-                    .execute(&format!("SET dataknobs.pushdown = {pushdown}"))
-                    .await
-                    .expect("set");
-                let b = engine
-                    .execute(&format!("SELECT id FROM {t} WHERE {cond} ORDER BY id"))
-                    .await
-                    .unwrap_or_else(|e| panic!("{name}: WHERE {cond} (pushdown {pushdown}): {e}"));
-                let got: Vec<String> = crate::common::rows(&b)
-                    .iter()
-                    .map(|r| r.trim_matches(|c| c == '|' || c == ' ').to_string())
-                    .collect();
+                let got = crate::common::ids_where(&engine, &t, cond, pushdown).await;
                 assert_eq!(got, want, "{name}: WHERE {cond} (pushdown {pushdown})");
             }
         }

@@ -54,13 +54,18 @@ pub async fn backend_in_fresh_schema() -> Arc<PgBackend> {
 
 /// An engine whose default backend is PostgreSQL (attached as `pg`) in a fresh schema.
 pub async fn engine_in_fresh_schema() -> Engine {
-    let schema = fresh_schema().await;
+    let engine = engine_in(&fresh_schema().await).await;
+    engine.set_default_backend("pg").expect("default");
+    engine
+}
+
+/// An engine with PostgreSQL attached as `pg` in `schema` (memory stays the default backend).
+pub async fn engine_in(schema: &str) -> Engine {
     let engine = Engine::new();
     engine
         .attach("pg", &url_with(&format!("schema={schema}")))
         .await
         .expect("attach postgres");
-    engine.set_default_backend("pg").expect("default");
     engine
 }
 

@@ -16,7 +16,7 @@ use dataknobs::backends::postgres::{PgBackend, PgOptions};
 use dataknobs::{Engine, ErrorKind, Operator, Query, Record, Value};
 use tokio_postgres::{Client, NoTls};
 
-use crate::common::{rows, sorted_rows, unique_name};
+use crate::common::{ids_where, rows, same_ids_as_postgresql, sorted_rows, unique_name};
 use crate::postgres::{fresh_schema, url, url_with};
 
 /// Held for reading by every test here, for writing by the one that restarts the server.
@@ -1903,28 +1903,9 @@ async fn record_api_on_postgres() {
     assert_eq!(native_count(&client, &q(&schema, "people")).await, 0);
 }
 
-/// The ids `SELECT id FROM pg.<table> WHERE <cond> ORDER BY id` gives through dataknobs with
-/// pushdown on or off.
-async fn ids_where(engine: &Engine, table: &str, cond: &str, pushdown: bool) -> Vec<String> {
-    engine
-        .execute(&format!("SET dataknobs.pushdown = {pushdown}"))
-        .await
-        .expect("set pushdown");
-    let b = engine
-        .execute(&format!(
-            "SELECT id FROM pg.{table} WHERE {cond} ORDER BY id"
-        ))
-        .await
-        .unwrap_or_else(|e| panic!("WHERE {cond} (pushdown {pushdown}): {e}"));
-    if b.iter().all(|b| b.num_rows() == 0) {
-        vec![]
-    } else {
-        texts(&one(&b), "id")
-    }
-}
-
-/// `cond` through dataknobs, pushed and not, selects the ids PostgreSQL selects natively with
-/// `native_cond` on `native_table` (quoted); the table has an int `id` column.
+/// `cond` through dataknobs on `pg.<table>`, pushed and not, selects the ids PostgreSQL
+/// selects natively with `native_cond` on `native_table` (quoted); the table has an int `id`
+/// column.
 async fn matches_native(
     engine: &Engine,
     client: &Client,
@@ -1932,27 +1913,15 @@ async fn matches_native(
     cond: &str,
     native_cond: &str,
 ) {
-    let want: Vec<String> = client
-        .query(
-            &format!("SELECT id FROM {native_table} WHERE {native_cond} ORDER BY id"),
-            &[],
-        )
-        .await
-        .unwrap_or_else(|e| panic!("native WHERE {native_cond}: {e}"))
-        .iter()
-        .map(|r| r.get::<_, i32>(0).to_string())
-        .collect();
-    for pushdown in [true, false] {
-        let got = ids_where(engine, table, cond, pushdown).await;
-        assert_eq!(
-            got, want,
-            "WHERE {cond} (pushdown {pushdown}; natively {native_cond})"
-        );
-    }
-    engine
-        .execute("SET dataknobs.pushdown = true")
-        .await
-        .expect("set pushdown");
+    let table = format!("pg.{table}");
+    same_ids_as_postgresql(
+        engine,
+        client,
+        native_table,
+        &[&table],
+        &[(cond, native_cond)],
+    )
+    .await;
 }
 
 /// char(n) reads as its text (trailing blanks removed) and every comparison on it answers as
@@ -2050,7 +2019,7 @@ async fn nul_in_a_filter_value_is_answered_by_the_engine() {
         ("s LIKE concat('%', chr(0))", vec![]),
     ] {
         for pushdown in [true, false] {
-            let got = ids_where(&engine, "nul", cond, pushdown).await;
+            let got = ids_where(&engine, "pg.nul", cond, pushdown).await;
             assert_eq!(got, want, "WHERE {cond} (pushdown {pushdown})");
         }
     }

@@ -9,7 +9,7 @@ use tokio_postgres::Client;
 
 use crate::common::unique_name;
 use crate::dml::{native, native_rows};
-use crate::postgres::{fresh_schema, url_with};
+use crate::postgres::{engine_in, fresh_schema};
 use dataknobs::Engine;
 
 /// Every row of `table` (quoted, qualified) as PostgreSQL's text, columns joined by `|`.
@@ -33,13 +33,8 @@ struct Fixture {
 impl Fixture {
     async fn new() -> Fixture {
         let schema = fresh_schema().await;
-        let engine = Engine::new();
-        engine
-            .attach("pg", &url_with(&format!("schema={schema}")))
-            .await
-            .expect("attach postgres");
         Fixture {
-            engine,
+            engine: engine_in(&schema).await,
             client: native().await,
             schema,
         }

@@ -27,6 +27,18 @@ pub fn value_to_scalar(v: &Value) -> ScalarValue {
         Value::String(s) => ScalarValue::Utf8(Some(s.clone())),
         Value::Json(j) => ScalarValue::Utf8(Some(j.to_string())),
         Value::Binary(b) => ScalarValue::Binary(Some(b.clone())),
+        Value::Decimal(d) => {
+            // The smallest precision that holds the digits (Arrow requires scale ≤ precision).
+            let precision = d.digits().max(u8::try_from(d.scale).unwrap_or(0)).min(38);
+            ScalarValue::Decimal128(Some(d.unscaled), precision, d.scale)
+        }
+        Value::Date(d) => ScalarValue::Date32(
+            i32::try_from(
+                d.signed_duration_since(chrono::DateTime::UNIX_EPOCH.date_naive())
+                    .num_days(),
+            )
+            .ok(),
+        ),
         Value::DateTime(d) => {
             if d.timestamp_subsec_nanos() % 1000 != 0
                 && let Some(ns) = d.timestamp_nanos_opt()
@@ -154,7 +166,11 @@ fn check_cond(c: &Filter, schema: &Schema, collection: &str) -> Result<()> {
     for v in values {
         let ok = match (v, ty) {
             (Value::Null, _) => true,
-            (Value::Int(_) | Value::Float(_), FieldType::Integer | FieldType::Float) => true,
+            (
+                Value::Int(_) | Value::Float(_) | Value::Decimal(_),
+                FieldType::Integer | FieldType::Float,
+            ) => true,
+            (Value::Date(_), FieldType::DateTime) => true,
             (Value::String(_), FieldType::String | FieldType::Text | FieldType::Json) => true,
             (Value::Json(_), FieldType::Json) => true,
             (Value::Bool(_), FieldType::Boolean) => true,

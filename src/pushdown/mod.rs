@@ -19,7 +19,7 @@ use datafusion::logical_expr::{
 
 use crate::database::{Database, FilterSupport};
 use crate::query::{Filter, FilterExpr, Operand, Operator};
-use crate::record::Value;
+use crate::record::{Decimal, Value};
 
 /// Translates a DataFusion filter into the query model, or None if it has no exact
 /// translation (then DataFusion evaluates it).
@@ -160,6 +160,30 @@ fn lossless_cast(from: &DataType, to: &DataType) -> bool {
     if from == to {
         return true;
     }
+    // Integers and decimals widen into a decimal with as many integer digits and no fewer
+    // fraction digits.
+    let integer_digits = |t: &DataType| -> Option<i16> {
+        Some(match t {
+            Int8 | UInt8 => 3,
+            Int16 | UInt16 => 5,
+            Int32 | UInt32 => 10,
+            Int64 => 19,
+            UInt64 => 20,
+            Decimal32(p, s) | Decimal64(p, s) | Decimal128(p, s) | Decimal256(p, s) => {
+                i16::from(*p) - i16::from(*s)
+            }
+            _ => return None,
+        })
+    };
+    let scale = |t: &DataType| match t {
+        Decimal32(_, s) | Decimal64(_, s) | Decimal128(_, s) | Decimal256(_, s) => i16::from(*s),
+        _ => 0,
+    };
+    if let (Some(have), Decimal32(p, s) | Decimal64(p, s) | Decimal128(p, s) | Decimal256(p, s)) =
+        (integer_digits(from), to)
+    {
+        return i16::from(*p) - i16::from(*s) >= have && i16::from(*s) >= scale(from);
+    }
     matches!(
         (from, to),
         (Int8, Int16 | Int32 | Int64 | Float32 | Float64)
@@ -211,11 +235,15 @@ pub fn scalar_to_value(s: &ScalarValue) -> Option<Value> {
         S::Binary(Some(v)) | S::LargeBinary(Some(v)) | S::BinaryView(Some(v)) => {
             Value::Binary(v.clone())
         }
-        // A date is the instant of its midnight (UTC): comparisons with a DATE column keep
-        // their meaning because every backend compares it as a date.
-        S::Date32(Some(d)) => {
-            Value::DateTime(chrono::DateTime::from_timestamp(i64::from(*d) * 86_400, 0)?)
-        }
+        S::Date32(Some(d)) => Value::Date(
+            chrono::DateTime::UNIX_EPOCH
+                .date_naive()
+                .checked_add_signed(chrono::TimeDelta::try_days(i64::from(*d))?)?,
+        ),
+        S::Decimal32(Some(v), _, s) => Value::Decimal(Decimal::new(i128::from(*v), *s)),
+        S::Decimal64(Some(v), _, s) => Value::Decimal(Decimal::new(i128::from(*v), *s)),
+        S::Decimal128(Some(v), _, s) => Value::Decimal(Decimal::new(*v, *s)),
+        S::Decimal256(Some(v), _, s) => Value::Decimal(Decimal::new(v.to_i128()?, *s)),
         S::TimestampSecond(Some(v), _) => Value::DateTime(chrono::DateTime::from_timestamp(*v, 0)?),
         S::TimestampMillisecond(Some(v), _) => {
             Value::DateTime(chrono::DateTime::from_timestamp_millis(*v)?)
@@ -324,5 +352,56 @@ mod tests {
         assert!(expr_to_filter(&col("s").ilike(lit("x")), &s).is_none());
         assert!(expr_to_filter(&(col("a") + lit(1)).eq(lit(2)), &s).is_none());
         assert!(expr_to_filter(&col("nope").eq(lit(2)), &s).is_none());
+    }
+
+    #[test]
+    fn decimals_and_dates_are_exact_values() {
+        let d = |v: i128, p: u8, s: i8| scalar_to_value(&ScalarValue::Decimal128(Some(v), p, s));
+        assert_eq!(d(500, 15, 2).unwrap().to_string(), "5.00");
+        assert_eq!(d(-5, 3, 3).unwrap().to_string(), "-0.005");
+        assert_eq!(d(0, 5, 2).unwrap().to_string(), "0.00");
+        assert_eq!(d(12, 5, -2).unwrap().to_string(), "1200");
+        let big = d(i128::MAX, 38, 10).unwrap();
+        assert_eq!(big.to_string(), "17014118346046923173168730371.5884105727");
+        assert_eq!(
+            eval::value_to_scalar(&big),
+            ScalarValue::Decimal128(Some(i128::MAX), 38, 10)
+        );
+        assert_eq!(
+            eval::value_to_scalar(&d(-5, 3, 3).unwrap()),
+            ScalarValue::Decimal128(Some(-5), 3, 3)
+        );
+        let date = scalar_to_value(&ScalarValue::Date32(Some(-719_162))).unwrap();
+        assert_eq!(date.to_string(), "DATE '0001-01-01'");
+        assert_eq!(
+            eval::value_to_scalar(&date),
+            ScalarValue::Date32(Some(-719_162))
+        );
+
+        let s = Schema::new(vec![
+            Field::new("q", DataType::Decimal128(15, 2), true),
+            Field::new("i", DataType::Int32, true),
+        ]);
+        // Widening casts are looked through; narrowing ones are not.
+        let wide = cast(col("q"), DataType::Decimal128(16, 3)).eq(lit(ScalarValue::Decimal128(
+            Some(1005),
+            16,
+            3,
+        )));
+        assert_eq!(expr_to_filter(&wide, &s).unwrap().to_string(), "q = 1.005");
+        let narrow = cast(col("q"), DataType::Decimal128(15, 1)).eq(lit(ScalarValue::Decimal128(
+            Some(15),
+            15,
+            1,
+        )));
+        assert!(expr_to_filter(&narrow, &s).is_none());
+        let int = cast(col("i"), DataType::Decimal128(11, 1)).lt(lit(ScalarValue::Decimal128(
+            Some(55),
+            11,
+            1,
+        )));
+        assert_eq!(expr_to_filter(&int, &s).unwrap().to_string(), "i < 5.5");
+        let too_small = cast(col("i"), DataType::Decimal128(10, 1));
+        assert!(expr_to_filter(&too_small.eq(lit(1)), &s).is_none());
     }
 }

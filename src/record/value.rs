@@ -140,6 +140,73 @@ pub enum Value {
     DateTime(DateTime<Utc>),
     Json(serde_json::Value),
     Binary(Vec<u8>),
+    /// An exact decimal number (a SQL `DECIMAL`/`NUMERIC` literal). Its field type is FLOAT;
+    /// filters keep it exact so backends that compare decimals exactly can take them.
+    Decimal(Decimal),
+    /// A calendar date (a SQL `DATE`). Its field type is DATETIME (its midnight, UTC).
+    Date(NaiveDate),
+}
+
+/// An exact decimal number: `unscaled × 10^-scale` (Arrow's `Decimal128` form).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Decimal {
+    pub unscaled: i128,
+    pub scale: i8,
+}
+
+impl Decimal {
+    /// `unscaled × 10^-scale`.
+    pub fn new(unscaled: i128, scale: i8) -> Self {
+        Decimal { unscaled, scale }
+    }
+
+    /// The number of significant digits the unscaled value has (at least 1).
+    pub fn digits(&self) -> u8 {
+        let mut n = self.unscaled.unsigned_abs();
+        let mut d = 1;
+        while n >= 10 {
+            n /= 10;
+            d += 1;
+        }
+        d
+    }
+
+    /// The nearest f64 (exact for up to 15 significant digits).
+    pub fn to_f64(&self) -> f64 {
+        self.to_string().parse().unwrap_or(f64::NAN)
+    }
+
+    /// The value as an integer, if it is a whole number in range.
+    pub fn to_i64(&self) -> Option<i64> {
+        if self.scale <= 0 {
+            let factor = 10i128.checked_pow(u32::from(self.scale.unsigned_abs()))?;
+            return i64::try_from(self.unscaled.checked_mul(factor)?).ok();
+        }
+        let factor = 10i128.checked_pow(u32::from(self.scale.unsigned_abs()))?;
+        (self.unscaled % factor == 0)
+            .then(|| i64::try_from(self.unscaled / factor).ok())
+            .flatten()
+    }
+}
+
+impl fmt::Display for Decimal {
+    /// Plain decimal notation with exactly `scale` digits after the point: `-12.50`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sign = if self.unscaled < 0 { "-" } else { "" };
+        let digits = self.unscaled.unsigned_abs().to_string();
+        if self.scale <= 0 {
+            let zeros = if self.unscaled == 0 {
+                0
+            } else {
+                usize::from(self.scale.unsigned_abs())
+            };
+            return write!(f, "{sign}{digits}{}", "0".repeat(zeros));
+        }
+        let scale = usize::from(self.scale.unsigned_abs());
+        let padded = format!("{digits:0>width$}", width = scale + 1);
+        let (int, frac) = padded.split_at(padded.len() - scale);
+        write!(f, "{sign}{int}.{frac}")
+    }
 }
 
 impl Value {
@@ -159,6 +226,8 @@ impl Value {
             Value::DateTime(_) => FieldType::DateTime,
             Value::Json(_) => FieldType::Json,
             Value::Binary(_) => FieldType::Binary,
+            Value::Decimal(_) => FieldType::Float,
+            Value::Date(_) => FieldType::DateTime,
         })
     }
 
@@ -195,6 +264,14 @@ impl Value {
                     .parse::<i64>()
                     .map_err(|_| fail(": not an integer"))?,
             ),
+            (Value::Decimal(d), FieldType::Integer) => Value::Int(
+                d.to_i64()
+                    .ok_or_else(|| fail(": it is not a whole number in range"))?,
+            ),
+            (Value::Decimal(d), FieldType::Float) => Value::Float(d.to_f64()),
+            (Value::Date(d), FieldType::DateTime) => {
+                Value::DateTime(Utc.from_utc_datetime(&d.and_time(chrono::NaiveTime::MIN)))
+            }
             (Value::Int(i), FieldType::Float) => Value::Float(*i as f64),
             (Value::Float(f), FieldType::Float) => Value::Float(*f),
             (Value::String(s), FieldType::Float) => Value::Float(
@@ -250,6 +327,8 @@ impl Value {
             Value::DateTime(d) => format_datetime(d),
             Value::Json(j) => j.to_string(),
             Value::Binary(b) => base64::engine::general_purpose::STANDARD.encode(b),
+            Value::Decimal(d) => d.to_string(),
+            Value::Date(d) => d.format("%Y-%m-%d").to_string(),
         }
     }
 
@@ -279,6 +358,9 @@ impl Value {
             Value::DateTime(d) => format_datetime(d).into(),
             Value::Json(j) => j.clone(),
             Value::Binary(b) => base64::engine::general_purpose::STANDARD.encode(b).into(),
+            // As text: a JSON number would be read back as a float and lose digits.
+            Value::Decimal(d) => d.to_string().into(),
+            Value::Date(d) => d.format("%Y-%m-%d").to_string().into(),
         }
     }
 
@@ -334,6 +416,7 @@ impl fmt::Display for Value {
                 f.write_str("'")
             }
             Value::DateTime(d) => write!(f, "TIMESTAMP '{}'", format_datetime(d)),
+            Value::Date(d) => write!(f, "DATE '{}'", d.format("%Y-%m-%d")),
             Value::Json(j) => write!(f, "JSON '{}'", j.to_string().replace('\'', "''")),
             Value::Float(x) if x.is_finite() && x.fract() == 0.0 && x.abs() < 1e15 => {
                 write!(f, "{x:.1}")
@@ -361,6 +444,8 @@ value_from!(
     DateTime<Utc> => DateTime via |v| v,
     serde_json::Value => Json via |v| v,
     Vec<u8> => Binary via |v| v,
+    NaiveDate => Date via |v| v,
+    Decimal => Decimal via |v| v,
 );
 
 impl<T: Into<Value>> From<Option<T>> for Value {

@@ -259,3 +259,82 @@ async fn memory_urls_with_a_host_are_refused() {
         .await
         .expect("memory:///abs/path");
 }
+
+/// Comparisons, `IN` and `BETWEEN` on numeric and date columns are pushed to PostgreSQL (no
+/// `FilterExec` left, the native request shows them) and select exactly what PostgreSQL and the
+/// engine select, with pushdown on and off, on PostgreSQL and memory tables — integers meeting
+/// decimals, scales the column does not have and dates before 1 AD included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decimals_and_dates_are_pushed_and_compare_as_in_postgresql() {
+    let values = "(1, 5, 5, DATE '2024-01-01'), (2, 4.99, 4, DATE '1999-12-31'), \
+                  (3, 5.01, 6, DATE '0044-03-15 BC'), (4, -1.5, -2, DATE '9999-12-31'), \
+                  (5, 0, 0, DATE '1998-11-01'), (6, NULL, NULL, NULL), \
+                  (7, 1234567890123.45, 2147483647, DATE '0001-01-01'), (8, 1.25, 2, DATE '2000-02-29')";
+    let (schema, client, engine) = postgres_fixture(&format!(
+        "CREATE TABLE {{s}}.n (id int PRIMARY KEY, q numeric(15,2), i int, d date); \
+         INSERT INTO {{s}}.n VALUES {values}"
+    ))
+    .await;
+    engine
+        .execute("CREATE TABLE mem (id INT, q DECIMAL(15,2), i INT, d DATE)")
+        .await
+        .expect("create memory table");
+    engine
+        .execute("INSERT INTO mem SELECT * FROM pg.n")
+        .await
+        .expect("fill memory table");
+    let cases = [
+        ("q < 5", "q < 5"),
+        ("q <= 5.00", "q <= 5.00"),
+        ("q = 5", "q = 5"),
+        ("q = 5.0", "q = 5.0"),
+        ("q <> 5", "q <> 5"),
+        ("q > -1.5", "q > -1.5"),
+        ("q = 1.005", "q = 1.005"),
+        ("q < 99999999999999999999.5", "q < 99999999999999999999.5"),
+        ("q IN (1.25, 5, 7.125)", "q IN (1.25, 5, 7.125)"),
+        ("q NOT IN (1.25, 5)", "q NOT IN (1.25, 5)"),
+        ("q BETWEEN 1.25 AND 5", "q BETWEEN 1.25 AND 5"),
+        ("q NOT BETWEEN 1.25 AND 5", "q NOT BETWEEN 1.25 AND 5"),
+        ("i < 5.5", "i < 5.5"),
+        ("i IN (2, 2.5, 6.0)", "i IN (2, 2.5, 6.0)"),
+        ("i >= 2147483646.5", "i >= 2147483646.5"),
+        ("d = DATE '2024-01-01'", "d = DATE '2024-01-01'"),
+        ("d < DATE '0001-01-01'", "d < DATE '0001-01-01'"),
+        (
+            "d BETWEEN DATE '1999-12-31' AND DATE '2024-01-01'",
+            "d BETWEEN DATE '1999-12-31' AND DATE '2024-01-01'",
+        ),
+        (
+            "d IN (DATE '2000-02-29', DATE '9999-12-31')",
+            "d IN (DATE '2000-02-29', DATE '9999-12-31')",
+        ),
+        ("d > '2000-01-01'", "d > '2000-01-01'"),
+        (
+            "d >= DATE '1998-11-01' AND q < 5",
+            "d >= DATE '1998-11-01' AND q < 5",
+        ),
+    ];
+    let native_table = format!("{schema}.n");
+    same_ids_as_postgresql(&engine, &client, &native_table, &["pg.n", "mem"], &cases).await;
+
+    // Pushed whole: nothing is left for the engine, and the native request carries them.
+    for cond in [
+        "q < 5",
+        "q IN (1.25, 5)",
+        "q BETWEEN 1.25 AND 5",
+        "i < 5.5",
+        "d >= DATE '1998-11-01' AND q < 5",
+    ] {
+        let b = engine
+            .execute(&format!("EXPLAIN SELECT id FROM pg.n WHERE {cond}"))
+            .await
+            .expect("explain");
+        let plan = rows(&b).join("\n");
+        assert!(!plan.contains("FilterExec"), "{cond} not pushed:\n{plan}");
+        assert!(
+            plan.contains("::numeric") || plan.contains("::date"),
+            "{cond}:\n{plan}"
+        );
+    }
+}

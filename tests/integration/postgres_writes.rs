@@ -272,3 +272,27 @@ async fn decimal_literals_are_exact() {
         vec!["| true  | 1005.000 |".to_string()]
     );
 }
+
+/// UPDATE and DELETE whose WHERE compares numeric and date columns (now pushed to PostgreSQL)
+/// change exactly the rows PostgreSQL changes; integer columns assigned a decimal result are
+/// rounded as PostgreSQL rounds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_filtered_on_decimals_and_dates_match_postgresql() {
+    let f = Fixture::new().await;
+    let ddl = "CREATE TABLE {t} (id int PRIMARY KEY, n numeric(10,2), a int, d date)";
+    let setup = [
+        "INSERT INTO {t} VALUES (1, 2, 1, '2024-01-01'), (2, 3.5, 2, '1999-12-31'), \
+                  (3, NULL, 3, NULL), (4, -2.005, -4, '0010-05-05 BC')",
+    ];
+    let statements = [
+        "UPDATE {t} SET a = a + 1.5 WHERE n = 2",
+        "UPDATE {t} SET a = a + 1.5",
+        "UPDATE {t} SET n = n / 3 WHERE n BETWEEN 1 AND 3.5",
+        "UPDATE {t} SET n = 0 WHERE n IN (2, 3.50) AND d < DATE '2020-01-01'",
+        "UPDATE {t} SET a = 0 WHERE d < DATE '0001-01-01'",
+        "DELETE FROM {t} WHERE n < 2.5",
+        "DELETE FROM {t} WHERE n <> 3.5 OR d = DATE '1999-12-31'",
+        "DELETE FROM {t} WHERE a < 1.5",
+    ];
+    f.all_match(ddl, &setup, &statements).await;
+}

@@ -95,19 +95,21 @@ fn value_type(v: &Value, kind: &Kind) -> Option<&'static str> {
         (Value::DateTime(_), Kind::Timestamp) => "timestamp",
         (Value::DateTime(_), _) => "timestamptz",
         (Value::Binary(_), _) => "bytea",
+        (Value::Decimal(_), _) => "numeric",
+        (Value::Date(_), _) => "date",
         (Value::Json(_), _) | (Value::Null, _) => return None,
     })
 }
 
 /// The date as PostgreSQL reads it: `YYYY-MM-DD`, and for years before 1 AD the year counted
 /// back from 1 BC with a trailing ` BC` (chrono counts astronomically: year 0 is 1 BC).
-fn date_text(t: &DateTime<Utc>) -> (String, &'static str) {
+fn date_text(t: &impl Datelike) -> (String, &'static str) {
     let year = t.year();
     if year >= 1 {
-        (format!("{year:04}-{}", t.format("%m-%d")), "")
+        (format!("{year:04}-{:02}-{:02}", t.month(), t.day()), "")
     } else {
         (
-            format!("{:04}-{}", 1 - i64::from(year), t.format("%m-%d")),
+            format!("{:04}-{:02}-{:02}", 1 - i64::from(year), t.month(), t.day()),
             " BC",
         )
     }
@@ -151,6 +153,11 @@ pub fn literal(v: &Value, kind: &Kind) -> Result<String> {
             Kind::Timestamp => format!("'{}'::timestamp", ts_text(t, false)),
             _ => format!("'{}'::timestamptz", ts_text(t, true)),
         },
+        Value::Decimal(d) => format!("'{d}'::numeric"),
+        Value::Date(d) => {
+            let (date, era) = date_text(d);
+            format!("'{date}{era}'::date")
+        }
         Value::Binary(b) => {
             let mut hex = String::with_capacity(b.len() * 2);
             for byte in b {
@@ -260,9 +267,10 @@ pub fn encode_param(
         (Value::Float(f), "int8" | "int4" | "int2") if f.fract() == 0.0 && f.is_finite() => {
             return encode_param(&Value::Int(*f as i64), ty, out);
         }
-        (Value::Int(_) | Value::Float(_) | Value::String(_), "numeric") => {
+        (Value::Int(_) | Value::Float(_) | Value::String(_) | Value::Decimal(_), "numeric") => {
             let text = match v {
                 Value::Int(i) => i.to_string(),
+                Value::Decimal(d) => d.to_string(),
                 Value::Float(f) if f.is_finite() => format!("{f}"),
                 Value::String(s) => s.trim().to_string(),
                 _ => return Err(conv_err(v, ty)),
@@ -307,6 +315,13 @@ pub fn encode_param(
             let days = t.timestamp().div_euclid(86_400) - 10_957;
             out.put_i32(i32::try_from(days).map_err(|_| conv_err(v, ty))?)
         }
+        (Value::Date(d), "date") => {
+            let days = d
+                .signed_duration_since(chrono::DateTime::UNIX_EPOCH.date_naive())
+                .num_days()
+                - 10_957;
+            out.put_i32(i32::try_from(days).map_err(|_| conv_err(v, ty))?)
+        }
         (Value::Binary(b), "bytea") => out.put_slice(b),
         _ => return Err(conv_err(v, ty)),
     }
@@ -344,6 +359,12 @@ fn compare_expr(col: &PgColumn, op: Operator, v: Option<&Value>) -> Option<Strin
         let ok = match (&col.kind, v) {
             (Kind::Bool, Value::Bool(_)) => true,
             (Kind::Int2 | Kind::Int4 | Kind::Int8 | Kind::Oid, Value::Int(_)) => true,
+            // PostgreSQL compares integers and numerics as exact decimals, as DataFusion does
+            // after widening both to a common decimal type.
+            (Kind::Int2 | Kind::Int4 | Kind::Int8 | Kind::Numeric(Some(_)), Value::Decimal(_)) => {
+                true
+            }
+            (Kind::Numeric(Some(_)), Value::Int(_)) => true,
             (Kind::Int2 | Kind::Int4, Value::Float(f)) => *f != 0.0 && !f.is_nan(),
             // Both treat -0.0 = 0.0, NaN = NaN and NaN as the greatest value (NaNs are read
             // as the positive NaN; a negative NaN value is below every number in DataFusion).
@@ -354,6 +375,7 @@ fn compare_expr(col: &PgColumn, op: Operator, v: Option<&Value>) -> Option<Strin
                 Value::String(_),
             ) => true,
             (Kind::Bytea, Value::Binary(_)) => true,
+            (Kind::Date, Value::Date(_)) => true,
             (Kind::Date, Value::DateTime(t)) => {
                 t.num_seconds_from_midnight() == 0 && t.nanosecond() == 0
             }
@@ -387,9 +409,10 @@ fn compare_expr(col: &PgColumn, op: Operator, v: Option<&Value>) -> Option<Strin
         | Kind::Time
         | Kind::Timestamp
         | Kind::Timestamptz => (op != Operator::Like).then_some(c),
-        Kind::Numeric(Some(_)) => {
-            (op != Operator::Like && v.is_none_or(Value::is_null)).then_some(c)
-        }
+        // A NaN in the column is an error when read (it has no Decimal128 form); PostgreSQL
+        // orders it above every number, so a pushed filter can only skip rows whose reading
+        // would have failed.
+        Kind::Numeric(Some(_)) => (op != Operator::Like).then_some(c),
         _ => None,
     }
 }

@@ -376,14 +376,13 @@ impl PgTable {
                 if s.is_null() {
                     return Ok(format!("NULL::{own_type}"));
                 }
-                let v = match s {
-                    ScalarValue::Decimal128(Some(_), _, _)
-                    | ScalarValue::Decimal256(Some(_), _, _) => Value::String(s.to_string()),
-                    ScalarValue::Date32(Some(d)) => Value::DateTime(
-                        chrono::DateTime::from_timestamp(i64::from(*d) * 86_400, 0)
-                            .ok_or_else(unsupported)?,
-                    ),
-                    other => crate::pushdown::scalar_to_value(other).ok_or_else(unsupported)?,
+                let v = match crate::pushdown::scalar_to_value(s) {
+                    Some(v) => v,
+                    // A decimal wider than i128 travels as its exact text.
+                    None if matches!(s, ScalarValue::Decimal256(..)) => {
+                        Value::String(s.to_string())
+                    }
+                    None => return Err(unsupported()),
                 };
                 params.values.push(sql::Param(v));
                 format!("${}::{own_type}", params.values.len())

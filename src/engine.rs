@@ -85,6 +85,7 @@ impl Engine {
             .with_default_features()
             .with_analyzer_rules(vec![
                 Arc::new(datafusion::optimizer::analyzer::resolve_grouping_function::ResolveGroupingFunction::new()),
+                Arc::new(crate::rules::NullableInsertValuesRule),
                 Arc::new(crate::rules::FloatMeetsDecimalRule),
                 Arc::new(datafusion::optimizer::analyzer::type_coercion::TypeCoercion::new()),
             ])

@@ -298,3 +298,50 @@ mod tests {
         assert_eq!(to_backslash_escapes("abc#", '#'), None);
     }
 }
+
+/// DataFusion plans `INSERT … VALUES` with the target's nullability on the VALUES, so a NULL
+/// for a NOT NULL column fails while the VALUES is built, naming its position
+/// ("Column 'column2' is declared as non-nullable"). VALUES under an INSERT are made nullable
+/// here, so the NULL reaches the insert's own NOT NULL check, which names the table's column.
+#[derive(Debug, Default)]
+pub struct NullableInsertValuesRule;
+
+impl AnalyzerRule for NullableInsertValuesRule {
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        use datafusion::logical_expr::{DmlStatement, Values, WriteOp};
+        let LogicalPlan::Dml(DmlStatement {
+            op: WriteOp::Insert(_),
+            ..
+        }) = &plan
+        else {
+            return Ok(plan);
+        };
+        plan.transform_up(|p| match p {
+            LogicalPlan::Values(Values { schema, values })
+                if schema.fields().iter().any(|f| !f.is_nullable()) =>
+            {
+                let fields = schema
+                    .iter()
+                    .map(|(q, f)| {
+                        (
+                            q.cloned(),
+                            std::sync::Arc::new(f.as_ref().clone().with_nullable(true)),
+                        )
+                    })
+                    .collect::<Vec<_>>();
+                let schema = DFSchema::new_with_metadata(fields, schema.metadata().clone())?;
+                Ok(Transformed::yes(LogicalPlan::Values(Values {
+                    schema: std::sync::Arc::new(schema),
+                    values,
+                })))
+            }
+            LogicalPlan::Dml(_) => Ok(Transformed::no(p)),
+            other => other.recompute_schema().map(Transformed::yes),
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "dataknobs_nullable_insert_values"
+    }
+}

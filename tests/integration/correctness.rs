@@ -222,15 +222,23 @@ async fn not_null_violations_name_the_column() {
         .await
         .expect("source");
     for table in ["t", "pg.t"] {
-        let e = engine
-            .execute(&format!("INSERT INTO {table} SELECT * FROM s"))
-            .await
-            .expect_err("NULL into NOT NULL")
-            .to_string();
-        assert!(
-            e.contains("column 'b'") && e.contains("NOT NULL"),
-            "{table}: {e}"
-        );
+        for insert in [
+            "INSERT INTO {table} SELECT * FROM s",
+            "INSERT INTO {table} VALUES (1, 2), (3, NULL)",
+            "INSERT INTO {table} (b, a) VALUES (NULL, 1)",
+            "INSERT INTO {table} (b) VALUES (CASE WHEN true THEN NULL END)",
+        ] {
+            let insert = insert.replace("{table}", table);
+            let e = engine
+                .execute(&insert)
+                .await
+                .expect_err("NULL into NOT NULL")
+                .to_string();
+            assert!(
+                e.contains("column 'b'") && e.contains("NOT NULL"),
+                "{insert}: {e}"
+            );
+        }
         let b = engine
             .execute(&format!("SELECT count(*) AS n FROM {table}"))
             .await

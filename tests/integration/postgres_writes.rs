@@ -296,3 +296,40 @@ async fn writes_filtered_on_decimals_and_dates_match_postgresql() {
     ];
     f.all_match(ddl, &setup, &statements).await;
 }
+
+/// `IN` lists longer than PostgreSQL's 65,535 bind parameters (NULLs and `NOT IN` included)
+/// delete and update exactly what PostgreSQL does: a list is one array parameter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_with_seventy_thousand_in_items_match_postgresql() {
+    let f = Fixture::new().await;
+    let ddl = "CREATE TABLE {t} (id int PRIMARY KEY, s text, n numeric(8,1))";
+    // Few rows (the lists reach far beyond them): the test is about the statement's size.
+    let setup = ["INSERT INTO {t} SELECT g, 's' || g, g / 10.0 FROM generate_series(1, 3000) g"];
+    let ids = |from: i32, step: usize| {
+        (from..from + 140_000)
+            .step_by(step)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let texts = (1..=70_000)
+        .map(|i| format!("'s{}'", i * 2))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let statements = [
+        format!("DELETE FROM {{t}} WHERE id IN ({})", ids(1, 2)),
+        format!("DELETE FROM {{t}} WHERE id NOT IN ({})", ids(2, 2)),
+        format!("DELETE FROM {{t}} WHERE id NOT IN ({}, NULL)", ids(2, 2)),
+        format!("UPDATE {{t}} SET s = 'x' WHERE s IN ({texts})"),
+        format!(
+            "UPDATE {{t}} SET s = 'y' WHERE n IN ({}) OR id IN ({})",
+            (0..70_000)
+                .map(|i| format!("{}.5", i * 3))
+                .collect::<Vec<_>>()
+                .join(", "),
+            ids(5, 2)
+        ),
+    ];
+    let statements: Vec<&str> = statements.iter().map(String::as_str).collect();
+    f.all_match(ddl, &setup, &statements).await;
+}

@@ -167,9 +167,9 @@ impl PgTable {
             let mut params = Params::default();
             let mut vals = Vec::new();
             for c in &rel.columns {
-                params
-                    .values
-                    .push(sql::Param(r.get(&c.name).cloned().unwrap_or(Value::Null)));
+                params.values.push(sql::Param::One(
+                    r.get(&c.name).cloned().unwrap_or(Value::Null),
+                ));
                 vals.push(format!("${}", params.values.len()));
             }
             let stmt = format!(

@@ -176,6 +176,15 @@ pub fn literal(v: &Value, kind: &Kind) -> Result<String> {
 /// Where values go: bound parameters or literals.
 pub trait Binder {
     fn bind(&mut self, v: &Value, kind: &Kind) -> Result<String>;
+
+    /// The right-hand side of `IN` for `values`: `(v1, v2, …)`.
+    fn bind_list(&mut self, values: &[Value], kind: &Kind) -> Result<String> {
+        let vals = values
+            .iter()
+            .map(|v| self.bind(v, kind))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(format!("IN ({})", vals.join(", ")))
+    }
 }
 
 /// Renders values as literals (for COPY).
@@ -201,8 +210,30 @@ impl Binder for Params {
         let ty = value_type(v, kind).ok_or_else(|| {
             Error::unsupported(format!("a {} value cannot be a parameter", v.kind_name()))
         })?;
-        self.values.push(Param(v.clone()));
+        self.values.push(Param::One(v.clone()));
         Ok(format!("${}::{ty}", self.values.len()))
+    }
+
+    /// One array parameter, `= ANY($n::type[])` (the meaning of `IN`, NULLs included), so a
+    /// list of any length is one parameter (PostgreSQL takes at most 65,535) and one statement
+    /// shape. Lists whose values have different types are bound one by one.
+    fn bind_list(&mut self, values: &[Value], kind: &Kind) -> Result<String> {
+        let mut types = values
+            .iter()
+            .filter(|v| !v.is_null())
+            .map(|v| value_type(v, kind));
+        let Some(Some(ty)) = types.next() else {
+            return Ok("IN (NULL)".into());
+        };
+        if types.any(|t| t != Some(ty)) {
+            let vals = values
+                .iter()
+                .map(|v| self.bind(v, kind))
+                .collect::<Result<Vec<_>>>()?;
+            return Ok(format!("IN ({})", vals.join(", ")));
+        }
+        self.values.push(Param::Array(values.to_vec()));
+        Ok(format!("= ANY(${}::{ty}[])", self.values.len()))
     }
 }
 
@@ -216,9 +247,13 @@ impl Params {
     }
 }
 
-/// One bound value; converted to whatever type the statement's parameter has.
+/// One bound parameter, converted to whatever type the statement's parameter has: a value, or
+/// a one-dimensional array of values.
 #[derive(Debug, Clone)]
-pub struct Param(pub Value);
+pub enum Param {
+    One(Value),
+    Array(Vec<Value>),
+}
 
 impl ToSql for Param {
     fn to_sql(
@@ -226,7 +261,10 @@ impl ToSql for Param {
         ty: &Type,
         out: &mut BytesMut,
     ) -> std::result::Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        encode_param(&self.0, ty, out)
+        match self {
+            Param::One(v) => encode_param(v, ty, out),
+            Param::Array(values) => encode_array(values, ty, out),
+        }
     }
 
     fn accepts(_ty: &Type) -> bool {
@@ -234,6 +272,35 @@ impl ToSql for Param {
     }
 
     to_sql_checked!();
+}
+
+/// Encodes values as PostgreSQL's binary one-dimensional array of `ty`'s element type.
+fn encode_array(
+    values: &[Value],
+    ty: &Type,
+    out: &mut BytesMut,
+) -> std::result::Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+    let tokio_postgres::types::Kind::Array(member) = ty.kind() else {
+        return Err(format!("a list of values cannot be a PostgreSQL {}", ty.name()).into());
+    };
+    let len = i32::try_from(values.len()).map_err(|_| "too many values in one list")?;
+    out.put_i32(1); // dimensions
+    out.put_i32(i32::from(values.iter().any(Value::is_null)));
+    out.put_u32(member.oid());
+    out.put_i32(len);
+    out.put_i32(1); // lower bound
+    for v in values {
+        let at = out.len();
+        out.put_i32(0);
+        match encode_param(v, member, out)? {
+            IsNull::Yes => out[at..at + 4].copy_from_slice(&(-1i32).to_be_bytes()),
+            IsNull::No => {
+                let n = i32::try_from(out.len() - at - 4).map_err(|_| "array element too large")?;
+                out[at..at + 4].copy_from_slice(&n.to_be_bytes());
+            }
+        }
+    }
+    Ok(IsNull::No)
 }
 
 fn conv_err(v: &Value, ty: &Type) -> Box<dyn std::error::Error + Sync + Send> {
@@ -666,13 +733,12 @@ fn render_cond(c: &Filter, cols: &Columns, b: &mut dyn Binder) -> Result<String>
         Operator::NotExists => format!("({} IS NULL)", ident(&col.name)),
         Operator::In | Operator::NotIn => {
             let lhs = compare_expr(col, Operator::Eq, None).ok_or_else(not_exact)?;
-            let vals = c
-                .values()
-                .iter()
-                .map(|v| b.bind(v, value_kind))
-                .collect::<Result<Vec<_>>>()?;
-            let not = if c.op == Operator::NotIn { "NOT " } else { "" };
-            format!("({lhs} {not}IN ({}))", vals.join(", "))
+            let rhs = b.bind_list(c.values(), value_kind)?;
+            if c.op == Operator::NotIn {
+                format!("(NOT ({lhs} {rhs}))")
+            } else {
+                format!("({lhs} {rhs})")
+            }
         }
         op => {
             let v = c.value().ok_or_else(not_exact)?;

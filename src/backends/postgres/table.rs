@@ -194,7 +194,7 @@ impl Database for PgTable {
         let mut sets = Vec::new();
         for c in &rel.columns {
             let v = rec.get(&c.name).cloned().unwrap_or(Value::Null);
-            params.values.push(sql::Param(v));
+            params.values.push(sql::Param::One(v));
             names.push(sql::ident(&c.name));
             vals.push(format!("${}", params.values.len()));
             if c.name != key {

@@ -337,7 +337,9 @@ impl PgTable {
                 | ScalarValue::Utf8View(Some(v)),
                 _,
             ) => {
-                params.values.push(sql::Param(Value::String(v.clone())));
+                params
+                    .values
+                    .push(sql::Param::One(Value::String(v.clone())));
                 Ok(format!("${}", params.values.len()))
             }
             _ => self.render_expr(e, target, params),
@@ -384,7 +386,7 @@ impl PgTable {
                     }
                     None => return Err(unsupported()),
                 };
-                params.values.push(sql::Param(v));
+                params.values.push(sql::Param::One(v));
                 format!("${}::{own_type}", params.values.len())
             }
             Expr::Cast(c) => {
@@ -488,7 +490,7 @@ pub(super) fn set_list(
     let mut sets = Vec::new();
     for c in rel.columns.iter().filter(|c| Some(c.name.as_str()) != skip) {
         let v = record.get(&c.name).cloned().unwrap_or(Value::Null);
-        params.values.push(sql::Param(v));
+        params.values.push(sql::Param::One(v));
         sets.push(format!(
             "{} = ${}",
             sql::ident(&c.name),

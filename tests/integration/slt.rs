@@ -19,6 +19,10 @@
 //!
 //! Statements (CREATE/INSERT/DELETE/UPDATE/DROP/SET…) report `StatementComplete(count)`, so
 //! `statement count N` checks the affected row count.
+//!
+//! Every `statement error` / `query error` names the error it expects (a regex for the
+//! meaningful part of the message, covering each backend's wording): a file with a bare one,
+//! which would pass on any error, is refused with a panic naming the file and line.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -28,7 +32,9 @@ use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Float32Type, Float64Type, Schema};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use dataknobs::Engine;
-use sqllogictest::{DBOutput, DefaultColumnType, Record, Runner};
+use sqllogictest::{
+    DBOutput, DefaultColumnType, ExpectedError, QueryExpect, Record, Runner, StatementExpect,
+};
 
 /// The label every engine gets, so files can say `skipif dataknobs` / `onlyif dataknobs`.
 pub const ENGINE_LABEL: &str = "dataknobs";
@@ -283,6 +289,28 @@ pub fn slt_files() -> Vec<PathBuf> {
     files
 }
 
+/// The records (as `file:line: kind`) that expect an error without saying which: a bare
+/// `statement error` or `query error` passes on any error (a typo, a missing table), so every
+/// error record must name the message it expects (an inline regex or a `----` block).
+fn bare_error_records(records: &[Record<DefaultColumnType>]) -> Vec<String> {
+    records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Statement {
+                loc,
+                expected: StatementExpect::Error(ExpectedError::Empty),
+                ..
+            } => Some(format!("{loc}: statement error")),
+            Record::Query {
+                loc,
+                expected: QueryExpect::Error(ExpectedError::Empty),
+                ..
+            } => Some(format!("{loc}: query error")),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Runs one file on the engine `make_engine` builds; returns its failures (`file:line` and
 /// message each). Every record runs, even after a failure.
 pub async fn run_file<F, Fut>(backend: &str, path: &Path, make_engine: F) -> Vec<String>
@@ -294,6 +322,14 @@ where
         Ok(r) => r,
         Err(e) => return vec![format!("{}: cannot parse: {e}", path.display())],
     };
+    let bare = bare_error_records(&records);
+    assert!(
+        bare.is_empty(),
+        "{}: `statement error` / `query error` without the expected message (a regex for the \
+         error the record is about; a bare one accepts any error):\n{}",
+        path.display(),
+        bare.join("\n")
+    );
     // The runner makes a connection when the first record runs, and one more for each named
     // `connection`: each is a fresh engine (a separate session).
     let mut runner = Runner::new(|| {
@@ -360,6 +396,22 @@ async fn slt_memory_no_pushdown() {
         engine
     })
     .await;
+}
+
+#[test]
+fn a_bare_error_record_is_refused() {
+    let script = "statement ok\nCREATE TABLE t (a INT)\n\n\
+                  statement error\nSELEC 1\n\n\
+                  statement error (?i)syntax\nSELEC 1\n\n\
+                  query error\nSELECT nope FROM t\n\n\
+                  query error nope\nSELECT nope FROM t\n\n\
+                  statement error\nSELECT 'unterminated\n----\nthe whole message\n\n";
+    let records =
+        sqllogictest::parse_with_name::<DefaultColumnType>(script, "x.slt").expect("parse");
+    assert_eq!(
+        bare_error_records(&records),
+        ["x.slt:4: statement error", "x.slt:10: query error"]
+    );
 }
 
 #[test]

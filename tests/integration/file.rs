@@ -658,10 +658,13 @@ mod behaviour {
     }
 
     /// A writer killed with SIGKILL in the middle of a large write leaves the previous file
-    /// exactly as it was.
+    /// exactly as it was, and the temporary file it was writing is no table and no rows.
     #[cfg(unix)]
     #[tokio::test]
     async fn a_killed_writer_leaves_the_previous_file_intact() {
+        use std::os::unix::process::ExitStatusExt;
+        use std::time::{Duration, Instant};
+
         let dir = temp_dir();
         let url = format!("data=file://{}?format=csv", dir.display());
         let bin = env!("CARGO_BIN_EXE_dataknobs");
@@ -681,6 +684,20 @@ mod behaviour {
             String::from_utf8_lossy(&ok.stderr)
         );
         let before = std::fs::read(dir.join("big.csv")).unwrap();
+        // The writer's temporary file (src/store/atomic.rs): `.big.csv.tmp-XXXXXX`.
+        let temp_files = || -> Vec<String> {
+            std::fs::read_dir(&dir)
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(".big.csv.tmp-"))
+                .collect()
+        };
+        assert_eq!(
+            temp_files(),
+            Vec::<String>::new(),
+            "a temporary file before the write"
+        );
         let mut child = std::process::Command::new(bin)
             .args(["--attach", &url, "-c"])
             .arg("INSERT INTO data.big SELECT value + 100, repeat('x', 200) FROM generate_series(1, 3000000)")
@@ -688,34 +705,65 @@ mod behaviour {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        // Kill once the writer has started its temporary file (or after a bounded wait).
-        let started = std::time::Instant::now();
-        loop {
-            let temp_exists = std::fs::read_dir(&dir)
-                .unwrap()
-                .flatten()
-                .any(|e| e.file_name().to_string_lossy().contains(".tmp"));
-            if temp_exists || started.elapsed() > std::time::Duration::from_secs(20) {
-                break;
+        // Kill as soon as the writer has created its temporary file: it then writes the whole
+        // new file (about 600 MB) into it, which takes far longer than the poll interval.
+        let started = Instant::now();
+        while temp_files().is_empty() {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("the writer ended ({status}) before its temporary file was seen");
             }
-            std::thread::sleep(std::time::Duration::from_millis(20));
+            if started.elapsed() > Duration::from_secs(120) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "no temporary file appeared within 120 s: the kill would not land mid-write"
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
-        let _ = child.kill();
-        let _ = child.wait();
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the writer had already ended when it was to be killed"
+        );
+        child.kill().unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(
+            status.signal(),
+            Some(9),
+            "the writer did not end by SIGKILL: {status}"
+        );
+        // The kill landed before the rename: the temporary file is left behind, unrenamed.
+        let left = temp_files();
+        assert_eq!(left.len(), 1, "the temporary file after the kill: {left:?}");
+        eprintln!(
+            "killed {:?} after the start, {} bytes into the temporary file",
+            started.elapsed(),
+            std::fs::metadata(dir.join(&left[0])).unwrap().len()
+        );
         assert_eq!(
             std::fs::read(dir.join("big.csv")).unwrap(),
             before,
             "the file changed"
         );
+        // The leftover temporary file is neither a table nor rows of one.
         let engine = attach(&dir).await;
+        assert_eq!(
+            query(
+                &engine,
+                "SELECT table_name FROM information_schema.tables \
+                 WHERE table_catalog = 'data' AND table_schema = 'public' ORDER BY 1"
+            )
+            .await,
+            ["| big        |"]
+        );
         assert_eq!(
             rows(
                 &engine
-                    .execute("SELECT count(*) FROM data.big")
+                    .execute("SELECT count(*) AS n, min(id) AS lo, max(id) AS hi FROM data.big")
                     .await
                     .unwrap()
             ),
-            ["| 2        |"]
+            ["| 2 | 1  | 2  |"]
         );
     }
 }

@@ -89,6 +89,13 @@ impl Engine {
                 Arc::new(crate::rules::FloatMeetsDecimalRule),
                 Arc::new(datafusion::optimizer::analyzer::type_coercion::TypeCoercion::new()),
             ])
+            .with_physical_optimizer_rules({
+                use crate::backends::file::nan::{ParquetFloatStatsRule, ParquetNanRule};
+                let mut rules = datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules;
+                rules.insert(0, Arc::new(ParquetFloatStatsRule));
+                rules.push(Arc::new(ParquetNanRule));
+                rules
+            })
             .with_query_planner(Arc::new(DataknobsQueryPlanner))
             .build();
         let ctx = SessionContext::new_with_state(state).enable_url_table();

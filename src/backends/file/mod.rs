@@ -26,6 +26,7 @@
 
 mod cache;
 pub mod format;
+pub mod nan;
 pub mod records;
 
 use std::path::{Component, Path, PathBuf};

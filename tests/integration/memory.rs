@@ -220,37 +220,241 @@ mod persistence {
         assert_eq!(db.clear().unwrap(), 1);
         let _: Arc<dyn Backend> = Arc::new(backend);
     }
+}
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// Readers never see a write half-applied. Every write to a memory collection — one SQL
+/// statement, one record-API call or batch — runs as one closure under the collection's write
+/// lock and replaces chunks copy-on-write, and a scan takes its chunk list under that lock
+/// (`src/store/collection.rs`, `src/backends/memory/mod.rs`); record-API reads run under the
+/// read lock. So a scan sees each write whole or not at all. (The scan's flush of the row buffer
+/// and its copy of the chunk list must be one locked section: between two, a record updated by
+/// the record API — old row deleted, new one in the buffer — would be missing from the scan.)
+///
+/// Three writers, each on its own group of rows, move value between rows: the sum of `v` over
+/// each group is the same before and after every write, and different in any state halfway
+/// through one. Readers check those sums all the time: SQL through the engine, and the record
+/// API (`search`, `count`). Limit: a SQL scan of more than 8192 rows runs in several partitions,
+/// each taking its own snapshot; the table here stays within one partition.
+mod snapshots {
+    use std::collections::{BTreeMap, HashSet};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use dataknobs::{Database, Engine, Query, Record, Value};
+
+    const GROUP: i64 = 1000;
+    const START: i64 = 1000;
+    const ROUNDS: u64 = 200;
+
+    /// A small deterministic generator (xorshift), one per writer.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: i64) -> i64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as i64
+        }
+    }
+
+    /// Per group (0, 1, 2): (rows, sum of v); what every consistent state shows.
+    fn expected() -> BTreeMap<i64, (i64, i64)> {
+        (0..3).map(|g| (g, (GROUP, GROUP * START))).collect()
+    }
+
+    /// Group sums from SQL, plus sum(v * v), which changes with nearly every write (so the
+    /// readers can show they saw the table between writes).
+    async fn sql_state(engine: &Engine) -> (BTreeMap<i64, (i64, i64)>, i64) {
+        let batches = engine
+            .execute("SELECT g, count(*), sum(v), sum(v * v) FROM snap GROUP BY g")
+            .await
+            .expect("scan");
+        let mut groups = BTreeMap::new();
+        let mut squares = 0;
+        for b in &batches {
+            let col = |i: usize| {
+                b.column(i)
+                    .as_any()
+                    .downcast_ref::<datafusion::arrow::array::Int64Array>()
+                    .expect("bigint column")
+                    .clone()
+            };
+            let (g, n, sum, sq) = (col(0), col(1), col(2), col(3));
+            for r in 0..b.num_rows() {
+                groups.insert(g.value(r), (n.value(r), sum.value(r)));
+                squares += sq.value(r);
+            }
+        }
+        (groups, squares)
+    }
+
+    /// Group sums from the record API.
+    async fn record_state(db: &dyn Database) -> BTreeMap<i64, (i64, i64)> {
+        let mut groups = BTreeMap::new();
+        for r in db.search(&Query::new()).await.expect("search") {
+            let int = |name: &str| match r.get(name) {
+                Some(Value::Int(i)) => *i,
+                other => panic!("{name}: {other:?}"),
+            };
+            let e = groups.entry(int("g")).or_insert((0, 0));
+            e.0 += 1;
+            e.1 += int("v");
+        }
+        groups
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn scans_see_a_consistent_snapshot_while_writers_run() {
-        let backend = Arc::new(MemoryBackend::new());
-        let db = backend.collection("snap").unwrap();
-        db.batch_create(
-            (0..1000)
-                .map(|i| Record::new().with("v", i as i64))
-                .collect(),
-        )
-        .await
-        .unwrap();
-        let writer = {
-            let db = db.clone();
+        let engine = Arc::new(Engine::new());
+        engine
+            .execute("CREATE TABLE snap (id BIGINT PRIMARY KEY, g BIGINT, v BIGINT)")
+            .await
+            .expect("create");
+        engine
+            .execute(&format!(
+                "INSERT INTO snap SELECT value, (value - 1) / {GROUP}, {START} \
+                 FROM generate_series(1, {})",
+                3 * GROUP
+            ))
+            .await
+            .expect("insert");
+        let db = engine.database("snap").await.expect("record api");
+        assert_eq!(sql_state(&engine).await.0, expected());
+        assert_eq!(record_state(db.as_ref()).await, expected());
+
+        let done = Arc::new(AtomicBool::new(false));
+        // Every loop below yields once a round: the memory backend's futures are always ready,
+        // so a task that never yields would keep its worker thread and starve the others.
+        let mut writers = Vec::new();
+        // Group 0: one UPDATE of all its rows, +d on even ids and -d on odd ones.
+        writers.push({
+            let engine = engine.clone();
             tokio::spawn(async move {
-                for i in 0..200 {
-                    db.create(Record::new().with("v", 10_000 + i as i64))
+                for round in 0..ROUNDS as i64 {
+                    let d = round % 7 + 1;
+                    engine
+                        .execute(&format!(
+                            "UPDATE snap SET v = CASE WHEN id % 2 = 0 THEN v + {d} ELSE v - {d} END \
+                             WHERE g = 0"
+                        ))
                         .await
-                        .unwrap();
+                        .expect("group 0 update");
+                    tokio::task::yield_now().await;
                 }
             })
-        };
-        for _ in 0..20 {
-            let n = db
-                .count(Some(&Query::new().try_filter("v", ">=", 0).unwrap()))
-                .await
-                .unwrap();
-            assert!((1000..=1200).contains(&n), "count {n}");
+        });
+        // Group 1: one UPDATE moving d from one row to another.
+        writers.push({
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+                for _ in 0..ROUNDS {
+                    let a = GROUP + 1 + rng.below(GROUP);
+                    let b = GROUP + 1 + (a - GROUP - 1 + 1 + rng.below(GROUP - 1)) % GROUP;
+                    let d = 1 + rng.below(50);
+                    engine
+                        .execute(&format!(
+                            "UPDATE snap SET v = CASE WHEN id = {a} THEN v - {d} ELSE v + {d} END \
+                             WHERE id IN ({a}, {b})"
+                        ))
+                        .await
+                        .expect("group 1 transfer");
+                    tokio::task::yield_now().await;
+                }
+            })
+        });
+        // Group 2: one record-API batch_update moving d within 20 pairs of rows (the writer
+        // owns these rows, so it knows their values).
+        writers.push({
+            let db = db.clone();
+            tokio::spawn(async move {
+                let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+                let mut v: Vec<i64> = vec![START; GROUP as usize];
+                for _ in 0..ROUNDS {
+                    let mut touched = Vec::new();
+                    for _ in 0..20 {
+                        let a = rng.below(GROUP) as usize;
+                        let b = (a + 1 + rng.below(GROUP - 1) as usize) % GROUP as usize;
+                        let d = 1 + rng.below(50);
+                        v[a] -= d;
+                        v[b] += d;
+                        touched.extend([a, b]);
+                    }
+                    touched.sort_unstable();
+                    touched.dedup();
+                    let updates = touched
+                        .iter()
+                        .map(|&i| {
+                            let id = 2 * GROUP + 1 + i as i64;
+                            (
+                                id.to_string(),
+                                Record::new().with("id", id).with("g", 2i64).with("v", v[i]),
+                            )
+                        })
+                        .collect();
+                    let found = db.batch_update(updates).await.expect("group 2 batch");
+                    assert!(found.iter().all(|f| *f), "a row of group 2 is missing");
+                    tokio::task::yield_now().await;
+                }
+            })
+        });
+        let mut readers = Vec::new();
+        // SQL scans through the engine.
+        readers.push({
+            let (engine, done) = (engine.clone(), done.clone());
+            tokio::spawn(async move {
+                let mut states = HashSet::new();
+                let mut scans = 0;
+                while !done.load(Ordering::Acquire) {
+                    let (groups, squares) = sql_state(&engine).await;
+                    assert_eq!(
+                        groups,
+                        expected(),
+                        "SQL scan {scans} saw a write half-applied"
+                    );
+                    states.insert(squares);
+                    scans += 1;
+                    tokio::task::yield_now().await;
+                }
+                (scans, states.len())
+            })
+        });
+        // The record API: every record, and a filtered count.
+        readers.push({
+            let (db, done) = (db.clone(), done.clone());
+            tokio::spawn(async move {
+                let mut states = HashSet::new();
+                let mut reads = 0;
+                let all = Query::new().try_filter("v", ">", i64::MIN).expect("filter");
+                while !done.load(Ordering::Acquire) {
+                    let groups = record_state(db.as_ref()).await;
+                    assert_eq!(
+                        groups,
+                        expected(),
+                        "record-API search {reads} saw a write half-applied"
+                    );
+                    assert_eq!(db.count(Some(&all)).await.expect("count"), 3 * GROUP as u64);
+                    states.insert(format!("{groups:?}"));
+                    reads += 1;
+                    tokio::task::yield_now().await;
+                }
+                (reads, states.len())
+            })
+        });
+        for w in writers {
+            w.await.expect("writer");
         }
-        writer.await.unwrap();
-        assert_eq!(db.count(None).await.unwrap(), 1200);
+        done.store(true, Ordering::Release);
+        let (scans, sql_states) = readers.remove(0).await.expect("SQL reader");
+        let (reads, _) = readers.remove(0).await.expect("record-API reader");
+        // The readers ran between the writes, not only before or after them.
+        assert!(
+            scans >= 20 && reads >= 20 && sql_states >= 10,
+            "{scans} SQL scans saw {sql_states} states; {reads} record-API reads"
+        );
+        assert_eq!(sql_state(&engine).await.0, expected());
+        eprintln!("{scans} SQL scans saw {sql_states} states; {reads} record-API reads");
     }
 }
 

@@ -244,7 +244,7 @@ fn rewrite(dml: DmlStatement, pushdown: bool) -> DfResult<Transformed<LogicalPla
         WriteOp::Delete => DmlOp::Delete,
         WriteOp::Update => DmlOp::Update,
         WriteOp::Truncate => DmlOp::Truncate,
-        WriteOp::Insert(_) => return insert_without_store_defaults(dml),
+        WriteOp::Insert(_) => return insert_with_store_rules(dml),
         _ => return Ok(Transformed::no(LogicalPlan::Dml(dml))),
     };
     let Ok(provider) = source_as_provider(&dml.target) else {
@@ -268,10 +268,11 @@ fn rewrite(dml: DmlStatement, pushdown: bool) -> DfResult<Transformed<LogicalPla
     })))
 }
 
-/// An INSERT into a table whose store fills some columns itself: the columns the statement
-/// left out (marked by [`crate::table::defaults`]) are taken out of its input, so the store
-/// fills them; a value given for a column only the store writes is refused.
-fn insert_without_store_defaults(dml: DmlStatement) -> DfResult<Transformed<LogicalPlan>> {
+/// An INSERT into a table whose store fills some columns itself or assigns values by its own
+/// rules: the columns the statement left out (marked by [`crate::table::defaults`]) are taken
+/// out of its input, so the store fills them; a value given for a column only the store writes
+/// is refused; numbers cast to an integer column are rounded as the store rounds them.
+fn insert_with_store_rules(dml: DmlStatement) -> DfResult<Transformed<LogicalPlan>> {
     let unchanged = |dml| Ok(Transformed::no(LogicalPlan::Dml(dml)));
     let Ok(provider) = source_as_provider(&dml.target) else {
         return unchanged(dml);
@@ -281,18 +282,50 @@ fn insert_without_store_defaults(dml: DmlStatement) -> DfResult<Transformed<Logi
     };
     let kinds: HashMap<String, StoreDefault> =
         table.database().store_defaults().into_iter().collect();
-    if kinds.is_empty() {
+    let assigns = table.database().assigns_values();
+    if kinds.is_empty() && !assigns {
         return unchanged(dml);
     }
     let input_schema = dml.input.schema().clone();
-    let (exprs, source) = match dml.input.as_ref() {
-        LogicalPlan::Projection(p) => (p.expr.clone(), Some(p.input.clone())),
-        _ => (Vec::new(), None),
+    let LogicalPlan::Projection(p) = dml.input.as_ref() else {
+        // Values straight from the source: none is a marker, none is cast.
+        for field in input_schema.fields() {
+            if let Some(kind) = kinds.get(field.name())
+                && let Some(e) =
+                    crate::table::defaults::refuse_value(table.location(), field.name(), *kind)
+            {
+                return Err(e.into());
+            }
+        }
+        return unchanged(dml);
     };
+    let (exprs, mut source) = (p.expr.clone(), p.input.clone());
+    let mut changed = false;
+    // `INSERT … VALUES`: DataFusion casts each value to its column's type in the VALUES rows.
+    if assigns && let LogicalPlan::Values(v) = source.as_ref() {
+        let empty = DFSchema::empty();
+        let mut values = Vec::with_capacity(v.values.len());
+        for row in &v.values {
+            let mut out = Vec::with_capacity(row.len());
+            for e in row {
+                let r = round_into_integer(e.clone(), &empty)?;
+                changed |= r.transformed;
+                out.push(r.data);
+            }
+            values.push(out);
+        }
+        if changed {
+            source = Arc::new(LogicalPlan::Values(datafusion::logical_expr::Values {
+                schema: v.schema.clone(),
+                values,
+            }));
+        }
+    }
     let mut kept = Vec::new();
     for (i, field) in input_schema.fields().iter().enumerate() {
-        let omitted = exprs.get(i).is_some_and(crate::table::defaults::is_marker);
-        if omitted {
+        let Some(e) = exprs.get(i) else { continue };
+        if crate::table::defaults::is_marker(e) {
+            changed = true;
             continue;
         }
         if let Some(kind) = kinds.get(field.name())
@@ -301,14 +334,16 @@ fn insert_without_store_defaults(dml: DmlStatement) -> DfResult<Transformed<Logi
         {
             return Err(e.into());
         }
-        if let Some(e) = exprs.get(i) {
-            kept.push(e.clone());
-        }
+        let e = if assigns {
+            let rounded = round_into_integer(e.clone(), source.schema())?;
+            changed |= rounded.transformed;
+            rounded.data
+        } else {
+            e.clone()
+        };
+        kept.push(e);
     }
-    let Some(source) = source else {
-        return unchanged(dml);
-    };
-    if kept.len() == exprs.len() {
+    if !changed {
         return unchanged(dml);
     }
     if kept.is_empty() {
@@ -325,6 +360,71 @@ fn insert_without_store_defaults(dml: DmlStatement) -> DfResult<Transformed<Logi
         dml.op,
         Arc::new(input),
     ))))
+}
+
+/// `CAST(x AS <integer>)` (as DataFusion plans an INSERT's value for an integer column) with
+/// `x` rounded first the way PostgreSQL assigns it: a decimal half away from zero, a float half
+/// to even (DataFusion's cast truncates: 2.5 became 2 where PostgreSQL stores 3).
+fn round_into_integer(e: Expr, schema: &DFSchema) -> DfResult<Transformed<Expr>> {
+    use datafusion::logical_expr::{Cast, ExprSchemable, lit, when};
+    let (inner, alias) = match e {
+        Expr::Alias(Alias {
+            expr,
+            relation,
+            name,
+            metadata,
+        }) => (*expr, Some((relation, name, metadata))),
+        other => (other, None),
+    };
+    let rebuild = |e: Expr, alias: Option<(_, _, _)>| match alias {
+        Some((relation, name, metadata)) => Expr::Alias(Alias {
+            expr: Box::new(e),
+            relation,
+            name,
+            metadata,
+        }),
+        None => e,
+    };
+    let Expr::Cast(Cast { expr: x, field }) = inner else {
+        return Ok(Transformed::no(rebuild(inner, alias)));
+    };
+    let to_integer = field.data_type().is_integer();
+    let from = x.get_type(schema)?;
+    let round = datafusion::functions::math::round();
+    let trunc = datafusion::functions::math::trunc();
+    let abs = datafusion::functions::math::abs();
+    let rounded = match from {
+        DataType::Decimal32(..)
+        | DataType::Decimal64(..)
+        | DataType::Decimal128(..)
+        | DataType::Decimal256(..)
+            if to_integer =>
+        {
+            round.call(vec![*x])
+        }
+        DataType::Float16 | DataType::Float32 | DataType::Float64 if to_integer => {
+            // Widening to f64 is exact; the arithmetic below is then in one type.
+            let x = datafusion::logical_expr::cast(*x, DataType::Float64);
+            let half = abs
+                .call(vec![x.clone() - trunc.call(vec![x.clone()])])
+                .eq(lit(0.5f64));
+            when(half, lit(2f64) * round.call(vec![x.clone() / lit(2f64)]))
+                .otherwise(round.call(vec![x]))?
+        }
+        _ => {
+            return Ok(Transformed::no(rebuild(
+                Expr::Cast(Cast { expr: x, field }),
+                alias,
+            )));
+        }
+    };
+    Ok(Transformed::yes(rebuild(
+        Expr::Cast(Cast {
+            expr: Box::new(rounded),
+            field,
+        }),
+        alias,
+    )))
 }
 
 /// The parts of a DELETE/UPDATE input: `[Projection] → [Limit] → [Filter] → [SubqueryAlias] →

@@ -20,6 +20,7 @@ use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::error::Result;
 use datafusion::logical_expr::expr::Like;
 use datafusion::logical_expr::expr::{Between, InList};
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{BinaryExpr, Cast, Expr, ExprSchemable, LogicalPlan, Operator};
 use datafusion::optimizer::AnalyzerRule;
 
@@ -42,7 +43,12 @@ impl AnalyzerRule for FloatMeetsDecimalRule {
             for other in &inputs[1..] {
                 schema.merge(other.schema());
             }
-            p.map_expressions(|e| e.transform_up(|e| float_literals(e, &schema)))
+            let names = NamePreserver::new(&p);
+            p.map_expressions(|e| {
+                let name = names.save(&e);
+                Ok(e.transform_up(|e| float_literals(e, &schema))?
+                    .update_data(|e| name.restore(e)))
+            })
         })
         .map(|t| t.data)
     }
@@ -142,8 +148,15 @@ fn rewrite_expressions(
     plan: LogicalPlan,
     f: fn(Expr) -> Result<Transformed<Expr>>,
 ) -> Result<LogicalPlan> {
-    plan.transform_up_with_subqueries(|p| p.map_expressions(|e| e.transform_up(f)))
-        .map(|t| t.data)
+    plan.transform_up_with_subqueries(|p| {
+        // A rewritten expression keeps its name: parents refer to it by name.
+        let names = NamePreserver::new(&p);
+        p.map_expressions(|e| {
+            let name = names.save(&e);
+            Ok(e.transform_up(f)?.update_data(|e| name.restore(e)))
+        })
+    })
+    .map(|t| t.data)
 }
 
 /// Keeps regex matches whose pattern has a backslash from being rewritten into LIKE.

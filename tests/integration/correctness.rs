@@ -394,3 +394,30 @@ async fn parquet_statistics_do_not_hide_nan() {
         }
     }
 }
+
+/// Expressions the engine's own rules rewrite (decimal literals meeting floats, regexes with a
+/// backslash, LIKE with another escape character) keep their names, so a query over a
+/// subquery using them still finds its columns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewritten_expressions_keep_their_names() {
+    let engine = Engine::new();
+    engine
+        .execute("CREATE TABLE t (s TEXT, f DOUBLE)")
+        .await
+        .expect("create");
+    engine
+        .execute(r"INSERT INTO t VALUES ('a\c', 1.5), ('a%', 2.0)")
+        .await
+        .expect("insert");
+    let b = engine
+        .execute(r"SELECT * FROM (SELECT s ~ 'a\\c', s LIKE 'a#%' ESCAPE '#', f * 2.5 FROM t) sub")
+        .await
+        .expect("query over a subquery");
+    assert_eq!(
+        crate::common::sorted_rows(&b),
+        vec![
+            "| false              | true                          | 5.0                       |",
+            "| true               | false                         | 3.75                      |",
+        ]
+    );
+}

@@ -333,3 +333,24 @@ async fn writes_with_seventy_thousand_in_items_match_postgresql() {
     let statements: Vec<&str> = statements.iter().map(String::as_str).collect();
     f.all_match(ddl, &setup, &statements).await;
 }
+
+/// Numbers inserted into integer columns are rounded as PostgreSQL assigns them: numerics half
+/// away from zero, floats half to even (DataFusion's cast truncated 2.5 to 2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inserted_numbers_round_into_integers_as_in_postgresql() {
+    let f = Fixture::new().await;
+    let ddl = "CREATE TABLE {t} (id int, a int, s smallint, b bigint)";
+    let setup = ["INSERT INTO {t} VALUES (1, 1, 3, 5), (2, -3, -1, 7)"];
+    let statements = [
+        "INSERT INTO {t} VALUES (10, 2.5, -2.5, 3.5)",
+        "INSERT INTO {t} VALUES (11, 0.5, -0.5, 1.49999), (12, -1.5, 2.4999, -0.5)",
+        "INSERT INTO {t} VALUES (13, CAST(2.5 AS DOUBLE PRECISION), \
+         CAST(3.5 AS DOUBLE PRECISION), CAST(-2.5 AS DOUBLE PRECISION))",
+        "INSERT INTO {t} VALUES (14, CAST(0.5 AS REAL), CAST(-1.5 AS REAL), CAST(1e15 AS DOUBLE PRECISION))",
+        "INSERT INTO {t} SELECT id + 20, a + 0.5, s * 1.5, CAST(b AS DOUBLE PRECISION) / 2 FROM {t}",
+        "INSERT INTO {t} (id, a) SELECT id + 30, CAST(a AS DOUBLE PRECISION) * 2.5 FROM {t}",
+        "INSERT INTO {t} VALUES (15, 2147483647.5, 0, 0)",
+        "INSERT INTO {t} VALUES (16, 1, 32767.4, 0)",
+    ];
+    f.all_match(ddl, &setup, &statements).await;
+}

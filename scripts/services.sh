@@ -1,10 +1,56 @@
 #!/usr/bin/env bash
 # Starts (on loopback) the services the tests need when they are not running, and exports
 # their URLs for the tests. Sourced by scripts/test.sh. In CI (CI=true) a service that cannot
-# be started is a failure; the backend tests also fail when their URL is missing.
+# be started (or PostgreSQL without TLS) is a failure; the backend tests also fail when their
+# URL is missing.
 
 _pg_ready() {
   pg_isready -q -h "$1" -p "$2" 2>/dev/null
+}
+
+# TLS on the test server (tests check sslmode=require, and that verify-full refuses a
+# self-signed certificate). Idempotent: when `ssl` is already on, nothing changes. Otherwise a
+# self-signed certificate is made in the data directory (once), `ssl = on` set with ALTER SYSTEM
+# and the configuration reloaded.
+_pg_enable_tls() {
+  local host=$1 port=$2
+  local q=(psql -h "$host" -p "$port" -U postgres -d postgres -Atqc)
+  if [ "$("${q[@]}" 'show ssl' 2>/dev/null)" = on ]; then
+    return 0
+  fi
+  local dir
+  dir=$("${q[@]}" 'show data_directory' 2>/dev/null || true)
+  if [ -z "$dir" ] || [ ! -d "$dir" ]; then
+    echo "services: cannot find PostgreSQL's data directory to set up TLS" >&2
+    return 1
+  fi
+  local crt="$dir/dk-test-server.crt" key="$dir/dk-test-server.key"
+  if [ ! -s "$crt" ] || [ ! -s "$key" ]; then
+    if ! command -v openssl >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl) >&2 || true
+    fi
+    echo "services: making a self-signed TLS certificate for PostgreSQL in $dir" >&2
+    if ! openssl req -new -x509 -nodes -days 3650 -subj "/CN=localhost" \
+      -keyout "$key" -out "$crt" >/dev/null 2>&1; then
+      echo "services: cannot write a TLS certificate in $dir" >&2
+      rm -f "$crt" "$key"
+      return 1
+    fi
+    # The server reads them as the owner of its data directory; the key must be private.
+    chown "$(stat -c %U "$dir"):" "$crt" "$key" 2>/dev/null || true
+    chmod 600 "$key"
+  fi
+  echo "services: turning TLS on in PostgreSQL" >&2
+  "${q[@]}" "ALTER SYSTEM SET ssl_cert_file = '$crt'" >/dev/null &&
+    "${q[@]}" "ALTER SYSTEM SET ssl_key_file = '$key'" >/dev/null &&
+    "${q[@]}" "ALTER SYSTEM SET ssl = on" >/dev/null &&
+    "${q[@]}" 'select pg_reload_conf()' >/dev/null || return 1
+  for _ in $(seq 1 20); do
+    [ "$("${q[@]}" 'show ssl' 2>/dev/null)" = on ] && return 0
+    sleep 0.5
+  done
+  echo "services: PostgreSQL did not turn TLS on (see its log)" >&2
+  return 1
 }
 
 start_postgres() {
@@ -49,6 +95,9 @@ start_postgres() {
       sleep 1
     fi
   fi
+  # Without TLS the TLS test fails; the rest of the setup still runs.
+  local tls=0
+  _pg_enable_tls "$host" "$port" || tls=1
   # Members of dk_pw_users must give their password (scram), so tests can check that a
   # password reaches the server intact; everyone else is trusted on loopback.
   psql -h "$host" -p "$port" -U postgres -d postgres -qc \
@@ -65,6 +114,7 @@ start_postgres() {
   fi
   export DK_TEST_POSTGRES_URL="postgres://postgres@$host:$port/test"
   export DK_TEST_POSTGRES_HOST="$host" DK_TEST_POSTGRES_PORT="$port"
+  return "$tls"
 }
 
 start_services() {

@@ -1647,7 +1647,8 @@ async fn url_passwords_reach_the_server_unchanged() {
 }
 
 /// `sslmode=require` is encrypted against a server with TLS, fails cleanly against one
-/// without; `verify-full` refuses the self-signed certificate.
+/// without; `verify-full` refuses the self-signed certificate. The test server must have TLS
+/// on (scripts/services.sh sets it up): without it, this is a failure, not a skip.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_modes() {
     let _g = SERVER.read().await;
@@ -1676,12 +1677,14 @@ async fn tls_modes() {
             rows(&b)
         }
     };
+    assert_eq!(
+        ssl, "on",
+        "the test server has ssl = {ssl}: TLS must be on (scripts/services.sh sets it up)"
+    );
     assert_eq!(encrypted("sslmode=disable").await, ["| false |"]);
-    if ssl == "on" {
-        assert_eq!(encrypted("sslmode=require").await, ["| true |"]);
-        let e = attach_err(&url_with("sslmode=verify-full&connect_timeout=5")).await;
-        assert_clean(&e, "\u{0}", &["certificate"]);
-    }
+    assert_eq!(encrypted("sslmode=require").await, ["| true |"]);
+    let e = attach_err(&url_with("sslmode=verify-full&connect_timeout=5")).await;
+    assert_clean(&e, "\u{0}", &["certificate"]);
 
     // A server that answers the SSLRequest with 'N' (no TLS).
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

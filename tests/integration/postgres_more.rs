@@ -1410,6 +1410,40 @@ async fn terminated_copy_fails_and_inserts_nothing() {
 
 // ------------------------------------------------------------------ 7. server restart
 
+/// The Debian cluster (version, name) of the server under test: the one `pg_lsclusters` lists
+/// with the server's own data directory.
+async fn cluster_of_test_server() -> (String, String) {
+    let dir: String = native()
+        .await
+        .query_one("SHOW data_directory", &[])
+        .await
+        .expect("show data_directory")
+        .get(0);
+    let out = std::process::Command::new("pg_lsclusters")
+        .arg("--no-header")
+        .output()
+        .expect("pg_lsclusters (Debian's postgresql-common) must run here");
+    assert!(
+        out.status.success(),
+        "pg_lsclusters failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listing = String::from_utf8_lossy(&out.stdout);
+    // Ver Cluster Port Status Owner Data-directory Log-file
+    let found: Vec<(String, String)> = listing
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|f| f.len() >= 6 && f[5] == dir)
+        .map(|f| (f[0].to_string(), f[1].to_string()))
+        .collect();
+    match <[_; 1]>::try_from(found) {
+        Ok([one]) => one,
+        Err(found) => panic!(
+            "not one cluster with data directory {dir} ({found:?}) in pg_lsclusters:\n{listing}"
+        ),
+    }
+}
+
 /// The pool must replace connections the restart closed: the next query succeeds, no retry.
 /// It restarts the server, so it must not run beside the other PostgreSQL tests:
 /// scripts/test.sh runs it alone, after the suite (`--ignored`).
@@ -1439,13 +1473,14 @@ async fn server_restart_between_queries() {
     for h in handles {
         assert_eq!(h.await.expect("join").expect("query").len(), 1);
     }
+    let (version, cluster) = cluster_of_test_server().await;
     let out = std::process::Command::new("pg_ctlcluster")
-        .args(["-m", "fast", "15", "main", "restart"])
+        .args(["-m", "fast", &version, &cluster, "restart"])
         .output()
         .expect("pg_ctlcluster");
     assert!(
         out.status.success(),
-        "restart failed: {}",
+        "restart of cluster {version}/{cluster} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(

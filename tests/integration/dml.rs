@@ -77,6 +77,9 @@ const CASES: &[Case] = &[
     ("delete_not_in_list", STD, "DELETE FROM t WHERE v NOT IN (1, 2)"),
     ("delete_or_null", STD, "DELETE FROM t WHERE v = 1 OR NULL"),
     ("delete_coalesce", STD, "DELETE FROM t WHERE coalesce(v, 0) = 0"),
+    // A repeated expression becomes a common subexpression (`__common_expr_N`) in the plan.
+    ("delete_repeated_coalesce", STD, "DELETE FROM t WHERE coalesce(v, 0) = 0 OR coalesce(v, 0) > 2"),
+    ("update_repeated_coalesce", STD, "UPDATE t SET w = 'c' WHERE coalesce(v, 0) = 0 OR coalesce(v, 0) > 2"),
     ("delete_text_is_null", STD, "DELETE FROM t WHERE w IS NULL"),
     ("delete_simple", STD, "DELETE FROM t WHERE v > 1"),
     ("delete_no_where", STD, "DELETE FROM t"),

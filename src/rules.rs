@@ -124,6 +124,44 @@ fn float_literals(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
                 negated,
             }))
         }
+        // coalesce(f, 1.5), nullif, greatest, least: one float argument makes the others
+        // floats (PostgreSQL resolves them to double precision).
+        Expr::ScalarFunction(mut f)
+            if matches!(f.name(), "coalesce" | "nullif" | "greatest" | "least")
+                && f.args.iter().any(|a| is_float(a, schema))
+                && f.args.iter().any(|a| as_float(a).is_some()) =>
+        {
+            f.args = f
+                .args
+                .into_iter()
+                .map(|a| as_float(&a).unwrap_or(a))
+                .collect();
+            Transformed::yes(Expr::ScalarFunction(f))
+        }
+        // CASE … THEN f ELSE 0.5 END: results of one type, a float when one branch is.
+        Expr::Case(mut c)
+            if c.when_then_expr.iter().any(|(_, t)| is_float(t, schema))
+                || c.else_expr.as_ref().is_some_and(|e| is_float(e, schema)) =>
+        {
+            let mut changed = false;
+            for (_, then) in c.when_then_expr.iter_mut() {
+                if let Some(x) = as_float(then) {
+                    **then = x;
+                    changed = true;
+                }
+            }
+            if let Some(e) = c.else_expr.as_mut()
+                && let Some(x) = as_float(e)
+            {
+                **e = x;
+                changed = true;
+            }
+            if changed {
+                Transformed::yes(Expr::Case(c))
+            } else {
+                Transformed::no(Expr::Case(c))
+            }
+        }
         Expr::Between(Between {
             expr,
             negated,

@@ -192,6 +192,12 @@ async fn decimal_literals_meet_floats_as_in_postgresql() {
         "f BETWEEN 1.0 AND 2.0",
         "f * 2.0 > 2.75",
         "-1.5 < f",
+        "coalesce(f, 1.5) > 1.4",
+        "CASE WHEN f > 1 THEN f ELSE 0.5 END > 1",
+        "CASE WHEN f > 1 THEN 2.5 ELSE f END = 2.5",
+        "greatest(f, 0.5) = 1.25",
+        "least(f, 2.5) < 2",
+        "nullif(f, 1.25) IS NULL",
     ];
     let cases: Vec<(&str, &str)> = cases.iter().map(|c| (*c, *c)).collect();
     let native_table = format!("{schema}.f");

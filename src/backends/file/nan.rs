@@ -55,8 +55,7 @@ fn strip(stats: &Statistics, schema: &Schema) -> Statistics {
 }
 
 /// A Parquet scan without the float columns' min/max/sum statistics; None for other plans.
-fn without_float_bounds(plan: &Arc<dyn ExecutionPlan>) -> Option<Arc<dyn ExecutionPlan>> {
-    let exec = plan.downcast_ref::<DataSourceExec>()?;
+fn without_float_bounds(exec: &DataSourceExec) -> Option<Arc<dyn ExecutionPlan>> {
     let (conf, _) = exec.downcast_to_file_source::<ParquetSource>()?;
     let schema = Arc::clone(conf.file_source.table_schema().table_schema());
     if !schema.fields().iter().any(|f| is_float(f.data_type())) {
@@ -93,6 +92,24 @@ fn without_float_bounds(plan: &Arc<dyn ExecutionPlan>) -> Option<Arc<dyn Executi
     Some(DataSourceExec::from_data_source(conf))
 }
 
+/// `plan` with every Parquet scan replaced by `f`'s answer for it (None: unchanged).
+fn map_parquet_scans(
+    plan: Arc<dyn ExecutionPlan>,
+    f: fn(&DataSourceExec) -> Option<Arc<dyn ExecutionPlan>>,
+) -> DfResult<Arc<dyn ExecutionPlan>> {
+    plan.transform_up(|node| {
+        let replaced = node
+            .downcast_ref::<DataSourceExec>()
+            .filter(|exec| exec.downcast_to_file_source::<ParquetSource>().is_some())
+            .and_then(f);
+        Ok(match replaced {
+            Some(new) => Transformed::yes(new),
+            None => Transformed::no(node),
+        })
+    })
+    .map(|t| t.data)
+}
+
 /// Drops float columns' bounds from Parquet scans' statistics (see the module documentation).
 /// Runs first, before any rule reads statistics.
 #[derive(Debug, Default)]
@@ -104,13 +121,7 @@ impl PhysicalOptimizerRule for ParquetFloatStatsRule {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        plan.transform_up(|node| {
-            Ok(match without_float_bounds(&node) {
-                Some(stripped) => Transformed::yes(stripped),
-                None => Transformed::no(node),
-            })
-        })
-        .map(|t| t.data)
+        map_parquet_scans(plan, without_float_bounds)
     }
 
     fn name(&self) -> &str {
@@ -120,6 +131,30 @@ impl PhysicalOptimizerRule for ParquetFloatStatsRule {
     fn schema_check(&self) -> bool {
         true
     }
+}
+
+/// The scan with statistics pruning off, if its predicate reads a float column.
+fn without_float_pruning(exec: &DataSourceExec) -> Option<Arc<dyn ExecutionPlan>> {
+    let (conf, source) = exec.downcast_to_file_source::<ParquetSource>()?;
+    let predicate = source.filter()?;
+    let schema = source.table_schema().table_schema();
+    let reads_float = collect_columns(&predicate).iter().any(|c| {
+        schema
+            .field_with_name(c.name())
+            .is_ok_and(|f| is_float(f.data_type()))
+    });
+    let options = source.table_parquet_options();
+    if !reads_float || (!options.global.pruning && !options.global.enable_page_index) {
+        return None;
+    }
+    let mut options = options.clone();
+    options.global.pruning = false;
+    options.global.enable_page_index = false;
+    let source = source.clone().with_table_parquet_options(options);
+    let conf = FileScanConfigBuilder::from(conf.clone())
+        .with_source(Arc::new(source))
+        .build();
+    Some(DataSourceExec::from_data_source(conf))
 }
 
 /// Turns off statistics pruning in Parquet scans whose predicate reads a float column (see
@@ -133,38 +168,7 @@ impl PhysicalOptimizerRule for ParquetNanRule {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        plan.transform_up(|node| {
-            let Some(exec) = node.downcast_ref::<DataSourceExec>() else {
-                return Ok(Transformed::no(node));
-            };
-            let Some((conf, source)) = exec.downcast_to_file_source::<ParquetSource>() else {
-                return Ok(Transformed::no(node));
-            };
-            let Some(predicate) = source.filter() else {
-                return Ok(Transformed::no(node));
-            };
-            let schema = source.table_schema().table_schema();
-            let reads_float = collect_columns(&predicate).iter().any(|c| {
-                schema
-                    .field_with_name(c.name())
-                    .is_ok_and(|f| is_float(f.data_type()))
-            });
-            let options = source.table_parquet_options();
-            if !reads_float || (!options.global.pruning && !options.global.enable_page_index) {
-                return Ok(Transformed::no(node));
-            }
-            let mut options = options.clone();
-            options.global.pruning = false;
-            options.global.enable_page_index = false;
-            let source = source.clone().with_table_parquet_options(options);
-            let conf = FileScanConfigBuilder::from(conf.clone())
-                .with_source(Arc::new(source))
-                .build();
-            Ok(Transformed::yes(
-                DataSourceExec::from_data_source(conf) as Arc<dyn ExecutionPlan>
-            ))
-        })
-        .map(|t| t.data)
+        map_parquet_scans(plan, without_float_pruning)
     }
 
     fn name(&self) -> &str {

@@ -51,10 +51,16 @@ impl MemoryCollection {
 impl MemoryState {
     /// A consistent snapshot for a scan: schema and chunk list (the tail flushed first).
     fn snapshot_now(&self) -> (SchemaRef, Vec<Arc<Chunk>>) {
-        if self.state.read().has_pending() {
-            self.state.write().flush();
+        {
+            let s = self.state.read();
+            if !s.has_pending() {
+                return (s.schema.clone(), s.chunks.clone());
+            }
         }
-        let s = self.state.read();
+        // Flush and copy under one lock: a write between the two would leave a row in
+        // neither the chunks copied nor the buffer flushed.
+        let mut s = self.state.write();
+        s.flush();
         (s.schema.clone(), s.chunks.clone())
     }
 }

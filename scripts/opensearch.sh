@@ -5,7 +5,8 @@
 #
 #   start_opensearch   builds the launcher when needed (jars cached in ~/.m2, classes and
 #                      classpath under /var/tmp), starts the node in the background unless one
-#                      already answers on the port, waits until `GET /` answers, and exports
+#                      already answers on the port, waits until it answers `GET /` (and a node
+#                      it started has written <home>/ready), and exports
 #                      DK_TEST_OPENSEARCH_URL=http://127.0.0.1:<port>. Idempotent.
 #   stop_opensearch    stops the node started for the port (SIGTERM, then SIGKILL after 30 s).
 #
@@ -164,7 +165,8 @@ start_opensearch() {
       pid=${_DK_OS_LAUNCHED:-}
     fi
     deadline=$((SECONDS + timeout))
-    while [ "$rc" -eq 0 ] && ! _os_answers "$port"; do
+    # Our node answers `GET /` a moment before it has set itself up and written <home>/ready.
+    while [ "$rc" -eq 0 ] && { ! _os_answers "$port" || { [ -n "$pid" ] && [ ! -f "$home/ready" ]; }; }; do
       if [ "$SECONDS" -ge "$deadline" ]; then
         echo "opensearch: no answer on $url after ${timeout}s; last lines of $home/opensearch.log:" >&2
         rc=1

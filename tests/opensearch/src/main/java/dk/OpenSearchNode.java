@@ -95,8 +95,6 @@ public final class OpenSearchNode {
             .put("http.port", port)
             .put("transport.port", transportPort)
             .put("discovery.type", "single-node")
-            // One node: no replicas, so new indices are green.
-            .put("cluster.default_number_of_replicas", 0)
             // A full disk on a test machine must not make shards unassignable or indices read-only.
             .put("cluster.routing.allocation.disk.threshold_enabled", false)
             .put("action.auto_create_index", true)
@@ -124,6 +122,11 @@ public final class OpenSearchNode {
         }, "dataknobs-opensearch-shutdown"));
         try {
             node.start();
+            // One node: no replicas, so new indices are green. The default replica count is read
+            // from the cluster's (persistent) settings, not from the node's.
+            node.client().admin().cluster().prepareUpdateSettings()
+                .setPersistentSettings(Settings.builder().put("cluster.default_number_of_replicas", 0))
+                .get();
         } catch (Throwable t) {
             System.err.println("dataknobs-opensearch: the node failed to start");
             t.printStackTrace();

@@ -11,11 +11,36 @@ use dataknobs::{Backend, Engine};
 
 use crate::conformance::Fixture;
 
-/// A fresh directory that outlives the test (under the system temp dir).
+/// This process's directory for test files, `<tmp>/dataknobs-tests/run-<pid>`. Made on first
+/// use, after removing the directories of earlier runs whose process is gone, so files a test
+/// leaves for inspection last until the next run instead of filling the disk.
+fn run_dir() -> &'static PathBuf {
+    static DIR: std::sync::LazyLock<PathBuf> = std::sync::LazyLock::new(|| {
+        let parent = std::env::temp_dir().join("dataknobs-tests");
+        if let Ok(entries) = std::fs::read_dir(&parent) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                let gone = name
+                    .strip_prefix("run-")
+                    .and_then(|pid| pid.parse::<u32>().ok())
+                    .is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists());
+                if gone {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        let dir = parent.join(format!("run-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("test run directory");
+        dir
+    });
+    &DIR
+}
+
+/// A fresh directory that outlives the test (in this run's directory, see [`run_dir`]).
 pub fn temp_dir() -> PathBuf {
     tempfile::Builder::new()
         .prefix("dataknobs-file-")
-        .tempdir()
+        .tempdir_in(run_dir())
         .expect("temp dir")
         .keep()
 }

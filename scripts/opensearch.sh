@@ -98,7 +98,7 @@ _os_build() {
   echo "$want" >"$stamp"
 }
 
-# Starts the node in the background (nohup: it outlives the caller's shell); sets
+# Starts the node in the background (setsid + nohup: it outlives the caller's shell and process group); sets
 # _DK_OS_LAUNCHED to its pid. It must not inherit start_opensearch's lock.
 _os_launch() {
   local dir home port java major locale heap
@@ -119,7 +119,7 @@ _os_launch() {
   [ -f "$home/opensearch.log" ] && mv -f "$home/opensearch.log" "$home/opensearch.log.1"
   echo "opensearch: starting a node on 127.0.0.1:$port (home $home, log $home/opensearch.log)" >&2
   # shellcheck disable=SC2086
-  nohup "$java" -Xms256m "-Xmx$heap" -XX:+UseG1GC -Xss1m \
+  setsid nohup "$java" -Xms256m "-Xmx$heap" -XX:+UseG1GC -Xss1m \
     "-XX:ErrorFile=$home/hs_err_pid%p.log" \
     -Djava.awt.headless=true -Dfile.encoding=UTF-8 -Djna.nosys=true -XX:-OmitStackTraceInFastThrow \
     -Dio.netty.noUnsafe=true -Dio.netty.noKeySetOptimization=true \
@@ -170,7 +170,9 @@ start_opensearch() {
       if [ "$SECONDS" -ge "$deadline" ]; then
         echo "opensearch: no answer on $url after ${timeout}s; last lines of $home/opensearch.log:" >&2
         rc=1
-      elif ! kill -0 "$pid" 2>/dev/null; then
+      elif ! kill -0 "$pid" 2>/dev/null && ! pgrep -f "dk.opensearch.home=$home " >/dev/null; then
+        # (setsid may fork when the caller has job control: then $pid is gone at once and the
+        # JVM is found by its command line.)
         echo "opensearch: the node exited while starting; last lines of $home/opensearch.log:" >&2
         rc=1
       else

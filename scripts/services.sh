@@ -4,6 +4,9 @@
 # be started (or PostgreSQL without TLS) is a failure; the backend tests also fail when their
 # URL is missing.
 
+# shellcheck source=scripts/opensearch.sh
+source "$(dirname "${BASH_SOURCE[0]}")/opensearch.sh"
+
 _pg_ready() {
   pg_isready -q -h "$1" -p "$2" 2>/dev/null
 }
@@ -120,7 +123,8 @@ start_postgres() {
 start_services() {
   local failed=0
   start_postgres || failed=1
-  # Later: Redis (DK_TEST_REDIS_URL), osmem-server (DK_TEST_ES_URL), moto_server (DK_TEST_S3_URL).
+  start_opensearch || failed=1
+  # Later: Redis (DK_TEST_REDIS_URL), moto_server (DK_TEST_S3_URL), MiniDFSCluster (HDFS).
   if [ "$failed" -ne 0 ] && [ "${CI:-}" = "true" ]; then
     echo "services: a service the tests need could not be started" >&2
     return 1

@@ -10,6 +10,7 @@ mod differential;
 mod dml;
 mod file;
 mod memory;
+mod opensearch;
 mod postgres;
 mod postgres_more;
 mod postgres_writes;

@@ -1,6 +1,8 @@
 //! One folder per backend. Each implements [`crate::Backend`] and [`crate::Database`] and is
 //! registered by URL scheme in [`crate::config::DatabaseFactory`].
 
+#[cfg(feature = "elasticsearch")]
+pub mod elasticsearch;
 pub mod file;
 pub mod memory;
 #[cfg(feature = "postgres")]

@@ -177,14 +177,19 @@ pub fn literal(v: &Value, kind: &Kind) -> Result<String> {
 pub trait Binder {
     fn bind(&mut self, v: &Value, kind: &Kind) -> Result<String>;
 
-    /// The right-hand side of `IN` for `values`: `(v1, v2, …)`.
+    /// The right-hand side of `IN` for `values`: `IN (v1, v2, …)`.
     fn bind_list(&mut self, values: &[Value], kind: &Kind) -> Result<String> {
-        let vals = values
-            .iter()
-            .map(|v| self.bind(v, kind))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(format!("IN ({})", vals.join(", ")))
+        bind_each(self, values, kind)
     }
+}
+
+/// `IN (v1, v2, …)`, each value bound on its own.
+fn bind_each<B: Binder + ?Sized>(b: &mut B, values: &[Value], kind: &Kind) -> Result<String> {
+    let vals = values
+        .iter()
+        .map(|v| b.bind(v, kind))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(format!("IN ({})", vals.join(", ")))
 }
 
 /// Renders values as literals (for COPY).
@@ -226,11 +231,7 @@ impl Binder for Params {
             return Ok("IN (NULL)".into());
         };
         if types.any(|t| t != Some(ty)) {
-            let vals = values
-                .iter()
-                .map(|v| self.bind(v, kind))
-                .collect::<Result<Vec<_>>>()?;
-            return Ok(format!("IN ({})", vals.join(", ")));
+            return bind_each(self, values, kind);
         }
         self.values.push(Param::Array(values.to_vec()));
         Ok(format!("= ANY(${}::{ty}[])", self.values.len()))

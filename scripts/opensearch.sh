@@ -185,6 +185,8 @@ start_opensearch() {
   exec {lock_fd}>&-
   [ "$rc" -eq 0 ] || return "$rc"
   export DK_TEST_OPENSEARCH_URL="$url"
+  # Indexes the tests left behind in earlier runs (their names start with dkt_).
+  curl -fsS -m 60 -X DELETE "$url/dkt_*" >/dev/null 2>&1 || true
   return 0
 }
 

@@ -142,6 +142,13 @@ pub trait Database: Send + Sync + Debug {
         false
     }
 
+    /// Can [`Database::update_where`] run an UPDATE whose WHERE the backend evaluates exactly?
+    /// When false, such an UPDATE selects its rows with DataFusion and changes them by row id
+    /// ([`Database::update_ids`]).
+    fn native_update(&self) -> bool {
+        true
+    }
+
     // ---------------------------------------------------------------- record API
 
     /// Creates a record and returns its id (the record's own id, its key field, or a new UUID).

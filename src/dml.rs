@@ -527,7 +527,7 @@ fn plan_mode(
     let sets = assignments(shape.projection, db.as_ref());
     // Native: every conjunct of the WHERE is evaluated exactly by the backend, and nothing
     // else (a LIMIT) narrows the rows.
-    if pushdown && !shape.other {
+    if pushdown && !shape.other && (op != DmlOp::Update || db.native_update()) {
         let schema = db.schema();
         let conjuncts = shape
             .filter

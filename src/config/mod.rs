@@ -138,6 +138,8 @@ impl DatabaseFactory {
         f.register(Arc::new(crate::backends::file::FileKind));
         #[cfg(feature = "postgres")]
         f.register(Arc::new(crate::backends::postgres::PgKind));
+        #[cfg(feature = "elasticsearch")]
+        f.register(Arc::new(crate::backends::elasticsearch::EsKind));
         f
     }
 

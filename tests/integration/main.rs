@@ -8,6 +8,7 @@ mod conformance;
 mod correctness;
 mod differential;
 mod dml;
+mod elasticsearch;
 mod file;
 mod memory;
 mod opensearch;

@@ -68,6 +68,30 @@ pub struct EsField {
     /// The mapping type as the server names it (`keyword`, `long`, …).
     pub es_type: String,
     pub kind: EsKind,
+    /// How the server can search and sort the field (nothing for a field it cannot).
+    pub search: Search,
+}
+
+/// What the server's index of one field can answer exactly (see `dsl`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Search {
+    /// The field to send term / terms / range / prefix / wildcard queries to (the field itself,
+    /// or a text field's exact `keyword` multi-field); None when they would not match exactly
+    /// what `_source` holds (not indexed, a normalizer, a `null_value`, a lossy type).
+    pub terms: Option<String>,
+    /// Values longer than this many characters are not indexed in `terms` (`ignore_above`):
+    /// only equality with shorter values is exact.
+    pub max_len: Option<usize>,
+    /// Are ranges by the server's order the same as DataFusion's (bytes for strings, numbers)?
+    pub ranges: bool,
+    /// Does an `exists` query on the field match exactly the documents with a non-NULL value?
+    pub exists: bool,
+    /// The field with doc values to sort on (the `terms` field), when sorting is exact.
+    pub sort: Option<String>,
+    /// The analyzed field full-text queries (`match`, `match_phrase`) go to.
+    pub fulltext: Option<String>,
+    /// A date field's custom `format` (None for the default, which dataknobs parses itself).
+    pub date_format: Option<String>,
 }
 
 /// The metadata columns every index table has, first.
@@ -134,6 +158,85 @@ fn kind_of(es_type: &str, props: &Json, path: &str) -> EsKind {
     }
 }
 
+/// What the index of a field (mapping `props`) answers exactly.
+fn search_of(es_type: &str, kind: &EsKind, props: &Json, path: &str) -> Search {
+    let indexed = |p: &Json| p.get("index").and_then(Json::as_bool) != Some(false);
+    let doc_values = |p: &Json| p.get("doc_values").and_then(Json::as_bool) != Some(false);
+    let plain = |p: &Json| p.get("null_value").is_none() && p.get("normalizer").is_none();
+    let max_len = |p: &Json| {
+        p.get("ignore_above")
+            .and_then(Json::as_u64)
+            .map(|n| n as usize)
+    };
+    // The first analyzed text multi-field, for full-text queries on a keyword.
+    let text_sub = props
+        .get("fields")
+        .and_then(Json::as_object)
+        .and_then(|fields| {
+            fields
+                .iter()
+                .find(|(_, sub)| sub.get("type").and_then(Json::as_str) == Some("text"))
+        })
+        .map(|(name, _)| format!("{path}.{name}"));
+    let exact = |p: &Json| {
+        let ok = indexed(p) && plain(p);
+        Search {
+            terms: ok.then(|| path.to_string()),
+            max_len: max_len(p),
+            ranges: ok && max_len(p).is_none(),
+            exists: indexed(p) && p.get("null_value").is_none() && max_len(p).is_none(),
+            sort: (ok && doc_values(p) && max_len(p).is_none()).then(|| path.to_string()),
+            fulltext: text_sub.clone(),
+            date_format: None,
+        }
+    };
+    match kind {
+        EsKind::Keyword if matches!(es_type, "keyword" | "constant_keyword") => exact(props),
+        EsKind::Text { keyword } => {
+            let sub = keyword.as_ref().and_then(|k| {
+                let leaf = k.rsplit('.').next().unwrap_or(k);
+                props
+                    .get("fields")
+                    .and_then(|f| f.get(leaf))
+                    .map(|p| (k, p))
+            });
+            let mut s = match sub {
+                Some((k, p)) if indexed(p) && plain(p) => Search {
+                    terms: Some(k.clone()),
+                    max_len: max_len(p),
+                    ranges: max_len(p).is_none(),
+                    exists: false,
+                    sort: (doc_values(p) && max_len(p).is_none()).then(|| k.clone()),
+                    fulltext: None,
+                    date_format: None,
+                },
+                _ => Search::default(),
+            };
+            // A text field's `exists` matches documents with a value (even an empty one).
+            s.exists = indexed(props) && props.get("null_value").is_none();
+            s.fulltext = indexed(props).then(|| path.to_string());
+            s
+        }
+        EsKind::Integer | EsKind::Double | EsKind::Boolean => exact(props),
+        EsKind::Date { .. } => {
+            let mut s = exact(props);
+            s.date_format = props
+                .get("format")
+                .and_then(Json::as_str)
+                .filter(|f| *f != "strict_date_optional_time||epoch_millis")
+                .map(str::to_string);
+            s
+        }
+        // Indexed less precisely than `_source` holds (float), by another order (ip,
+        // version), or not indexed for terms at all: only `exists` is exact.
+        EsKind::LossyFloat | EsKind::Keyword => Search {
+            exists: indexed(props) && props.get("null_value").is_none(),
+            ..Search::default()
+        },
+        EsKind::Binary | EsKind::Json => Search::default(),
+    }
+}
+
 /// The fields of one index's `properties`, flattened (objects into dotted names), in name
 /// order (as servers list them).
 fn collect(properties: &serde_json::Map<String, Json>, prefix: &str, out: &mut Vec<EsField>) {
@@ -147,16 +250,22 @@ fn collect(properties: &serde_json::Map<String, Json>, prefix: &str, out: &mut V
         match (es_type, props.get("properties").and_then(Json::as_object)) {
             // An object (no type, or "object") with sub-fields: flattened.
             (None | Some("object"), Some(sub)) => collect(sub, &path, out),
-            (Some(t), _) => out.push(EsField {
-                name: path.clone(),
-                es_type: t.to_string(),
-                kind: kind_of(t, props, &path),
-            }),
+            (Some(t), _) => {
+                let kind = kind_of(t, props, &path);
+                let search = search_of(t, &kind, props, &path);
+                out.push(EsField {
+                    name: path.clone(),
+                    es_type: t.to_string(),
+                    kind,
+                    search,
+                })
+            }
             // An object without sub-fields yet, or a disabled object: its JSON.
             (None, None) => out.push(EsField {
                 name: path,
                 es_type: "object".into(),
                 kind: EsKind::Json,
+                search: Search::default(),
             }),
         }
     }
@@ -197,7 +306,24 @@ fn widen(a: &EsField, b: &EsField, (ia, ib): (&str, &str)) -> Result<EsField> {
         name: a.name.clone(),
         es_type: es_type.to_string(),
         kind,
+        search: Search::default(),
     };
+    // Indexes that search a field differently: nothing about it is pushed.
+    let agreed = |mut f: EsField| {
+        if a.search != b.search {
+            f.search = Search::default();
+        }
+        f
+    };
+    widen_kinds(a, b, (ia, ib), same_name).map(agreed)
+}
+
+fn widen_kinds(
+    a: &EsField,
+    b: &EsField,
+    (ia, ib): (&str, &str),
+    same_name: impl Fn(&str, EsKind) -> EsField,
+) -> Result<EsField> {
     match (&a.kind, &b.kind) {
         (EsKind::Integer, EsKind::Integer) => {
             match (integer_rank(&a.es_type), integer_rank(&b.es_type)) {
@@ -269,11 +395,17 @@ pub fn table_fields(response: &Json) -> Result<Vec<EsField>> {
             name: ID_COLUMN.into(),
             es_type: "_id".into(),
             kind: EsKind::Keyword,
+            search: Search {
+                terms: Some(ID_COLUMN.into()),
+                exists: true,
+                ..Search::default()
+            },
         },
         EsField {
             name: SCORE_COLUMN.into(),
             es_type: "_score".into(),
             kind: EsKind::LossyFloat,
+            search: Search::default(),
         },
     ];
     out.extend(merged.into_iter().map(|(f, _)| f));
@@ -295,6 +427,158 @@ pub fn arrow_schema(fields: &[EsField]) -> Arc<Schema> {
             })
             .collect::<Vec<_>>(),
     ))
+}
+
+/// The key under `_meta` where dataknobs describes a table it created.
+pub const META_KEY: &str = "dataknobs";
+
+/// A table dataknobs created: its columns (names, Arrow types, nullability, in order) and key.
+#[derive(Debug, Clone)]
+pub struct Managed {
+    pub columns: Vec<Field>,
+    pub key: Option<String>,
+}
+
+/// The mapping property for a column of Arrow type `f` (strings: keyword with a `text`
+/// sub-field for full-text search).
+pub fn es_property(f: &Field) -> Result<Json> {
+    let json_ext = f.metadata().get(EXTENSION_NAME_KEY).map(String::as_str) == Some(JSON_EXTENSION);
+    Ok(match f.data_type() {
+        _ if json_ext => serde_json::json!({"type": "object", "enabled": false}),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+            serde_json::json!({"type": "keyword", "fields": {"text": {"type": "text"}}})
+        }
+        DataType::Int8 => serde_json::json!({"type": "byte"}),
+        DataType::Int16 | DataType::UInt8 => serde_json::json!({"type": "short"}),
+        DataType::Int32 | DataType::UInt16 => serde_json::json!({"type": "integer"}),
+        DataType::Int64 | DataType::UInt32 => serde_json::json!({"type": "long"}),
+        DataType::UInt64 => serde_json::json!({"type": "unsigned_long"}),
+        DataType::Float16 | DataType::Float32 | DataType::Float64 => {
+            serde_json::json!({"type": "double"})
+        }
+        // Kept exactly in `_source` as text; compared by the server as a double, so not pushed.
+        DataType::Decimal32(..)
+        | DataType::Decimal64(..)
+        | DataType::Decimal128(..)
+        | DataType::Decimal256(..) => {
+            serde_json::json!({"type": "double"})
+        }
+        DataType::Boolean => serde_json::json!({"type": "boolean"}),
+        DataType::Timestamp(TimeUnit::Second | TimeUnit::Millisecond, _)
+        | DataType::Date32
+        | DataType::Date64 => {
+            serde_json::json!({"type": "date"})
+        }
+        DataType::Timestamp(TimeUnit::Microsecond | TimeUnit::Nanosecond, _) => {
+            serde_json::json!({"type": "date_nanos"})
+        }
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
+            serde_json::json!({"type": "binary"})
+        }
+        other => {
+            return Err(Error::unsupported(format!(
+                "column '{}' has type {other}, which an Elasticsearch/OpenSearch index cannot hold; \
+                 cast it to text, a number, a boolean or a timestamp",
+                f.name()
+            )));
+        }
+    })
+}
+
+fn meta_columns(fields: &[Field]) -> Json {
+    Json::Array(
+        fields
+            .iter()
+            .map(|f| {
+                serde_json::json!({
+                    "name": f.name(),
+                    "type": f.data_type().to_string(),
+                    "nullable": f.is_nullable(),
+                    "json": f.metadata().get(EXTENSION_NAME_KEY).map(String::as_str) == Some(JSON_EXTENSION),
+                })
+            })
+            .collect(),
+    )
+}
+
+/// The mapping (`properties` and `_meta`) for `fields` with `key`.
+pub fn mapping_for(fields: &[Field], key: Option<&str>) -> Result<Json> {
+    let mut props = serde_json::Map::new();
+    for f in fields {
+        if f.name() == ID_COLUMN || f.name() == SCORE_COLUMN {
+            return Err(Error::query(format!(
+                "a column cannot be named '{}': it is a metadata column of every index",
+                f.name()
+            )));
+        }
+        // Dotted names are object paths to the server; keep columns flat.
+        if f.name().contains('.') || f.name().is_empty() {
+            return Err(Error::query(format!(
+                "column name '{}' cannot be an index field name (no dots, not empty)",
+                f.name()
+            )));
+        }
+        props.insert(f.name().clone(), es_property(f)?);
+    }
+    Ok(serde_json::json!({
+        "dynamic": "strict",
+        "_meta": {META_KEY: {"columns": meta_columns(fields), "key": key}},
+        "properties": props,
+    }))
+}
+
+/// The body of `PUT /<index>` for a new table.
+pub fn create_body(spec: &crate::database::CollectionSpec) -> Result<Json> {
+    let fields: Vec<Field> = spec
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    Ok(serde_json::json!({"mappings": mapping_for(&fields, spec.key.as_deref())?}))
+}
+
+/// The table dataknobs created, when `response` (a `_mapping` reply) is one index with
+/// dataknobs' `_meta`.
+pub fn managed(response: &Json) -> Option<Managed> {
+    let obj = response.as_object()?;
+    if obj.len() != 1 {
+        return None;
+    }
+    let (_, m) = obj.iter().next()?;
+    let meta = m.get("mappings")?.get("_meta")?.get(META_KEY)?;
+    let mut columns = Vec::new();
+    for c in meta.get("columns")?.as_array()? {
+        let name = c.get("name")?.as_str()?;
+        let ty: DataType = c.get("type")?.as_str()?.parse().ok()?;
+        let mut f = Field::new(
+            name,
+            ty,
+            c.get("nullable").and_then(Json::as_bool).unwrap_or(true),
+        );
+        if c.get("json").and_then(Json::as_bool) == Some(true) {
+            f = f.with_metadata(
+                [(EXTENSION_NAME_KEY.to_string(), JSON_EXTENSION.to_string())].into(),
+            );
+        }
+        columns.push(f);
+    }
+    Some(Managed {
+        columns,
+        key: meta.get("key").and_then(Json::as_str).map(str::to_string),
+    })
+}
+
+/// The `PUT /<index>/_mapping` body adding `new` columns to a managed table.
+pub fn grow_body(existing: &[Field], new: &[Field], key: Option<&str>) -> Result<Json> {
+    let mut all: Vec<Field> = existing.to_vec();
+    all.extend(new.iter().cloned());
+    let full = mapping_for(&all, key)?;
+    let mut props = serde_json::Map::new();
+    for f in new {
+        props.insert(f.name().clone(), es_property(f)?);
+    }
+    Ok(serde_json::json!({"_meta": full["_meta"].clone(), "properties": props}))
 }
 
 #[cfg(test)]

@@ -125,7 +125,10 @@ public final class OpenSearchNode {
             // One node: no replicas, so new indices are green. The default replica count is read
             // from the cluster's (persistent) settings, not from the node's.
             node.client().admin().cluster().prepareUpdateSettings()
-                .setPersistentSettings(Settings.builder().put("cluster.default_number_of_replicas", 0))
+                .setPersistentSettings(Settings.builder()
+                    .put("cluster.default_number_of_replicas", 0)
+                    // The test suites make thousands of small indexes in one run.
+                    .put("cluster.max_shards_per_node", 100000))
                 .get();
         } catch (Throwable t) {
             System.err.println("dataknobs-opensearch: the node failed to start");

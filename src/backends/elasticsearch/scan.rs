@@ -1,0 +1,499 @@
+//! Streaming scans.
+//!
+//! - A full scan reads each concrete index in slices: one point in time (PIT) per index,
+//!   shared by all partitions of one scan, `search_after` on `_doc`, pages of
+//!   [`PAGE_SIZE`] hits. Each slice lies within one shard (`max` ≥ the index's shard count),
+//!   where `_doc` is unique — OpenSearch before 3.3 has no `_shard_doc` tiebreaker, and paging
+//!   on `_doc` across shards skips hits. The partitions of a scan take the slices round-robin.
+//! - A server without PIT (Elasticsearch < 7.10, OpenSearch < 2.4), or `scan=scroll`: scroll.
+//! - A sorted or small limited scan (`ORDER BY … LIMIT n`, `LIMIT n` with n + offset within
+//!   the index's result window): one request with `from` and `size`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use elasticsearch::http::Method;
+use futures::StreamExt;
+use serde_json::{Value as Json, json};
+
+use super::BACKEND;
+use super::client::{EsClient, Flavour, path_part, server_error};
+use super::decode::{ColumnSpec, Decoder, Page};
+use crate::database::Partition;
+use crate::error::{Error, Result};
+
+/// Hits per page: 10,000 (the default `index.max_result_window`) read fastest in the
+/// measurements of docs/notes/elasticsearch.md §8 (541k docs/s on loopback).
+pub const PAGE_SIZE: usize = 10_000;
+/// How long the server keeps a PIT or scroll between two pages.
+const KEEP_ALIVE: &str = "2m";
+
+/// How to page through hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Paging {
+    Pit,
+    Scroll,
+}
+
+/// One concrete index and its shard count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub index: String,
+    pub shards: usize,
+}
+
+/// Everything one scan needs (plain data; the client is passed in).
+#[derive(Debug, Clone)]
+pub struct ScanRequest {
+    /// The table's name as the user wrote it (for errors).
+    pub table: String,
+    /// The alias, pattern or index the table names (for one-request scans).
+    pub target: String,
+    /// The concrete indexes behind it (for sliced scans).
+    pub indexes: Vec<Target>,
+    /// `query`, `_source`, `docvalue_fields`, `track_scores`, `sort` (when pushed).
+    pub body: serde_json::Map<String, Json>,
+    pub sorted: bool,
+    pub limit: Option<usize>,
+    pub offset: usize,
+    pub paging: Paging,
+    pub schema: SchemaRef,
+    pub columns: Vec<ColumnSpec>,
+}
+
+impl ScanRequest {
+    /// Is this a single request (`from` + `size`)?
+    pub fn single(&self) -> bool {
+        self.sorted || self.limit.is_some_and(|l| l + self.offset <= PAGE_SIZE)
+    }
+
+    /// The slices of a full scan: (index position, slice id, slice max) for `count` partitions.
+    fn slices(&self, count: usize) -> Vec<(usize, usize, usize)> {
+        let mut out = Vec::new();
+        for (i, t) in self.indexes.iter().enumerate() {
+            // At least one slice per shard; more when there are more partitions than shards.
+            let max = t
+                .shards
+                .max(1)
+                .max(if self.indexes.len() == 1 { count } else { 1 });
+            for s in 0..max {
+                out.push((i, s, max));
+            }
+        }
+        out
+    }
+
+    /// How many partitions a scan can use, at most `target`.
+    pub fn partitions(&self, target: usize) -> usize {
+        if self.single() {
+            return 1;
+        }
+        let total_slices: usize = self.indexes.iter().map(|t| t.shards.max(1)).sum();
+        // One index: slices beyond the shard count split shards by _id hash (the server
+        // builds a per-segment bitset once).
+        if self.indexes.len() == 1 {
+            target.max(1)
+        } else {
+            target.max(1).min(total_slices.max(1))
+        }
+    }
+
+    /// The first page's request body, for EXPLAIN.
+    pub fn describe(&self) -> String {
+        let mut body = self.body.clone();
+        if self.single() {
+            body.insert("from".into(), json!(self.offset));
+            body.insert(
+                "size".into(),
+                json!(self.limit.unwrap_or(PAGE_SIZE).min(PAGE_SIZE)),
+            );
+            return format!(
+                "POST /{}/_search {}",
+                path_part(&self.target),
+                Json::Object(body)
+            );
+        }
+        body.insert("size".into(), json!(self.page_size()));
+        body.insert("track_total_hits".into(), json!(false));
+        body.insert("sort".into(), json!(["_doc"]));
+        let how = match self.paging {
+            Paging::Pit => "point in time + search_after, one slice per shard",
+            Paging::Scroll => "scroll",
+        };
+        format!(
+            "POST /{}/_search ({how}) {}",
+            path_part(&self.target),
+            Json::Object(body)
+        )
+    }
+
+    fn page_size(&self) -> usize {
+        match self.limit {
+            Some(l) => (l + self.offset).clamp(1, PAGE_SIZE),
+            None => PAGE_SIZE,
+        }
+    }
+}
+
+/// The PITs of one scan, shared by its partitions; the last partition to finish closes them.
+struct SharedPits {
+    cell: tokio::sync::OnceCell<Vec<String>>,
+    remaining: AtomicUsize,
+}
+
+static SHARED_PITS: std::sync::LazyLock<
+    parking_lot::Mutex<HashMap<u64, (Arc<SharedPits>, std::time::Instant)>>,
+> = std::sync::LazyLock::new(Default::default);
+
+fn shared_pits(partition: Partition) -> Arc<SharedPits> {
+    let mut map = SHARED_PITS.lock();
+    map.retain(|_, (_, since)| since.elapsed() < std::time::Duration::from_secs(120));
+    map.entry(partition.scan)
+        .or_insert_with(|| {
+            (
+                Arc::new(SharedPits {
+                    cell: tokio::sync::OnceCell::new(),
+                    remaining: AtomicUsize::new(partition.count),
+                }),
+                std::time::Instant::now(),
+            )
+        })
+        .0
+        .clone()
+}
+
+async fn open_pit(client: &EsClient, index: &str) -> Result<String> {
+    let (path, key) = match client.info.flavour {
+        Flavour::OpenSearch => (
+            format!(
+                "/{}/_search/point_in_time?keep_alive={KEEP_ALIVE}",
+                path_part(index)
+            ),
+            "pit_id",
+        ),
+        Flavour::Elasticsearch => (
+            format!("/{}/_pit?keep_alive={KEEP_ALIVE}", path_part(index)),
+            "id",
+        ),
+    };
+    let reply = client
+        .request(
+            Method::Post,
+            &path,
+            None,
+            &format!("opening a point in time on index '{index}'"),
+        )
+        .await?;
+    reply
+        .get(key)
+        .and_then(Json::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| {
+            Error::internal(format!(
+                "the reply to opening a point in time on '{index}' has no {key}"
+            ))
+            .with_backend(BACKEND)
+        })
+}
+
+/// Closes PITs (best effort: they expire anyway).
+pub async fn close_pits(client: &EsClient, pits: &[String]) {
+    if pits.is_empty() {
+        return;
+    }
+    let (path, body) = match client.info.flavour {
+        Flavour::OpenSearch => ("/_search/point_in_time", json!({"pit_id": pits})),
+        Flavour::Elasticsearch => ("/_pit", json!({"id": pits[0]})),
+    };
+    if client.info.flavour == Flavour::Elasticsearch {
+        for p in pits {
+            let _ = client
+                .request(
+                    Method::Delete,
+                    path,
+                    Some(&json!({"id": p})),
+                    "closing a point in time",
+                )
+                .await;
+        }
+    } else {
+        let _ = client
+            .request(Method::Delete, path, Some(&body), "closing points in time")
+            .await;
+    }
+}
+
+async fn search(client: &EsClient, path: &str, body: &Json, table: &str) -> Result<Page> {
+    let bytes = Bytes::from(serde_json::to_vec(body).map_err(|e| Error::internal(e.to_string()))?);
+    let reply = client.send(Method::Post, path, Some(bytes), false).await?;
+    if !reply.ok() {
+        return Err(server_error(&format!("searching {table}"), &reply));
+    }
+    serde_json::from_slice::<Page>(&reply.body).map_err(|e| {
+        Error::internal(format!("cannot read the search reply for {table}: {e}"))
+            .with_backend(BACKEND)
+    })
+}
+
+/// The state of one partition's stream.
+struct State {
+    client: EsClient,
+    req: Arc<ScanRequest>,
+    decoder: Decoder,
+    /// The slices left to read: (index position, slice id, slice max).
+    slices: Vec<(usize, usize, usize)>,
+    /// The slice being read and where it is.
+    current: Option<Cursor>,
+    pits: Option<Arc<SharedPits>>,
+    /// Rows still to skip (offset) and to return (limit).
+    skip: usize,
+    left: Option<usize>,
+    done: bool,
+    single_done: bool,
+}
+
+struct Cursor {
+    slice: (usize, usize, usize),
+    search_after: Option<Vec<Json>>,
+    scroll_id: Option<String>,
+    pit: Option<String>,
+}
+
+impl State {
+    async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        loop {
+            if self.done || self.left == Some(0) {
+                self.finish().await;
+                return Ok(None);
+            }
+            if self.req.single() {
+                if self.single_done {
+                    self.done = true;
+                    continue;
+                }
+                self.single_done = true;
+                let mut body = self.req.body.clone();
+                body.insert("from".into(), json!(self.req.offset));
+                body.insert("size".into(), json!(self.req.limit.unwrap_or(PAGE_SIZE)));
+                let path = format!("/{}/_search", path_part(&self.req.target));
+                let page =
+                    search(&self.client, &path, &Json::Object(body), &self.req.table).await?;
+                for h in &page.hits.hits {
+                    self.decoder.push(h);
+                }
+                self.done = true;
+                return self.decoder.finish().map(Some);
+            }
+            if self.current.is_none() {
+                let Some(slice) = self.slices.pop() else {
+                    self.done = true;
+                    continue;
+                };
+                let pit = match (&self.pits, self.req.paging) {
+                    (Some(shared), Paging::Pit) => {
+                        let client = self.client.clone();
+                        let req = self.req.clone();
+                        let ids = shared
+                            .cell
+                            .get_or_try_init(|| async move {
+                                let mut ids = Vec::new();
+                                for t in &req.indexes {
+                                    match open_pit(&client, &t.index).await {
+                                        Ok(id) => ids.push(id),
+                                        Err(e) => {
+                                            close_pits(&client, &ids).await;
+                                            return Err(e);
+                                        }
+                                    }
+                                }
+                                Ok::<_, Error>(ids)
+                            })
+                            .await?;
+                        ids.get(slice.0).cloned()
+                    }
+                    _ => None,
+                };
+                self.current = Some(Cursor {
+                    slice,
+                    search_after: None,
+                    scroll_id: None,
+                    pit,
+                });
+            }
+            let page_size = self.req.page_size();
+            let (page, last) = {
+                let Some(cur) = self.current.as_mut() else {
+                    continue;
+                };
+                let (idx, sid, smax) = cur.slice;
+                let index = &self.req.indexes[idx].index;
+                let mut body = self.req.body.clone();
+                body.insert("size".into(), json!(page_size));
+                if smax > 1 {
+                    body.insert("slice".into(), json!({"id": sid, "max": smax}));
+                }
+                let page = match self.req.paging {
+                    Paging::Pit => {
+                        body.insert("sort".into(), json!(["_doc"]));
+                        body.insert("track_total_hits".into(), json!(false));
+                        let pit = cur.pit.clone().unwrap_or_default();
+                        body.insert("pit".into(), json!({"id": pit, "keep_alive": KEEP_ALIVE}));
+                        if let Some(after) = &cur.search_after {
+                            body.insert("search_after".into(), Json::Array(after.clone()));
+                        }
+                        let page = search(
+                            &self.client,
+                            "/_search",
+                            &Json::Object(body),
+                            &self.req.table,
+                        )
+                        .await?;
+                        if let Some(id) = &page.pit_id {
+                            cur.pit = Some(id.clone());
+                        }
+                        cur.search_after = page.hits.hits.last().and_then(|h| h.sort.clone());
+                        page
+                    }
+                    Paging::Scroll => match cur.scroll_id.clone() {
+                        None => {
+                            body.insert("sort".into(), json!(["_doc"]));
+                            let path = format!("/{}/_search?scroll={KEEP_ALIVE}", path_part(index));
+                            let page =
+                                search(&self.client, &path, &Json::Object(body), &self.req.table)
+                                    .await?;
+                            cur.scroll_id = page.scroll_id.clone();
+                            page
+                        }
+                        Some(id) => {
+                            let b = json!({"scroll": KEEP_ALIVE, "scroll_id": id});
+                            let page = search(&self.client, "/_search/scroll", &b, &self.req.table)
+                                .await?;
+                            cur.scroll_id = page.scroll_id.clone().or(Some(id));
+                            page
+                        }
+                    },
+                };
+                let last = page.hits.hits.len() < page_size
+                    || (self.req.paging == Paging::Pit && cur.search_after.is_none());
+                (page, last)
+            };
+            if last {
+                if let Some(cur) = self.current.take()
+                    && let Some(id) = cur.scroll_id
+                {
+                    let _ = self
+                        .client
+                        .request(
+                            Method::Delete,
+                            "/_search/scroll",
+                            Some(&json!({"scroll_id": [id]})),
+                            "clearing a scroll",
+                        )
+                        .await;
+                }
+            }
+            let mut hits = page.hits.hits.iter();
+            while self.skip > 0 && hits.next().is_some() {
+                self.skip -= 1;
+            }
+            for h in hits {
+                if self.left == Some(0) {
+                    break;
+                }
+                self.decoder.push(h);
+                if let Some(l) = self.left.as_mut() {
+                    *l -= 1;
+                }
+            }
+            if self.decoder.rows() > 0 {
+                return self.decoder.finish().map(Some);
+            }
+        }
+    }
+
+    /// Closes this partition's scroll and, for the last partition, the shared PITs.
+    async fn finish(&mut self) {
+        if let Some(cur) = self.current.take()
+            && let Some(id) = cur.scroll_id
+        {
+            let _ = self
+                .client
+                .request(
+                    Method::Delete,
+                    "/_search/scroll",
+                    Some(&json!({"scroll_id": [id]})),
+                    "clearing a scroll",
+                )
+                .await;
+        }
+        if let Some(shared) = self.pits.take()
+            && shared.remaining.fetch_sub(1, Ordering::AcqRel) == 1
+            && let Some(ids) = shared.cell.get()
+        {
+            close_pits(&self.client, ids).await;
+        }
+    }
+}
+
+/// Streams one partition of a scan.
+pub fn stream(
+    client: EsClient,
+    req: ScanRequest,
+    partition: Partition,
+) -> SendableRecordBatchStream {
+    let schema = req.schema.clone();
+    let req = Arc::new(req);
+    let count = partition.count.max(1);
+    let slices: Vec<_> = if req.single() {
+        Vec::new()
+    } else {
+        req.slices(count)
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % count == partition.index)
+            .map(|(_, s)| s)
+            .rev()
+            .collect()
+    };
+    let pits = (!req.single() && req.paging == Paging::Pit).then(|| {
+        if partition.count <= 1 || partition.scan == 0 {
+            Arc::new(SharedPits {
+                cell: tokio::sync::OnceCell::new(),
+                remaining: AtomicUsize::new(1),
+            })
+        } else {
+            shared_pits(partition)
+        }
+    });
+    let state = State {
+        client,
+        decoder: Decoder::new(req.schema.clone(), req.columns.clone()),
+        skip: if req.single() { 0 } else { req.offset },
+        left: if req.single() { None } else { req.limit },
+        req,
+        slices,
+        current: None,
+        pits,
+        done: false,
+        single_done: false,
+    };
+    let s = futures::stream::unfold(state, |mut st| async move {
+        match st.next_batch().await {
+            Ok(Some(b)) => Some((Ok(b), st)),
+            Ok(None) => None,
+            Err(e) => {
+                st.done = true;
+                st.finish().await;
+                Some((Err(e.into_datafusion()), st))
+            }
+        }
+    })
+    .fuse();
+    Box::pin(RecordBatchStreamAdapter::new(schema, s))
+}

@@ -1,0 +1,911 @@
+//! One index (or alias, or pattern) as a [`Database`].
+//!
+//! Tables dataknobs created (`CREATE TABLE`, the record API) keep their columns, types, key
+//! and order in the mapping's `_meta`; their documents hold one value per field, so every
+//! filter the mapping can answer is pushed exactly. Other indexes show `_id`, `_score` and
+//! their mapped fields (see [`super::mapping`]).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::execution::SendableRecordBatchStream;
+use elasticsearch::http::Method;
+use futures::TryStreamExt;
+use parking_lot::RwLock;
+use serde_json::{Value as Json, json};
+
+use super::client::{EsClient, path_part, server_error};
+use super::decode::{Decoder, Hit, column_specs};
+use super::dsl::{Dsl, Fields};
+use super::mapping::{self, EsField, ID_COLUMN, Managed, SCORE_COLUMN};
+use super::scan::{self, Paging, ScanRequest, Target};
+use super::write::{Action, BulkWriter, batch_docs};
+use super::{BACKEND, EsBackend, EsSettings};
+use crate::database::{Capabilities, Database, FilterSupport, Partition};
+use crate::error::{Error, ErrorKind, Result};
+use crate::query::{FilterExpr, Query, ROW_ID, SortSpec};
+use crate::record::{FieldType, Record, batch_to_records, records_to_batch};
+
+struct Layout {
+    schema: SchemaRef,
+    fields: Fields,
+    managed: Option<Managed>,
+}
+
+/// An index as a collection.
+pub struct EsTable {
+    client: EsClient,
+    settings: EsSettings,
+    paging: Paging,
+    /// The name the table was opened by (index, alias or pattern).
+    name: String,
+    indexes: Vec<Target>,
+    layout: RwLock<Arc<Layout>>,
+    single_valued: bool,
+}
+
+impl std::fmt::Debug for EsTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EsTable")
+            .field("index", &self.name)
+            .finish()
+    }
+}
+
+fn layout_of(mapping: &Json) -> Result<Layout> {
+    let managed = mapping::managed(mapping);
+    let es_fields: Vec<EsField> = match &managed {
+        Some(_) => {
+            let (index, m) = mapping
+                .as_object()
+                .and_then(|o| o.iter().next())
+                .ok_or_else(|| Error::internal("empty mapping"))?;
+            mapping::index_fields(index, m)?
+        }
+        None => mapping::table_fields(mapping)?,
+    };
+    let by_name: HashMap<String, EsField> =
+        es_fields.into_iter().map(|f| (f.name.clone(), f)).collect();
+    let schema = match &managed {
+        Some(m) => Arc::new(Schema::new(m.columns.clone())),
+        None => {
+            let fields = mapping::table_fields(mapping)?;
+            mapping::arrow_schema(&fields)
+        }
+    };
+    let fields = schema
+        .fields()
+        .iter()
+        .filter_map(|f| by_name.get(f.name()).map(|e| (f.name().clone(), e.clone())))
+        .collect();
+    Ok(Layout {
+        schema,
+        fields,
+        managed,
+    })
+}
+
+impl EsTable {
+    pub(super) async fn open(backend: &EsBackend, name: &str, mapping: &Json) -> Result<EsTable> {
+        let layout = layout_of(mapping).map_err(|e| e.context(&format!("table '{name}'")))?;
+        let settings = backend
+            .client
+            .request(
+                Method::Get,
+                &format!(
+                    "/{}/_settings?filter_path=*.settings.index.number_of_shards",
+                    path_part(name)
+                ),
+                None,
+                &format!("reading the settings of '{name}'"),
+            )
+            .await?;
+        let mut indexes: Vec<Target> = mapping
+            .as_object()
+            .map(|o| {
+                o.keys()
+                    .map(|index| Target {
+                        index: index.clone(),
+                        shards: settings
+                            .get(index)
+                            .and_then(|s| s.pointer("/settings/index/number_of_shards"))
+                            .and_then(|n| {
+                                n.as_str()
+                                    .and_then(|s| s.parse().ok())
+                                    .or(n.as_u64().map(|u| u as usize))
+                            })
+                            .unwrap_or(1),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        indexes.sort_by(|a, b| a.index.cmp(&b.index));
+        let single_valued = layout.managed.is_some() || backend.settings.single_valued;
+        Ok(EsTable {
+            client: backend.client.clone(),
+            settings: backend.settings.clone(),
+            paging: backend.paging(),
+            name: name.to_string(),
+            indexes,
+            layout: RwLock::new(Arc::new(layout)),
+            single_valued,
+        })
+    }
+
+    fn layout(&self) -> Arc<Layout> {
+        self.layout.read().clone()
+    }
+
+    fn dsl_support(&self, e: &FilterExpr) -> FilterSupport {
+        let l = self.layout();
+        Dsl {
+            fields: &l.fields,
+            single_valued: self.single_valued,
+        }
+        .support(e)
+    }
+
+    /// The one concrete index writes go to.
+    fn write_index(&self) -> Result<&str> {
+        match self.indexes.as_slice() {
+            [one] => Ok(&one.index),
+            _ => Err(Error::unsupported(format!(
+                "'{}' names {} indexes; write to one index at a time",
+                self.name,
+                self.indexes.len()
+            ))
+            .with_backend(BACKEND)),
+        }
+    }
+
+    fn key(&self) -> Option<String> {
+        self.layout().managed.as_ref().and_then(|m| m.key.clone())
+    }
+
+    /// The scan request for a query.
+    fn request(&self, query: &Query) -> Result<ScanRequest> {
+        let l = self.layout();
+        let dsl = Dsl {
+            fields: &l.fields,
+            single_valued: self.single_valued,
+        };
+        let names: Vec<String> = match &query.fields {
+            Some(f) => f.clone(),
+            None => l.schema.fields().iter().map(|f| f.name().clone()).collect(),
+        };
+        let mut out_fields = Vec::with_capacity(names.len() + 1);
+        for n in &names {
+            let f = l.schema.field_with_name(n).map_err(|_| {
+                Error::query(format!("no column '{n}' in '{}'", self.name)).with_backend(BACKEND)
+            })?;
+            out_fields.push(f.clone());
+        }
+        if query.row_ids {
+            out_fields.push(Field::new(ROW_ID, DataType::Utf8, false));
+        }
+        let schema = Arc::new(Schema::new(out_fields));
+        let doc_value_dates: Vec<String> = names
+            .iter()
+            .filter(|n| {
+                l.fields
+                    .get(*n)
+                    .is_some_and(|f| f.search.date_format.is_some())
+            })
+            .cloned()
+            .collect();
+        let columns = column_specs(&schema, &doc_value_dates, query.row_ids.then_some(ROW_ID));
+        let source: Vec<&String> = names
+            .iter()
+            .filter(|n| *n != ID_COLUMN && *n != SCORE_COLUMN && !doc_value_dates.contains(n))
+            .collect();
+        let q = dsl.query(&query.filters).ok_or_else(|| {
+            Error::internal(format!(
+                "a scan of '{}' got a filter it cannot send: {}",
+                self.name,
+                query
+                    .filters
+                    .iter()
+                    .map(|f| f.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" AND ")
+            ))
+            .with_backend(BACKEND)
+        })?;
+        let mut body = serde_json::Map::new();
+        body.insert("query".into(), q);
+        body.insert(
+            "_source".into(),
+            if source.is_empty() {
+                json!(false)
+            } else {
+                json!(source)
+            },
+        );
+        if !doc_value_dates.is_empty() {
+            body.insert(
+                "docvalue_fields".into(),
+                Json::Array(
+                    doc_value_dates
+                        .iter()
+                        .map(|d| json!({"field": d, "format": "strict_date_optional_time_nanos"}))
+                        .collect(),
+                ),
+            );
+        }
+        let sorted = !query.sort.is_empty();
+        if sorted {
+            let s = dsl.sort(&query.sort).ok_or_else(|| {
+                Error::internal(format!(
+                    "a scan of '{}' got a sort it cannot send",
+                    self.name
+                ))
+                .with_backend(BACKEND)
+            })?;
+            body.insert("sort".into(), s);
+            if names.iter().any(|n| n == SCORE_COLUMN) {
+                body.insert("track_scores".into(), json!(true));
+            }
+        }
+        Ok(ScanRequest {
+            table: format!("'{}'", self.name),
+            target: self.name.clone(),
+            indexes: self.indexes.clone(),
+            body,
+            sorted,
+            limit: query.limit,
+            offset: query.offset.unwrap_or(0),
+            paging: self.paging,
+            schema,
+            columns,
+        })
+    }
+
+    /// Makes writes visible when the `refresh` option says so.
+    async fn refresh(&self, index: &str) -> Result<()> {
+        if !self.settings.refresh {
+            return Ok(());
+        }
+        self.client
+            .request(
+                Method::Post,
+                &format!("/{}/_refresh", path_part(index)),
+                None,
+                &format!("refreshing index '{index}'"),
+            )
+            .await?;
+        Ok(())
+    }
+
+    fn refresh_param(&self) -> &'static str {
+        if self.settings.refresh {
+            "?refresh=true"
+        } else {
+            ""
+        }
+    }
+
+    /// Writes a stream of rows with `action`; ids from the key column or `_id`.
+    async fn write_stream(
+        &self,
+        mut data: SendableRecordBatchStream,
+        action: Action,
+    ) -> Result<u64> {
+        let index = self.write_index()?.to_string();
+        let input = data.schema();
+        let key = self.key();
+        let id_col = match &key {
+            Some(k) if input.index_of(k).is_ok() => Some(k.clone()),
+            _ if input.index_of(ID_COLUMN).is_ok() => Some(ID_COLUMN.to_string()),
+            _ => None,
+        };
+        // A key given as `_id`: index (create or replace) makes a retried load idempotent;
+        // a table's own key refuses duplicates, as SQL does.
+        let action = match (action, &key, &id_col) {
+            (Action::Create, None, Some(_)) => Action::Index,
+            (a, _, _) => a,
+        };
+        let mut w = BulkWriter::new(
+            self.client.clone(),
+            &index,
+            action,
+            self.settings.bulk_docs,
+            self.settings.bulk_in_flight,
+        );
+        let mut failure: Option<Error> = None;
+        loop {
+            let batch = match data.try_next().await {
+                Ok(Some(b)) => b,
+                Ok(None) => break,
+                Err(e) => {
+                    failure = Some(Error::from(e));
+                    break;
+                }
+            };
+            if let Err(e) = self.push_batch(&mut w, &batch, id_col.as_deref()).await {
+                failure = Some(e);
+                break;
+            }
+        }
+        let written_before = w.written_so_far();
+        let outcome = w.finish().await;
+        let _ = self.refresh(&index).await;
+        if let Some(e) = failure {
+            let written = outcome
+                .as_ref()
+                .map(|o| o.written)
+                .unwrap_or(written_before);
+            return Err(Error::new(
+                e.kind(),
+                format!(
+                    "{} ({written} documents were written into '{index}' before, not undone)",
+                    e.message()
+                ),
+            )
+            .with_backend(BACKEND));
+        }
+        outcome?.check("INSERT", &index)
+    }
+
+    async fn push_batch(
+        &self,
+        w: &mut BulkWriter,
+        batch: &RecordBatch,
+        id_col: Option<&str>,
+    ) -> Result<()> {
+        let skip: Vec<&str> = if self.layout().managed.is_some() {
+            vec![]
+        } else {
+            vec![ID_COLUMN, SCORE_COLUMN]
+        };
+        if let Ok(i) = batch.schema().index_of(SCORE_COLUMN)
+            && batch.column(i).null_count() != batch.num_rows()
+            && self.layout().managed.is_none()
+        {
+            return Err(Error::query(format!(
+                "_score is computed by the server; leave it out of the INSERT into '{}'",
+                self.name
+            ))
+            .with_backend(BACKEND));
+        }
+        let (docs, ids) = batch_docs(batch, id_col, &skip)?;
+        for (doc, id) in docs.iter().zip(ids.iter()) {
+            if id_col.is_some() && id.is_none() {
+                return Err(Error::query(format!(
+                    "a row to write into '{}' has a NULL {}; document ids cannot be NULL",
+                    self.name,
+                    id_col.unwrap_or(ID_COLUMN)
+                ))
+                .with_backend(BACKEND));
+            }
+            w.push(id.as_deref(), Some(doc)).await?;
+        }
+        Ok(())
+    }
+
+    /// Adds columns for fields of `records` the table lacks (tables dataknobs created).
+    async fn grow(&self, records: &[Record]) -> Result<()> {
+        let l = self.layout();
+        let Some(managed) = &l.managed else {
+            // Other indexes: a field the mapping lacks is refused below by the strictness of
+            // the server's mapping, or mapped dynamically by it.
+            return Ok(());
+        };
+        let mut new: Vec<Field> = Vec::new();
+        for r in records {
+            for f in r.fields() {
+                if l.schema.field_with_name(&f.name).is_err()
+                    && !new.iter().any(|n| n.name() == &f.name)
+                {
+                    let ty = if f.has_type() {
+                        f.field_type
+                    } else {
+                        f.value.field_type().unwrap_or(FieldType::String)
+                    };
+                    new.push(ty.arrow_field(&f.name).with_nullable(true));
+                }
+            }
+        }
+        if new.is_empty() {
+            return Ok(());
+        }
+        let index = self.write_index()?.to_string();
+        let body = mapping::grow_body(&managed.columns, &new, managed.key.as_deref())?;
+        self.client
+            .request(
+                Method::Put,
+                &format!("/{}/_mapping", path_part(&index)),
+                Some(&body),
+                &format!("adding columns to '{index}'"),
+            )
+            .await?;
+        let mapping = self
+            .client
+            .request(
+                Method::Get,
+                &format!("/{}/_mapping", path_part(&index)),
+                None,
+                &format!("reading the mapping of '{index}'"),
+            )
+            .await?;
+        *self.layout.write() = Arc::new(layout_of(&mapping)?);
+        Ok(())
+    }
+
+    /// Records as documents (through a batch of the table's schema: values are checked and
+    /// converted to the column types), with their ids.
+    fn record_docs(&self, records: Vec<Record>) -> Result<(Vec<Bytes>, Vec<String>)> {
+        let l = self.layout();
+        let key = self.key();
+        let mut ids = Vec::with_capacity(records.len());
+        let mut rows = Vec::with_capacity(records.len());
+        for mut r in records {
+            let id = match (r.id().map(str::to_string), &key) {
+                (Some(id), _) => id,
+                (None, Some(k)) => match r.get(k) {
+                    Some(v) if !v.is_null() => v.to_text(),
+                    _ => uuid::Uuid::new_v4().to_string(),
+                },
+                (None, None) => uuid::Uuid::new_v4().to_string(),
+            };
+            if let Some(k) = &key {
+                match r.get(k) {
+                    Some(v) if !v.is_null() && v.to_text() != id => {
+                        return Err(Error::query(format!(
+                            "record '{id}' has key field {k} = {v}, which names another record"
+                        ))
+                        .with_backend(BACKEND));
+                    }
+                    _ => r.set(k.clone(), crate::record::Value::String(id.clone())),
+                }
+            }
+            ids.push(id);
+            rows.push(r);
+        }
+        let mut schema_fields: Vec<Field> = l
+            .schema
+            .fields()
+            .iter()
+            .filter(|f| f.name() != ID_COLUMN && f.name() != SCORE_COLUMN)
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect();
+        if l.managed.is_none() {
+            // Fields of other indexes the mapping does not list yet: written as given.
+            for r in &rows {
+                for f in r.fields() {
+                    if !schema_fields.iter().any(|s| s.name() == &f.name) {
+                        let ty = f.value.field_type().unwrap_or(FieldType::String);
+                        schema_fields.push(ty.arrow_field(&f.name).with_nullable(true));
+                    }
+                }
+            }
+        }
+        for r in &rows {
+            for f in r.fields() {
+                if !schema_fields.iter().any(|s| s.name() == &f.name) {
+                    return Err(Error::unsupported(format!(
+                        "field '{}' is not a column of '{}'",
+                        f.name, self.name
+                    ))
+                    .with_backend(BACKEND));
+                }
+            }
+        }
+        let batch = records_to_batch(&rows, &Arc::new(Schema::new(schema_fields)))?;
+        let (docs, _) = batch_docs(&batch, None, &[])?;
+        Ok((docs, ids))
+    }
+
+    async fn bulk_records(
+        &self,
+        records: Vec<Record>,
+        action: Action,
+    ) -> Result<(Vec<String>, super::write::Outcome)> {
+        let index = self.write_index()?.to_string();
+        self.grow(&records).await?;
+        let (docs, ids) = self.record_docs(records)?;
+        let mut w = BulkWriter::new(
+            self.client.clone(),
+            &index,
+            action,
+            self.settings.bulk_docs,
+            self.settings.bulk_in_flight,
+        );
+        for (d, id) in docs.iter().zip(&ids) {
+            w.push(Some(id), Some(d)).await?;
+        }
+        let outcome = w.finish().await?;
+        let _ = self.refresh(&index).await;
+        Ok((ids, outcome))
+    }
+
+    async fn get_doc(&self, id: &str) -> Result<Option<(Hit, u64, u64)>> {
+        let index = self.write_index()?;
+        let reply = self
+            .client
+            .send(
+                Method::Get,
+                &format!("/{}/_doc/{}", path_part(index), path_part(id)),
+                None,
+                false,
+            )
+            .await?;
+        if reply.status == 404 {
+            let j: Json = serde_json::from_slice(&reply.body).unwrap_or(Json::Null);
+            if j.get("found") == Some(&json!(false)) {
+                return Ok(None);
+            }
+            return Err(server_error(
+                &format!("reading record '{id}' of '{}'", self.name),
+                &reply,
+            ));
+        }
+        if !reply.ok() {
+            return Err(server_error(
+                &format!("reading record '{id}' of '{}'", self.name),
+                &reply,
+            ));
+        }
+        let j = reply.json("a document")?;
+        let seq = j.get("_seq_no").and_then(Json::as_u64).unwrap_or(0);
+        let term = j.get("_primary_term").and_then(Json::as_u64).unwrap_or(0);
+        let hit: Hit = serde_json::from_value(j).map_err(|e| {
+            Error::internal(format!("cannot read document '{id}': {e}")).with_backend(BACKEND)
+        })?;
+        Ok(Some((hit, seq, term)))
+    }
+
+    fn hit_to_record(&self, hit: &Hit) -> Result<Record> {
+        let l = self.layout();
+        let schema = l.schema.clone();
+        let specs = column_specs(&schema, &[], None);
+        let mut d = Decoder::new(schema, specs);
+        d.push(hit);
+        let batch = d.finish()?;
+        let key = self.key_column();
+        let mut recs = batch_to_records(&batch, key.as_deref())?;
+        let mut r = recs
+            .pop()
+            .ok_or_else(|| Error::internal("a document decoded to no row"))?;
+        r.set_id(hit.id.clone());
+        Ok(r)
+    }
+}
+
+#[async_trait]
+impl Database for EsTable {
+    fn backend_name(&self) -> &str {
+        BACKEND
+    }
+
+    fn collection_name(&self) -> &str {
+        &self.name
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.layout().schema.clone()
+    }
+
+    fn key_column(&self) -> Option<String> {
+        let l = self.layout();
+        match &l.managed {
+            Some(m) => m.key.clone(),
+            None => Some(ID_COLUMN.to_string()),
+        }
+    }
+
+    fn native_update(&self) -> bool {
+        false
+    }
+
+    async fn create(&self, record: Record) -> Result<String> {
+        let (ids, outcome) = self.bulk_records(vec![record], Action::Create).await?;
+        outcome.check("create", &self.name)?;
+        ids.into_iter()
+            .next()
+            .ok_or_else(|| Error::internal("create returned no id"))
+    }
+
+    async fn read(&self, id: &str) -> Result<Option<Record>> {
+        match self.get_doc(id).await? {
+            Some((hit, _, _)) => Ok(Some(self.hit_to_record(&hit)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn update(&self, id: &str, record: Record) -> Result<bool> {
+        self.grow(std::slice::from_ref(&record)).await?;
+        let Some((_, seq, term)) = self.get_doc(id).await? else {
+            return Ok(false);
+        };
+        let (docs, _) = self.record_docs(vec![record.with_id(id)])?;
+        let index = self.write_index()?;
+        let path = format!(
+            "/{}/_doc/{}?if_seq_no={seq}&if_primary_term={term}{}",
+            path_part(index),
+            path_part(id),
+            if self.settings.refresh {
+                "&refresh=true"
+            } else {
+                ""
+            }
+        );
+        let reply = self
+            .client
+            .send(Method::Put, &path, docs.into_iter().next(), false)
+            .await?;
+        if reply.status == 409 {
+            return Err(Error::query(format!(
+                "record '{id}' of '{}' changed while it was being updated; try again",
+                self.name
+            ))
+            .with_backend(BACKEND));
+        }
+        if !reply.ok() {
+            return Err(server_error(
+                &format!("updating record '{id}' of '{}'", self.name),
+                &reply,
+            ));
+        }
+        Ok(true)
+    }
+
+    async fn delete(&self, id: &str) -> Result<bool> {
+        let index = self.write_index()?;
+        let path = format!(
+            "/{}/_doc/{}{}",
+            path_part(index),
+            path_part(id),
+            self.refresh_param()
+        );
+        let reply = self.client.send(Method::Delete, &path, None, false).await?;
+        if reply.status == 404 {
+            return Ok(false);
+        }
+        if !reply.ok() {
+            return Err(server_error(
+                &format!("deleting record '{id}' of '{}'", self.name),
+                &reply,
+            ));
+        }
+        Ok(true)
+    }
+
+    async fn exists(&self, id: &str) -> Result<bool> {
+        let index = self.write_index()?;
+        let reply = self
+            .client
+            .send(
+                Method::Head,
+                &format!("/{}/_doc/{}", path_part(index), path_part(id)),
+                None,
+                false,
+            )
+            .await?;
+        Ok(reply.ok())
+    }
+
+    async fn upsert(&self, id: &str, record: Record) -> Result<String> {
+        let (ids, outcome) = self
+            .bulk_records(vec![record.with_id(id)], Action::Index)
+            .await?;
+        outcome.check("upsert", &self.name)?;
+        ids.into_iter()
+            .next()
+            .ok_or_else(|| Error::internal("upsert returned no id"))
+    }
+
+    async fn count(&self, query: Option<&Query>) -> Result<u64> {
+        let filter = query.and_then(Query::filter_expr);
+        let exact = filter
+            .as_ref()
+            .is_none_or(|f| self.dsl_support(f) == FilterSupport::Exact);
+        let plain = query.is_none_or(|q| q.limit.is_none() && q.offset.is_none());
+        if !exact || !plain {
+            return crate::local::count(self, query).await;
+        }
+        let l = self.layout();
+        let dsl = Dsl {
+            fields: &l.fields,
+            single_valued: self.single_valued,
+        };
+        let q = dsl
+            .query(&filter.into_iter().collect::<Vec<_>>())
+            .ok_or_else(|| Error::internal("count: untranslatable filter"))?;
+        let reply = self
+            .client
+            .request(
+                Method::Post,
+                &format!("/{}/_count", path_part(&self.name)),
+                Some(&json!({"query": q})),
+                &format!("counting '{}'", self.name),
+            )
+            .await?;
+        reply
+            .get("count")
+            .and_then(Json::as_u64)
+            .ok_or_else(|| Error::internal("a _count reply without count").with_backend(BACKEND))
+    }
+
+    async fn clear(&self) -> Result<u64> {
+        self.delete_where(None).await
+    }
+
+    async fn batch_create(&self, records: Vec<Record>) -> Result<Vec<String>> {
+        if records.is_empty() {
+            return Ok(vec![]);
+        }
+        let (ids, outcome) = self.bulk_records(records, Action::Create).await?;
+        outcome.check("batch_create", &self.name)?;
+        Ok(ids)
+    }
+
+    async fn batch_delete(&self, ids: &[String]) -> Result<Vec<bool>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(self.delete(id).await?);
+        }
+        Ok(out)
+    }
+
+    fn filter_support(&self, filter: &FilterExpr) -> FilterSupport {
+        self.dsl_support(filter)
+    }
+
+    fn sort_support(&self, sort: &[SortSpec]) -> bool {
+        let l = self.layout();
+        Dsl {
+            fields: &l.fields,
+            single_valued: self.single_valued,
+        }
+        .sort(sort)
+        .is_some()
+    }
+
+    async fn scan_partitions(&self, query: &Query, target: usize) -> usize {
+        if query.limit.is_some() || query.offset.is_some() || !query.sort.is_empty() {
+            return 1;
+        }
+        match self.request(query) {
+            Ok(r) => r.partitions(target),
+            Err(_) => 1,
+        }
+    }
+
+    async fn scan(&self, query: &Query, partition: Partition) -> Result<SendableRecordBatchStream> {
+        let req = self.request(query)?;
+        Ok(scan::stream(self.client.clone(), req, partition))
+    }
+
+    fn describe_scan(&self, query: &Query) -> String {
+        match self.request(query) {
+            Ok(r) => r.describe(),
+            Err(e) => format!("(cannot plan: {e})"),
+        }
+    }
+
+    async fn insert(&self, data: SendableRecordBatchStream) -> Result<u64> {
+        self.write_stream(data, Action::Create).await
+    }
+
+    async fn delete_where(&self, filter: Option<&FilterExpr>) -> Result<u64> {
+        let index = self.write_index()?.to_string();
+        let l = self.layout();
+        let dsl = Dsl {
+            fields: &l.fields,
+            single_valued: self.single_valued,
+        };
+        if let Some(f) = filter
+            && dsl.support(f) != FilterSupport::Exact
+        {
+            return Err(Error::unsupported(format!(
+                "DELETE from '{}': the condition {f} cannot be evaluated exactly by the server",
+                self.name
+            ))
+            .with_backend(BACKEND));
+        }
+        let q = dsl
+            .query(&filter.cloned().into_iter().collect::<Vec<_>>())
+            .ok_or_else(|| Error::internal("delete: untranslatable filter"))?;
+        let path = format!(
+            "/{}/_delete_by_query?refresh={}",
+            path_part(&index),
+            self.settings.refresh
+        );
+        let reply = self
+            .client
+            .request(
+                Method::Post,
+                &path,
+                Some(&json!({"query": q})),
+                &format!("DELETE from '{index}'"),
+            )
+            .await?;
+        let deleted = reply.get("deleted").and_then(Json::as_u64).unwrap_or(0);
+        if let Some(f) = reply
+            .get("failures")
+            .and_then(Json::as_array)
+            .filter(|f| !f.is_empty())
+        {
+            return Err(Error::new(
+                ErrorKind::Query,
+                format!(
+                    "DELETE from '{index}': {} documents were deleted, then it failed: {}",
+                    deleted, f[0]
+                ),
+            )
+            .with_backend(BACKEND));
+        }
+        Ok(deleted)
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let managed = self.layout().managed.is_some();
+        Capabilities {
+            atomic_batches: false,
+            schema_growth: managed,
+            native_dml: true,
+            row_ids: self.supports_row_ids(),
+            exact_sort: self.single_valued,
+            key_lookup: self.indexes.len() == 1,
+            native_count: true,
+        }
+    }
+
+    fn supports_row_ids(&self) -> bool {
+        self.indexes.len() == 1
+    }
+
+    async fn delete_ids(&self, ids: &[String]) -> Result<u64> {
+        let index = self.write_index()?.to_string();
+        let mut w = BulkWriter::new(
+            self.client.clone(),
+            &index,
+            Action::Delete,
+            self.settings.bulk_docs,
+            self.settings.bulk_in_flight,
+        );
+        for id in ids {
+            w.push(Some(id), None).await?;
+        }
+        let outcome = w.finish().await?;
+        let _ = self.refresh(&index).await;
+        outcome.check("DELETE", &index)
+    }
+
+    async fn update_ids(&self, ids: &[String], values: RecordBatch) -> Result<u64> {
+        let index = self.write_index()?.to_string();
+        if values.num_rows() != ids.len() {
+            return Err(Error::internal(
+                "update_ids: one row of values per id expected",
+            ));
+        }
+        let (docs, _) = batch_docs(&values, None, &[])?;
+        // NULLs are left out of the documents: set them explicitly.
+        let schema = values.schema();
+        let mut w = BulkWriter::new(
+            self.client.clone(),
+            &index,
+            Action::Update,
+            self.settings.bulk_docs,
+            self.settings.bulk_in_flight,
+        );
+        for (row, (id, doc)) in ids.iter().zip(docs.iter()).enumerate() {
+            let mut obj: serde_json::Map<String, Json> = serde_json::from_slice(doc)
+                .map_err(|e| Error::internal(format!("bad update document: {e}")))?;
+            for (c, f) in schema.fields().iter().enumerate() {
+                if values.column(c).is_null(row) {
+                    obj.insert(f.name().clone(), Json::Null);
+                }
+            }
+            let bytes = serde_json::to_vec(&obj).map_err(|e| Error::internal(e.to_string()))?;
+            w.push(Some(id), Some(&bytes)).await?;
+        }
+        let outcome = w.finish().await?;
+        let _ = self.refresh(&index).await;
+        outcome.check("UPDATE", &index)
+    }
+}

@@ -79,6 +79,8 @@ pub struct ColumnSpec {
     pub from: From,
     pub data_type: DataType,
     pub json: bool,
+    /// A timestamp stored as an integer in the column's unit.
+    pub epoch: bool,
 }
 
 enum Acc {
@@ -101,6 +103,7 @@ pub struct Decoder {
 fn acc_for(spec: &ColumnSpec) -> Acc {
     match &spec.data_type {
         _ if spec.json => Acc::Text(StringBuilder::new()),
+        _ if spec.epoch => Acc::Int(Vec::new()),
         DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
             Acc::Int(Vec::new())
         }
@@ -395,6 +398,7 @@ pub fn column_specs(
                 name,
                 from,
                 data_type: f.data_type().clone(),
+                epoch: false,
             }
         })
         .collect()

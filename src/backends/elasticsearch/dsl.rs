@@ -73,6 +73,11 @@ fn term_value(field: &EsField, v: &Value) -> Option<Json> {
         (EsKind::Double, Value::Float(f)) if f.is_finite() => Some(json!(f)),
         (EsKind::Double, Value::Int(i)) if i.unsigned_abs() <= 1 << 53 => Some(json!(i)),
         (EsKind::Boolean, Value::Bool(b)) => Some(json!(b)),
+        (EsKind::Integer, Value::DateTime(t)) => {
+            let per = field.search.epoch_nanos?;
+            let n = t.timestamp_nanos_opt()?;
+            (n % per == 0).then(|| json!(n / per))
+        }
         (EsKind::Date { nanos: false }, Value::DateTime(t)) => Some(json!(t.timestamp_millis())),
         (EsKind::Date { nanos: false }, Value::Date(d)) => {
             let t = d.and_hms_opt(0, 0, 0)?.and_utc();
@@ -90,8 +95,35 @@ fn whole_millis(v: &Value) -> bool {
     }
 }
 
-/// One comparison's query (what matches where the condition is TRUE), or None.
-fn positive(field: &EsField, f: &Filter) -> Option<Json> {
+/// One comparison's query: what matches where the condition is TRUE (exact), or a superset
+/// of it (`false`), or None.
+fn positive(field: &EsField, f: &Filter) -> Option<(Json, bool)> {
+    let s = &field.search;
+    // Ranges and LIKE on a keyword field with `ignore_above`: values too long to be indexed
+    // there are not found, so the query also takes every document whose value is long (the
+    // analysed field has it, the keyword field does not): a superset, checked again.
+    if s.max_len.is_some()
+        && s.exists
+        && matches!(
+            f.op,
+            Operator::Gt | Operator::Ge | Operator::Lt | Operator::Le | Operator::Like
+        )
+        && let Some(t) = &s.terms
+    {
+        let mut relaxed = field.clone();
+        relaxed.search.max_len = None;
+        relaxed.search.ranges = true;
+        let q = positive_exact(&relaxed, f)?;
+        let long = json!({"bool": {
+            "filter": [{"exists": {"field": field.name}}],
+            "must_not": [{"exists": {"field": t}}],
+        }});
+        return Some((or(vec![q, long]), false));
+    }
+    positive_exact(field, f).map(|q| (q, true))
+}
+
+fn positive_exact(field: &EsField, f: &Filter) -> Option<Json> {
     let s: &Search = &field.search;
     let is_date = matches!(field.kind, EsKind::Date { .. });
     let with_format = |mut q: Json| {
@@ -115,7 +147,7 @@ fn positive(field: &EsField, f: &Filter) -> Option<Json> {
             if v.is_null() {
                 return Some(match_none());
             }
-            if !fits(v) || !whole_millis(v) {
+            if !fits(v) || !(whole_millis(v) || s.epoch_nanos.is_some()) {
                 return None;
             }
             let jv = term_value(field, v)?;
@@ -132,7 +164,7 @@ fn positive(field: &EsField, f: &Filter) -> Option<Json> {
                 if v.is_null() {
                     continue;
                 }
-                if !fits(v) || !whole_millis(v) {
+                if !fits(v) || !(whole_millis(v) || s.epoch_nanos.is_some()) {
                     return None;
                 }
                 vals.push(term_value(field, v)?);
@@ -158,7 +190,7 @@ fn positive(field: &EsField, f: &Filter) -> Option<Json> {
             if v.is_null() {
                 return Some(match_none());
             }
-            if !whole_millis(v) {
+            if !(whole_millis(v) || s.epoch_nanos.is_some()) {
                 return None;
             }
             let jv = term_value(field, v)?;
@@ -250,6 +282,18 @@ pub struct Dsl<'a> {
     pub fields: &'a Fields,
     /// Every field holds at most one value (indexes dataknobs created).
     pub single_valued: bool,
+    /// Set when a translation matched a superset of the rows.
+    pub superset: std::cell::Cell<bool>,
+}
+
+impl<'a> Dsl<'a> {
+    pub fn new(fields: &'a Fields, single_valued: bool) -> Self {
+        Dsl {
+            fields,
+            single_valued,
+            superset: std::cell::Cell::new(false),
+        }
+    }
 }
 
 impl Dsl<'_> {
@@ -278,7 +322,13 @@ impl Dsl<'_> {
                         op: Operator::In,
                         ..c.clone()
                     })),
-                    _ => positive(field, c),
+                    _ => {
+                        let (q, exact) = positive(field, c)?;
+                        if !exact {
+                            self.superset.set(true);
+                        }
+                        Some(q)
+                    }
                 }
             }
         }
@@ -302,14 +352,14 @@ impl Dsl<'_> {
             FilterExpr::Cond(c) => {
                 let field = self.fields.get(&c.field)?;
                 match c.op {
-                    Operator::Exists => positive(
+                    Operator::Exists => positive_exact(
                         field,
                         &Filter {
                             op: Operator::NotExists,
                             ..c.clone()
                         },
                     ),
-                    Operator::NotExists => positive(
+                    Operator::NotExists => positive_exact(
                         field,
                         &Filter {
                             op: Operator::Exists,
@@ -330,7 +380,10 @@ impl Dsl<'_> {
                         if c.value().is_some_and(Value::is_null) {
                             return Some(match_none());
                         }
-                        let q = positive(field, c)?;
+                        // A superset cannot be negated.
+                        let (q, true) = positive(field, c)? else {
+                            return None;
+                        };
                         if !field.search.exists {
                             return None;
                         }
@@ -343,11 +396,16 @@ impl Dsl<'_> {
 
     /// How exactly `e` can be pushed.
     pub fn support(&self, e: &FilterExpr) -> FilterSupport {
+        self.superset.set(false);
         if self.when_true(e).is_none() {
             return FilterSupport::Unsupported;
         }
         if self.single_valued {
-            return FilterSupport::Exact;
+            return if self.superset.get() {
+                FilterSupport::Inexact
+            } else {
+                FilterSupport::Exact
+            };
         }
         // Several values per field: "any value matches" is a superset of "the first value
         // matches" for positive conditions; negations are not pushed.
@@ -443,10 +501,7 @@ mod tests {
     #[test]
     fn negation_keeps_sql_null_semantics() {
         let f = fields();
-        let d = Dsl {
-            fields: &f,
-            single_valued: true,
-        };
+        let d = Dsl::new(&f, true);
         let q = d.when_true(&cond("n", Operator::Ne, 3i64)).unwrap();
         assert_eq!(
             q,
@@ -471,17 +526,26 @@ mod tests {
     #[test]
     fn exactness_follows_the_mapping() {
         let f = fields();
-        let d = Dsl {
-            fields: &f,
-            single_valued: true,
-        };
+        let d = Dsl::new(&f, true);
         // text: equality through its keyword field, only for values within ignore_above.
         assert_eq!(
             d.when_true(&cond("t", Operator::Eq, "abc")).unwrap(),
             json!({"term": {"t.keyword": {"value": "abc"}}})
         );
         assert!(d.when_true(&cond("t", Operator::Eq, "abcdef")).is_none());
-        assert!(d.when_true(&cond("t", Operator::Gt, "a")).is_none());
+        // Ranges on it also take the documents whose value is too long for the keyword field.
+        assert_eq!(
+            d.support(&cond("t", Operator::Gt, "a")),
+            FilterSupport::Inexact
+        );
+        assert_eq!(
+            d.support(&cond("t", Operator::Le, "a")),
+            FilterSupport::Inexact
+        );
+        assert!(
+            d.when_true(&FilterExpr::Not(Box::new(cond("t", Operator::Gt, "a"))))
+                .is_none()
+        );
         // normalizer, float: not exact.
         assert!(d.when_true(&cond("lc", Operator::Eq, "a")).is_none());
         assert!(d.when_true(&cond("f", Operator::Gt, 1.5)).is_none());
@@ -492,10 +556,7 @@ mod tests {
         // integers do not meet fractions.
         assert!(d.when_true(&cond("n", Operator::Eq, 1.5)).is_none());
         // several values per field: positive inexact, negation unsupported.
-        let m = Dsl {
-            fields: &f,
-            single_valued: false,
-        };
+        let m = Dsl::new(&f, false);
         assert_eq!(
             m.support(&cond("k", Operator::Eq, "a")),
             FilterSupport::Inexact

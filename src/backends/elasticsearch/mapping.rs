@@ -92,6 +92,9 @@ pub struct Search {
     pub fulltext: Option<String>,
     /// A date field's custom `format` (None for the default, which dataknobs parses itself).
     pub date_format: Option<String>,
+    /// A `long` field holding a micro- or nanosecond timestamp column (tables dataknobs
+    /// created): nanoseconds per stored unit.
+    pub epoch_nanos: Option<i64>,
 }
 
 /// The metadata columns every index table has, first.
@@ -188,6 +191,7 @@ fn search_of(es_type: &str, kind: &EsKind, props: &Json, path: &str) -> Search {
             sort: (ok && doc_values(p) && max_len(p).is_none()).then(|| path.to_string()),
             fulltext: text_sub.clone(),
             date_format: None,
+            epoch_nanos: None,
         }
     };
     match kind {
@@ -209,6 +213,7 @@ fn search_of(es_type: &str, kind: &EsKind, props: &Json, path: &str) -> Search {
                     sort: (doc_values(p) && max_len(p).is_none()).then(|| k.clone()),
                     fulltext: None,
                     date_format: None,
+                    epoch_nanos: None,
                 },
                 _ => Search::default(),
             };
@@ -429,6 +434,9 @@ pub fn arrow_schema(fields: &[EsField]) -> Arc<Schema> {
     ))
 }
 
+/// The longest string (in characters) the keyword sub-field of a string column indexes.
+pub const MAX_KEYWORD_CHARS: usize = 8191;
+
 /// The key under `_meta` where dataknobs describes a table it created.
 pub const META_KEY: &str = "dataknobs";
 
@@ -445,9 +453,13 @@ pub fn es_property(f: &Field) -> Result<Json> {
     let json_ext = f.metadata().get(EXTENSION_NAME_KEY).map(String::as_str) == Some(JSON_EXTENSION);
     Ok(match f.data_type() {
         _ if json_ext => serde_json::json!({"type": "object", "enabled": false}),
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
-            serde_json::json!({"type": "keyword", "fields": {"text": {"type": "text"}}})
-        }
+        // Text for full-text search, with an exact keyword sub-field for `=`, ranges, LIKE and
+        // sorting. Lucene cannot index a term over 32,766 bytes: longer values (over 8,191
+        // characters) are kept in `_source` and the text field, not in the keyword field.
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => serde_json::json!({
+            "type": "text",
+            "fields": {"keyword": {"type": "keyword", "ignore_above": MAX_KEYWORD_CHARS}}
+        }),
         DataType::Int8 => serde_json::json!({"type": "byte"}),
         DataType::Int16 | DataType::UInt8 => serde_json::json!({"type": "short"}),
         DataType::Int32 | DataType::UInt16 => serde_json::json!({"type": "integer"}),
@@ -469,8 +481,10 @@ pub fn es_property(f: &Field) -> Result<Json> {
         | DataType::Date64 => {
             serde_json::json!({"type": "date"})
         }
+        // `date` keeps milliseconds, `date_nanos` only dates from 1970: the integer in the
+        // column's unit (see `Search::epoch_nanos`).
         DataType::Timestamp(TimeUnit::Microsecond | TimeUnit::Nanosecond, _) => {
-            serde_json::json!({"type": "date_nanos"})
+            serde_json::json!({"type": "long"})
         }
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
             serde_json::json!({"type": "binary"})
@@ -494,7 +508,7 @@ fn meta_columns(fields: &[Field]) -> Json {
                     "name": f.name(),
                     "type": f.data_type().to_string(),
                     "nullable": f.is_nullable(),
-                    "json": f.metadata().get(EXTENSION_NAME_KEY).map(String::as_str) == Some(JSON_EXTENSION),
+                    "metadata": f.metadata(),
                 })
             })
             .collect(),
@@ -556,9 +570,11 @@ pub fn managed(response: &Json) -> Option<Managed> {
             ty,
             c.get("nullable").and_then(Json::as_bool).unwrap_or(true),
         );
-        if c.get("json").and_then(Json::as_bool) == Some(true) {
+        if let Some(m) = c.get("metadata").and_then(Json::as_object) {
             f = f.with_metadata(
-                [(EXTENSION_NAME_KEY.to_string(), JSON_EXTENSION.to_string())].into(),
+                m.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                    .collect(),
             );
         }
         columns.push(f);

@@ -349,6 +349,7 @@ impl Backend for EsBackend {
         if schema != self.default_schema() {
             return Ok(None);
         }
+        let table_name = name;
         let name = &self.index_name(name);
         let reply = self
             .client
@@ -373,8 +374,8 @@ impl Backend for EsBackend {
             // A pattern that matches no index.
             return Ok(None);
         }
-        let table = EsTable::open(self, name, &mapping).await?;
-        Ok(Some(Arc::new(table)))
+        let opened = EsTable::open(self, table_name, name, &mapping).await?;
+        Ok(Some(Arc::new(opened)))
     }
 
     async fn create_collection(

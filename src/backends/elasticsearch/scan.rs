@@ -60,8 +60,13 @@ pub struct ScanRequest {
     /// `query`, `_source`, `docvalue_fields`, `track_scores`, `sort` (when pushed).
     pub body: serde_json::Map<String, Json>,
     pub sorted: bool,
+    /// The sort keys, for a sorted scan too large for one request (sorted here).
+    pub sort: Vec<crate::query::SortSpec>,
     pub limit: Option<usize>,
     pub offset: usize,
+    /// How many leading columns of `schema` the scan returns (the rest are sort keys read
+    /// only to sort here).
+    pub output: usize,
     pub paging: Paging,
     pub schema: SchemaRef,
     pub columns: Vec<ColumnSpec>,
@@ -70,7 +75,12 @@ pub struct ScanRequest {
 impl ScanRequest {
     /// Is this a single request (`from` + `size`)?
     pub fn single(&self) -> bool {
-        self.sorted || self.limit.is_some_and(|l| l + self.offset <= PAGE_SIZE)
+        self.limit.is_some_and(|l| l + self.offset <= PAGE_SIZE)
+    }
+
+    /// A sorted scan beyond one request's window: read in pages, sorted here.
+    fn sorts_locally(&self) -> bool {
+        self.sorted && !self.single()
     }
 
     /// The slices of a full scan: (index position, slice id, slice max) for `count` partitions.
@@ -239,6 +249,42 @@ async fn search(client: &EsClient, path: &str, body: &Json, table: &str) -> Resu
         Error::internal(format!("cannot read the search reply for {table}: {e}"))
             .with_backend(BACKEND)
     })
+}
+
+/// Sorts rows as DataFusion does (the same Arrow kernels), then applies offset and limit.
+fn sort_batches(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    sort: &[crate::query::SortSpec],
+    offset: usize,
+    limit: Option<usize>,
+) -> Result<RecordBatch> {
+    use datafusion::arrow::compute::{
+        SortColumn, SortOptions, concat_batches, lexsort_to_indices, take_record_batch,
+    };
+    let all = concat_batches(schema, batches).map_err(|e| Error::internal(e.to_string()))?;
+    let columns = sort
+        .iter()
+        .map(|s| {
+            let i = schema.index_of(&s.field).map_err(|_| {
+                Error::internal(format!("sort column '{}' is not in the scan", s.field))
+            })?;
+            Ok(SortColumn {
+                values: all.column(i).clone(),
+                options: Some(SortOptions {
+                    descending: s.order == crate::query::SortOrder::Desc,
+                    nulls_first: s.nulls_first,
+                }),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let n = all.num_rows();
+    let end = limit.map_or(n, |l| (offset + l).min(n));
+    let indices =
+        lexsort_to_indices(&columns, Some(end)).map_err(|e| Error::internal(e.to_string()))?;
+    let sorted = take_record_batch(&all, &indices).map_err(|e| Error::internal(e.to_string()))?;
+    let start = offset.min(sorted.num_rows());
+    Ok(sorted.slice(start, sorted.num_rows() - start))
 }
 
 /// The state of one partition's stream.
@@ -447,6 +493,31 @@ pub fn stream(
     req: ScanRequest,
     partition: Partition,
 ) -> SendableRecordBatchStream {
+    if req.sorts_locally() {
+        let full = req.schema.clone();
+        let keep: Vec<usize> = (0..req.output.min(full.fields().len())).collect();
+        let schema = Arc::new(
+            full.project(&keep)
+                .unwrap_or_else(|_| full.as_ref().clone()),
+        );
+        let (sort, offset, limit) = (req.sort.clone(), req.offset, req.limit);
+        let mut unsorted = req;
+        unsorted.sorted = false;
+        unsorted.offset = 0;
+        unsorted.limit = None;
+        unsorted.body.remove("sort");
+        unsorted.body.remove("track_scores");
+        let inner = stream(client, unsorted, Partition::ALL);
+        let fut = async move {
+            use futures::TryStreamExt;
+            let batches: Vec<RecordBatch> = inner.try_collect().await?;
+            let sorted = sort_batches(&full, &batches, &sort, offset, limit)
+                .map_err(|e| e.into_datafusion())?;
+            Ok(sorted.project(&keep)?)
+        };
+        let s = futures::stream::once(fut);
+        return Box::pin(RecordBatchStreamAdapter::new(schema, s));
+    }
     let schema = req.schema.clone();
     let req = Arc::new(req);
     let count = partition.count.max(1);

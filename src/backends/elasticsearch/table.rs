@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::array::Array;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
 use elasticsearch::http::Method;
@@ -41,8 +42,10 @@ pub struct EsTable {
     client: EsClient,
     settings: EsSettings,
     paging: Paging,
-    /// The name the table was opened by (index, alias or pattern).
+    /// The index, alias or pattern the table names (with the backend's prefix).
     name: String,
+    /// The table's name as SQL sees it (without the prefix).
+    table: String,
     indexes: Vec<Target>,
     layout: RwLock<Arc<Layout>>,
     single_valued: bool,
@@ -80,7 +83,20 @@ fn layout_of(mapping: &Json) -> Result<Layout> {
     let fields = schema
         .fields()
         .iter()
-        .filter_map(|f| by_name.get(f.name()).map(|e| (f.name().clone(), e.clone())))
+        .filter_map(|f| {
+            let mut e = by_name.get(f.name())?.clone();
+            if let DataType::Timestamp(unit, _) = f.data_type()
+                && e.es_type == "long"
+            {
+                e.search.epoch_nanos = Some(match unit {
+                    TimeUnit::Second => 1_000_000_000,
+                    TimeUnit::Millisecond => 1_000_000,
+                    TimeUnit::Microsecond => 1_000,
+                    TimeUnit::Nanosecond => 1,
+                });
+            }
+            Some((f.name().clone(), e))
+        })
         .collect();
     Ok(Layout {
         schema,
@@ -90,7 +106,12 @@ fn layout_of(mapping: &Json) -> Result<Layout> {
 }
 
 impl EsTable {
-    pub(super) async fn open(backend: &EsBackend, name: &str, mapping: &Json) -> Result<EsTable> {
+    pub(super) async fn open(
+        backend: &EsBackend,
+        table: &str,
+        name: &str,
+        mapping: &Json,
+    ) -> Result<EsTable> {
         let layout = layout_of(mapping).map_err(|e| e.context(&format!("table '{name}'")))?;
         let settings = backend
             .client
@@ -130,6 +151,7 @@ impl EsTable {
             settings: backend.settings.clone(),
             paging: backend.paging(),
             name: name.to_string(),
+            table: table.to_string(),
             indexes,
             layout: RwLock::new(Arc::new(layout)),
             single_valued,
@@ -142,11 +164,7 @@ impl EsTable {
 
     fn dsl_support(&self, e: &FilterExpr) -> FilterSupport {
         let l = self.layout();
-        Dsl {
-            fields: &l.fields,
-            single_valued: self.single_valued,
-        }
-        .support(e)
+        Dsl::new(&l.fields, self.single_valued).support(e)
     }
 
     /// The one concrete index writes go to.
@@ -169,14 +187,24 @@ impl EsTable {
     /// The scan request for a query.
     fn request(&self, query: &Query) -> Result<ScanRequest> {
         let l = self.layout();
-        let dsl = Dsl {
-            fields: &l.fields,
-            single_valued: self.single_valued,
-        };
-        let names: Vec<String> = match &query.fields {
+        let dsl = Dsl::new(&l.fields, self.single_valued);
+        let mut names: Vec<String> = match &query.fields {
             Some(f) => f.clone(),
             None => l.schema.fields().iter().map(|f| f.name().clone()).collect(),
         };
+        // A sort done here (beyond one request's window) needs its keys: read them too and
+        // drop them after sorting.
+        let wanted = names.len() + usize::from(query.row_ids);
+        let fits = query
+            .limit
+            .is_some_and(|n| n + query.offset.unwrap_or(0) <= scan::PAGE_SIZE);
+        if !fits {
+            for s in &query.sort {
+                if !names.contains(&s.field) {
+                    names.push(s.field.clone());
+                }
+            }
+        }
         let mut out_fields = Vec::with_capacity(names.len() + 1);
         for n in &names {
             let f = l.schema.field_with_name(n).map_err(|_| {
@@ -185,7 +213,8 @@ impl EsTable {
             out_fields.push(f.clone());
         }
         if query.row_ids {
-            out_fields.push(Field::new(ROW_ID, DataType::Utf8, false));
+            // The row id comes right after the asked-for columns.
+            out_fields.insert(wanted - 1, Field::new(ROW_ID, DataType::Utf8, false));
         }
         let schema = Arc::new(Schema::new(out_fields));
         let doc_value_dates: Vec<String> = names
@@ -197,7 +226,13 @@ impl EsTable {
             })
             .cloned()
             .collect();
-        let columns = column_specs(&schema, &doc_value_dates, query.row_ids.then_some(ROW_ID));
+        let mut columns = column_specs(&schema, &doc_value_dates, query.row_ids.then_some(ROW_ID));
+        for c in &mut columns {
+            c.epoch = l
+                .fields
+                .get(&c.name)
+                .is_some_and(|f| f.search.epoch_nanos.is_some());
+        }
         let source: Vec<&String> = names
             .iter()
             .filter(|n| *n != ID_COLUMN && *n != SCORE_COLUMN && !doc_value_dates.contains(n))
@@ -256,6 +291,8 @@ impl EsTable {
             indexes: self.indexes.clone(),
             body,
             sorted,
+            sort: query.sort.clone(),
+            output: wanted,
             limit: query.limit,
             offset: query.offset.unwrap_or(0),
             paging: self.paging,
@@ -371,7 +408,7 @@ impl EsTable {
             ))
             .with_backend(BACKEND));
         }
-        let (docs, ids) = batch_docs(batch, id_col, &skip)?;
+        let (docs, ids) = batch_docs(batch, id_col, &skip, self.layout().managed.is_some())?;
         for (doc, id) in docs.iter().zip(ids.iter()) {
             if id_col.is_some() && id.is_none() {
                 return Err(Error::query(format!(
@@ -403,7 +440,11 @@ impl EsTable {
                     let ty = if f.has_type() {
                         f.field_type
                     } else {
-                        f.value.field_type().unwrap_or(FieldType::String)
+                        // An untyped NULL does not decide a column's type.
+                        match f.value.field_type() {
+                            Some(t) => t,
+                            None => continue,
+                        }
                     };
                     new.push(ty.arrow_field(&f.name).with_nullable(true));
                 }
@@ -483,6 +524,18 @@ impl EsTable {
                 }
             }
         }
+        for r in &mut rows {
+            // A NULL for a field the table lacks stores nothing.
+            let absent: Vec<String> = r
+                .fields()
+                .iter()
+                .filter(|f| f.value.is_null() && !schema_fields.iter().any(|s| s.name() == &f.name))
+                .map(|f| f.name.clone())
+                .collect();
+            for n in absent {
+                r.remove(&n);
+            }
+        }
         for r in &rows {
             for f in r.fields() {
                 if !schema_fields.iter().any(|s| s.name() == &f.name) {
@@ -495,7 +548,7 @@ impl EsTable {
             }
         }
         let batch = records_to_batch(&rows, &Arc::new(Schema::new(schema_fields)))?;
-        let (docs, _) = batch_docs(&batch, None, &[])?;
+        let (docs, _) = batch_docs(&batch, None, &[], l.managed.is_some())?;
         Ok((docs, ids))
     }
 
@@ -558,10 +611,57 @@ impl EsTable {
         Ok(Some((hit, seq, term)))
     }
 
+    /// Gives record `from` the id `to` with `changes` applied: create `to`, delete `from`.
+    async fn move_doc(
+        &self,
+        index: &str,
+        from: &str,
+        to: &str,
+        changes: serde_json::Map<String, Json>,
+    ) -> Result<bool> {
+        let Some((hit, _, _)) = self.get_doc(from).await? else {
+            return Ok(false);
+        };
+        let mut source = hit.source.unwrap_or_default();
+        source.extend(changes);
+        let body =
+            Bytes::from(serde_json::to_vec(&source).map_err(|e| Error::internal(e.to_string()))?);
+        let path = format!(
+            "/{}/_create/{}{}",
+            path_part(index),
+            path_part(to),
+            self.refresh_param()
+        );
+        let reply = self
+            .client
+            .send(Method::Put, &path, Some(body), false)
+            .await?;
+        if reply.status == 409 {
+            return Err(Error::already_exists(format!(
+                "UPDATE of '{}': a record with key '{to}' exists already",
+                self.table
+            ))
+            .with_backend(BACKEND));
+        }
+        if !reply.ok() {
+            return Err(server_error(
+                &format!("moving record '{from}' to '{to}'"),
+                &reply,
+            ));
+        }
+        self.delete(from).await
+    }
+
     fn hit_to_record(&self, hit: &Hit) -> Result<Record> {
         let l = self.layout();
         let schema = l.schema.clone();
-        let specs = column_specs(&schema, &[], None);
+        let mut specs = column_specs(&schema, &[], None);
+        for c in &mut specs {
+            c.epoch = l
+                .fields
+                .get(&c.name)
+                .is_some_and(|f| f.search.epoch_nanos.is_some());
+        }
         let mut d = Decoder::new(schema, specs);
         d.push(hit);
         let batch = d.finish()?;
@@ -582,7 +682,7 @@ impl Database for EsTable {
     }
 
     fn collection_name(&self) -> &str {
-        &self.name
+        &self.table
     }
 
     fn schema(&self) -> SchemaRef {
@@ -708,10 +808,7 @@ impl Database for EsTable {
             return crate::local::count(self, query).await;
         }
         let l = self.layout();
-        let dsl = Dsl {
-            fields: &l.fields,
-            single_valued: self.single_valued,
-        };
+        let dsl = Dsl::new(&l.fields, self.single_valued);
         let q = dsl
             .query(&filter.into_iter().collect::<Vec<_>>())
             .ok_or_else(|| Error::internal("count: untranslatable filter"))?;
@@ -757,12 +854,7 @@ impl Database for EsTable {
 
     fn sort_support(&self, sort: &[SortSpec]) -> bool {
         let l = self.layout();
-        Dsl {
-            fields: &l.fields,
-            single_valued: self.single_valued,
-        }
-        .sort(sort)
-        .is_some()
+        Dsl::new(&l.fields, self.single_valued).sort(sort).is_some()
     }
 
     async fn scan_partitions(&self, query: &Query, target: usize) -> usize {
@@ -794,10 +886,7 @@ impl Database for EsTable {
     async fn delete_where(&self, filter: Option<&FilterExpr>) -> Result<u64> {
         let index = self.write_index()?.to_string();
         let l = self.layout();
-        let dsl = Dsl {
-            fields: &l.fields,
-            single_valued: self.single_valued,
-        };
+        let dsl = Dsl::new(&l.fields, self.single_valued);
         if let Some(f) = filter
             && dsl.support(f) != FilterSupport::Exact
         {
@@ -883,7 +972,7 @@ impl Database for EsTable {
                 "update_ids: one row of values per id expected",
             ));
         }
-        let (docs, _) = batch_docs(&values, None, &[])?;
+        let (docs, _) = batch_docs(&values, None, &[], self.layout().managed.is_some())?;
         // NULLs are left out of the documents: set them explicitly.
         let schema = values.schema();
         let mut w = BulkWriter::new(
@@ -893,6 +982,27 @@ impl Database for EsTable {
             self.settings.bulk_docs,
             self.settings.bulk_in_flight,
         );
+        // New key values: such a row moves to a new document id.
+        let new_keys: Option<Vec<Option<String>>> = match self.key() {
+            Some(k) => match schema.index_of(&k) {
+                Ok(ki) => {
+                    let text = datafusion::arrow::compute::cast(values.column(ki), &DataType::Utf8)
+                        .map_err(|e| Error::internal(e.to_string()))?;
+                    let text = text
+                        .as_any()
+                        .downcast_ref::<datafusion::arrow::array::StringArray>()
+                        .ok_or_else(|| Error::internal("key column is not text"))?;
+                    Some(
+                        (0..text.len())
+                            .map(|r| (!text.is_null(r)).then(|| text.value(r).to_string()))
+                            .collect(),
+                    )
+                }
+                Err(_) => None,
+            },
+            None => None,
+        };
+        let mut moved = 0u64;
         for (row, (id, doc)) in ids.iter().zip(docs.iter()).enumerate() {
             let mut obj: serde_json::Map<String, Json> = serde_json::from_slice(doc)
                 .map_err(|e| Error::internal(format!("bad update document: {e}")))?;
@@ -901,10 +1011,29 @@ impl Database for EsTable {
                     obj.insert(f.name().clone(), Json::Null);
                 }
             }
+            if let Some(keys) = &new_keys {
+                match &keys[row] {
+                    None => {
+                        return Err(Error::query(format!(
+                            "UPDATE of '{}' sets the key of record '{id}' to NULL",
+                            self.table
+                        ))
+                        .with_backend(BACKEND));
+                    }
+                    Some(k) if k != id => {
+                        if self.move_doc(&index, id, k, obj).await? {
+                            moved += 1;
+                        }
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
             let bytes = serde_json::to_vec(&obj).map_err(|e| Error::internal(e.to_string()))?;
             w.push(Some(id), Some(&bytes)).await?;
         }
-        let outcome = w.finish().await?;
+        let mut outcome = w.finish().await?;
+        outcome.written += moved;
         let _ = self.refresh(&index).await;
         outcome.check("UPDATE", &index)
     }

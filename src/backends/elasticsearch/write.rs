@@ -98,7 +98,9 @@ impl Outcome {
             .map(|f| {
                 format!(
                     "{}: {} {}",
-                    f.id.as_deref().unwrap_or("(no id)"),
+                    f.id.as_deref()
+                        .map(|i| format!("'{i}'"))
+                        .unwrap_or("(no id)".into()),
                     f.kind,
                     f.reason
                 )
@@ -350,6 +352,7 @@ pub fn batch_docs(
     batch: &RecordBatch,
     id_column: Option<&str>,
     skip: &[&str],
+    epoch_integers: bool,
 ) -> Result<(Vec<Bytes>, Vec<Option<String>>)> {
     let schema = batch.schema();
     let mut fields: Vec<Field> = Vec::new();
@@ -370,6 +373,35 @@ pub fn batch_docs(
                 let a = cast(batch.column(i), &DataType::Utf8)
                     .map_err(|e| Error::internal(e.to_string()))?;
                 (Field::new(f.name(), DataType::Utf8, true), a)
+            }
+            // Binary as base64 text (the server's binary type).
+            DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
+                use base64::Engine as _;
+                let a = cast(batch.column(i), &DataType::Binary)
+                    .map_err(|e| Error::internal(e.to_string()))?;
+                let a = a
+                    .as_any()
+                    .downcast_ref::<datafusion::arrow::array::BinaryArray>()
+                    .ok_or_else(|| Error::internal("binary column"))?;
+                let text: datafusion::arrow::array::StringArray = a
+                    .iter()
+                    .map(|v| v.map(|b| base64::engine::general_purpose::STANDARD.encode(b)))
+                    .collect();
+                (
+                    Field::new(f.name(), DataType::Utf8, true),
+                    Arc::new(text) as ArrayRef,
+                )
+            }
+            // Micro- and nanosecond timestamps as integers in their unit (a `long` field:
+            // `date_nanos` cannot hold dates before 1970, `date` keeps milliseconds only).
+            DataType::Timestamp(
+                datafusion::arrow::datatypes::TimeUnit::Microsecond
+                | datafusion::arrow::datatypes::TimeUnit::Nanosecond,
+                _,
+            ) if epoch_integers => {
+                let a = cast(batch.column(i), &DataType::Int64)
+                    .map_err(|e| Error::internal(e.to_string()))?;
+                (Field::new(f.name(), DataType::Int64, true), a)
             }
             _ => (f.as_ref().clone(), batch.column(i).clone()),
         };
@@ -479,7 +511,7 @@ mod tests {
             ],
         )
         .unwrap();
-        let (docs, ids) = batch_docs(&b, Some("id"), &["_score"]).unwrap();
+        let (docs, ids) = batch_docs(&b, Some("id"), &["_score"], true).unwrap();
         assert_eq!(ids, vec![Some("a".to_string()), Some("b".to_string())]);
         assert_eq!(&docs[0][..], br#"{"id":"a","n":1}"#);
         assert_eq!(&docs[1][..], br#"{"id":"b"}"#);

@@ -353,6 +353,7 @@ impl EsTable {
             self.settings.bulk_in_flight,
         );
         let mut failure: Option<Error> = None;
+        let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
         loop {
             let batch = match data.try_next().await {
                 Ok(Some(b)) => b,
@@ -362,6 +363,15 @@ impl EsTable {
                     break;
                 }
             };
+            // A table's own key: duplicates (in the statement or with stored rows) are found
+            // before the batch is written.
+            if action == Action::Create
+                && let (Some(k), Some(col)) = (&key, &id_col)
+                && let Err(e) = self.check_new_keys(&batch, k, col, &mut seen).await
+            {
+                failure = Some(e);
+                break;
+            }
             if let Err(e) = self.push_batch(&mut w, &batch, id_col.as_deref()).await {
                 failure = Some(e);
                 break;
@@ -375,16 +385,78 @@ impl EsTable {
                 .as_ref()
                 .map(|o| o.written)
                 .unwrap_or(written_before);
-            return Err(Error::new(
-                e.kind(),
-                format!(
-                    "{} ({written} documents were written into '{index}' before, not undone)",
-                    e.message()
-                ),
+            let tail = if written == 0 {
+                "; no rows were inserted".to_string()
+            } else {
+                format!("; {written} rows were inserted before, not undone")
+            };
+            return Err(
+                Error::new(e.kind(), format!("{}{tail}", e.message())).with_backend(BACKEND)
+            );
+        }
+        outcome?.check("INSERT", &self.table)
+    }
+
+    /// Refuses a batch whose key values are NULL, repeat one of the statement, or exist.
+    async fn check_new_keys(
+        &self,
+        batch: &RecordBatch,
+        key: &str,
+        col: &str,
+        seen: &mut std::collections::HashSet<String>,
+    ) -> Result<()> {
+        let i = batch
+            .schema()
+            .index_of(col)
+            .map_err(|_| Error::internal("no key column in the rows"))?;
+        let text = datafusion::arrow::compute::cast(batch.column(i), &DataType::Utf8)
+            .map_err(|e| Error::internal(e.to_string()))?;
+        let text = text
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::StringArray>()
+            .ok_or_else(|| Error::internal("key column is not text"))?;
+        let mut ids = Vec::with_capacity(text.len());
+        for r in 0..text.len() {
+            if text.is_null(r) {
+                return Err(Error::query(format!(
+                    "key column '{key}' of '{}' cannot be NULL",
+                    self.table
+                ))
+                .with_backend(BACKEND));
+            }
+            let id = text.value(r).to_string();
+            if !seen.insert(id.clone()) {
+                return Err(Error::already_exists(format!(
+                    "duplicate key '{id}' in column '{key}' of '{}'",
+                    self.table
+                ))
+                .with_backend(BACKEND));
+            }
+            ids.push(id);
+        }
+        let index = self.write_index()?;
+        let reply = self
+            .client
+            .request(
+                Method::Post,
+                &format!("/{}/_mget?_source=false", path_part(index)),
+                Some(&json!({"ids": ids})),
+                &format!("checking keys of '{}'", self.table),
             )
+            .await?;
+        if let Some(found) = reply
+            .get("docs")
+            .and_then(Json::as_array)
+            .and_then(|d| d.iter().find(|d| d.get("found") == Some(&json!(true))))
+        {
+            let id = found.get("_id").and_then(Json::as_str).unwrap_or("");
+            return Err(Error::already_exists(format!(
+                "duplicate key '{id}' in column '{key}' of '{}'",
+                self.table
+            ))
             .with_backend(BACKEND));
         }
-        outcome?.check("INSERT", &index)
+        Ok(())
     }
 
     async fn push_batch(
@@ -638,7 +710,7 @@ impl EsTable {
             .await?;
         if reply.status == 409 {
             return Err(Error::already_exists(format!(
-                "UPDATE of '{}': a record with key '{to}' exists already",
+                "UPDATE of {} failed: a row with id '{to}' exists already",
                 self.table
             ))
             .with_backend(BACKEND));

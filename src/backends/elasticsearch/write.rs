@@ -362,6 +362,25 @@ pub fn batch_docs(
         if skip.contains(&f.name().as_str()) {
             continue;
         }
+        if matches!(
+            f.data_type(),
+            DataType::Float16 | DataType::Float32 | DataType::Float64
+        ) {
+            let a = cast(batch.column(i), &DataType::Float64)
+                .map_err(|e| Error::internal(e.to_string()))?;
+            let a = a
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::Float64Array>()
+                .ok_or_else(|| Error::internal("float column"))?;
+            if let Some(v) = a.iter().flatten().find(|v| !v.is_finite()) {
+                return Err(Error::type_error(format!(
+                    "column '{}' holds {v}, which an Elasticsearch/OpenSearch number field cannot \
+                     store (finite values only); write NULL instead or filter such rows out",
+                    f.name()
+                ))
+                .with_backend(BACKEND));
+            }
+        }
         let is_json =
             f.metadata().get(EXTENSION_NAME_KEY).map(String::as_str) == Some(JSON_EXTENSION);
         let (f2, a) = match f.data_type() {

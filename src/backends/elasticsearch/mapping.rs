@@ -445,6 +445,15 @@ pub const META_KEY: &str = "dataknobs";
 pub struct Managed {
     pub columns: Vec<Field>,
     pub key: Option<String>,
+    /// String columns that were given a value longer than [`MAX_KEYWORD_CHARS`] (not in the
+    /// keyword sub-field): ranges, LIKE and sorts on them are not exact. Writers through
+    /// dataknobs add a column here before they write such a value.
+    pub long_text: Vec<String>,
+}
+
+/// The `_meta` object of a managed table.
+pub fn meta_json(columns: &[Field], key: Option<&str>, long_text: &[String]) -> Json {
+    serde_json::json!({META_KEY: {"columns": meta_columns(columns), "key": key, "long_text": long_text}})
 }
 
 /// The mapping property for a column of Arrow type `f` (strings: keyword with a `text`
@@ -536,7 +545,7 @@ pub fn mapping_for(fields: &[Field], key: Option<&str>) -> Result<Json> {
     }
     Ok(serde_json::json!({
         "dynamic": "strict",
-        "_meta": {META_KEY: {"columns": meta_columns(fields), "key": key}},
+        "_meta": meta_json(fields, key, &[]),
         "properties": props,
     }))
 }
@@ -582,19 +591,27 @@ pub fn managed(response: &Json) -> Option<Managed> {
     Some(Managed {
         columns,
         key: meta.get("key").and_then(Json::as_str).map(str::to_string),
+        long_text: meta
+            .get("long_text")
+            .and_then(Json::as_array)
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .unwrap_or_default(),
     })
 }
 
 /// The `PUT /<index>/_mapping` body adding `new` columns to a managed table.
-pub fn grow_body(existing: &[Field], new: &[Field], key: Option<&str>) -> Result<Json> {
-    let mut all: Vec<Field> = existing.to_vec();
+pub fn grow_body(existing: &Managed, new: &[Field]) -> Result<Json> {
+    let mut all: Vec<Field> = existing.columns.clone();
     all.extend(new.iter().cloned());
-    let full = mapping_for(&all, key)?;
+    mapping_for(&all, existing.key.as_deref())?;
     let mut props = serde_json::Map::new();
     for f in new {
         props.insert(f.name().clone(), es_property(f)?);
     }
-    Ok(serde_json::json!({"_meta": full["_meta"].clone(), "properties": props}))
+    Ok(serde_json::json!({
+        "_meta": meta_json(&all, existing.key.as_deref(), &existing.long_text),
+        "properties": props,
+    }))
 }
 
 #[cfg(test)]

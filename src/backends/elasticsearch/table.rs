@@ -85,6 +85,17 @@ fn layout_of(mapping: &Json) -> Result<Layout> {
         .iter()
         .filter_map(|f| {
             let mut e = by_name.get(f.name())?.clone();
+            // A managed string column never given a long value: its keyword sub-field holds
+            // every value, so ranges, LIKE and sorts on it are exact.
+            if let Some(m) = &managed
+                && matches!(e.kind, mapping::EsKind::Text { .. })
+                && e.search.terms.is_some()
+                && !m.long_text.contains(f.name())
+            {
+                e.search.max_len = None;
+                e.search.ranges = true;
+                e.search.sort = e.search.terms.clone();
+            }
             if let DataType::Timestamp(unit, _) = f.data_type()
                 && e.es_type == "long"
             {
@@ -397,6 +408,66 @@ impl EsTable {
         outcome?.check("INSERT", &self.table)
     }
 
+    /// Notes, before writing `batch`, the string columns that get a value too long for their
+    /// keyword sub-field (see [`mapping::Managed::long_text`]).
+    async fn note_long_text(&self, batch: &RecordBatch) -> Result<()> {
+        let l = self.layout();
+        let Some(m) = &l.managed else { return Ok(()) };
+        let mut long = Vec::new();
+        for (i, f) in batch.schema().fields().iter().enumerate() {
+            if m.long_text.contains(f.name()) || !l.fields.contains_key(f.name()) {
+                continue;
+            }
+            let col = batch.column(i);
+            let text = match datafusion::arrow::compute::cast(col, &DataType::Utf8) {
+                Ok(t) if matches!(col.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) => t,
+                _ => continue,
+            };
+            let Some(text) = text.as_any().downcast_ref::<datafusion::arrow::array::StringArray>() else {
+                continue;
+            };
+            if text
+                .iter()
+                .flatten()
+                .any(|v| v.len() > mapping::MAX_KEYWORD_CHARS && v.chars().count() > mapping::MAX_KEYWORD_CHARS)
+            {
+                long.push(f.name().clone());
+            }
+        }
+        if long.is_empty() {
+            return Ok(());
+        }
+        let mut all = m.long_text.clone();
+        all.extend(long);
+        let index = self.write_index()?.to_string();
+        let body = json!({"_meta": mapping::meta_json(&m.columns, m.key.as_deref(), &all)});
+        self.client
+            .request(
+                Method::Put,
+                &format!("/{}/_mapping", path_part(&index)),
+                Some(&body),
+                &format!("noting long text values in '{}'", self.table),
+            )
+            .await?;
+        self.reload().await
+    }
+
+    /// Re-reads the mapping.
+    async fn reload(&self) -> Result<()> {
+        let index = self.write_index()?.to_string();
+        let mapping = self
+            .client
+            .request(
+                Method::Get,
+                &format!("/{}/_mapping", path_part(&index)),
+                None,
+                &format!("reading the mapping of '{index}'"),
+            )
+            .await?;
+        *self.layout.write() = Arc::new(layout_of(&mapping)?);
+        Ok(())
+    }
+
     /// Refuses a batch whose key values are NULL, repeat one of the statement, or exist.
     async fn check_new_keys(
         &self,
@@ -465,6 +536,7 @@ impl EsTable {
         batch: &RecordBatch,
         id_col: Option<&str>,
     ) -> Result<()> {
+        self.note_long_text(batch).await?;
         let skip: Vec<&str> = if self.layout().managed.is_some() {
             vec![]
         } else {
@@ -526,7 +598,7 @@ impl EsTable {
             return Ok(());
         }
         let index = self.write_index()?.to_string();
-        let body = mapping::grow_body(&managed.columns, &new, managed.key.as_deref())?;
+        let body = mapping::grow_body(managed, &new)?;
         self.client
             .request(
                 Method::Put,
@@ -550,7 +622,7 @@ impl EsTable {
 
     /// Records as documents (through a batch of the table's schema: values are checked and
     /// converted to the column types), with their ids.
-    fn record_docs(&self, records: Vec<Record>) -> Result<(Vec<Bytes>, Vec<String>)> {
+    fn record_docs(&self, records: Vec<Record>) -> Result<(Vec<Bytes>, Vec<String>, RecordBatch)> {
         let l = self.layout();
         let key = self.key();
         let mut ids = Vec::with_capacity(records.len());
@@ -621,7 +693,7 @@ impl EsTable {
         }
         let batch = records_to_batch(&rows, &Arc::new(Schema::new(schema_fields)))?;
         let (docs, _) = batch_docs(&batch, None, &[], l.managed.is_some())?;
-        Ok((docs, ids))
+        Ok((docs, ids, batch))
     }
 
     async fn bulk_records(
@@ -631,7 +703,8 @@ impl EsTable {
     ) -> Result<(Vec<String>, super::write::Outcome)> {
         let index = self.write_index()?.to_string();
         self.grow(&records).await?;
-        let (docs, ids) = self.record_docs(records)?;
+        let (docs, ids, batch) = self.record_docs(records)?;
+        self.note_long_text(&batch).await?;
         let mut w = BulkWriter::new(
             self.client.clone(),
             &index,
@@ -793,7 +866,8 @@ impl Database for EsTable {
         let Some((_, seq, term)) = self.get_doc(id).await? else {
             return Ok(false);
         };
-        let (docs, _) = self.record_docs(vec![record.with_id(id)])?;
+        let (docs, _, batch) = self.record_docs(vec![record.with_id(id)])?;
+        self.note_long_text(&batch).await?;
         let index = self.write_index()?;
         let path = format!(
             "/{}/_doc/{}?if_seq_no={seq}&if_primary_term={term}{}",
@@ -1044,6 +1118,7 @@ impl Database for EsTable {
                 "update_ids: one row of values per id expected",
             ));
         }
+        self.note_long_text(&values).await?;
         let (docs, _) = batch_docs(&values, None, &[], self.layout().managed.is_some())?;
         // NULLs are left out of the documents: set them explicitly.
         let schema = values.schema();

@@ -99,6 +99,9 @@ impl Engine {
             .with_query_planner(Arc::new(DataknobsQueryPlanner))
             .build();
         let ctx = SessionContext::new_with_state(state).enable_url_table();
+        for f in crate::fulltext::functions() {
+            ctx.register_udf(f.as_ref().clone());
+        }
         ctx.add_analyzer_rule(Arc::new(crate::depth::DepthLimitRule));
         ctx.add_analyzer_rule(Arc::new(crate::rules::LikeEscapeRule));
         ctx.add_analyzer_rule(Arc::new(crate::rules::RegexBackslashRule));

@@ -37,6 +37,7 @@ pub mod depth;
 pub mod dml;
 pub mod engine;
 pub mod error;
+pub mod fulltext;
 pub mod local;
 pub mod options;
 pub mod pushdown;

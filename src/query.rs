@@ -33,11 +33,18 @@ pub enum Operator {
     Exists,
     /// The field is NULL or missing.
     NotExists,
+    /// Full-text `match` of the text (a search server's analysed field; SQL `match(col, 'text')`).
+    Match,
+    /// Full-text phrase match (`match_phrase(col, 'text')`).
+    MatchPhrase,
+    /// A query-string query (`query_string('…')` on every field, field `*`, or
+    /// `query_string(col, '…')`).
+    QueryString,
 }
 
 impl Operator {
     /// All operators.
-    pub const ALL: [Operator; 12] = [
+    pub const ALL: [Operator; 15] = [
         Operator::Eq,
         Operator::Ne,
         Operator::Gt,
@@ -50,6 +57,9 @@ impl Operator {
         Operator::Regex,
         Operator::Exists,
         Operator::NotExists,
+        Operator::Match,
+        Operator::MatchPhrase,
+        Operator::QueryString,
     ];
 
     /// The seed's spelling: `=`, `!=`, `>`, `>=`, `<`, `<=`, `IN`, `NOT IN`, `LIKE`, `REGEX`,
@@ -68,12 +78,23 @@ impl Operator {
             Operator::Regex => "REGEX",
             Operator::Exists => "EXISTS",
             Operator::NotExists => "NOT EXISTS",
+            Operator::Match => "MATCH",
+            Operator::MatchPhrase => "MATCH_PHRASE",
+            Operator::QueryString => "QUERY_STRING",
         }
     }
 
     /// Does this operator take a list of values?
     pub fn takes_list(self) -> bool {
         matches!(self, Operator::In | Operator::NotIn)
+    }
+
+    /// Is this a full-text search operator (evaluated only by a search server)?
+    pub fn is_fulltext(self) -> bool {
+        matches!(
+            self,
+            Operator::Match | Operator::MatchPhrase | Operator::QueryString
+        )
     }
 
     /// Does this operator take no value?
@@ -118,9 +139,12 @@ impl FromStr for Operator {
             "REGEX" | "~" => Operator::Regex,
             "EXISTS" => Operator::Exists,
             "NOT EXISTS" | "NOT_EXISTS" => Operator::NotExists,
+            "MATCH" => Operator::Match,
+            "MATCH_PHRASE" | "MATCH PHRASE" => Operator::MatchPhrase,
+            "QUERY_STRING" | "QUERY STRING" => Operator::QueryString,
             _ => {
                 return Err(Error::query(format!(
-                    "unknown operator '{s}'; expected one of =, !=, >, >=, <, <=, IN, NOT IN, LIKE, REGEX, EXISTS, NOT EXISTS"
+                    "unknown operator '{s}'; expected one of =, !=, >, >=, <, <=, IN, NOT IN, LIKE, REGEX, EXISTS, NOT EXISTS, MATCH, MATCH_PHRASE, QUERY_STRING"
                 )));
             }
         })
@@ -184,7 +208,14 @@ impl Filter {
                 )));
             }
             (op, Operand::One(v)) => {
-                if op == Operator::Like || op == Operator::Regex {
+                if matches!(
+                    op,
+                    Operator::Like
+                        | Operator::Regex
+                        | Operator::Match
+                        | Operator::MatchPhrase
+                        | Operator::QueryString
+                ) {
                     if !matches!(v, Value::String(_) | Value::Null) {
                         return Err(Error::query(format!(
                             "operator {op} on field '{field}' needs a string pattern, got {} {v}",

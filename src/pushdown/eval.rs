@@ -124,6 +124,23 @@ fn cond_to_expr(f: &Filter, schema: Option<&Schema>) -> Expr {
         Operator::Regex => binary_expr(c, DfOp::RegexMatch, one()),
         Operator::Exists => c.is_not_null(),
         Operator::NotExists => c.is_null(),
+        // Only a search server answers these: evaluating the function is the error.
+        Operator::Match | Operator::MatchPhrase | Operator::QueryString => {
+            let name = match f.op {
+                Operator::Match => "match",
+                Operator::MatchPhrase => "match_phrase",
+                _ => "query_string",
+            };
+            let udf = crate::fulltext::functions()
+                .into_iter()
+                .find(|u| u.name() == name)
+                .map(|u| u.as_ref().clone());
+            match udf {
+                Some(u) if f.field == crate::fulltext::ALL_FIELDS => u.call(vec![one()]),
+                Some(u) => u.call(vec![c, one()]),
+                None => lit(ScalarValue::Null),
+            }
+        }
     }
 }
 

@@ -119,6 +119,20 @@ pub fn expr_to_filter(expr: &Expr, schema: &Schema) -> Option<FilterExpr> {
                 like
             })
         }
+        Expr::ScalarFunction(f) => {
+            let op = crate::fulltext::operator(f.func.name())?;
+            let (field, text) = match f.args.as_slice() {
+                [text] if op == Operator::QueryString => {
+                    (crate::fulltext::ALL_FIELDS.to_string(), text)
+                }
+                [col, text] => (column_of(col, schema)?, text),
+                _ => return None,
+            };
+            match literal_of(text)? {
+                v @ Value::String(_) => cond(field, op, Operand::One(v)),
+                _ => None,
+            }
+        }
         Expr::Literal(ScalarValue::Boolean(b), _) => Some(FilterExpr::Const(*b)),
         Expr::Literal(ScalarValue::Null, _) => Some(FilterExpr::Const(None)),
         Expr::Column(c) => {

@@ -70,6 +70,8 @@ pub enum From {
     DocValue,
     /// The row id (`_id`) for DML.
     RowId,
+    /// Always NULL (`_score` without a full-text condition).
+    Null,
 }
 
 /// One output column.
@@ -263,6 +265,7 @@ impl Decoder {
                         v.and_then(first)
                     }
                 }
+                From::Null => None,
                 From::DocValue => hit
                     .fields
                     .as_ref()

@@ -297,6 +297,24 @@ impl<'a> Dsl<'a> {
 }
 
 impl Dsl<'_> {
+    /// A full-text condition's query (TRUE where it matches, FALSE elsewhere: never NULL).
+    fn fulltext(&self, c: &Filter) -> Option<Json> {
+        let Some(Value::String(text)) = c.value() else {
+            return Some(match_none());
+        };
+        let function = match c.op {
+            Operator::Match => "match",
+            Operator::MatchPhrase => "match_phrase",
+            _ => "query_string",
+        };
+        if c.field == crate::fulltext::ALL_FIELDS {
+            return (c.op == Operator::QueryString).then(|| fulltext_query(function, None, text));
+        }
+        let field = self.fields.get(&c.field)?;
+        let on = field.search.fulltext.as_ref()?;
+        Some(fulltext_query(function, Some(on), text))
+    }
+
     /// The query matching the documents where `e` is TRUE, or None.
     pub fn when_true(&self, e: &FilterExpr) -> Option<Json> {
         match e {
@@ -311,6 +329,7 @@ impl Dsl<'_> {
                 .map(|x| self.when_true(x))
                 .collect::<Option<Vec<_>>>()?)),
             FilterExpr::Not(x) => self.when_false(x),
+            FilterExpr::Cond(c) if c.op.is_fulltext() => self.fulltext(c),
             FilterExpr::Cond(c) => {
                 let field = self.fields.get(&c.field)?;
                 match c.op {
@@ -349,6 +368,7 @@ impl Dsl<'_> {
                 .map(|x| self.when_false(x))
                 .collect::<Option<Vec<_>>>()?)),
             FilterExpr::Not(x) => self.when_true(x),
+            FilterExpr::Cond(c) if c.op.is_fulltext() => self.fulltext(c).map(not),
             FilterExpr::Cond(c) => {
                 let field = self.fields.get(&c.field)?;
                 match c.op {
@@ -400,6 +420,25 @@ impl Dsl<'_> {
         if self.when_true(e).is_none() {
             return FilterSupport::Unsupported;
         }
+        // Full-text conditions are the server's verdict: exact, or (mixed with conditions
+        // that would need checking again) not pushed — DataFusion cannot evaluate them.
+        let mut fulltext = 0;
+        let mut other = 0;
+        e.visit(&mut |c| {
+            if c.op.is_fulltext() {
+                fulltext += 1
+            } else {
+                other += 1
+            }
+        });
+        if fulltext > 0 {
+            let exact = !self.superset.get() && (self.single_valued || other == 0);
+            return if exact {
+                FilterSupport::Exact
+            } else {
+                FilterSupport::Unsupported
+            };
+        }
         if self.single_valued {
             return if self.superset.get() {
                 FilterSupport::Inexact
@@ -422,11 +461,32 @@ impl Dsl<'_> {
         if filters.is_empty() {
             return Some(match_all());
         }
-        let qs = filters
-            .iter()
-            .map(|f| self.when_true(f))
-            .collect::<Option<Vec<_>>>()?;
-        Some(json!({"bool": {"filter": qs}}))
+        // Full-text conditions of the top-level AND score the hits (query context); the rest
+        // only filter.
+        let mut must = Vec::new();
+        let mut filter = Vec::new();
+        for f in filters {
+            let parts: Vec<&FilterExpr> = match f {
+                FilterExpr::And(v) => v.iter().collect(),
+                other => vec![other],
+            };
+            for p in parts {
+                let q = self.when_true(p)?;
+                if matches!(p, FilterExpr::Cond(c) if c.op.is_fulltext()) {
+                    must.push(q);
+                } else {
+                    filter.push(q);
+                }
+            }
+        }
+        let mut b = serde_json::Map::new();
+        if !must.is_empty() {
+            b.insert("must".into(), Json::Array(must));
+        }
+        if !filter.is_empty() {
+            b.insert("filter".into(), Json::Array(filter));
+        }
+        Some(json!({"bool": b}))
     }
 
     /// The `sort` for `ORDER BY`, with NULLs placed as DataFusion places them; None when a key
@@ -446,6 +506,15 @@ impl Dsl<'_> {
         }
         Some(Json::Array(out))
     }
+}
+
+/// Does any condition of the filters search full text (then hits have a relevance score)?
+pub fn has_fulltext(filters: &[FilterExpr]) -> bool {
+    let mut found = false;
+    for f in filters {
+        f.visit(&mut |c| found |= c.op.is_fulltext());
+    }
+    found
 }
 
 /// Does `e` only test for values being there (no negation, no NOT EXISTS)?

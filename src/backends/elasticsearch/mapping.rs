@@ -528,11 +528,28 @@ fn meta_columns(fields: &[Field]) -> Json {
 pub fn mapping_for(fields: &[Field], key: Option<&str>) -> Result<Json> {
     let mut props = serde_json::Map::new();
     for f in fields {
-        if f.name() == ID_COLUMN || f.name() == SCORE_COLUMN {
-            return Err(Error::query(format!(
-                "a column cannot be named '{}': it is a metadata column of every index",
-                f.name()
-            )));
+        // Declared metadata columns are read from each hit, not stored: `_id` (text) the
+        // document id, `_score` (double) the relevance of a full-text search.
+        match (f.name().as_str(), f.data_type()) {
+            (ID_COLUMN, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8)
+            | (SCORE_COLUMN, DataType::Float64) => continue,
+            (ID_COLUMN | SCORE_COLUMN, t) => {
+                return Err(Error::query(format!(
+                    "column '{}' is the document's {}: declare it as {}, not {t}",
+                    f.name(),
+                    if f.name() == ID_COLUMN {
+                        "id"
+                    } else {
+                        "relevance score"
+                    },
+                    if f.name() == ID_COLUMN {
+                        "TEXT"
+                    } else {
+                        "DOUBLE"
+                    },
+                )));
+            }
+            _ => {}
         }
         // Dotted names are object paths to the server; keep columns flat.
         if f.name().contains('.') || f.name().is_empty() {
@@ -594,7 +611,11 @@ pub fn managed(response: &Json) -> Option<Managed> {
         long_text: meta
             .get("long_text")
             .and_then(Json::as_array)
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default(),
     })
 }

@@ -157,9 +157,11 @@ struct SharedPits {
     remaining: AtomicUsize,
 }
 
-static SHARED_PITS: std::sync::LazyLock<
-    parking_lot::Mutex<HashMap<u64, (Arc<SharedPits>, std::time::Instant)>>,
-> = std::sync::LazyLock::new(Default::default);
+/// The PITs of running scans by scan id, with when they were opened.
+type PitMap = HashMap<u64, (Arc<SharedPits>, std::time::Instant)>;
+
+static SHARED_PITS: std::sync::LazyLock<parking_lot::Mutex<PitMap>> =
+    std::sync::LazyLock::new(Default::default);
 
 fn shared_pits(partition: Partition) -> Arc<SharedPits> {
     let mut map = SHARED_PITS.lock();
@@ -429,20 +431,20 @@ impl State {
                     || (self.req.paging == Paging::Pit && cur.search_after.is_none());
                 (page, last)
             };
-            if last {
-                if let Some(cur) = self.current.take()
-                    && let Some(id) = cur.scroll_id
-                {
-                    let _ = self
-                        .client
-                        .request(
-                            Method::Delete,
-                            "/_search/scroll",
-                            Some(&json!({"scroll_id": [id]})),
-                            "clearing a scroll",
-                        )
-                        .await;
-                }
+            // The slice is done: move on (and clear its scroll).
+            if last
+                && let Some(cur) = self.current.take()
+                && let Some(id) = cur.scroll_id
+            {
+                let _ = self
+                    .client
+                    .request(
+                        Method::Delete,
+                        "/_search/scroll",
+                        Some(&json!({"scroll_id": [id]})),
+                        "clearing a scroll",
+                    )
+                    .await;
             }
             let mut hits = page.hits.hits.iter();
             while self.skip > 0 && hits.next().is_some() {
@@ -506,7 +508,6 @@ pub fn stream(
         unsorted.offset = 0;
         unsorted.limit = None;
         unsorted.body.remove("sort");
-        unsorted.body.remove("track_scores");
         let inner = stream(client, unsorted, Partition::ALL);
         let fut = async move {
             use futures::TryStreamExt;

@@ -67,7 +67,14 @@ fn layout_of(mapping: &Json) -> Result<Layout> {
                 .as_object()
                 .and_then(|o| o.iter().next())
                 .ok_or_else(|| Error::internal("empty mapping"))?;
-            mapping::index_fields(index, m)?
+            let mut fields = mapping::index_fields(index, m)?;
+            // Declared `_id` / `_score` columns: the metadata fields.
+            fields.extend(
+                mapping::table_fields(mapping)?
+                    .into_iter()
+                    .filter(|f| f.name == ID_COLUMN || f.name == SCORE_COLUMN),
+            );
+            fields
         }
         None => mapping::table_fields(mapping)?,
     };
@@ -237,7 +244,16 @@ impl EsTable {
             })
             .cloned()
             .collect();
+        let scored = super::dsl::has_fulltext(&query.filters);
         let mut columns = column_specs(&schema, &doc_value_dates, query.row_ids.then_some(ROW_ID));
+        if !scored {
+            // No full-text condition: no relevance, `_score` reads NULL.
+            for c in &mut columns {
+                if matches!(c.from, super::decode::From::Score) {
+                    c.from = super::decode::From::Null;
+                }
+            }
+        }
         for c in &mut columns {
             c.epoch = l
                 .fields
@@ -282,6 +298,10 @@ impl EsTable {
                 ),
             );
         }
+        if scored && names.iter().any(|n| n == SCORE_COLUMN) {
+            // Scores of hits sorted by something else (`_doc` in a paged scan).
+            body.insert("track_scores".into(), json!(true));
+        }
         let sorted = !query.sort.is_empty();
         if sorted {
             let s = dsl.sort(&query.sort).ok_or_else(|| {
@@ -292,9 +312,6 @@ impl EsTable {
                 .with_backend(BACKEND)
             })?;
             body.insert("sort".into(), s);
-            if names.iter().any(|n| n == SCORE_COLUMN) {
-                body.insert("track_scores".into(), json!(true));
-            }
         }
         Ok(ScanRequest {
             table: format!("'{}'", self.name),
@@ -420,17 +437,26 @@ impl EsTable {
             }
             let col = batch.column(i);
             let text = match datafusion::arrow::compute::cast(col, &DataType::Utf8) {
-                Ok(t) if matches!(col.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) => t,
+                Ok(t)
+                    if matches!(
+                        col.data_type(),
+                        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                    ) =>
+                {
+                    t
+                }
                 _ => continue,
             };
-            let Some(text) = text.as_any().downcast_ref::<datafusion::arrow::array::StringArray>() else {
+            let Some(text) = text
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::StringArray>()
+            else {
                 continue;
             };
-            if text
-                .iter()
-                .flatten()
-                .any(|v| v.len() > mapping::MAX_KEYWORD_CHARS && v.chars().count() > mapping::MAX_KEYWORD_CHARS)
-            {
+            if text.iter().flatten().any(|v| {
+                v.len() > mapping::MAX_KEYWORD_CHARS
+                    && v.chars().count() > mapping::MAX_KEYWORD_CHARS
+            }) {
                 long.push(f.name().clone());
             }
         }
@@ -537,14 +563,9 @@ impl EsTable {
         id_col: Option<&str>,
     ) -> Result<()> {
         self.note_long_text(batch).await?;
-        let skip: Vec<&str> = if self.layout().managed.is_some() {
-            vec![]
-        } else {
-            vec![ID_COLUMN, SCORE_COLUMN]
-        };
+        let skip: Vec<&str> = vec![ID_COLUMN, SCORE_COLUMN];
         if let Ok(i) = batch.schema().index_of(SCORE_COLUMN)
             && batch.column(i).null_count() != batch.num_rows()
-            && self.layout().managed.is_none()
         {
             return Err(Error::query(format!(
                 "_score is computed by the server; leave it out of the INSERT into '{}'",

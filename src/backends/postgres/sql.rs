@@ -662,6 +662,8 @@ fn exact(f: &FilterExpr, cols: &Columns) -> bool {
                     !matches!(v, Value::Float(f) if *f == 0.0 || f.is_nan())
                         && compare_expr(col, Operator::Eq, Some(v)).is_some()
                 }),
+                // Full-text search: only a search server answers it.
+                op if op.is_fulltext() => false,
                 _ => compare_expr(col, c.op, c.value()).is_some(),
             }
         }

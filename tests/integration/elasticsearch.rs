@@ -60,8 +60,114 @@ crate::backend_suite! {
     fixture: EsFixture,
     name: "elasticsearch",
     engine: engine,
+    // Not pushed: regular expressions, ILIKE, binary columns, floats meeting decimals.
+    // Measured: 77.3% of plain queries fully pushed, 133 of 1,320 statements with ORDER BY
+    // pushed as `sort`.
     differential: {
         rows: 300,
-        share: Some(0.6),
+        share: Some(0.7),
+        check: |outcome| {
+            assert!(
+                outcome.sort_pushed * 10 >= outcome.queries,
+                "only {} of {} queries had their ORDER BY pushed as a sort",
+                outcome.sort_pushed,
+                outcome.queries
+            );
+        },
     },
+}
+
+/// Each row's cells as text.
+fn cells(batches: &[datafusion::arrow::record_batch::RecordBatch]) -> Vec<Vec<String>> {
+    crate::common::rows(batches)
+        .iter()
+        .map(|r| {
+            r.trim_matches('|')
+                .split('|')
+                .map(|c| c.trim().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+fn first_column(batches: &[datafusion::arrow::record_batch::RecordBatch]) -> Vec<String> {
+    cells(batches)
+        .into_iter()
+        .map(|mut r| r.swap_remove(0))
+        .collect()
+}
+
+/// Full-text search joined with a table of another backend, as in the README: relevance
+/// scores come back, the request EXPLAIN shows is a `match` in query context, and the same
+/// function on a memory table is a clear error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_text_search_joins_other_backends() {
+    let engine = engine().await;
+    let run = |sql: &'static str| {
+        let engine = &engine;
+        async move {
+            engine
+                .execute(sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        }
+    };
+    run("CREATE TABLE articles (id INT PRIMARY KEY, author_id INT, body TEXT, _score DOUBLE)")
+        .await;
+    run("INSERT INTO articles (id, author_id, body) VALUES \
+         (1, 10, 'DataFusion is a query engine written in Rust'), \
+         (2, 20, 'Boil the pasta in salted water'), \
+         (3, 10, 'Full-text search engines rank documents by relevance'), \
+         (4, 30, 'Rust makes search engines fast')")
+    .await;
+    run("CREATE TABLE memory.authors (id INT, name TEXT)").await;
+    run("INSERT INTO memory.authors VALUES (10, 'ada'), (20, 'bo'), (30, 'cy')").await;
+    let batches = run(
+        "SELECT a.id, w.name, a._score > 0 AS scored FROM articles a \
+         JOIN memory.authors w ON w.id = a.author_id \
+         WHERE match(a.body, 'rust search') ORDER BY a._score DESC, a.id",
+    )
+    .await;
+    let rows = cells(&batches);
+    // Document 4 has both words and ranks first; 1 and 3 have one each; 2 neither.
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert_eq!(rows[0], vec!["4", "cy", "true"], "{rows:?}");
+    let mut rest: Vec<&str> = rows[1..].iter().map(|r| r[0].as_str()).collect();
+    rest.sort();
+    assert_eq!(rest, vec!["1", "3"], "{rows:?}");
+    assert!(rows.iter().all(|r| r[2] == "true"), "{rows:?}");
+
+    let phrase = first_column(
+        &run("SELECT id FROM articles WHERE match_phrase(body, 'salted water')").await,
+    );
+    assert_eq!(phrase, vec!["2"]);
+    let qs = first_column(
+        &run("SELECT id FROM articles WHERE query_string('body:pasta OR body:relevance') ORDER BY id")
+            .await,
+    );
+    assert_eq!(qs, vec!["2", "3"]);
+    let negated = first_column(
+        &run("SELECT id FROM articles WHERE NOT match(body, 'rust') ORDER BY id").await,
+    );
+    assert_eq!(negated, vec!["2", "3"]);
+
+    let plan = crate::common::rows(
+        &run("EXPLAIN SELECT id FROM articles WHERE match(body, 'rust') AND author_id = 10").await,
+    )
+    .join("\n");
+    assert!(
+        plan.contains(r#""must":[{"match":{"body":{"query":"rust"}}}]"#),
+        "{plan}"
+    );
+    assert!(!plan.contains("FilterExec"), "{plan}");
+
+    let err = engine
+        .execute("SELECT * FROM memory.authors WHERE match(name, 'ada')")
+        .await
+        .expect_err("match() on a memory table");
+    assert!(
+        err.to_string()
+            .contains("only an Elasticsearch/OpenSearch table can answer"),
+        "{err}"
+    );
 }

@@ -81,7 +81,8 @@ pub async fn load_table(engine: &Engine, table: &str, rows: usize, seed: u64, fi
             "NULL".to_string()
         } else {
             let all = ["0.5", "-1.25", "0.0", "3.0", "2.5", "-0.0", "1e10", "'NaN'"];
-            rng.pick(if finite { &all[..7] } else { &all[..] }).to_string()
+            rng.pick(if finite { &all[..7] } else { &all[..] })
+                .to_string()
         };
         let s = if null(&mut rng) {
             "NULL".to_string()

@@ -9,6 +9,7 @@ mod correctness;
 mod differential;
 mod dml;
 mod elasticsearch;
+mod elasticsearch_more;
 mod file;
 mod memory;
 mod opensearch;

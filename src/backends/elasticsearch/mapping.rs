@@ -23,8 +23,9 @@
 //!
 //! Indexes behind one alias or pattern whose mappings differ are merged by a widening rule:
 //! integer types widen to the widest, an integer meeting a double becomes a double, keyword
-//! meeting text becomes text without an exact keyword field; any other difference is an error
-//! naming the field and both types.
+//! meeting text becomes text without an exact keyword field; any other difference makes the
+//! field text (what each document holds; numbers and booleans as their JSON text), never
+//! pushed. So one odd index behind an alias never breaks the whole table.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -303,7 +304,7 @@ fn integer_rank(t: &str) -> Option<u8> {
 }
 
 /// `a` and `b` (the same field in two indexes) as one field, or why not.
-fn widen(a: &EsField, b: &EsField, (ia, ib): (&str, &str)) -> Result<EsField> {
+fn widen(a: &EsField, b: &EsField) -> Result<EsField> {
     if a == b {
         return Ok(a.clone());
     }
@@ -320,20 +321,19 @@ fn widen(a: &EsField, b: &EsField, (ia, ib): (&str, &str)) -> Result<EsField> {
         }
         f
     };
-    widen_kinds(a, b, (ia, ib), same_name).map(agreed)
+    widen_kinds(a, b, same_name).map(agreed)
 }
 
 fn widen_kinds(
     a: &EsField,
     b: &EsField,
-    (ia, ib): (&str, &str),
     same_name: impl Fn(&str, EsKind) -> EsField,
 ) -> Result<EsField> {
     match (&a.kind, &b.kind) {
         (EsKind::Integer, EsKind::Integer) => {
             match (integer_rank(&a.es_type), integer_rank(&b.es_type)) {
                 (Some(x), Some(y)) => Ok(if x >= y { a.clone() } else { b.clone() }),
-                _ => Err(conflict(a, b, ia, ib)),
+                _ => Ok(same_name("keyword", EsKind::Keyword)),
             }
         }
         (EsKind::Integer | EsKind::Double, EsKind::Integer | EsKind::Double)
@@ -352,16 +352,10 @@ fn widen_kinds(
                 EsKind::Date { nanos },
             ))
         }
-        _ => Err(conflict(a, b, ia, ib)),
+        // Any other difference: the field reads as text (what each document holds, numbers
+        // and booleans as their JSON text) and nothing about it is pushed.
+        _ => Ok(same_name("keyword", EsKind::Keyword)),
     }
-}
-
-fn conflict(a: &EsField, b: &EsField, ia: &str, ib: &str) -> Error {
-    Error::query(format!(
-        "field '{}' is {} in index '{ia}' but {} in index '{ib}'; query the indexes one at a \
-         time, or reindex one of them with the other's mapping",
-        a.name, a.es_type, b.es_type
-    ))
 }
 
 /// The table's columns for a `GET /<target>/_mapping` response (one or more indexes):
@@ -384,8 +378,7 @@ pub fn table_fields(response: &Json) -> Result<Vec<EsField>> {
             }
             match at.get(&f.name) {
                 Some(&i) => {
-                    let (prev, first) = &merged[i];
-                    let w = widen(prev, &f, (first, index))?;
+                    let w = widen(&merged[i].0, &f)?;
                     merged[i].0 = w;
                 }
                 None => {
@@ -417,20 +410,11 @@ pub fn table_fields(response: &Json) -> Result<Vec<EsField>> {
     Ok(out)
 }
 
-/// The Arrow schema of `fields` (`_id` is the one non-nullable column).
+/// The Arrow schema of `fields`. Every column is nullable, `_id` too: a document always has
+/// one, but an INSERT may leave it out to let the server choose.
 pub fn arrow_schema(fields: &[EsField]) -> Arc<Schema> {
     Arc::new(Schema::new(
-        fields
-            .iter()
-            .map(|f| {
-                let field = f.arrow_field();
-                if f.name == ID_COLUMN {
-                    field.with_nullable(false)
-                } else {
-                    field
-                }
-            })
-            .collect::<Vec<_>>(),
+        fields.iter().map(|f| f.arrow_field()).collect::<Vec<_>>(),
     ))
 }
 
@@ -741,15 +725,15 @@ mod tests {
             EsKind::Text { keyword: None }
         );
 
-        let bad = json!({
+        // Any other conflict: text, not pushed.
+        let mixed = json!({
             "a": mapping(json!({ "v": { "type": "keyword" } })),
             "b": mapping(json!({ "v": { "type": "long" } }))
         });
-        let e = table_fields(&bad).unwrap_err().to_string();
-        assert!(
-            e.contains("'v'") && e.contains("keyword") && e.contains("long") && e.contains("'b'"),
-            "{e}"
-        );
+        let fields = table_fields(&mixed).unwrap();
+        let v = fields.iter().find(|f| f.name == "v").unwrap();
+        assert_eq!(v.arrow_type(), DataType::Utf8);
+        assert_eq!(v.search, Search::default());
         let reserved = json!({ "a": mapping(json!({ "_score": { "type": "long" } })) });
         assert!(table_fields(&reserved).is_err());
         assert!(table_fields(&json!({ "a": {} })).is_err());

@@ -425,6 +425,69 @@ impl EsTable {
         outcome?.check("INSERT", &self.table)
     }
 
+    /// Timestamps for date fields with a custom `format`: epoch milliseconds when the format
+    /// takes them, ISO 8601 text when it takes that; otherwise a clear error (dataknobs does
+    /// not write arbitrary date patterns).
+    fn dates_for_writing(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let l = self.layout();
+        let mut columns = batch.columns().to_vec();
+        let mut fields: Vec<Field> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        let mut changed = false;
+        for (i, f) in batch.schema().fields().iter().enumerate() {
+            let Some(format) = l
+                .fields
+                .get(f.name())
+                .and_then(|e| e.search.date_format.clone())
+            else {
+                continue;
+            };
+            if !matches!(
+                f.data_type(),
+                DataType::Timestamp(..) | DataType::Date32 | DataType::Date64
+            ) {
+                continue;
+            }
+            let formats: Vec<&str> = format.split("||").map(str::trim).collect();
+            if formats.contains(&"epoch_millis") {
+                let ms = datafusion::arrow::compute::cast(
+                    &columns[i],
+                    &DataType::Timestamp(TimeUnit::Millisecond, None),
+                )
+                .and_then(|a| datafusion::arrow::compute::cast(&a, &DataType::Int64))
+                .map_err(|e| Error::internal(e.to_string()))?;
+                columns[i] = ms;
+                fields[i] = Field::new(f.name(), DataType::Int64, true);
+                changed = true;
+            } else if !formats.iter().any(|f| {
+                matches!(
+                    *f,
+                    "strict_date_optional_time"
+                        | "date_optional_time"
+                        | "strict_date_optional_time_nanos"
+                )
+            }) {
+                return Err(Error::unsupported(format!(
+                    "column '{}' of '{}' is a date field with the format '{format}', which \
+                     dataknobs cannot write (it writes epoch_millis or ISO 8601); add one of \
+                     those to the field's format, or write the index another way",
+                    f.name(),
+                    self.table
+                ))
+                .with_backend(BACKEND));
+            }
+        }
+        if !changed {
+            return Ok(batch.clone());
+        }
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+            .map_err(|e| Error::internal(format!("cannot prepare dates for writing: {e}")))
+    }
+
     /// Notes, before writing `batch`, the string columns that get a value too long for their
     /// keyword sub-field (see [`mapping::Managed::long_text`]).
     async fn note_long_text(&self, batch: &RecordBatch) -> Result<()> {
@@ -573,9 +636,11 @@ impl EsTable {
             ))
             .with_backend(BACKEND));
         }
+        let batch = &self.dates_for_writing(batch)?;
         let (docs, ids) = batch_docs(batch, id_col, &skip, self.layout().managed.is_some())?;
         for (doc, id) in docs.iter().zip(ids.iter()) {
-            if id_col.is_some() && id.is_none() {
+            // A NULL `_id`: the server picks one.
+            if id_col.is_some() && id.is_none() && id_col != Some(ID_COLUMN) {
                 return Err(Error::query(format!(
                     "a row to write into '{}' has a NULL {}; document ids cannot be NULL",
                     self.name,
@@ -1140,6 +1205,7 @@ impl Database for EsTable {
             ));
         }
         self.note_long_text(&values).await?;
+        let values = self.dates_for_writing(&values)?;
         let (docs, _) = batch_docs(&values, None, &[], self.layout().managed.is_some())?;
         // NULLs are left out of the documents: set them explicitly.
         let schema = values.schema();

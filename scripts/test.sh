@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: starts the services the tests need (none yet for the memory backend;
-# backend issues add PostgreSQL, Redis, OpenSearch (osmem-server) and S3 (moto) here), then runs
-# every test. In CI a missing service is a failure, never a skip.
+# The whole test suite: starts the services the tests need (scripts/services.sh: PostgreSQL and
+# an OpenSearch node; later issues add S3 (moto), Redis and HDFS there), then runs every test.
+# In CI a missing service is a failure, never a skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/dataknobs-target}"

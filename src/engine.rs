@@ -94,6 +94,7 @@ impl Engine {
                 let mut rules = datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules;
                 rules.insert(0, Arc::new(ParquetFloatStatsRule));
                 rules.push(Arc::new(ParquetNanRule));
+                rules.push(Arc::new(crate::table::count::CountPushdownRule));
                 rules
             })
             .with_query_planner(Arc::new(DataknobsQueryPlanner))

@@ -10,6 +10,7 @@
 //! Files: this one (the registry and the [`TableProvider`]), `scan.rs` (the scan node),
 //! `sink.rs` (INSERT's sink and the error-context wrapper).
 
+pub mod count;
 pub mod defaults;
 mod scan;
 mod sink;

@@ -182,6 +182,21 @@ impl DatabaseScanExec {
     pub fn location(&self) -> &Location {
         &self.location
     }
+
+    /// May DataFusion push work into this scan (`dataknobs.pushdown`)?
+    pub fn pushdown_enabled(&self) -> bool {
+        self.pushdown && self.planner.is_some()
+    }
+
+    /// The collection as opened while planning (in this process).
+    pub fn planned_db(&self) -> Option<Arc<dyn Database>> {
+        self.planner.clone()
+    }
+
+    /// The backend kind, e.g. `postgres`.
+    pub fn backend_kind(&self) -> &str {
+        &self.backend_kind
+    }
 }
 
 impl DisplayAs for DatabaseScanExec {

@@ -213,3 +213,61 @@ async fn count_star_is_answered_by_the_server() {
     assert!(!plan.contains("DataknobsCountExec"), "{plan}");
     assert_eq!(first_column(&engine.execute(sql).await.unwrap()), vec!["3"]);
 }
+
+/// Full scans page the same rows with scroll as with point in time + search_after, past one
+/// page of hits, with an OFFSET beyond one page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scroll_and_pit_scans_read_the_same_rows() {
+    let (pit_url, prefix) = url_with_prefix("scan=pit");
+    let scroll_url = format!(
+        "{}/?index_prefix={prefix}&scan=scroll",
+        url().trim_end_matches('/')
+    );
+    let engine = Engine::new();
+    engine.attach("es", &pit_url).await.expect("attach pit");
+    engine
+        .attach("scroll", &scroll_url)
+        .await
+        .expect("attach scroll");
+    engine
+        .execute("CREATE TABLE es.big (id BIGINT PRIMARY KEY, g BIGINT)")
+        .await
+        .expect("create");
+    engine
+        .execute(
+            "INSERT INTO es.big SELECT v AS id, v % 7 AS g FROM generate_series(1, 23456) AS t(v)",
+        )
+        .await
+        .expect("insert");
+    for (name, sql) in [
+        ("count", "SELECT count(*), sum(id), sum(g) FROM {T}"),
+        ("filtered", "SELECT count(*), sum(id) FROM {T} WHERE g = 3"),
+        (
+            "offset",
+            "SELECT id FROM {T} ORDER BY id LIMIT 3 OFFSET 12000",
+        ),
+    ] {
+        let a = first_column(&engine.execute(&sql.replace("{T}", "es.big")).await.unwrap());
+        let b = first_column(
+            &engine
+                .execute(&sql.replace("{T}", "scroll.big"))
+                .await
+                .unwrap(),
+        );
+        assert_eq!(a, b, "{name}");
+    }
+    let sums = cells(
+        &engine
+            .execute("SELECT count(*), sum(id) FROM scroll.big WHERE id > 0")
+            .await
+            .unwrap(),
+    );
+    assert_eq!(sums[0], vec!["23456", &(23456i64 * 23457 / 2).to_string()]);
+    let offset = first_column(
+        &engine
+            .execute("SELECT id FROM scroll.big ORDER BY id LIMIT 3 OFFSET 12000")
+            .await
+            .unwrap(),
+    );
+    assert_eq!(offset, vec!["12001", "12002", "12003"]);
+}

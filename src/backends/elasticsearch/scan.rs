@@ -424,19 +424,8 @@ impl State {
                 (page, last)
             };
             // The slice is done: move on (and clear its scroll).
-            if last
-                && let Some(cur) = self.current.take()
-                && let Some(id) = cur.scroll_id
-            {
-                let _ = self
-                    .client
-                    .request(
-                        Method::Delete,
-                        "/_search/scroll",
-                        Some(&json!({"scroll_id": [id]})),
-                        "clearing a scroll",
-                    )
-                    .await;
+            if last {
+                self.drop_cursor().await;
             }
             let mut hits = page.hits.hits.iter();
             while self.skip > 0 && hits.next().is_some() {
@@ -457,8 +446,9 @@ impl State {
         }
     }
 
-    /// Closes this partition's scroll and, for the last partition, the shared PITs.
-    async fn finish(&mut self) {
+    /// Leaves the slice being read, clearing its scroll if it has one (best effort: a scroll
+    /// expires anyway).
+    async fn drop_cursor(&mut self) {
         if let Some(cur) = self.current.take()
             && let Some(id) = cur.scroll_id
         {
@@ -472,6 +462,11 @@ impl State {
                 )
                 .await;
         }
+    }
+
+    /// Closes this partition's scroll and, for the last partition, the shared PITs.
+    async fn finish(&mut self) {
+        self.drop_cursor().await;
         if let Some(shared) = self.pits.take()
             && shared.remaining.fetch_sub(1, Ordering::AcqRel) == 1
             && let Some(ids) = shared.cell.get()

@@ -569,22 +569,16 @@ impl EsTable {
             .schema()
             .index_of(col)
             .map_err(|_| Error::internal("no key column in the rows"))?;
-        let text = datafusion::arrow::compute::cast(batch.column(i), &DataType::Utf8)
-            .map_err(|e| Error::internal(e.to_string()))?;
-        let text = text
-            .as_any()
-            .downcast_ref::<datafusion::arrow::array::StringArray>()
-            .ok_or_else(|| Error::internal("key column is not text"))?;
-        let mut ids = Vec::with_capacity(text.len());
-        for r in 0..text.len() {
-            if text.is_null(r) {
+        let texts = super::write::column_texts(batch.column(i))?;
+        let mut ids = Vec::with_capacity(texts.len());
+        for text in texts {
+            let Some(id) = text else {
                 return Err(Error::query(format!(
                     "key column '{key}' of '{}' cannot be NULL",
                     self.table
                 ))
                 .with_backend(BACKEND));
-            }
-            let id = text.value(r).to_string();
+            };
             if !seen.insert(id.clone()) {
                 return Err(Error::already_exists(format!(
                     "duplicate key '{id}' in column '{key}' of '{}'",
@@ -1219,19 +1213,7 @@ impl Database for EsTable {
         // New key values: such a row moves to a new document id.
         let new_keys: Option<Vec<Option<String>>> = match self.key() {
             Some(k) => match schema.index_of(&k) {
-                Ok(ki) => {
-                    let text = datafusion::arrow::compute::cast(values.column(ki), &DataType::Utf8)
-                        .map_err(|e| Error::internal(e.to_string()))?;
-                    let text = text
-                        .as_any()
-                        .downcast_ref::<datafusion::arrow::array::StringArray>()
-                        .ok_or_else(|| Error::internal("key column is not text"))?;
-                    Some(
-                        (0..text.len())
-                            .map(|r| (!text.is_null(r)).then(|| text.value(r).to_string()))
-                            .collect(),
-                    )
-                }
+                Ok(ki) => Some(super::write::column_texts(values.column(ki))?),
                 Err(_) => None,
             },
             None => None,

@@ -346,6 +346,16 @@ impl BulkWriter {
     }
 }
 
+/// A column's values as text (document ids, keys), NULL as None.
+pub fn column_texts(column: &ArrayRef) -> Result<Vec<Option<String>>> {
+    let text = cast(column, &DataType::Utf8).map_err(|e| Error::internal(e.to_string()))?;
+    let text = text
+        .as_any()
+        .downcast_ref::<datafusion::arrow::array::StringArray>()
+        .ok_or_else(|| Error::internal("a column cast to text is not text"))?;
+    Ok(text.iter().map(|v| v.map(str::to_string)).collect())
+}
+
 /// The documents of a batch as JSON lines, one per row (NULLs left out), and the rows' ids
 /// from `id_column` (text). Columns named in `skip` are not written.
 pub fn batch_docs(
@@ -435,15 +445,7 @@ pub fn batch_docs(
             let i = schema
                 .index_of(c)
                 .map_err(|_| Error::internal(format!("no id column '{c}' in the rows to write")))?;
-            let text = cast(batch.column(i), &DataType::Utf8)
-                .map_err(|e| Error::internal(e.to_string()))?;
-            let text = text
-                .as_any()
-                .downcast_ref::<datafusion::arrow::array::StringArray>()
-                .ok_or_else(|| Error::internal("id column is not text"))?;
-            (0..text.len())
-                .map(|r| (!text.is_null(r)).then(|| text.value(r).to_string()))
-                .collect()
+            column_texts(batch.column(i))?
         }
         None => vec![None; batch.num_rows()],
     };

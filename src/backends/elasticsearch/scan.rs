@@ -20,11 +20,12 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use elasticsearch::http::Method;
 use futures::StreamExt;
+use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
 use super::BACKEND;
 use super::client::{EsClient, Flavour, path_part, server_error};
-use super::decode::{ColumnSpec, Decoder, Page};
+use super::decode::{ColumnSpec, Decoder};
 use crate::database::Partition;
 use crate::error::{Error, Result};
 
@@ -233,16 +234,60 @@ pub async fn close_pits(client: &EsClient, pits: &[String]) {
     }
 }
 
-async fn search(client: &EsClient, path: &str, body: &Json, table: &str) -> Result<Page> {
-    let bytes = Bytes::from(serde_json::to_vec(body).map_err(|e| Error::internal(e.to_string()))?);
-    let reply = client.send(Method::Post, path, Some(bytes), false).await?;
+/// Sends one search request and returns the reply's bytes (decoded by [`Decoder`]).
+async fn fetch(client: EsClient, path: String, body: Json, table: String) -> Result<Bytes> {
+    let bytes = Bytes::from(serde_json::to_vec(&body).map_err(|e| Error::internal(e.to_string()))?);
+    let reply = client.send(Method::Post, &path, Some(bytes), false).await?;
     if !reply.ok() {
         return Err(server_error(&format!("searching {table}"), &reply));
     }
-    serde_json::from_slice::<Page>(&reply.body).map_err(|e| {
-        Error::internal(format!("cannot read the search reply for {table}: {e}"))
-            .with_backend(BACKEND)
-    })
+    Ok(reply.body)
+}
+
+/// The next page's request, sent while this page is decoded. It was built from a guess at
+/// the cursor (the last `"sort"` and the first `"pit_id"` / `"_scroll_id"` of the reply's
+/// bytes); the decoded page confirms the guess or the request is dropped and sent again.
+/// Dropping it aborts the request.
+struct Prefetch {
+    handle: tokio::task::JoinHandle<Result<Bytes>>,
+    /// The cursor it continues from: PIT id and `search_after`, or the scroll id.
+    pit: Option<String>,
+    after: Option<Vec<Json>>,
+    scroll_id: Option<String>,
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
+
+/// Where `needle` last occurs in `hay`.
+fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).rposition(|w| w == needle)
+}
+
+/// The string value of the first `"key":"…"` in the first 4 KiB of a reply (ids are
+/// base64: no escapes).
+fn leading_string(page: &[u8], key: &str) -> Option<String> {
+    let head = &page[..page.len().min(4096)];
+    let pat = format!("\"{key}\":\"");
+    let start = head.windows(pat.len()).position(|w| w == pat.as_bytes())? + pat.len();
+    let len = page[start..]
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\')?;
+    (page.get(start + len) == Some(&b'"'))
+        .then(|| String::from_utf8(page[start..start + len].to_vec()).ok())
+        .flatten()
+}
+
+/// The values of the last `"sort":[…]` of a reply: the last hit's, in every server's
+/// layout (a document's own `sort` key comes before its hit's).
+fn trailing_sort(page: &[u8]) -> Option<Vec<Json>> {
+    let from = page.len().saturating_sub(64 * 1024);
+    let pos = from + rfind(&page[from..], b"\"sort\":[")? + 7;
+    let mut de = serde_json::Deserializer::from_slice(&page[pos..]);
+    Vec::<Json>::deserialize(&mut de).ok()
 }
 
 /// Sorts rows as DataFusion does (the same Arrow kernels), then applies offset and limit.
@@ -290,6 +335,8 @@ struct State {
     slices: Vec<(usize, usize, usize)>,
     /// The slice being read and where it is.
     current: Option<Cursor>,
+    /// The current slice's next page, in flight.
+    prefetch: Option<Prefetch>,
     pits: Option<Arc<SharedPits>>,
     /// Rows still to skip (offset) and to return (limit).
     skip: usize,
@@ -306,6 +353,60 @@ struct Cursor {
 }
 
 impl State {
+    /// The path and body of the request for a slice's page after `after` (PIT) or of its
+    /// scroll `scroll_id` (none: the first page).
+    fn page_request(
+        &self,
+        slice: (usize, usize, usize),
+        pit: Option<&str>,
+        after: Option<&Vec<Json>>,
+        scroll_id: Option<&str>,
+    ) -> (String, Json) {
+        let (idx, sid, smax) = slice;
+        let mut body = self.req.body.clone();
+        body.insert("size".into(), json!(self.req.page_size()));
+        if smax > 1 {
+            body.insert("slice".into(), json!({"id": sid, "max": smax}));
+        }
+        match self.req.paging {
+            Paging::Pit => {
+                body.insert("sort".into(), json!(["_doc"]));
+                body.insert("track_total_hits".into(), json!(false));
+                body.insert(
+                    "pit".into(),
+                    json!({"id": pit.unwrap_or_default(), "keep_alive": KEEP_ALIVE}),
+                );
+                if let Some(after) = after {
+                    body.insert("search_after".into(), Json::Array(after.clone()));
+                }
+                ("/_search".to_string(), Json::Object(body))
+            }
+            Paging::Scroll => match scroll_id {
+                None => {
+                    body.insert("sort".into(), json!(["_doc"]));
+                    let index = &self.req.indexes[idx].index;
+                    (
+                        format!("/{}/_search?scroll={KEEP_ALIVE}", path_part(index)),
+                        Json::Object(body),
+                    )
+                }
+                Some(id) => (
+                    "/_search/scroll".to_string(),
+                    json!({"scroll": KEEP_ALIVE, "scroll_id": id}),
+                ),
+            },
+        }
+    }
+
+    fn spawn_fetch(&self, path: String, body: Json) -> tokio::task::JoinHandle<Result<Bytes>> {
+        tokio::spawn(fetch(
+            self.client.clone(),
+            path,
+            body,
+            self.req.table.clone(),
+        ))
+    }
+
     async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
         loop {
             if self.done || self.left == Some(0) {
@@ -322,11 +423,15 @@ impl State {
                 body.insert("from".into(), json!(self.req.offset));
                 body.insert("size".into(), json!(self.req.limit.unwrap_or(PAGE_SIZE)));
                 let path = format!("/{}/_search", path_part(&self.req.target));
-                let page =
-                    search(&self.client, &path, &Json::Object(body), &self.req.table).await?;
-                for h in &page.hits.hits {
-                    self.decoder.push(h);
-                }
+                let bytes = fetch(
+                    self.client.clone(),
+                    path,
+                    Json::Object(body),
+                    self.req.table.clone(),
+                )
+                .await?;
+                self.decoder
+                    .push_page(&bytes, &mut 0, &mut None, &self.req.table)?;
                 self.done = true;
                 return self.decoder.finish().map(Some);
             }
@@ -366,79 +471,81 @@ impl State {
                     pit,
                 });
             }
-            let page_size = self.req.page_size();
-            let (page, last) = {
-                let Some(cur) = self.current.as_mut() else {
-                    continue;
-                };
-                let (idx, sid, smax) = cur.slice;
-                let index = &self.req.indexes[idx].index;
-                let mut body = self.req.body.clone();
-                body.insert("size".into(), json!(page_size));
-                if smax > 1 {
-                    body.insert("slice".into(), json!({"id": sid, "max": smax}));
-                }
-                let page = match self.req.paging {
-                    Paging::Pit => {
-                        body.insert("sort".into(), json!(["_doc"]));
-                        body.insert("track_total_hits".into(), json!(false));
-                        let pit = cur.pit.clone().unwrap_or_default();
-                        body.insert("pit".into(), json!({"id": pit, "keep_alive": KEEP_ALIVE}));
-                        if let Some(after) = &cur.search_after {
-                            body.insert("search_after".into(), Json::Array(after.clone()));
-                        }
-                        let page = search(
-                            &self.client,
-                            "/_search",
-                            &Json::Object(body),
-                            &self.req.table,
-                        )
-                        .await?;
-                        if let Some(id) = &page.pit_id {
-                            cur.pit = Some(id.clone());
-                        }
-                        cur.search_after = page.hits.hits.last().and_then(|h| h.sort.clone());
-                        page
-                    }
-                    Paging::Scroll => match cur.scroll_id.clone() {
-                        None => {
-                            body.insert("sort".into(), json!(["_doc"]));
-                            let path = format!("/{}/_search?scroll={KEEP_ALIVE}", path_part(index));
-                            let page =
-                                search(&self.client, &path, &Json::Object(body), &self.req.table)
-                                    .await?;
-                            cur.scroll_id = page.scroll_id.clone();
-                            page
-                        }
-                        Some(id) => {
-                            let b = json!({"scroll": KEEP_ALIVE, "scroll_id": id});
-                            let page = search(&self.client, "/_search/scroll", &b, &self.req.table)
-                                .await?;
-                            cur.scroll_id = page.scroll_id.clone().or(Some(id));
-                            page
-                        }
-                    },
-                };
-                let last = page.hits.hits.len() < page_size
-                    || (self.req.paging == Paging::Pit && cur.search_after.is_none());
-                (page, last)
+            let Some(cur) = self.current.as_ref() else {
+                continue;
             };
+            let slice = cur.slice;
+            // This page: the one in flight, or asked for now.
+            let bytes = match self.prefetch.take() {
+                Some(mut p) => (&mut p.handle)
+                    .await
+                    .map_err(|e| Error::internal(format!("a page request failed: {e}")))??,
+                None => {
+                    let (path, body) = self.page_request(
+                        slice,
+                        cur.pit.as_deref(),
+                        cur.search_after.as_ref(),
+                        cur.scroll_id.as_deref(),
+                    );
+                    fetch(self.client.clone(), path, body, self.req.table.clone()).await?
+                }
+            };
+            let page_size = self.req.page_size();
+            // The next page goes out before this one is decoded, unless this one is enough.
+            let enough = self.left.is_some_and(|l| self.skip + l <= page_size);
+            if !enough {
+                let guess = match self.req.paging {
+                    Paging::Pit => trailing_sort(&bytes).map(|after| {
+                        let pit = leading_string(&bytes, "pit_id").or_else(|| cur.pit.clone());
+                        (pit, Some(after), None)
+                    }),
+                    Paging::Scroll => leading_string(&bytes, "_scroll_id")
+                        .or_else(|| cur.scroll_id.clone())
+                        .map(|id| (None, None, Some(id))),
+                };
+                if let Some((pit, after, scroll_id)) = guess {
+                    let (path, body) = self.page_request(
+                        slice,
+                        pit.as_deref(),
+                        after.as_ref(),
+                        scroll_id.as_deref(),
+                    );
+                    self.prefetch = Some(Prefetch {
+                        handle: self.spawn_fetch(path, body),
+                        pit,
+                        after,
+                        scroll_id,
+                    });
+                }
+            }
+            let info =
+                self.decoder
+                    .push_page(&bytes, &mut self.skip, &mut self.left, &self.req.table)?;
+            let last = info.hits < page_size
+                || (self.req.paging == Paging::Pit && info.last_sort.is_none());
+            if let Some(cur) = self.current.as_mut() {
+                if let Some(id) = info.pit_id {
+                    cur.pit = Some(id);
+                }
+                cur.search_after = info.last_sort;
+                if let Some(id) = info.scroll_id {
+                    cur.scroll_id = Some(id);
+                }
+                // A wrong guess: that request is dropped, the next round sends the right one.
+                let confirmed = self
+                    .prefetch
+                    .as_ref()
+                    .is_some_and(|p| match self.req.paging {
+                        Paging::Pit => p.pit == cur.pit && p.after == cur.search_after,
+                        Paging::Scroll => p.scroll_id == cur.scroll_id,
+                    });
+                if !confirmed || last {
+                    self.prefetch = None;
+                }
+            }
             // The slice is done: move on (and clear its scroll).
             if last {
                 self.drop_cursor().await;
-            }
-            let mut hits = page.hits.hits.iter();
-            while self.skip > 0 && hits.next().is_some() {
-                self.skip -= 1;
-            }
-            for h in hits {
-                if self.left == Some(0) {
-                    break;
-                }
-                self.decoder.push(h);
-                if let Some(l) = self.left.as_mut() {
-                    *l -= 1;
-                }
             }
             if self.decoder.rows() > 0 {
                 return self.decoder.finish().map(Some);
@@ -449,6 +556,7 @@ impl State {
     /// Leaves the slice being read, clearing its scroll if it has one (best effort: a scroll
     /// expires anyway).
     async fn drop_cursor(&mut self) {
+        self.prefetch = None;
         if let Some(cur) = self.current.take()
             && let Some(id) = cur.scroll_id
         {
@@ -538,6 +646,7 @@ pub fn stream(
         req,
         slices,
         current: None,
+        prefetch: None,
         pits,
         done: false,
         single_done: false,
@@ -555,4 +664,20 @@ pub fn stream(
     })
     .fuse();
     Box::pin(RecordBatchStreamAdapter::new(schema, s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cursor_is_guessed_from_the_reply_bytes() {
+        let page = br#"{"pit_id":"abc=","took":1,"hits":{"hits":[{"_id":"1","_source":{"sort":[7]},"sort":[41]},{"_id":"2","_source":{"sort":[8]},"sort":[42,"x"]}]}}"#;
+        assert_eq!(leading_string(page, "pit_id").as_deref(), Some("abc="));
+        assert_eq!(leading_string(page, "_scroll_id"), None);
+        assert_eq!(trailing_sort(page), Some(vec![json!(42), json!("x")]));
+        assert_eq!(trailing_sort(br#"{"hits":{"hits":[]}}"#), None);
+        // An escaped quote ends no id: no guess.
+        assert_eq!(leading_string(br#"{"pit_id":"a\"b"}"#, "pit_id"), None);
+    }
 }

@@ -279,10 +279,21 @@ impl EsTable {
         })?;
         let mut body = serde_json::Map::new();
         body.insert("query".into(), q);
+        // Filtering `_source` makes the server parse and rewrite every document: it halved
+        // the scan rate (docs/notes/elasticsearch.md §8). Whole documents are cheaper unless
+        // the scan reads less than half of the columns.
+        let stored = l
+            .schema
+            .fields()
+            .iter()
+            .filter(|f| f.name() != ID_COLUMN && f.name() != SCORE_COLUMN)
+            .count();
         body.insert(
             "_source".into(),
             if source.is_empty() {
                 json!(false)
+            } else if source.len() * 2 >= stored {
+                json!(true)
             } else {
                 json!(source)
             },
@@ -888,7 +899,7 @@ impl EsTable {
                 .is_some_and(|f| f.search.epoch_nanos.is_some());
         }
         let mut d = Decoder::new(schema, specs);
-        d.push(hit);
+        d.push(hit)?;
         let batch = d.finish()?;
         let key = self.key_column();
         let mut recs = batch_to_records(&batch, key.as_deref())?;

@@ -962,6 +962,110 @@ async fn long_strings_turn_string_ranges_inexact() {
     cleanup(&prefix).await;
 }
 
+/// `~` and `!~` with the regexes Lucene's `regexp` can answer exactly are pushed (anchored,
+/// `.` not matching a newline, classes, alternation) and answer as the memory backend does;
+/// the others are evaluated by DataFusion. A value too long for the keyword field is still
+/// found (the query widens to long values and DataFusion checks again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regexes_push_down_as_lucene_regexps() {
+    let (u, prefix) = url_with_prefix("");
+    let engine = attach(&u).await;
+    let values = "(1, 'apple'), (2, 'banana'), (3, 'a.b'), (4, 'aXb'), (5, 'a' || chr(10) || 'b'), \
+                  (6, 'ab'), (7, ''), (8, NULL), (9, 'A.B'), (10, 'x|y'), (11, 'tab' || chr(9) || 'here'), \
+                  (12, 'c-d'), (13, 'c]d'), (14, '123'), (15, 'café'), (16, '日本'), (17, 'a#b@c'), \
+                  (18, 'nnn'), (19, 'a\"b'), (20, 'A')";
+    run(&engine, "CREATE TABLE es.r (id INT, s TEXT)").await;
+    run(&engine, "CREATE TABLE memory.r (id INT, s TEXT)").await;
+    run(&engine, &format!("INSERT INTO es.r VALUES {values}")).await;
+    run(&engine, &format!("INSERT INTO memory.r VALUES {values}")).await;
+
+    let plan = explain(&engine, "SELECT id FROM es.r WHERE s ~ 'a.[bc]'").await;
+    assert!(
+        plan.contains(r#"{"regexp":{"s.keyword":{"flags":"NONE","value":".*(a[^\n][bc]).*"}}}"#),
+        "{plan}"
+    );
+    assert!(!plan.contains("FilterExec"), "exact: {plan}");
+    let plan = explain(&engine, "SELECT id FROM es.r WHERE s !~ '[0-9]+$'").await;
+    assert!(
+        plan.contains(r#""regexp""#) && plan.contains("must_not"),
+        "{plan}"
+    );
+    let plan = explain(&engine, "SELECT id FROM es.r WHERE s ~ '\\d'").await;
+    assert!(
+        !plan.contains(r#""regexp""#) && plan.contains("FilterExec"),
+        "{plan}"
+    );
+
+    let patterns = [
+        "a.[bc]",
+        "^a[.X]",
+        "[bn]$",
+        "[0-9]",
+        "^$",
+        "p|n",
+        "^(ab|a.b)$",
+        "[-c]d",
+        "c[]-]d",
+        "é",
+        "^[a-z]{2}$",
+        "x\\|y",
+        "(?i)a",
+        "^\\s",
+        "n{2,}",
+        "[^a-z]",
+        "#b@",
+        "a[\"]b",
+        "^[^x]*$",
+        "(an)+a$",
+        "\\d",
+        "^.$",
+        "本$",
+        "a[X.]?b",
+        "(?:p|b)[ln]",
+    ];
+    for p in patterns {
+        for op in ["~", "!~"] {
+            let q = format!("SELECT id FROM {{t}} WHERE s {op} '{p}' ORDER BY id");
+            let want = rows(&run(&engine, &q.replace("{t}", "memory.r")).await);
+            let sql = q.replace("{t}", "es.r");
+            assert_eq!(rows(&run(&engine, &sql).await), want, "{sql}");
+            engine.set_pushdown(false);
+            assert_eq!(
+                rows(&run(&engine, &sql).await),
+                want,
+                "{sql} without pushdown"
+            );
+            engine.set_pushdown(true);
+        }
+    }
+    // Spot checks: `.` does not match a newline; the match is anywhere, not the whole value.
+    assert_eq!(
+        column0(&engine, "SELECT id FROM es.r WHERE s ~ 'a.b' ORDER BY id").await,
+        ["3", "4", "17", "19"]
+    );
+    assert_eq!(
+        column0(&engine, "SELECT id FROM es.r WHERE s ~ 'n{2,}' ORDER BY id").await,
+        ["18"]
+    );
+
+    // Beyond the keyword sub-field: found, and checked again.
+    run(
+        &engine,
+        "INSERT INTO es.r VALUES (21, repeat('z', 9000) || 'q')",
+    )
+    .await;
+    assert_eq!(
+        same_on_and_off(&engine, "SELECT id FROM es.r WHERE s ~ 'z[qr]$' ORDER BY id").await,
+        ["21"]
+    );
+    let plan = explain(&engine, "SELECT id FROM es.r WHERE s ~ 'z[qr]$'").await;
+    assert!(
+        plan.contains("FilterExec") && plan.contains(r#""regexp""#),
+        "{plan}"
+    );
+    cleanup(&prefix).await;
+}
+
 // ------------------------------------------------------------------ 7. record API
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

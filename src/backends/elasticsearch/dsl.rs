@@ -106,7 +106,12 @@ fn positive(field: &EsField, f: &Filter) -> Option<(Json, bool)> {
         && s.exists
         && matches!(
             f.op,
-            Operator::Gt | Operator::Ge | Operator::Lt | Operator::Le | Operator::Like
+            Operator::Gt
+                | Operator::Ge
+                | Operator::Lt
+                | Operator::Le
+                | Operator::Like
+                | Operator::Regex
         )
         && let Some(t) = &s.terms
     {
@@ -213,7 +218,18 @@ fn positive_exact(field: &EsField, f: &Filter) -> Option<Json> {
             };
             Some(like_query(t, p)?)
         }
-        // `Ne`, `NotIn`: negations (see `when_false`); `Regex`: not pushed.
+        Operator::Regex => {
+            if !matches!(field.kind, EsKind::Keyword | EsKind::Text { .. }) || !s.ranges {
+                return None;
+            }
+            let t = s.terms.as_ref()?;
+            let Value::String(p) = f.value()? else {
+                return Some(match_none());
+            };
+            let r = lucene_regex(p)?;
+            Some(json!({"regexp": {t: {"value": r, "flags": "NONE"}}}))
+        }
+        // `Ne`, `NotIn`: negations (see `when_false`).
         _ => None,
     }
 }
@@ -268,6 +284,222 @@ fn like_query(field: &str, pattern: &str) -> Option<Json> {
         return Some(json!({"prefix": {field: {"value": literal}}}));
     }
     Some(json!({"wildcard": {field: {"value": wildcard}}}))
+}
+
+/// A Rust regex (unanchored, as DataFusion's `~` matches) as a Lucene regexp (anchored to the
+/// whole value), for the subset that means the same: literals, `.` (not a newline, as in
+/// Rust), classes of literals and ranges, groups, `|`, greedy quantifiers, `^` first and `$`
+/// last. Flags, `\d \w \s \b`, lazy quantifiers and look-around are not translated.
+pub fn lucene_regex(p: &str) -> Option<String> {
+    if p.len() > 500 {
+        return None;
+    }
+    let mut chars: Vec<char> = p.chars().collect();
+    let anchored_start = chars.first() == Some(&'^');
+    if anchored_start {
+        chars.remove(0);
+    }
+    // A final unescaped `$`.
+    let anchored_end = chars.last() == Some(&'$') && {
+        let backslashes = chars[..chars.len() - 1]
+            .iter()
+            .rev()
+            .take_while(|c| **c == '\\')
+            .count();
+        backslashes % 2 == 0
+    };
+    if anchored_end {
+        chars.pop();
+    }
+    let mut out = String::new();
+    let mut top_level_or = false;
+    let mut i = 0;
+    let mut depth = 0i32;
+    let mut prev_quantifiable = false;
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '\\' => {
+                let n = *chars.get(i + 1)?;
+                // Only escaped punctuation: a literal character.
+                if n.is_alphanumeric() || n.is_whitespace() {
+                    return None;
+                }
+                push_lucene_literal(&mut out, n);
+                i += 2;
+                prev_quantifiable = true;
+                continue;
+            }
+            '.' => {
+                out.push_str("[^\n]");
+                prev_quantifiable = true;
+            }
+            '(' => {
+                // `()`: Lucene and Rust may disagree on empty groups.
+                if matches!(chars.get(i + 1), Some(')')) {
+                    return None;
+                }
+                if chars.get(i + 1) == Some(&'?') {
+                    // Only the non-capturing group `(?:`.
+                    if chars.get(i + 2) != Some(&':') {
+                        return None;
+                    }
+                    i += 2;
+                }
+                depth += 1;
+                out.push('(');
+                prev_quantifiable = false;
+            }
+            ')' => {
+                depth -= 1;
+                if depth < 0 {
+                    return None;
+                }
+                out.push(')');
+                prev_quantifiable = true;
+            }
+            '|' => {
+                // No empty alternative (`a|`, `|a`, `(|a)`, `a||b`).
+                let before = if i == 0 { None } else { chars.get(i - 1) };
+                if matches!(before, None | Some('(' | '|' | ':'))
+                    || matches!(chars.get(i + 1), None | Some('|' | ')'))
+                {
+                    return None;
+                }
+                top_level_or |= depth == 0;
+                out.push('|');
+                prev_quantifiable = false;
+            }
+            '*' | '+' | '?' => {
+                if !prev_quantifiable {
+                    return None;
+                }
+                // Lazy or possessive forms.
+                if matches!(chars.get(i + 1), Some('?' | '+')) {
+                    return None;
+                }
+                out.push(c);
+                prev_quantifiable = false;
+            }
+            '{' => {
+                if !prev_quantifiable {
+                    return None;
+                }
+                let close = chars[i..].iter().position(|c| *c == '}')? + i;
+                let body: String = chars[i + 1..close].iter().collect();
+                // Small counts only: `.{20}` after the leading `.*` would make the server's
+                // automaton blow up (`too_complex_to_determinize`).
+                let ok = !body.is_empty()
+                    && body.chars().all(|c| c.is_ascii_digit() || c == ',')
+                    && body.matches(',').count() <= 1
+                    && !body.starts_with(',')
+                    && body
+                        .split(',')
+                        .all(|n| n.is_empty() || n.parse::<u32>().is_ok_and(|n| n <= 8));
+                if !ok || matches!(chars.get(close + 1), Some('?' | '+')) {
+                    return None;
+                }
+                out.push('{');
+                out.push_str(&body);
+                out.push('}');
+                i = close + 1;
+                prev_quantifiable = false;
+                continue;
+            }
+            '[' => {
+                let (class, end) = lucene_class(&chars, i)?;
+                out.push_str(&class);
+                i = end;
+                prev_quantifiable = true;
+                continue;
+            }
+            '^' | '$' => return None,
+            c => {
+                push_lucene_literal(&mut out, c);
+                prev_quantifiable = true;
+            }
+        }
+        i += 1;
+    }
+    if depth != 0 {
+        return None;
+    }
+    // `^a|b` is `(^a)|b`: an anchor applies to one alternative only.
+    if top_level_or && (anchored_start || anchored_end) {
+        return None;
+    }
+    let whole = anchored_start && anchored_end;
+    if !out.is_empty() && !whole {
+        out = format!("({out})");
+    }
+    Some(format!(
+        "{}{out}{}",
+        if anchored_start { "" } else { ".*" },
+        if anchored_end { "" } else { ".*" }
+    ))
+}
+
+/// A bracket class of literals and ranges starting at `chars[start]` (`[`), as a Lucene
+/// class, and the position after its `]`. Nested classes, set operations (`&&`, `--`, `~~`),
+/// `\d`-style escapes and a `-` that is neither first, last nor in a range are refused.
+fn lucene_class(chars: &[char], start: usize) -> Option<(String, usize)> {
+    // One class member: a literal or an escaped punctuation character.
+    fn member(chars: &[char], j: usize, edge: bool) -> Option<(char, usize)> {
+        match *chars.get(j)? {
+            '\\' => {
+                let n = *chars.get(j + 1)?;
+                (!n.is_alphanumeric() && !n.is_whitespace()).then_some((n, j + 2))
+            }
+            '[' | '&' | '~' | '^' => None,
+            '-' if !edge => None,
+            c => Some((c, j + 1)),
+        }
+    }
+    fn push(out: &mut String, c: char) {
+        if !c.is_alphanumeric() {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    let mut j = start + 1;
+    let mut out = String::from("[");
+    if chars.get(j) == Some(&'^') {
+        out.push('^');
+        j += 1;
+    }
+    let mut first = true;
+    loop {
+        if chars.get(j) == Some(&']') && !first {
+            return Some((out + "]", j + 1));
+        }
+        let last = chars.get(j + 1) == Some(&']');
+        let (a, k) = member(chars, j, first || last)?;
+        if chars.get(k) == Some(&'-') && chars.get(k + 1).is_some_and(|c| *c != ']') {
+            let (b, m) = member(chars, k + 1, false)?;
+            if a > b {
+                return None;
+            }
+            push(&mut out, a);
+            out.push('-');
+            push(&mut out, b);
+            j = m;
+        } else {
+            push(&mut out, a);
+            j = k;
+        }
+        first = false;
+    }
+}
+
+fn push_lucene_literal(out: &mut String, c: char) {
+    if c.is_alphanumeric() || c == '_' || c == ' ' {
+        out.push(c);
+    } else if c == '\n' {
+        out.push('\n');
+    } else {
+        out.push('\\');
+        out.push(c);
+    }
 }
 
 fn push_escaped(out: &mut String, c: char) {
@@ -634,6 +866,43 @@ mod tests {
             m.support(&cond("k", Operator::Ne, "a")),
             FilterSupport::Unsupported
         );
+    }
+
+    #[test]
+    fn regexes_become_anchored_lucene_regexps_or_nothing() {
+        assert_eq!(lucene_regex("^a").unwrap(), "(a).*");
+        assert_eq!(lucene_regex("b$").unwrap(), ".*(b)");
+        assert_eq!(lucene_regex("^$").unwrap(), "");
+        assert_eq!(lucene_regex("").unwrap(), ".*.*");
+        assert_eq!(lucene_regex("[0-9]").unwrap(), ".*([0-9]).*");
+        assert_eq!(lucene_regex("a.b").unwrap(), ".*(a[^\n]b).*");
+        assert_eq!(lucene_regex("a|b").unwrap(), ".*(a|b).*");
+        assert_eq!(lucene_regex("^(ab|c)+x{2,3}$").unwrap(), "(ab|c)+x{2,3}");
+        assert_eq!(lucene_regex("a\\.b@").unwrap(), ".*(a\\.b\\@).*");
+        assert_eq!(lucene_regex("[-a#]").unwrap(), ".*([\\-a\\#]).*");
+        assert_eq!(lucene_regex("[a-c-]").unwrap(), ".*([a-c\\-]).*");
+        assert_eq!(lucene_regex("[]a]").unwrap(), ".*([\\]a]).*");
+        for refused in [
+            "(?i)abc",
+            "^\\s",
+            "\\d+",
+            "a*?",
+            "a^b",
+            "(?=a)",
+            "[[:alpha:]]",
+            "a{,2}",
+            "^a|b",
+            "a|b$",
+            "a|",
+            "(|a)",
+            "a()",
+            "[a-c-e]",
+            "[a&&b]",
+            "x.{20}",
+            "[z-a]",
+        ] {
+            assert!(lucene_regex(refused).is_none(), "{refused}");
+        }
     }
 
     #[test]

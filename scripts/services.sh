@@ -6,6 +6,8 @@
 
 # shellcheck source=scripts/opensearch.sh
 source "$(dirname "${BASH_SOURCE[0]}")/opensearch.sh"
+# shellcheck source=scripts/es-tls.sh
+source "$(dirname "${BASH_SOURCE[0]}")/es-tls.sh"
 
 _pg_ready() {
   pg_isready -q -h "$1" -p "$2" 2>/dev/null
@@ -124,6 +126,8 @@ start_services() {
   local failed=0
   start_postgres || failed=1
   start_opensearch || failed=1
+  # HTTPS + credentials in front of the node (the Elasticsearch TLS/auth tests).
+  start_es_tls || failed=1
   # Later: Redis (DK_TEST_REDIS_URL), moto_server (DK_TEST_S3_URL), MiniDFSCluster (HDFS).
   if [ "$failed" -ne 0 ] && [ "${CI:-}" = "true" ]; then
     echo "services: a service the tests need could not be started" >&2

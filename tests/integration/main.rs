@@ -10,6 +10,7 @@ mod differential;
 mod dml;
 mod elasticsearch;
 mod elasticsearch_more;
+mod elasticsearch_tls;
 mod file;
 mod memory;
 mod opensearch;

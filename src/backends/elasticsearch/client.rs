@@ -247,7 +247,7 @@ impl EsClient {
                 ErrorKind::Connection,
                 format!(
                     "{} refused the credentials (HTTP {}): check the user and password in the URL, \
-                     or the API key (DK_ES_API_KEY)",
+                     or the API key (in the variable named by option api_key_env, DK_ES_API_KEY by default)",
                     client.shown, resp.0.status
                 ),
             )
@@ -312,10 +312,16 @@ impl EsClient {
                 } else {
                     "failed"
                 };
+                let hint = if msg.contains("certificate") {
+                    "the server's TLS certificate is not trusted: give its CA with the option \
+                     ca_file=<PEM file>, or turn checking off with verify_tls=false"
+                } else {
+                    "is the server up and the URL right?"
+                };
                 Error::new(
                     ErrorKind::Connection,
                     format!(
-                        "{} {path} to {} {what}: {msg}; is the server up and the URL right?",
+                        "{} {path} to {} {what}: {msg}; {hint}",
                         method_name(method),
                         self.shown
                     ),

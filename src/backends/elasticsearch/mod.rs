@@ -84,6 +84,12 @@ pub const ES_OPTIONS: &[OptionSpec] = &[
     .default("true"),
     OptionSpec::new("ca_file", OptionKind::Text, "a PEM file of CA certificates to trust (es+https)"),
     OptionSpec::new(
+        "api_key_env",
+        OptionKind::Text,
+        "the environment variable holding the API key (base64 of id:key, sent as `Authorization: ApiKey …`); keys never go in the URL",
+    )
+    .default("DK_ES_API_KEY"),
+    OptionSpec::new(
         "timeout",
         OptionKind::Duration,
         "how long one request may take (seconds, or 500ms, 1m, …)",
@@ -197,7 +203,10 @@ impl EsBackend {
         let password = url
             .password()
             .map(|p| SecretString::from(percent_decoded(p)));
-        let api_key = std::env::var("DK_ES_API_KEY")
+        let key_var = options
+            .text("api_key_env")?
+            .unwrap_or_else(|| "DK_ES_API_KEY".to_string());
+        let api_key = std::env::var(&key_var)
             .ok()
             .filter(|k| !k.is_empty())
             .map(SecretString::from);

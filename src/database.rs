@@ -265,6 +265,14 @@ pub trait Database: Send + Sync + Debug {
         query.to_string()
     }
 
+    /// The native request [`Database::count`] sends for `query`, for EXPLAIN (no secrets).
+    fn describe_count(&self, query: Option<&Query>) -> String {
+        match query {
+            Some(q) => format!("count of {q}"),
+            None => "count".to_string(),
+        }
+    }
+
     /// Appends rows (SQL INSERT). All rows or none: on error nothing was added.
     async fn insert(&self, _data: SendableRecordBatchStream) -> Result<u64> {
         Err(Error::unsupported(format!(

@@ -172,7 +172,13 @@ impl DisplayAs for CountExec {
             self.backend_kind,
             self.location,
             filters.join(", ")
-        )
+        )?;
+        // The request the backend will send (known when the table was opened at planning).
+        if let Some(db) = &self.db {
+            let q = (!self.query.filters.is_empty()).then_some(&self.query);
+            write!(f, " request={}", db.describe_count(q))?;
+        }
+        Ok(())
     }
 }
 
@@ -228,14 +234,7 @@ impl ExecutionPlan for CountExec {
         );
         let out_schema = schema.clone();
         let fut = async move {
-            let db = match planned {
-                Some(db) => db,
-                None => {
-                    registry
-                        .open(&location.attached, &location.schema, &location.collection)
-                        .await?
-                }
-            };
+            let db = registry.resolve(planned, &location).await?;
             let q = (!query.filters.is_empty()).then_some(&query);
             let n = db.count(q).await?;
             let n = i64::try_from(n).unwrap_or(i64::MAX);

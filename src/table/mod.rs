@@ -89,6 +89,22 @@ impl BackendRegistry {
         v
     }
 
+    /// The collection a plan node executes on: the one opened while planning, in this
+    /// process; else (a plan sent elsewhere, e.g. to a Ballista executor) opened again here.
+    pub async fn resolve(
+        &self,
+        planned: Option<Arc<dyn Database>>,
+        location: &Location,
+    ) -> crate::Result<Arc<dyn Database>> {
+        match planned {
+            Some(db) => Ok(db),
+            None => {
+                self.open(&location.attached, &location.schema, &location.collection)
+                    .await
+            }
+        }
+    }
+
     /// Opens `attached.schema.collection`, with a clear error when anything is missing.
     pub async fn open(
         &self,

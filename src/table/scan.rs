@@ -290,16 +290,7 @@ impl ExecutionPlan for DatabaseScanExec {
         let scan_id = self.scan_id;
         let planned = self.planner.clone();
         let fut = async move {
-            // The collection opened while planning, in this process; else (a plan sent
-            // elsewhere) it is opened again from the registry.
-            let db = match planned {
-                Some(db) => db,
-                None => {
-                    registry
-                        .open(&location.attached, &location.schema, &location.collection)
-                        .await?
-                }
-            };
+            let db = registry.resolve(planned, &location).await?;
             let stream = db
                 .scan(
                     &query,

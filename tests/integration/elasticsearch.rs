@@ -200,6 +200,10 @@ async fn count_star_is_answered_by_the_server() {
         let plan = crate::common::rows(&engine.execute(&format!("EXPLAIN {es}")).await.unwrap())
             .join("\n");
         assert!(plan.contains("DataknobsCountExec"), "{es}: {plan}");
+        assert!(
+            plan.contains("request=POST /") && plan.contains(r#"c/_count {"query":"#),
+            "{es}: {plan}"
+        );
         let mem = format!("SELECT count(*) FROM memory.c WHERE {cond}");
         assert_eq!(
             first_column(&engine.execute(&es).await.unwrap()),

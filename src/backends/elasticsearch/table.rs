@@ -888,6 +888,28 @@ impl EsTable {
         self.delete(from).await
     }
 
+    /// The `_count` request for `query`, or None when the server cannot count it exactly
+    /// (a filter it cannot answer exactly, a limit or an offset).
+    fn count_request(&self, query: Option<&Query>) -> Result<Option<(String, Json)>> {
+        let filter = query.and_then(Query::filter_expr);
+        let exact = filter
+            .as_ref()
+            .is_none_or(|f| self.dsl_support(f) == FilterSupport::Exact);
+        let plain = query.is_none_or(|q| q.limit.is_none() && q.offset.is_none());
+        if !exact || !plain {
+            return Ok(None);
+        }
+        let l = self.layout();
+        let dsl = Dsl::new(&l.fields, self.single_valued);
+        let q = dsl
+            .query(&filter.into_iter().collect::<Vec<_>>())
+            .ok_or_else(|| Error::internal("count: untranslatable filter"))?;
+        Ok(Some((
+            format!("/{}/_count", path_part(&self.name)),
+            json!({"query": q}),
+        )))
+    }
+
     fn hit_to_record(&self, hit: &Hit) -> Result<Record> {
         let l = self.layout();
         let schema = l.schema.clone();
@@ -1036,25 +1058,15 @@ impl Database for EsTable {
     }
 
     async fn count(&self, query: Option<&Query>) -> Result<u64> {
-        let filter = query.and_then(Query::filter_expr);
-        let exact = filter
-            .as_ref()
-            .is_none_or(|f| self.dsl_support(f) == FilterSupport::Exact);
-        let plain = query.is_none_or(|q| q.limit.is_none() && q.offset.is_none());
-        if !exact || !plain {
+        let Some((path, body)) = self.count_request(query)? else {
             return crate::local::count(self, query).await;
-        }
-        let l = self.layout();
-        let dsl = Dsl::new(&l.fields, self.single_valued);
-        let q = dsl
-            .query(&filter.into_iter().collect::<Vec<_>>())
-            .ok_or_else(|| Error::internal("count: untranslatable filter"))?;
+        };
         let reply = self
             .client
             .request(
                 Method::Post,
-                &format!("/{}/_count", path_part(&self.name)),
-                Some(&json!({"query": q})),
+                &path,
+                Some(&body),
                 &format!("counting '{}'", self.name),
             )
             .await?;
@@ -1062,6 +1074,14 @@ impl Database for EsTable {
             .get("count")
             .and_then(Json::as_u64)
             .ok_or_else(|| Error::internal("a _count reply without count").with_backend(BACKEND))
+    }
+
+    fn describe_count(&self, query: Option<&Query>) -> String {
+        match self.count_request(query) {
+            Ok(Some((path, body))) => format!("POST {path} {body}"),
+            Ok(None) => "(counted from a scan)".to_string(),
+            Err(e) => format!("(cannot plan: {e})"),
+        }
     }
 
     async fn clear(&self) -> Result<u64> {

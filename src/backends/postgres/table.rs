@@ -312,6 +312,23 @@ impl Database for PgTable {
         self.copy_stream(&plan, partition).await
     }
 
+    fn describe_count(&self, query: Option<&Query>) -> String {
+        let rel = self.rel();
+        let filter = query.and_then(Query::filter_expr);
+        let plain = query.is_none_or(|q| q.limit.is_none() && q.offset.is_none());
+        match filter {
+            _ if !plain => "(counted from a scan)".to_string(),
+            None => format!("SELECT count(*) FROM {}", rel.qualified()),
+            Some(f) if sql::support(&f, &rel.by_name()) == FilterSupport::Exact => {
+                match sql::render_filter(&f, &rel.by_name(), &mut sql::Literals) {
+                    Ok(w) => format!("SELECT count(*) FROM {} WHERE {w}", rel.qualified()),
+                    Err(e) => format!("(cannot plan: {e})"),
+                }
+            }
+            Some(_) => "(counted from a scan)".to_string(),
+        }
+    }
+
     fn describe_scan(&self, query: &Query) -> String {
         match self.plan(query) {
             Ok(plan) if self.is_selective(&plan) => format!(

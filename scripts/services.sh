@@ -6,6 +6,8 @@
 
 # shellcheck source=scripts/opensearch.sh
 source "$(dirname "${BASH_SOURCE[0]}")/opensearch.sh"
+# shellcheck source=scripts/elasticsearch.sh
+source "$(dirname "${BASH_SOURCE[0]}")/elasticsearch.sh"
 # shellcheck source=scripts/es-tls.sh
 source "$(dirname "${BASH_SOURCE[0]}")/es-tls.sh"
 
@@ -128,6 +130,8 @@ start_services() {
   start_opensearch || failed=1
   # HTTPS + credentials in front of the node (the Elasticsearch TLS/auth tests).
   start_es_tls || failed=1
+  # Elasticsearch 8.19 (the Elasticsearch dialect's tests), from Maven Central jars.
+  start_elasticsearch || failed=1
   # Later: Redis (DK_TEST_REDIS_URL), moto_server (DK_TEST_S3_URL), MiniDFSCluster (HDFS).
   if [ "$failed" -ne 0 ] && [ "${CI:-}" = "true" ]; then
     echo "services: a service the tests need could not be started" >&2

@@ -104,3 +104,37 @@ pub async fn same_ids_as_postgresql(
         .expect("set pushdown");
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// One raw HTTP/1.0 request to a search node at `base` (`http://host:port`), for fixtures
+/// dataknobs does not make: the status and the body. NDJSON for `_bulk` paths, else JSON.
+pub async fn raw_http(base: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = base
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let mut sock = tokio::net::TcpStream::connect(&host)
+        .await
+        .unwrap_or_else(|e| panic!("no search node at {base} ({e}); run scripts/services.sh"));
+    let content_type = if path.contains("_bulk") {
+        "application/x-ndjson"
+    } else {
+        "application/json"
+    };
+    let request = format!(
+        "{method} {path} HTTP/1.0\r\nHost: {host}\r\nContent-Type: {content_type}\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    sock.write_all(request.as_bytes()).await.expect("send");
+    let mut raw = Vec::new();
+    sock.read_to_end(&mut raw).await.expect("read reply");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, body.to_string())
+}

@@ -13,7 +13,6 @@ use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::arrow::util::display::array_value_to_string;
 use dataknobs::{Engine, ErrorKind, Operator, Query, Record, Value};
 use serde_json::{Value as Json, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::{ids_where, rows, unique_name};
 use crate::elasticsearch::{engine, url, url_with_prefix};
@@ -23,35 +22,7 @@ use crate::elasticsearch::{engine, url, url_with_prefix};
 /// One raw HTTP/1.0 request to the test node (fixtures dataknobs does not make): the status
 /// and the body.
 async fn http(method: &str, path: &str, body: &str) -> (u16, String) {
-    let base = crate::opensearch::url();
-    let host = base
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
-    let mut sock = tokio::net::TcpStream::connect(&host)
-        .await
-        .unwrap_or_else(|e| panic!("no OpenSearch at {base} ({e}); run scripts/services.sh"));
-    let content_type = if path.contains("_bulk") {
-        "application/x-ndjson"
-    } else {
-        "application/json"
-    };
-    let request = format!(
-        "{method} {path} HTTP/1.0\r\nHost: {host}\r\nContent-Type: {content_type}\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    sock.write_all(request.as_bytes()).await.expect("send");
-    let mut raw = Vec::new();
-    sock.read_to_end(&mut raw).await.expect("read reply");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, body.to_string())
+    crate::common::raw_http(&crate::opensearch::url(), method, path, body).await
 }
 
 /// A request that must succeed (2xx); its reply as JSON.
@@ -1055,7 +1026,11 @@ async fn regexes_push_down_as_lucene_regexps() {
     )
     .await;
     assert_eq!(
-        same_on_and_off(&engine, "SELECT id FROM es.r WHERE s ~ 'z[qr]$' ORDER BY id").await,
+        same_on_and_off(
+            &engine,
+            "SELECT id FROM es.r WHERE s ~ 'z[qr]$' ORDER BY id"
+        )
+        .await,
         ["21"]
     );
     let plan = explain(&engine, "SELECT id FROM es.r WHERE s ~ 'z[qr]$'").await;

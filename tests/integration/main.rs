@@ -9,6 +9,7 @@ mod correctness;
 mod differential;
 mod dml;
 mod elasticsearch;
+mod elasticsearch8;
 mod elasticsearch_more;
 mod elasticsearch_tls;
 mod file;

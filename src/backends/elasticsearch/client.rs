@@ -46,6 +46,14 @@ pub struct ServerInfo {
     pub minor: u32,
 }
 
+/// "8.19.0" (or "3.0.0-beta1") as (major, minor); 0 for what is not a number.
+fn version_parts(number: &str) -> (u32, u32) {
+    let mut parts = number
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
 impl ServerInfo {
     /// Does the server have point-in-time searches (ES 7.10+, OpenSearch 2.4+)?
     pub fn has_pit(&self) -> bool {
@@ -58,6 +66,7 @@ impl ServerInfo {
     /// Reads `GET /`'s reply (and, for servers that do not serve `GET /`, the
     /// `X-elastic-product` header).
     pub fn from_root(body: &Json, product_header: Option<&str>) -> Result<ServerInfo> {
+        // (`version_parts` below reads "8.19.0" as (8, 19).)
         let version = body.get("version");
         let number = version.and_then(|v| v.get("number")).and_then(Json::as_str);
         let distribution = version
@@ -77,12 +86,7 @@ impl ServerInfo {
                 .with_backend(BACKEND));
             }
         };
-        let mut parts = number
-            .unwrap_or("0.0")
-            .split(|c: char| !c.is_ascii_digit())
-            .map(|p| p.parse::<u32>().unwrap_or(0));
-        let major = parts.next().unwrap_or(0);
-        let minor = parts.next().unwrap_or(0);
+        let (major, minor) = version_parts(number.unwrap_or("0.0"));
         Ok(ServerInfo {
             flavour,
             major,
@@ -266,6 +270,31 @@ impl EsClient {
                 preview(&resp.0.body)
             ))
         })?;
+        if client.info.major == 0 {
+            // `GET /` said who answers but not which version (a node without the rest-root
+            // module answers 405): ask the node itself.
+            if let Ok((r, _)) = client
+                .raw(
+                    Method::Get,
+                    "/_nodes/_local?filter_path=nodes.*.version",
+                    None,
+                    false,
+                )
+                .await
+                && r.ok()
+                && let Some(v) = r.json("node info").ok().and_then(|j| {
+                    j.get("nodes")?
+                        .as_object()?
+                        .values()
+                        .next()?
+                        .get("version")?
+                        .as_str()
+                        .map(str::to_string)
+                })
+            {
+                (client.info.major, client.info.minor) = version_parts(&v);
+            }
+        }
         Ok(client)
     }
 

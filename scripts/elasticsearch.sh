@@ -15,6 +15,8 @@
 # DK_ES8_HEAP (default 512m), DK_ES8_START_TIMEOUT (seconds, default 180).
 
 _DK_ES8_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/jvm.sh
+source "$_DK_ES8_REPO/scripts/jvm.sh"
 
 _es8_dir() { echo "${DK_ES8_DIR:-/var/tmp/dataknobs-elasticsearch}"; }
 _es8_port() { echo "${DK_ES8_PORT:-9201}"; }
@@ -23,33 +25,6 @@ _es8_port() { echo "${DK_ES8_PORT:-9201}"; }
 _es8_answers() {
   curl -fsS -m 3 -o /dev/null -D - "http://127.0.0.1:$1/_cluster/health" 2>/dev/null |
     grep -qi '^x-elastic-product: *Elasticsearch'
-}
-
-_es8_build() {
-  local dir src build want
-  dir=$(_es8_dir)
-  src="$_DK_ES8_REPO/tests/elasticsearch"
-  build="$dir/build"
-  want=$(cat "$src/pom.xml" "$src"/src/main/java/dk/*.java | sha256sum | cut -d' ' -f1)
-  if [ -f "$build/stamp" ] && [ "$(cat "$build/stamp")" = "$want" ] &&
-    [ -s "$build/classpath.txt" ] && [ -f "$build/classes/dk/ElasticsearchNode.class" ]; then
-    local jar ok=1
-    IFS=: read -r -a jars <"$build/classpath.txt" || true
-    for jar in "${jars[@]}"; do [ -f "$jar" ] || ok=0; done
-    [ "$ok" = 1 ] && return 0
-  fi
-  command -v mvn >/dev/null 2>&1 || {
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq maven) >&2 || true
-  }
-  echo "elasticsearch: building the node launcher with Maven (log: $dir/build.log)" >&2
-  rm -rf "$build"
-  if ! mvn -B -q -f "$src/pom.xml" "-Ddk.build.dir=$build" "-Dmdep.outputFile=$build/classpath.txt" \
-    compile dependency:build-classpath >"$dir/build.log" 2>&1; then
-    echo "elasticsearch: Maven build failed; last lines of $dir/build.log:" >&2
-    tail -n 30 "$dir/build.log" >&2
-    return 1
-  fi
-  echo "$want" >"$build/stamp"
 }
 
 start_elasticsearch() {
@@ -68,8 +43,8 @@ start_elasticsearch() {
     elif (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       echo "elasticsearch: 127.0.0.1:$port is taken by something else (set DK_ES8_PORT)" >&2
       rc=1
-    elif _es8_build; then
-      java=$(_os_java) || rc=1 # scripts/opensearch.sh: a java 11 to 24 (17 here)
+    elif _dk_mvn_build elasticsearch "$_DK_ES8_REPO/tests/elasticsearch" "$dir/build" ElasticsearchNode; then
+      java=$(_dk_java) || rc=1
       IFS=: read -r -a all <"$dir/build/classpath.txt" || true
       for jar in "${all[@]}"; do
         case "$jar" in

@@ -43,60 +43,8 @@ _os_running_pid() {
   fi
 }
 
-_os_java_major() {
-  "$1" -XshowSettings:properties -version 2>&1 | awk -F'= ' '/java.specification.version/ {print $2; exit}' |
-    sed 's/^1\.//'
-}
-
-# A java to run OpenSearch 2.19 with (11 to 24; the machine's default is 17).
-_os_java() {
-  local cand major
-  for cand in "${DK_OPENSEARCH_JAVA:-}" "$(command -v java 2>/dev/null || true)" \
-    /usr/lib/jvm/java-17-openjdk-amd64/bin/java /usr/lib/jvm/java-21-openjdk-amd64/bin/java; do
-    [ -n "$cand" ] && [ -x "$cand" ] || continue
-    major=$(_os_java_major "$cand" || true)
-    if [ -n "$major" ] && [ "$major" -ge 11 ] && [ "$major" -le 24 ]; then
-      echo "$cand"
-      return 0
-    fi
-  done
-  echo "opensearch: no java 11 to 24 found (set DK_OPENSEARCH_JAVA)" >&2
-  return 1
-}
-
-# Builds the launcher when the sources changed or a jar of the classpath is gone. Leaves
-# <dir>/build/classes and <dir>/build/classpath.txt; the Maven log is <dir>/build.log.
-_os_build() {
-  local dir src build stamp want jar jars=()
-  dir=$(_os_dir)
-  src="$_DK_OS_REPO/tests/opensearch"
-  build="$dir/build"
-  stamp="$build/stamp"
-  want=$(cat "$src/pom.xml" "$src"/src/main/java/dk/*.java | sha256sum | cut -d' ' -f1)
-  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -s "$build/classpath.txt" ] &&
-    [ -f "$build/classes/dk/OpenSearchNode.class" ]; then
-    IFS=: read -r -a jars <"$build/classpath.txt" || true
-    for jar in "${jars[@]}"; do
-      [ -f "$jar" ] || { jars=(); break; }
-    done
-    [ "${#jars[@]}" -gt 0 ] && return 0
-  fi
-  if ! command -v mvn >/dev/null 2>&1; then
-    echo "opensearch: installing Maven (Debian package maven)" >&2
-    if command -v apt-get >/dev/null 2>&1; then
-      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq maven) >&2 || true
-    fi
-  fi
-  echo "opensearch: building the node launcher with Maven (log: $dir/build.log)" >&2
-  rm -rf "$build"
-  if ! mvn -B -q -f "$src/pom.xml" "-Ddk.build.dir=$build" "-Dmdep.outputFile=$build/classpath.txt" \
-    compile dependency:build-classpath >"$dir/build.log" 2>&1; then
-    echo "opensearch: Maven build failed; last lines of $dir/build.log:" >&2
-    tail -n 30 "$dir/build.log" >&2
-    return 1
-  fi
-  echo "$want" >"$stamp"
-}
+# shellcheck source=scripts/jvm.sh
+source "$_DK_OS_REPO/scripts/jvm.sh"
 
 # Starts the node in the background (setsid + nohup: it outlives the caller's shell and process group); sets
 # _DK_OS_LAUNCHED to its pid. It must not inherit start_opensearch's lock.
@@ -105,8 +53,8 @@ _os_launch() {
   dir=$(_os_dir)
   home=$(_os_home)
   port=$(_os_port)
-  java=$(_os_java) || return 1
-  major=$(_os_java_major "$java")
+  java=$(_dk_java) || return 1
+  major=$(_dk_java_major "$java")
   # What a distribution's launcher sets: COMPAT date/locale data while the JDK still has it.
   locale=SPI,COMPAT
   [ "$major" -ge 23 ] && locale=SPI,CLDR
@@ -161,7 +109,8 @@ start_opensearch() {
       rc=1
     else
       _DK_OS_LAUNCHED=
-      _os_build && _os_launch || rc=1
+      _dk_mvn_build opensearch "$_DK_OS_REPO/tests/opensearch" "$dir/build" OpenSearchNode &&
+        _os_launch || rc=1
       pid=${_DK_OS_LAUNCHED:-}
     fi
     deadline=$((SECONDS + timeout))

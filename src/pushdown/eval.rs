@@ -87,9 +87,7 @@ fn to_expr(f: &FilterExpr, schema: Option<&Schema>) -> Expr {
 /// The literal for `v` compared with a column of type `ty` (when known).
 fn scalar_for(v: &Value, ty: Option<&DataType>) -> ScalarValue {
     if let (Value::DateTime(d), Some(DataType::Date32)) = (v, ty)
-        && d.timestamp().rem_euclid(86_400) == 0
-        && d.timestamp_subsec_nanos() == 0
-        && let Ok(days) = i32::try_from(d.timestamp().div_euclid(86_400))
+        && let Some(Ok(days)) = crate::record::whole_epoch_days(d).map(i32::try_from)
     {
         return ScalarValue::Date32(Some(days));
     }

@@ -464,6 +464,13 @@ pub fn format_datetime(d: &DateTime<Utc>) -> String {
     d.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
+/// The days since 1970-01-01 of a timestamp that falls exactly on a midnight (UTC), else None:
+/// the timestamps that equal a date.
+pub fn whole_epoch_days(t: &DateTime<Utc>) -> Option<i64> {
+    (t.timestamp().rem_euclid(86_400) == 0 && t.timestamp_subsec_nanos() == 0)
+        .then(|| t.timestamp().div_euclid(86_400))
+}
+
 /// Parses RFC 3339, or `YYYY-MM-DD[ HH:MM:SS[.f]]` / `YYYY-MM-DDTHH:MM:SS[.f]` taken as UTC.
 pub fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
     let s = s.trim();

@@ -42,6 +42,20 @@ pub fn rows(batches: &[RecordBatch]) -> Vec<String> {
         .collect()
 }
 
+/// Rows as `a|b|c`: the cells of [`rows`] without padding (a NULL is an empty cell).
+pub fn compact_rows(batches: &[RecordBatch]) -> Vec<String> {
+    rows(batches)
+        .iter()
+        .map(|r| {
+            r.trim_matches(|c| c == '|' || c == ' ')
+                .split('|')
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .collect()
+}
+
 /// The ids (as text, ascending) `SELECT id FROM {table} WHERE {cond}` gives through dataknobs
 /// with pushdown on or off.
 pub async fn ids_where(

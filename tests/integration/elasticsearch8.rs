@@ -49,16 +49,7 @@ async fn rows(engine: &Engine, sql: &str) -> Vec<String> {
         .execute(sql)
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    crate::common::rows(&batches)
-        .iter()
-        .map(|r| {
-            r.trim_matches(|c| c == '|' || c == ' ')
-                .split('|')
-                .map(str::trim)
-                .collect::<Vec<_>>()
-                .join("|")
-        })
-        .collect()
+    crate::common::compact_rows(&batches)
 }
 
 async fn explain(engine: &Engine, sql: &str) -> String {

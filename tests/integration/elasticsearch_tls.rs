@@ -7,21 +7,7 @@
 
 use dataknobs::Engine;
 
-use crate::common::unique_name;
-
-/// Rows as `a|b|c` (the table lines of `common::rows` without padding).
-fn rows(batches: &[datafusion::arrow::array::RecordBatch]) -> Vec<String> {
-    crate::common::rows(batches)
-        .iter()
-        .map(|r| {
-            r.trim_matches(|c| c == '|' || c == ' ')
-                .split('|')
-                .map(str::trim)
-                .collect::<Vec<_>>()
-                .join("|")
-        })
-        .collect()
-}
+use crate::common::{compact_rows as rows, unique_name};
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())

@@ -377,10 +377,7 @@ pub fn encode_param(
             out.put_i64(t.timestamp_micros() - EPOCH_US)
         }
         (Value::DateTime(t), "date") => {
-            if t.num_seconds_from_midnight() != 0 || t.nanosecond() != 0 {
-                return Err(conv_err(v, ty));
-            }
-            let days = t.timestamp().div_euclid(86_400) - 10_957;
+            let days = crate::record::whole_epoch_days(t).ok_or_else(|| conv_err(v, ty))? - 10_957;
             out.put_i32(i32::try_from(days).map_err(|_| conv_err(v, ty))?)
         }
         (Value::Date(d), "date") => {

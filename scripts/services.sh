@@ -8,6 +8,8 @@
 source "$(dirname "${BASH_SOURCE[0]}")/opensearch.sh"
 # shellcheck source=scripts/elasticsearch.sh
 source "$(dirname "${BASH_SOURCE[0]}")/elasticsearch.sh"
+# shellcheck source=scripts/s3.sh
+source "$(dirname "${BASH_SOURCE[0]}")/s3.sh"
 # shellcheck source=scripts/es-tls.sh
 source "$(dirname "${BASH_SOURCE[0]}")/es-tls.sh"
 
@@ -132,7 +134,9 @@ start_services() {
   start_es_tls || failed=1
   # Elasticsearch 8.19 (the Elasticsearch dialect's tests), from Maven Central jars.
   start_elasticsearch || failed=1
-  # Later: Redis (DK_TEST_REDIS_URL), moto_server (DK_TEST_S3_URL), MiniDFSCluster (HDFS).
+  # S3: moto_server in a venv (the S3 backend's tests).
+  start_s3 || failed=1
+  # Later: Redis (DK_TEST_REDIS_URL), MiniDFSCluster (HDFS).
   if [ "$failed" -ne 0 ] && [ "${CI:-}" = "true" ]; then
     echo "services: a service the tests need could not be started" >&2
     return 1

@@ -140,6 +140,8 @@ impl DatabaseFactory {
         f.register(Arc::new(crate::backends::postgres::PgKind));
         #[cfg(feature = "elasticsearch")]
         f.register(Arc::new(crate::backends::elasticsearch::EsKind));
+        #[cfg(feature = "s3")]
+        f.register(Arc::new(crate::backends::s3::S3Kind));
         f
     }
 

@@ -18,6 +18,7 @@ mod opensearch;
 mod postgres;
 mod postgres_more;
 mod postgres_writes;
+mod s3;
 mod slt;
 mod suite;
 mod tpch_pg;

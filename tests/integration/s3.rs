@@ -188,6 +188,22 @@ async fn objects_and_prefixes_under_the_prefix_are_tables() {
         ["bo|vip"]
     );
 
+    // An object added to a prefix table meanwhile is read by the next statement.
+    assert_eq!(
+        rows(&engine, "SELECT count(*) FROM lake.events").await,
+        ["3"]
+    );
+    put(
+        &store,
+        "data/events/part-2.ndjson",
+        b"{\"id\": 4, \"kind\": \"view\"}\n".to_vec(),
+    )
+    .await;
+    assert_eq!(
+        rows(&engine, "SELECT count(*) FROM lake.events").await,
+        ["4"]
+    );
+
     // Nothing outside the prefix: not listed, not reachable by a crafted name.
     for name in ["secret", "\"../secret\"", "\"..\"", "\"data/lineitem\""] {
         let err = engine

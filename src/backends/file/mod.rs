@@ -331,42 +331,18 @@ impl FileBackend {
         let url = ListingTableUrl::parse(&url_text)
             .map_err(|e| self.err(Error::from(e)))?
             .with_table_ref(TableReference::bare(format!("{url_text}#{build}")));
-        let fc = match compression {
-            Compression::None => FileCompressionType::UNCOMPRESSED,
-            Compression::Gzip => FileCompressionType::GZIP,
-            Compression::Zstd => FileCompressionType::ZSTD,
-        };
-        let file_format: Arc<dyn FileFormat> = match format {
-            Format::Parquet => Arc::new(ParquetFormat::default()),
-            Format::Csv | Format::Tsv => Arc::new(
-                CsvFormat::default()
-                    .with_has_header(true)
-                    .with_delimiter(if format == Format::Tsv { b'\t' } else { b',' })
-                    .with_schema_infer_max_rec(self.options.infer_rows)
-                    .with_null_regex(null_marker.map(records::null_regex))
-                    .with_file_compression_type(fc),
-            ),
-            Format::Json | Format::NdJson => Arc::new(
-                JsonFormat::default()
-                    .with_newline_delimited(format == Format::NdJson)
-                    .with_schema_infer_max_rec(self.options.infer_rows)
-                    .with_file_compression_type(fc),
-            ),
-        };
-        let extension = format::file_name("", format, compression);
-        let mut options = ListingOptions::new(file_format).with_file_extension(extension);
         let state = SessionContext::new().state();
-        if is_dir {
-            let partitions = options
-                .infer_partitions(&state, &url)
-                .await
-                .map_err(|e| self.err(e.into()))?;
-            let cols = partitions
-                .into_iter()
-                .map(|c| (c, datafusion::arrow::datatypes::DataType::Utf8))
-                .collect::<Vec<_>>();
-            options = options.with_table_partition_cols(cols);
-        }
+        let options = listing_options(
+            format,
+            compression,
+            self.options.infer_rows,
+            null_marker,
+            &state,
+            &url,
+            is_dir,
+        )
+        .await
+        .map_err(|e| self.err(e.into()))?;
         let schema = match schema {
             Some(s) => s,
             None => options.infer_schema(&state, &url).await.map_err(|e| {
@@ -565,6 +541,55 @@ impl BackendKind for FileKind {
     async fn open(&self, url: &url::Url, options: &UrlOptions) -> Result<Arc<dyn Backend>> {
         Ok(Arc::new(FileBackend::from_options(url, options)?))
     }
+}
+
+/// The listing options for data files of `format` and `compression` (the file extension
+/// included; CSV/TSV with a header; `infer_rows` rows for schema inference; `null_marker` as
+/// CSV's NULL), with the Hive partition columns of a directory table inferred (`state` must
+/// reach the table's object store). Shared with the S3 backend's datasets.
+pub(crate) async fn listing_options(
+    format: Format,
+    compression: Compression,
+    infer_rows: usize,
+    null_marker: Option<&str>,
+    state: &datafusion::execution::SessionState,
+    url: &ListingTableUrl,
+    is_dir: bool,
+) -> DfResult<ListingOptions> {
+    let fc = match compression {
+        Compression::None => FileCompressionType::UNCOMPRESSED,
+        Compression::Gzip => FileCompressionType::GZIP,
+        Compression::Zstd => FileCompressionType::ZSTD,
+    };
+    let file_format: Arc<dyn FileFormat> = match format {
+        Format::Parquet => Arc::new(ParquetFormat::default()),
+        Format::Csv | Format::Tsv => Arc::new(
+            CsvFormat::default()
+                .with_has_header(true)
+                .with_delimiter(if format == Format::Tsv { b'\t' } else { b',' })
+                .with_schema_infer_max_rec(infer_rows)
+                .with_null_regex(null_marker.map(records::null_regex))
+                .with_file_compression_type(fc),
+        ),
+        Format::Json | Format::NdJson => Arc::new(
+            JsonFormat::default()
+                .with_newline_delimited(format == Format::NdJson)
+                .with_schema_infer_max_rec(infer_rows)
+                .with_file_compression_type(fc),
+        ),
+    };
+    let extension = format::file_name("", format, compression);
+    let mut options = ListingOptions::new(file_format).with_file_extension(extension);
+    if is_dir {
+        let cols = options
+            .infer_partitions(state, url)
+            .await?
+            .into_iter()
+            .map(|c| (c, datafusion::arrow::datatypes::DataType::Utf8))
+            .collect::<Vec<_>>();
+        options = options.with_table_partition_cols(cols);
+    }
+    Ok(options)
 }
 
 /// Applies the effective Parquet read settings (the backend's where given, the session's

@@ -23,14 +23,7 @@ use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::datasource::TableType;
-use datafusion::datasource::file_format::FileFormat;
-use datafusion::datasource::file_format::csv::CsvFormat;
-use datafusion::datasource::file_format::file_compression_type::FileCompressionType;
-use datafusion::datasource::file_format::json::JsonFormat;
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
+use datafusion::datasource::listing::{ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
@@ -327,44 +320,30 @@ impl S3Backend {
             } => (prefix, *format, *compression, true),
         };
         let url_text = format!("{}/{key}", self.store_url.as_str().trim_end_matches('/'));
-        let url = ListingTableUrl::parse(&url_text).map_err(|e| self.err(Error::from(e)))?;
-        let fc = match compression {
-            Compression::None => FileCompressionType::UNCOMPRESSED,
-            Compression::Gzip => FileCompressionType::GZIP,
-            Compression::Zstd => FileCompressionType::ZSTD,
-        };
-        let file_format: Arc<dyn FileFormat> = match format {
-            Format::Parquet => Arc::new(ParquetFormat::default()),
-            Format::Csv | Format::Tsv => Arc::new(
-                CsvFormat::default()
-                    .with_has_header(true)
-                    .with_delimiter(if format == Format::Tsv { b'\t' } else { b',' })
-                    .with_schema_infer_max_rec(self.infer_rows)
-                    .with_file_compression_type(fc),
-            ),
-            Format::Json | Format::NdJson => Arc::new(
-                JsonFormat::default()
-                    .with_newline_delimited(format == Format::NdJson)
-                    .with_schema_infer_max_rec(self.infer_rows)
-                    .with_file_compression_type(fc),
-            ),
-        };
-        let extension = format::file_name("", format, compression);
-        let mut options = ListingOptions::new(file_format).with_file_extension(extension);
+        // DataFusion caches a prefix's listing per (table reference, URL) for the session's
+        // life: a reference new for every statement's table lists the prefix afresh, so
+        // objects added meanwhile (by anyone) are read.
+        static BUILD: AtomicU64 = AtomicU64::new(0);
+        let url = ListingTableUrl::parse(&url_text)
+            .map_err(|e| self.err(Error::from(e)))?
+            .with_table_ref(datafusion::common::TableReference::bare(format!(
+                "{url_text}#{}",
+                BUILD.fetch_add(1, Ordering::Relaxed)
+            )));
         let ctx = SessionContext::new();
         self.register_in(ctx.runtime_env().as_ref());
         let state = ctx.state();
-        if is_dir {
-            let partitions = options
-                .infer_partitions(&state, &url)
-                .await
-                .map_err(|e| self.err(e.into()))?;
-            let cols = partitions
-                .into_iter()
-                .map(|c| (c, datafusion::arrow::datatypes::DataType::Utf8))
-                .collect::<Vec<_>>();
-            options = options.with_table_partition_cols(cols);
-        }
+        let options = crate::backends::file::listing_options(
+            format,
+            compression,
+            self.infer_rows,
+            None,
+            &state,
+            &url,
+            is_dir,
+        )
+        .await
+        .map_err(|e| self.err(e.into()))?;
         let schema = options.infer_schema(&state, &url).await.map_err(|e| {
             self.err(Error::query(format!(
                 "cannot read the schema of s3://{}/{key}: {e}",

@@ -496,7 +496,8 @@ impl<'de> Visitor<'de> for ObjectSeed<'_, '_, 'de> {
 /// Builds record batches from hits.
 pub struct Decoder {
     schema: SchemaRef,
-    cols: Vec<(ColumnSpec, Acc)>,
+    /// One accumulator per column of `specs`.
+    accs: Vec<Acc>,
     specs: Vec<ColumnSpec>,
     paths: Paths,
     rows: usize,
@@ -511,17 +512,11 @@ impl Decoder {
             }
         }
         paths.seal();
-        let specs = cols.clone();
-        let cols = cols
-            .into_iter()
-            .map(|c| {
-                let a = acc_for(&c, 0);
-                (c, a)
-            })
-            .collect();
+        let accs = cols.iter().map(|c| acc_for(c, 0)).collect();
+        let specs = cols;
         Decoder {
             schema,
-            cols,
+            accs,
             specs,
             paths,
             rows: 0,
@@ -573,7 +568,7 @@ impl Decoder {
         fields: Option<&Map<String, Json>>,
     ) -> Result<()> {
         self.rows += 1;
-        for (i, (spec, acc)) in self.cols.iter_mut().enumerate() {
+        for (i, (spec, acc)) in self.specs.iter().zip(self.accs.iter_mut()).enumerate() {
             let owned: Option<Scalar<'_>>;
             let value: Option<&Scalar<'_>> = match spec.from {
                 From::Id | From::RowId => {
@@ -638,8 +633,8 @@ impl Decoder {
     /// The rows added since the last call, as a batch.
     pub fn finish(&mut self) -> Result<RecordBatch> {
         let rows = std::mem::take(&mut self.rows);
-        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.cols.len());
-        for (spec, acc) in &mut self.cols {
+        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.accs.len());
+        for (spec, acc) in self.specs.iter().zip(self.accs.iter_mut()) {
             // The next batch is likely as large as this one.
             let fresh = acc_for(spec, rows);
             let taken = std::mem::replace(acc, fresh);

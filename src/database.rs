@@ -390,6 +390,13 @@ pub trait Backend: Send + Sync + Debug {
         Ok(None)
     }
 
+    /// An object store this backend reaches, with the URL users write for it (`s3://bucket`),
+    /// so that `COPY … TO 's3://bucket/key'` and URL tables can use it (the engine registers
+    /// it at attach, unless a store is registered for that URL already). Default: None.
+    fn object_store(&self) -> Option<(url::Url, Arc<dyn datafusion::object_store::ObjectStore>)> {
+        None
+    }
+
     /// Makes changes durable where the backend buffers them (called after each SQL statement).
     async fn sync(&self) -> Result<()> {
         Ok(())

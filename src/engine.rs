@@ -169,6 +169,13 @@ impl Engine {
                 "a backend is already attached as '{name}'; detach it first or pick another name"
             )));
         }
+        if let Some((url, store)) = backend.object_store() {
+            let runtime = self.ctx.runtime_env();
+            // The first attachment of a bucket serves its URL (COPY … TO 's3://bucket/…').
+            if runtime.object_store_registry.get_store(&url).is_err() {
+                runtime.register_object_store(&url, store);
+            }
+        }
         let catalog = Arc::new(BackendCatalog::new(name, backend.clone()));
         let default_schema = catalog.backend_schema(&backend.default_schema());
         self.registry.insert(name, backend);

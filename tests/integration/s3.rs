@@ -16,15 +16,15 @@ use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::common::{compact_rows, raw_http, unique_name};
 
-fn env_or(name: &str, default: &str) -> String {
+pub(crate) fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
 }
 
-fn endpoint() -> String {
+pub(crate) fn endpoint() -> String {
     env_or("DK_TEST_S3_ENDPOINT", "http://127.0.0.1:9310")
 }
 
-fn keys() -> (String, String) {
+pub(crate) fn keys() -> (String, String) {
     (
         env_or("DK_TEST_S3_ACCESS_KEY", "dk-test-access-key"),
         env_or("DK_TEST_S3_SECRET_KEY", "dk-test-secret-key"),
@@ -32,7 +32,7 @@ fn keys() -> (String, String) {
 }
 
 /// A new, empty bucket and a client for it.
-async fn bucket() -> (String, Arc<dyn ObjectStore>) {
+pub(crate) async fn bucket() -> (String, Arc<dyn ObjectStore>) {
     let name = unique_name("dkt").replace('_', "-").to_lowercase();
     let (status, body) = raw_http(&endpoint(), "PUT", &format!("/{name}"), "").await;
     assert_eq!(
@@ -55,7 +55,7 @@ async fn bucket() -> (String, Arc<dyn ObjectStore>) {
     (name, Arc::new(store))
 }
 
-async fn put(store: &Arc<dyn ObjectStore>, key: &str, bytes: Vec<u8>) {
+pub(crate) async fn put(store: &Arc<dyn ObjectStore>, key: &str, bytes: Vec<u8>) {
     store
         .put(&StorePath::from(key), bytes.into())
         .await
@@ -63,7 +63,7 @@ async fn put(store: &Arc<dyn ObjectStore>, key: &str, bytes: Vec<u8>) {
 }
 
 /// `n` rows (id, qty, flag) as Parquet bytes, in row groups of 100.
-fn lineitem_parquet(n: i64) -> Vec<u8> {
+pub(crate) fn lineitem_parquet(n: i64) -> Vec<u8> {
     let schema = Arc::new(Schema::new(vec![
         Field::new("id", DataType::Int64, false),
         Field::new("qty", DataType::Float64, true),
@@ -92,7 +92,7 @@ fn lineitem_parquet(n: i64) -> Vec<u8> {
     out
 }
 
-fn lake_url(bucket: &str, prefix: &str) -> String {
+pub(crate) fn lake_url(bucket: &str, prefix: &str) -> String {
     let (key, secret) = keys();
     format!(
         "s3://{key}:{secret}@{bucket}/{prefix}?endpoint={}",
@@ -100,7 +100,7 @@ fn lake_url(bucket: &str, prefix: &str) -> String {
     )
 }
 
-async fn rows(engine: &Engine, sql: &str) -> Vec<String> {
+pub(crate) async fn rows(engine: &Engine, sql: &str) -> Vec<String> {
     compact_rows(
         &engine
             .execute(sql)

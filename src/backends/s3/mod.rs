@@ -12,25 +12,28 @@
 //!
 //! Each backend registers its store in a session under a URL of its own
 //! (`dks3-<n>://bucket`), when a scan is planned, so two attachments of one bucket with
-//! different endpoints or credentials never share a client. Not yet here: writes (INSERT,
-//! CREATE TABLE AS, DROP), the record-object store of the seed's S3Database, retries tuning.
+//! different endpoints or credentials never share a client; the store is also registered in
+//! the engine under `s3://bucket` (the first attachment of a bucket wins), for
+//! `COPY … TO 's3://bucket/key'`.
+//!
+//! Writes ([`dataset`]): `INSERT` adds one new object per statement to a prefix table (or
+//! replaces a single-object table's object with its old rows and the new ones); `CREATE
+//! TABLE` makes `prefix/t/`; `DROP TABLE` deletes that table's keys only. Not yet here: the
+//! record-object store of the seed's S3Database.
+
+mod dataset;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::catalog::{Session, TableProvider};
-use datafusion::datasource::TableType;
-use datafusion::datasource::listing::{ListingTable, ListingTableConfig, ListingTableUrl};
-use datafusion::error::Result as DfResult;
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
-use datafusion::physical_plan::ExecutionPlan;
-use datafusion::prelude::SessionContext;
+use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as StorePath;
+use object_store::{BackoffConfig, ClientOptions, RetryConfig};
 use parking_lot::RwLock;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
@@ -39,6 +42,7 @@ use crate::backends::file::format::{self, Compression, Format};
 use crate::config::{BackendKind, OptionKind, OptionSpec, UrlOptions};
 use crate::database::{Backend, CollectionSpec, Database, Location};
 use crate::error::{Error, Result};
+use dataset::{S3Dataset, S3Table};
 
 pub const BACKEND: &str = "s3";
 const SCHEMA: &str = "public";
@@ -72,6 +76,36 @@ const OPTIONS: &[OptionSpec] = &[
         "rows read to infer the schema of CSV and JSON objects",
     )
     .default("1000"),
+    OptionSpec::new(
+        "format",
+        OptionKind::Choice(&["parquet", "csv", "tsv", "ndjson", "json"]),
+        "the format of tables made by CREATE TABLE",
+    )
+    .default("parquet"),
+    OptionSpec::new(
+        "retries",
+        OptionKind::Integer { min: 0, max: 100 },
+        "retries of a request that was throttled, timed out or got a 5xx, with exponential backoff",
+    )
+    .default("10"),
+    OptionSpec::new(
+        "retry_timeout",
+        OptionKind::Duration,
+        "no retry starts later than this after the first attempt",
+    )
+    .default("3m"),
+    OptionSpec::new(
+        "timeout",
+        OptionKind::Duration,
+        "the longest a single request may take",
+    )
+    .default("30s"),
+    OptionSpec::new(
+        "connect_timeout",
+        OptionKind::Duration,
+        "the longest connecting to the server may take",
+    )
+    .default("5s"),
 ];
 
 #[async_trait]
@@ -116,8 +150,22 @@ enum Entry {
     },
 }
 
-/// Datasets under one bucket prefix.
-pub struct S3Backend {
+impl Entry {
+    fn format(&self) -> Format {
+        match self {
+            Entry::Object { format, .. } | Entry::Dir { format, .. } => *format,
+        }
+    }
+    fn compression(&self) -> Compression {
+        match self {
+            Entry::Object { compression, .. } | Entry::Dir { compression, .. } => *compression,
+        }
+    }
+}
+
+/// One attached bucket prefix: the client and what names it. Shared by the backend and the
+/// datasets it opens.
+struct Bucket {
     bucket: String,
     /// The key prefix, empty or ending with `/`.
     prefix: String,
@@ -127,6 +175,31 @@ pub struct S3Backend {
     /// For display: `s3://bucket/prefix/` and the endpoint, never credentials.
     shown: String,
     infer_rows: usize,
+}
+
+impl Bucket {
+    fn err(&self, e: Error) -> Error {
+        e.with_backend(BACKEND)
+    }
+
+    /// `s3://bucket/key`, for messages.
+    fn url_of(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket)
+    }
+
+    fn connection_error(&self, doing: String, e: object_store::Error) -> Error {
+        self.err(Error::new(
+            crate::ErrorKind::Connection,
+            format!("{doing}: {e}"),
+        ))
+    }
+}
+
+/// Datasets under one bucket prefix.
+pub struct S3Backend {
+    b: Arc<Bucket>,
+    /// The format of tables made by CREATE TABLE.
+    new_format: Format,
     /// Tables by name, as last listed.
     tables: RwLock<BTreeMap<String, Entry>>,
 }
@@ -134,7 +207,7 @@ pub struct S3Backend {
 impl std::fmt::Debug for S3Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("S3Backend")
-            .field("location", &self.shown)
+            .field("location", &self.b.shown)
             .finish()
     }
 }
@@ -170,7 +243,27 @@ impl S3Backend {
         if !prefix.is_empty() && !prefix.ends_with('/') {
             prefix.push('/');
         }
-        let mut b = AmazonS3Builder::from_env().with_bucket_name(&bucket);
+        let duration = |name: &str, default: u64| -> Result<Duration> {
+            Ok(options
+                .duration(name)?
+                .unwrap_or(Duration::from_secs(default)))
+        };
+        let retries = options
+            .integer("retries")?
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+            .unwrap_or(10);
+        let retry = RetryConfig {
+            backoff: BackoffConfig::default(),
+            max_retries: retries,
+            retry_timeout: duration("retry_timeout", 180)?,
+        };
+        let client = ClientOptions::new()
+            .with_timeout(duration("timeout", 30)?)
+            .with_connect_timeout(duration("connect_timeout", 5)?);
+        let mut b = AmazonS3Builder::from_env()
+            .with_bucket_name(&bucket)
+            .with_retry(retry)
+            .with_client_options(client);
         if !url.username().is_empty() {
             let secret =
                 SecretString::from(url.password().map(percent_decoded).unwrap_or_default());
@@ -214,30 +307,34 @@ impl S3Backend {
             .integer("infer_rows")?
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
             .unwrap_or(1000);
+        let new_format = options
+            .text("format")?
+            .map(|f| f.parse::<Format>())
+            .transpose()?
+            .unwrap_or(Format::Parquet);
         Ok(S3Backend {
-            bucket,
-            prefix,
-            store: Arc::new(store),
-            store_url,
-            shown,
-            infer_rows,
+            b: Arc::new(Bucket {
+                bucket,
+                prefix,
+                store: Arc::new(store),
+                store_url,
+                shown,
+                infer_rows,
+            }),
+            new_format,
             tables: RwLock::new(BTreeMap::new()),
         })
     }
 
     /// Lists the prefix again: objects and sub-prefixes holding data objects.
     pub async fn refresh(&self) -> Result<()> {
-        let at = (!self.prefix.is_empty()).then(|| StorePath::from(self.prefix.as_str()));
-        let listed = self
+        let b = &self.b;
+        let at = (!b.prefix.is_empty()).then(|| StorePath::from(b.prefix.as_str()));
+        let listed = b
             .store
             .list_with_delimiter(at.as_ref())
             .await
-            .map_err(|e| {
-                self.err(Error::new(
-                    crate::ErrorKind::Connection,
-                    format!("cannot list {}: {e}", self.shown),
-                ))
-            })?;
+            .map_err(|e| b.connection_error(format!("cannot list {}", b.shown), e))?;
         let mut tables = BTreeMap::new();
         for o in &listed.objects {
             let key = o.location.as_ref();
@@ -259,17 +356,25 @@ impl S3Backend {
             if name.starts_with('.') || name.starts_with('_') || tables.contains_key(&name) {
                 continue;
             }
-            // The format of the first data object below it (Hive partitions included).
-            let mut below = self.store.list(Some(p));
-            use futures::StreamExt;
+            // The format of the first data object below it (Hive partitions included), or
+            // of the table's sidecar (a table made by CREATE TABLE, maybe still empty).
+            let mut below = b.store.list(Some(p));
+            let sidecar = format!("{}/{}", p.as_ref(), dataset::SIDECAR);
             while let Some(item) = below.next().await {
                 let o = item.map_err(|e| {
-                    self.err(Error::new(
-                        crate::ErrorKind::Connection,
-                        format!("cannot list s3://{}/{p}/: {e}", self.bucket),
-                    ))
+                    b.connection_error(format!("cannot list {}", b.url_of(&format!("{p}/"))), e)
                 })?;
-                if let Some((_, format, compression)) = detect(o.location.as_ref()) {
+                let described = if o.location.as_ref() == sidecar {
+                    dataset::read_sidecar(b, &format!("{}/", p.as_ref()))
+                        .await?
+                        .and_then(|s| s.format.parse::<Format>().ok())
+                        .map(|f| (String::new(), f, Compression::None))
+                } else {
+                    None
+                };
+                if let Some((_, format, compression)) =
+                    described.or_else(|| detect(o.location.as_ref()))
+                {
                     tables.insert(
                         name.clone(),
                         Entry::Dir {
@@ -286,14 +391,30 @@ impl S3Backend {
         Ok(())
     }
 
-    /// The entry of table `name`, listing again when it is not known.
-    async fn find(&self, name: &str) -> Result<Option<Entry>> {
-        if name.is_empty() || name.contains('/') || name.starts_with('.') || name.contains("..") {
+    /// Refuses names that could leave the prefix or are not one key segment.
+    fn check_name(&self, name: &str) -> Result<()> {
+        if name.is_empty()
+            || name.contains('/')
+            || name.contains('\\')
+            || name.starts_with('.')
+            || name.starts_with('_')
+            || name.contains("..")
+            || name.chars().any(char::is_control)
+            || name.to_ascii_lowercase().contains("%2e")
+            || name.contains('%')
+        {
             return Err(self.err(Error::query(format!(
-                "'{name}' is not a table name here: names under {} have no '/', '..' or leading '.'",
-                self.shown
+                "'{name}' is not a table name here: names under {} are one key segment, \
+                 without '/', '\\', '%', '..', control characters or a leading '.' or '_'",
+                self.b.shown
             ))));
         }
+        Ok(())
+    }
+
+    /// The entry of table `name`, listing again when it is not known.
+    async fn find(&self, name: &str) -> Result<Option<Entry>> {
+        self.check_name(name)?;
         if let Some(e) = self.tables.read().get(name) {
             return Ok(Some(e.clone()));
         }
@@ -301,59 +422,8 @@ impl S3Backend {
         Ok(self.tables.read().get(name).cloned())
     }
 
-    /// A session whose runtime knows this backend's store.
-    fn register_in(&self, runtime: &datafusion::execution::runtime_env::RuntimeEnv) {
-        runtime.register_object_store(&self.store_url, self.store.clone());
-    }
-
-    async fn listing_table(&self, entry: &Entry) -> Result<ListingTable> {
-        let (key, format, compression, is_dir) = match entry {
-            Entry::Object {
-                key,
-                format,
-                compression,
-            } => (key, *format, *compression, false),
-            Entry::Dir {
-                prefix,
-                format,
-                compression,
-            } => (prefix, *format, *compression, true),
-        };
-        let url_text = format!("{}/{key}", self.store_url.as_str().trim_end_matches('/'));
-        // DataFusion caches a prefix's listing per (table reference, URL) for the session's
-        // life: a reference new for every statement's table lists the prefix afresh, so
-        // objects added meanwhile (by anyone) are read.
-        static BUILD: AtomicU64 = AtomicU64::new(0);
-        let url = ListingTableUrl::parse(&url_text)
-            .map_err(|e| self.err(Error::from(e)))?
-            .with_table_ref(datafusion::common::TableReference::bare(format!(
-                "{url_text}#{}",
-                BUILD.fetch_add(1, Ordering::Relaxed)
-            )));
-        let ctx = SessionContext::new();
-        self.register_in(ctx.runtime_env().as_ref());
-        let state = ctx.state();
-        let options = crate::backends::file::listing_options(
-            format,
-            compression,
-            self.infer_rows,
-            None,
-            &state,
-            &url,
-            is_dir,
-        )
-        .await
-        .map_err(|e| self.err(e.into()))?;
-        let schema = options.infer_schema(&state, &url).await.map_err(|e| {
-            self.err(Error::query(format!(
-                "cannot read the schema of s3://{}/{key}: {e}",
-                self.bucket
-            )))
-        })?;
-        let config = ListingTableConfig::new(url)
-            .with_listing_options(options)
-            .with_schema(schema);
-        ListingTable::try_new(config).map_err(|e| self.err(e.into()))
+    fn dataset(&self, name: &str, entry: Entry) -> S3Dataset {
+        S3Dataset::new(self.b.clone(), name, entry)
     }
 }
 
@@ -370,7 +440,7 @@ impl Backend for S3Backend {
     }
 
     fn location(&self) -> String {
-        self.shown.clone()
+        self.b.shown.clone()
     }
 
     fn schema_names(&self) -> Vec<String> {
@@ -384,91 +454,129 @@ impl Backend for S3Backend {
         self.tables.read().keys().cloned().collect()
     }
 
+    fn object_store(&self) -> Option<(Url, Arc<dyn ObjectStore>)> {
+        let url = Url::parse(&format!("s3://{}", self.b.bucket)).ok()?;
+        Some((url, self.b.store.clone()))
+    }
+
     async fn open(&self, schema: &str, name: &str) -> Result<Option<Arc<dyn Database>>> {
-        if schema != SCHEMA || self.find(name).await?.is_none() {
-            return Ok(None);
-        }
-        Err(self.err(Error::unsupported(format!(
-            "'{name}' is a dataset under {}: read it with SQL (the record API on S3 record \
-             objects is not built yet)",
-            self.shown
-        ))))
-    }
-
-    async fn create_collection(
-        &self,
-        _schema: &str,
-        name: &str,
-        _spec: CollectionSpec,
-        _if_not_exists: bool,
-    ) -> Result<Arc<dyn Database>> {
-        Err(self.err(Error::unsupported(format!(
-            "CREATE TABLE {name} on S3 is not supported yet (datasets are read-only for now)"
-        ))))
-    }
-
-    async fn drop_collection(&self, _schema: &str, name: &str, _if_exists: bool) -> Result<bool> {
-        Err(self.err(Error::unsupported(format!(
-            "DROP TABLE {name} on S3 is not supported yet (datasets are read-only for now)"
-        ))))
-    }
-
-    async fn sql_table(
-        &self,
-        schema: &str,
-        name: &str,
-        _location: Location,
-    ) -> Result<Option<Arc<dyn TableProvider>>> {
         if schema != SCHEMA {
             return Ok(None);
         }
         let Some(entry) = self.find(name).await? else {
             return Ok(None);
         };
-        let listing = self.listing_table(&entry).await?;
-        Ok(Some(Arc::new(S3Table {
-            listing,
-            store: self.store.clone(),
-            store_url: self.store_url.clone(),
-        })))
-    }
-}
-
-/// A dataset's listing table, registering its store in the session that scans it.
-#[derive(Debug)]
-struct S3Table {
-    listing: ListingTable,
-    store: Arc<dyn ObjectStore>,
-    store_url: Url,
-}
-
-#[async_trait]
-impl TableProvider for S3Table {
-    fn schema(&self) -> SchemaRef {
-        self.listing.schema()
+        let mut ds = self.dataset(name, entry);
+        ds.load().await?;
+        Ok(Some(Arc::new(ds)))
     }
 
-    fn table_type(&self) -> TableType {
-        TableType::Base
-    }
-
-    fn supports_filters_pushdown(
+    async fn create_collection(
         &self,
-        filters: &[&Expr],
-    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
-        self.listing.supports_filters_pushdown(filters)
+        schema: &str,
+        name: &str,
+        spec: CollectionSpec,
+        if_not_exists: bool,
+    ) -> Result<Arc<dyn Database>> {
+        if schema != SCHEMA {
+            return Err(self.err(Error::unsupported(format!(
+                "the S3 backend has one schema, '{SCHEMA}'"
+            ))));
+        }
+        if let Some(entry) = self.find(name).await? {
+            if if_not_exists && let Some(db) = self.open(schema, name).await? {
+                return Ok(db);
+            }
+            let at = match &entry {
+                Entry::Object { key, .. } => self.b.url_of(key),
+                Entry::Dir { prefix, .. } => self.b.url_of(prefix),
+            };
+            return Err(self.err(Error::already_exists(format!(
+                "table '{name}' exists: {at}"
+            ))));
+        }
+        if spec.key.is_some() {
+            return Err(self.err(Error::unsupported(format!(
+                "S3 datasets have no keys: create '{name}' without PRIMARY KEY"
+            ))));
+        }
+        let entry = Entry::Dir {
+            prefix: format!("{}{name}/", self.b.prefix),
+            format: self.new_format,
+            compression: Compression::None,
+        };
+        let ds = S3Dataset::create(self.b.clone(), name, entry.clone(), spec.schema).await?;
+        self.tables.write().insert(name.to_string(), entry);
+        Ok(Arc::new(ds))
     }
 
-    async fn scan(
+    async fn drop_collection(&self, schema: &str, name: &str, if_exists: bool) -> Result<bool> {
+        if schema != SCHEMA {
+            return Ok(false);
+        }
+        let Some(entry) = self.find(name).await? else {
+            return crate::database::drop_missing(
+                BACKEND,
+                name,
+                &format!("under {}", self.b.shown),
+                if_exists,
+            );
+        };
+        let b = &self.b;
+        let keys: Vec<StorePath> = match &entry {
+            Entry::Object { key, .. } => vec![StorePath::from(key.as_str())],
+            Entry::Dir { prefix, .. } => {
+                // `prefix/name/`: the trailing '/' keeps `name2/` and `name.parquet` out.
+                if !prefix.starts_with(&b.prefix) || !prefix.ends_with(&format!("/{name}/")) {
+                    return Err(self.err(Error::query(format!(
+                        "refusing to delete {}: not a table under {}",
+                        b.url_of(prefix),
+                        b.shown
+                    ))));
+                }
+                let at = StorePath::from(prefix.as_str());
+                b.store
+                    .list(Some(&at))
+                    .map_ok(|o| o.location)
+                    .try_collect()
+                    .await
+                    .map_err(|e| {
+                        b.connection_error(format!("cannot list {}", b.url_of(prefix)), e)
+                    })?
+            }
+        };
+        let mut deleted = b
+            .store
+            .delete_stream(futures::stream::iter(keys.into_iter().map(Ok)).boxed());
+        while let Some(r) = deleted.next().await {
+            match r {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => {
+                    self.tables.write().remove(name);
+                    return Err(b.connection_error(
+                        format!("DROP TABLE {name}: deleting its objects failed part-way"),
+                        e,
+                    ));
+                }
+            }
+        }
+        self.tables.write().remove(name);
+        Ok(true)
+    }
+
+    async fn sql_table(
         &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        state
-            .runtime_env()
-            .register_object_store(&self.store_url, self.store.clone());
-        self.listing.scan(state, projection, filters, limit).await
+        schema: &str,
+        name: &str,
+        location: Location,
+    ) -> Result<Option<Arc<dyn datafusion::catalog::TableProvider>>> {
+        if schema != SCHEMA {
+            return Ok(None);
+        }
+        let Some(entry) = self.find(name).await? else {
+            return Ok(None);
+        };
+        let ds = self.dataset(name, entry);
+        Ok(Some(Arc::new(S3Table::new(ds, location).await?)))
     }
 }

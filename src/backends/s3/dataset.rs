@@ -109,7 +109,7 @@ impl S3Dataset {
     fn shown(&self) -> String {
         match &self.entry {
             Entry::Object { key, .. } => self.b.url_of(key),
-            Entry::Dir { prefix, .. } => self.b.url_of(prefix),
+            Entry::Dir { prefix, .. } | Entry::Records { prefix } => self.b.url_of(prefix),
         }
     }
 
@@ -129,7 +129,7 @@ impl S3Dataset {
         let b = &self.b;
         let (key, is_dir) = match &self.entry {
             Entry::Object { key, .. } => (key, false),
-            Entry::Dir { prefix, .. } => (prefix, true),
+            Entry::Dir { prefix, .. } | Entry::Records { prefix } => (prefix, true),
         };
         let url_text = format!("{}/{key}", b.store_url.as_str().trim_end_matches('/'));
         // DataFusion caches a prefix's listing per (table reference, URL) for the session's
@@ -158,7 +158,9 @@ impl S3Dataset {
         .await
         .map_err(|e| self.err(e.into()))?;
         let declared = match &self.entry {
-            Entry::Dir { prefix, .. } => read_sidecar(b, prefix).await?,
+            Entry::Dir { prefix, .. } | Entry::Records { prefix } => {
+                read_sidecar(b, prefix).await?
+            }
             Entry::Object { .. } => None,
         };
         let schema = match declared {
@@ -301,7 +303,7 @@ impl Database for S3Dataset {
     async fn insert(&self, data: SendableRecordBatchStream) -> Result<u64> {
         self.check_writable()?;
         let rows = match &self.entry {
-            Entry::Dir { .. } => {
+            Entry::Dir { .. } | Entry::Records { .. } => {
                 let key = self.new_key()?;
                 self.write_stream(&key, data).await?
             }
@@ -552,7 +554,7 @@ fn content_type(format: Format) -> &'static str {
 /// The schema objects are written with: the table's columns, all nullable (a listing reads
 /// them back nullable anyway), with string and binary views as plain strings and binaries
 /// (how readers other than DataFusion expect them, and what the objects already there hold).
-fn writing_schema(schema: &SchemaRef) -> SchemaRef {
+pub(super) fn writing_schema(schema: &SchemaRef) -> SchemaRef {
     Arc::new(Schema::new(
         schema
             .fields()
@@ -574,10 +576,16 @@ fn plain_type(t: &DataType) -> DataType {
 /// by CREATE TABLE; data object listings skip names starting with `_`).
 pub(super) const SIDECAR: &str = "_dataknobs.json";
 
+/// The sidecar `format` of a record-object collection.
+pub(super) const RECORDS: &str = "records";
+
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(super) struct Sidecar {
     pub(super) format: String,
     columns: Vec<SidecarColumn>,
+    /// The key column of a record collection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) key: Option<String>,
 }
 
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -589,8 +597,9 @@ struct SidecarColumn {
 }
 
 impl Sidecar {
-    fn of(format: Format, schema: &SchemaRef) -> Sidecar {
+    pub(super) fn of(format: Format, schema: &SchemaRef) -> Sidecar {
         Sidecar {
+            key: None,
             format: format.extension().to_string(),
             columns: schema
                 .fields()
@@ -603,7 +612,11 @@ impl Sidecar {
         }
     }
 
-    fn schema(&self) -> Result<SchemaRef> {
+    pub(super) fn set_columns(&mut self, schema: &SchemaRef) {
+        self.columns = Sidecar::of(Format::NdJson, schema).columns;
+    }
+
+    pub(super) fn schema(&self) -> Result<SchemaRef> {
         let fields = self
             .columns
             .iter()

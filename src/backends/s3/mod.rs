@@ -22,18 +22,19 @@
 //! record-object store of the seed's S3Database.
 
 mod dataset;
+mod records;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
-use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as StorePath;
 use object_store::{BackoffConfig, ClientOptions, RetryConfig};
+use object_store::{ObjectStore, ObjectStoreExt};
 use parking_lot::RwLock;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
@@ -43,6 +44,7 @@ use crate::config::{BackendKind, OptionKind, OptionSpec, UrlOptions};
 use crate::database::{Backend, CollectionSpec, Database, Location};
 use crate::error::{Error, Result};
 use dataset::{S3Dataset, S3Table};
+use records::{ClientSettings, S3Records};
 
 pub const BACKEND: &str = "s3";
 const SCHEMA: &str = "public";
@@ -78,10 +80,24 @@ const OPTIONS: &[OptionSpec] = &[
     .default("1000"),
     OptionSpec::new(
         "format",
-        OptionKind::Choice(&["parquet", "csv", "tsv", "ndjson", "json"]),
-        "the format of tables made by CREATE TABLE",
+        OptionKind::Choice(&["parquet", "csv", "tsv", "ndjson", "json", "records"]),
+        "the format of tables made by CREATE TABLE (records: one JSON object per row, with \
+         UPDATE and DELETE)",
     )
     .default("parquet"),
+    OptionSpec::new(
+        "max_workers",
+        OptionKind::Integer { min: 1, max: 1024 },
+        "record objects: requests in flight at once in batch operations and scans",
+    )
+    .default("64"),
+    OptionSpec::new(
+        "list_cache",
+        OptionKind::Duration,
+        "record objects: how long a collection's listing of ids is reused (writes made here \
+         drop it at once; 0 lists every time)",
+    )
+    .default("5s"),
     OptionSpec::new(
         "retries",
         OptionKind::Integer { min: 0, max: 100 },
@@ -148,20 +164,27 @@ enum Entry {
         format: Format,
         compression: Compression,
     },
+    /// A record-object collection (its sidecar says so).
+    Records { prefix: String },
 }
 
 impl Entry {
     fn format(&self) -> Format {
         match self {
             Entry::Object { format, .. } | Entry::Dir { format, .. } => *format,
+            Entry::Records { .. } => Format::NdJson,
         }
     }
     fn compression(&self) -> Compression {
         match self {
             Entry::Object { compression, .. } | Entry::Dir { compression, .. } => *compression,
+            Entry::Records { .. } => Compression::None,
         }
     }
 }
+
+/// A record collection's ids and when they were listed.
+type Listed = (Instant, Arc<Vec<String>>);
 
 /// One attached bucket prefix: the client and what names it. Shared by the backend and the
 /// datasets it opens.
@@ -175,6 +198,11 @@ struct Bucket {
     /// For display: `s3://bucket/prefix/` and the endpoint, never credentials.
     shown: String,
     infer_rows: usize,
+    /// The record-object client's settings, and the client once made.
+    settings: ClientSettings,
+    aws: tokio::sync::OnceCell<aws_sdk_s3::Client>,
+    /// Record ids per collection prefix, with when they were listed.
+    ids: parking_lot::Mutex<HashMap<String, Listed>>,
 }
 
 impl Bucket {
@@ -200,6 +228,8 @@ pub struct S3Backend {
     b: Arc<Bucket>,
     /// The format of tables made by CREATE TABLE.
     new_format: Format,
+    /// Does CREATE TABLE make record collections?
+    new_records: bool,
     /// Tables by name, as last listed.
     tables: RwLock<BTreeMap<String, Entry>>,
 }
@@ -264,12 +294,14 @@ impl S3Backend {
             .with_bucket_name(&bucket)
             .with_retry(retry)
             .with_client_options(client);
+        let mut keys = None;
         if !url.username().is_empty() {
             let secret =
                 SecretString::from(url.password().map(percent_decoded).unwrap_or_default());
             b = b
                 .with_access_key_id(percent_decoded(url.username()))
                 .with_secret_access_key(secret.expose_secret());
+            keys = Some((percent_decoded(url.username()), secret));
         }
         let region = options
             .text("region")?
@@ -307,11 +339,25 @@ impl S3Backend {
             .integer("infer_rows")?
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
             .unwrap_or(1000);
-        let new_format = options
-            .text("format")?
-            .map(|f| f.parse::<Format>())
-            .transpose()?
-            .unwrap_or(Format::Parquet);
+        let (new_format, new_records) = match options.text("format")?.as_deref() {
+            None => (Format::Parquet, false),
+            Some("records") => (Format::NdJson, true),
+            Some(f) => (f.parse::<Format>()?, false),
+        };
+        let settings = ClientSettings {
+            region: region.clone(),
+            endpoint: endpoint.clone(),
+            path_style,
+            keys,
+            retries: u32::try_from(retries).unwrap_or(u32::MAX),
+            timeout: duration("timeout", 30)?,
+            connect_timeout: duration("connect_timeout", 5)?,
+            max_workers: options
+                .integer("max_workers")?
+                .map(|n| usize::try_from(n).unwrap_or(64))
+                .unwrap_or(64),
+            list_cache: duration("list_cache", 5)?,
+        };
         Ok(S3Backend {
             b: Arc::new(Bucket {
                 bucket,
@@ -320,8 +366,12 @@ impl S3Backend {
                 store_url,
                 shown,
                 infer_rows,
+                settings,
+                aws: tokio::sync::OnceCell::new(),
+                ids: parking_lot::Mutex::new(HashMap::new()),
             }),
             new_format,
+            new_records,
             tables: RwLock::new(BTreeMap::new()),
         })
     }
@@ -356,25 +406,34 @@ impl S3Backend {
             if name.starts_with('.') || name.starts_with('_') || tables.contains_key(&name) {
                 continue;
             }
-            // The format of the first data object below it (Hive partitions included), or
-            // of the table's sidecar (a table made by CREATE TABLE, maybe still empty).
+            // A table made here says what it is in its sidecar; otherwise the first data
+            // object below the prefix (Hive partitions included) gives the format.
+            let dir = format!("{}/", p.as_ref());
+            if let Some(sidecar) = dataset::read_sidecar(b, &dir).await? {
+                let entry = if sidecar.format == dataset::RECORDS {
+                    Some(Entry::Records { prefix: dir })
+                } else {
+                    sidecar
+                        .format
+                        .parse::<Format>()
+                        .ok()
+                        .map(|format| Entry::Dir {
+                            prefix: dir,
+                            format,
+                            compression: Compression::None,
+                        })
+                };
+                if let Some(e) = entry {
+                    tables.insert(name.clone(), e);
+                    continue;
+                }
+            }
             let mut below = b.store.list(Some(p));
-            let sidecar = format!("{}/{}", p.as_ref(), dataset::SIDECAR);
             while let Some(item) = below.next().await {
                 let o = item.map_err(|e| {
                     b.connection_error(format!("cannot list {}", b.url_of(&format!("{p}/"))), e)
                 })?;
-                let described = if o.location.as_ref() == sidecar {
-                    dataset::read_sidecar(b, &format!("{}/", p.as_ref()))
-                        .await?
-                        .and_then(|s| s.format.parse::<Format>().ok())
-                        .map(|f| (String::new(), f, Compression::None))
-                } else {
-                    None
-                };
-                if let Some((_, format, compression)) =
-                    described.or_else(|| detect(o.location.as_ref()))
-                {
+                if let Some((_, format, compression)) = detect(o.location.as_ref()) {
                     tables.insert(
                         name.clone(),
                         Entry::Dir {
@@ -422,6 +481,49 @@ impl S3Backend {
         Ok(self.tables.read().get(name).cloned())
     }
 
+    /// Opens the record collection at `prefix` (its sidecar gives columns and key).
+    async fn records(&self, name: &str, prefix: &str) -> Result<S3Records> {
+        let sidecar = dataset::read_sidecar(&self.b, prefix)
+            .await?
+            .ok_or_else(|| {
+                self.err(Error::not_found(format!(
+                    "the record collection '{name}' lost its description {}{}",
+                    self.b.url_of(prefix),
+                    dataset::SIDECAR
+                )))
+            })?;
+        let schema = sidecar.schema().map_err(|e| self.err(e))?;
+        Ok(S3Records::new(
+            self.b.clone(),
+            name,
+            prefix.to_string(),
+            schema,
+            sidecar.key,
+        ))
+    }
+
+    /// Writes a table's sidecar (a single PUT).
+    async fn write_sidecar(
+        &self,
+        name: &str,
+        prefix: &str,
+        sidecar: &dataset::Sidecar,
+    ) -> Result<()> {
+        let key = StorePath::from(format!("{prefix}{}", dataset::SIDECAR));
+        let body = serde_json::to_vec_pretty(sidecar)
+            .map_err(|e| Error::internal(format!("encoding {}: {e}", dataset::SIDECAR)))?;
+        self.b.store.put(&key, body.into()).await.map_err(|e| {
+            self.b.connection_error(
+                format!(
+                    "CREATE TABLE {name}: writing {}",
+                    self.b.url_of(key.as_ref())
+                ),
+                e,
+            )
+        })?;
+        Ok(())
+    }
+
     fn dataset(&self, name: &str, entry: Entry) -> S3Dataset {
         S3Dataset::new(self.b.clone(), name, entry)
     }
@@ -466,6 +568,9 @@ impl Backend for S3Backend {
         let Some(entry) = self.find(name).await? else {
             return Ok(None);
         };
+        if let Entry::Records { prefix } = &entry {
+            return Ok(Some(Arc::new(self.records(name, prefix).await?)));
+        }
         let mut ds = self.dataset(name, entry);
         ds.load().await?;
         Ok(Some(Arc::new(ds)))
@@ -489,19 +594,49 @@ impl Backend for S3Backend {
             }
             let at = match &entry {
                 Entry::Object { key, .. } => self.b.url_of(key),
-                Entry::Dir { prefix, .. } => self.b.url_of(prefix),
+                Entry::Dir { prefix, .. } | Entry::Records { prefix } => self.b.url_of(prefix),
             };
             return Err(self.err(Error::already_exists(format!(
                 "table '{name}' exists: {at}"
             ))));
         }
+        let prefix = format!("{}{name}/", self.b.prefix);
+        if spec.record_ids || self.new_records {
+            // A record collection: the sidecar declares its columns and key.
+            let columns = dataset::writing_schema(&spec.schema);
+            if let Some(k) = &spec.key
+                && columns.field_with_name(k).is_err()
+            {
+                return Err(self.err(Error::query(format!(
+                    "the key '{k}' of '{name}' is not one of its columns"
+                ))));
+            }
+            let mut sidecar = dataset::Sidecar::of(Format::NdJson, &columns);
+            sidecar.format = dataset::RECORDS.to_string();
+            sidecar.key = spec.key.clone();
+            self.write_sidecar(name, &prefix, &sidecar).await?;
+            self.tables.write().insert(
+                name.to_string(),
+                Entry::Records {
+                    prefix: prefix.clone(),
+                },
+            );
+            return Ok(Arc::new(S3Records::new(
+                self.b.clone(),
+                name,
+                prefix,
+                columns,
+                spec.key,
+            )));
+        }
         if spec.key.is_some() {
             return Err(self.err(Error::unsupported(format!(
-                "S3 datasets have no keys: create '{name}' without PRIMARY KEY"
+                "S3 datasets have no keys: create '{name}' without PRIMARY KEY, or attach with \
+                 format=records for record collections keyed by a column"
             ))));
         }
         let entry = Entry::Dir {
-            prefix: format!("{}{name}/", self.b.prefix),
+            prefix,
             format: self.new_format,
             compression: Compression::None,
         };
@@ -525,7 +660,7 @@ impl Backend for S3Backend {
         let b = &self.b;
         let keys: Vec<StorePath> = match &entry {
             Entry::Object { key, .. } => vec![StorePath::from(key.as_str())],
-            Entry::Dir { prefix, .. } => {
+            Entry::Dir { prefix, .. } | Entry::Records { prefix } => {
                 // `prefix/name/`: the trailing '/' keeps `name2/` and `name.parquet` out.
                 if !prefix.starts_with(&b.prefix) || !prefix.ends_with(&format!("/{name}/")) {
                     return Err(self.err(Error::query(format!(
@@ -561,6 +696,9 @@ impl Backend for S3Backend {
             }
         }
         self.tables.write().remove(name);
+        if let Entry::Records { prefix } = &entry {
+            b.ids.lock().remove(prefix);
+        }
         Ok(true)
     }
 
@@ -576,6 +714,10 @@ impl Backend for S3Backend {
         let Some(entry) = self.find(name).await? else {
             return Ok(None);
         };
+        if matches!(entry, Entry::Records { .. }) {
+            // The generic table over the record collection (crate::table::DatabaseTable).
+            return Ok(None);
+        }
         let ds = self.dataset(name, entry);
         Ok(Some(Arc::new(S3Table::new(ds, location).await?)))
     }

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# The S3 backend on the moto server of scripts/services.sh: dataknobs (benches/s3_bench.rs)
+# side by side with boto3 (the Python seed's S3Database method: one JSON object per record,
+# 10 threads) and curl (benches/s3_compare.py), each measurement in its own process, then the
+# ratios.
+#   create: batch_create of 2000 records (format=records)  vs  10-thread put_object
+#   read:   batch_read of those 2000 ids                   vs  10-thread get_object + json.loads
+#   scan:   SELECT * FROM lake.big (a ≥200 MB Parquet object) into Arrow  vs  curl GET of it
+# Usage: benches/s3.sh. Environment: DK_BENCH_S3_ENDPOINT (default http://127.0.0.1:9310),
+#   DK_BENCH_S3_BUCKET (dk-bench), DK_BENCH_S3_KEY / DK_BENCH_S3_SECRET, RECORDS (2000),
+#   WORKERS (64, dataknobs' max_workers), RESULTS (/tmp/s3_bench.jsonl), PARQUET_ROWS (2500000).
+# Python: boto3 from moto's venv (/var/tmp/dataknobs-s3/venv, made by scripts/services.sh;
+#   boto3 is pip-installed there if missing); the Parquet file is made once with pyarrow in
+#   /var/tmp/dk-s3-bench/venv (made and pip-installed here) as /var/tmp/dk-s3-bench/big.parquet.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/dataknobs-target}"
+export DK_BENCH_S3_ENDPOINT="${DK_BENCH_S3_ENDPOINT:-http://127.0.0.1:9310}"
+export DK_BENCH_S3_BUCKET="${DK_BENCH_S3_BUCKET:-dk-bench}"
+export DK_BENCH_S3_KEY="${DK_BENCH_S3_KEY:-dk-test-access-key}"
+export DK_BENCH_S3_SECRET="${DK_BENCH_S3_SECRET:-dk-test-secret-key}"
+export RECORDS="${RECORDS:-2000}"
+export WORKERS="${WORKERS:-64}"
+RESULTS="${RESULTS:-/tmp/s3_bench.jsonl}"
+PY=/var/tmp/dataknobs-s3/venv/bin/python
+WORK=/var/tmp/dk-s3-bench
+GEN_VENV="$WORK/venv"
+PARQUET="$WORK/big.parquet"
+PARQUET_ROWS="${PARQUET_ROWS:-2500000}"
+ENDPOINT="${DK_BENCH_S3_ENDPOINT%/}"
+
+curl -fsS -m 5 "$ENDPOINT/" >/dev/null || {
+  echo "no S3 server at $ENDPOINT; run scripts/services.sh first" >&2
+  exit 1
+}
+[ -x "$PY" ] || {
+  echo "no moto venv at /var/tmp/dataknobs-s3/venv; run scripts/services.sh first" >&2
+  exit 1
+}
+"$PY" -c "import boto3" 2>/dev/null || /var/tmp/dataknobs-s3/venv/bin/pip install -q boto3
+# moto makes the bucket on an unsigned PUT (200 whether or not it is there already).
+curl -fsS -m 30 -X PUT -o /dev/null "$ENDPOINT/$DK_BENCH_S3_BUCKET"
+
+# The dataset: ≥200 MB of Parquet (ints, doubles, unique strings; no compression, no
+# dictionaries), made once.
+mkdir -p "$WORK"
+if [ ! -s "$PARQUET" ]; then
+  [ -x "$GEN_VENV/bin/python" ] || python3 -m venv "$GEN_VENV"
+  "$GEN_VENV/bin/python" -c "import pyarrow" 2>/dev/null || "$GEN_VENV/bin/pip" install -q pyarrow
+  echo "== making $PARQUET ($PARQUET_ROWS rows)" >&2
+  "$GEN_VENV/bin/python" - "$PARQUET.tmp" "$PARQUET_ROWS" <<'PYEOF'
+import hashlib, sys
+import pyarrow as pa, pyarrow.compute as pc, pyarrow.parquet as pq
+path, rows = sys.argv[1], int(sys.argv[2])
+CHUNK = 250_000
+schema = pa.schema([("id", pa.int64()), ("k", pa.int32()), ("x", pa.float64()),
+                    ("y", pa.float64()), ("s", pa.string()), ("t", pa.string())])
+with pq.ParquetWriter(path, schema, compression="none", use_dictionary=False,
+                      write_statistics=True) as w:
+    for start in range(0, rows, CHUNK):
+        ids = range(start, min(start + CHUNK, rows))
+        n = len(ids)
+        s = [hashlib.md5(str(i).encode()).hexdigest() for i in ids]
+        w.write_table(pa.table({
+            "id": pa.array(ids, pa.int64()),
+            "k": pa.array([i % 1000 for i in ids], pa.int32()),
+            "x": pc.random(n),
+            "y": pc.multiply(pc.random(n), 1e6),
+            "s": pa.array(s, pa.string()),
+            "t": pa.array([f"row {i} of the s3 benchmark {h[:12]}" for i, h in zip(ids, s)],
+                          pa.string()),
+        }, schema=schema), row_group_size=CHUNK)
+PYEOF
+  mv "$PARQUET.tmp" "$PARQUET"
+fi
+OBJECT_BYTES=$(stat -c %s "$PARQUET")
+[ "$OBJECT_BYTES" -ge 200000000 ] || {
+  echo "$PARQUET is $OBJECT_BYTES bytes, under 200 MB: remove it and raise PARQUET_ROWS" >&2
+  exit 1
+}
+export OBJECT_BYTES
+
+# Upload it as BUCKET/ds/big.parquet unless it is there with the same size. The Content-Type
+# matters: moto may hang on a large PUT it takes for a form.
+"$PY" - "$PARQUET" "$OBJECT_BYTES" <<'PYEOF'
+import os, sys
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from boto3.s3.transfer import TransferConfig
+path, size = sys.argv[1], int(sys.argv[2])
+bucket = os.environ["DK_BENCH_S3_BUCKET"]
+s3 = boto3.client("s3", endpoint_url=os.environ["DK_BENCH_S3_ENDPOINT"],
+                  aws_access_key_id=os.environ["DK_BENCH_S3_KEY"],
+                  aws_secret_access_key=os.environ["DK_BENCH_S3_SECRET"],
+                  region_name="us-east-1", config=Config(s3={"addressing_style": "path"}))
+try:
+    have = s3.head_object(Bucket=bucket, Key="ds/big.parquet")["ContentLength"]
+except ClientError:
+    have = None
+if have != size:
+    print(f"== uploading {path} ({size:,} bytes) to {bucket}/ds/big.parquet", file=sys.stderr)
+    s3.upload_file(path, bucket, "ds/big.parquet",
+                   ExtraArgs={"ContentType": "application/octet-stream"},
+                   Config=TransferConfig(multipart_chunksize=64 * 1024 * 1024))
+    have = s3.head_object(Bucket=bucket, Key="ds/big.parquet")["ContentLength"]
+    assert have == size, (have, size)
+PYEOF
+
+cargo bench --bench s3_bench --no-run
+: >"$RESULTS"
+dk() { cargo bench -q --bench s3_bench -- "$1" | grep '^{' | tee -a "$RESULTS"; }
+py() { "$PY" benches/s3_compare.py "$1" | tee -a "$RESULTS"; }
+
+echo "== create" >&2
+dk create
+py create
+echo "== read" >&2
+dk read
+py read
+echo "== scan" >&2
+dk scan
+py curl
+
+"$PY" - "$RESULTS" <<'PYEOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+by = {(r["engine"].split()[0], r["bench"]): r for r in rows}
+print("\n| bench | dataknobs | other | ratio (dataknobs ÷ other, throughput) |")
+print("|---|---|---|---|")
+for bench, other, unit in [("create", "boto3", "records_per_s"), ("read", "boto3", "records_per_s"),
+                           ("scan", "curl", "mb_per_s")]:
+    d, o = by[("dataknobs", bench)], by[(other, bench)]
+    label = "records/s" if unit == "records_per_s" else "MB/s"
+    if d.get(unit) is None or not o.get(unit):
+        ratio = "n/a"
+    else:
+        ratio = f"{d[unit] / o[unit]:.2f}x {label}"
+    fmt = (lambda r: f"{r[unit]:,} {label}") if unit == "records_per_s" else \
+          (lambda r: f"{r[unit]} {label}")
+    print(f"| {bench} | {d['seconds']:.3f} s ({fmt(d)}) | {o['engine']}: "
+          f"{o['seconds']:.3f} s ({fmt(o)}) | {ratio} |")
+PYEOF

@@ -8,7 +8,8 @@
 #   scan:   SELECT * FROM lake.big (a ≥200 MB Parquet object) into Arrow  vs  curl GET of it
 # Usage: benches/s3.sh. Environment: DK_BENCH_S3_ENDPOINT (default http://127.0.0.1:9310),
 #   DK_BENCH_S3_BUCKET (dk-bench), DK_BENCH_S3_KEY / DK_BENCH_S3_SECRET, RECORDS (2000),
-#   WORKERS (64, dataknobs' max_workers), RESULTS (/tmp/s3_bench.jsonl), PARQUET_ROWS (2500000).
+#   WORKERS (64, dataknobs' max_workers), RESULTS (/tmp/s3_bench.jsonl), PARQUET_ROWS (2500000),
+#   PROFILE (bench = release; dev for a quick debug-build run).
 # Python: boto3 from moto's venv (/var/tmp/dataknobs-s3/venv, made by scripts/services.sh;
 #   boto3 is pip-installed there if missing); the Parquet file is made once with pyarrow in
 #   /var/tmp/dk-s3-bench/venv (made and pip-installed here) as /var/tmp/dk-s3-bench/big.parquet.
@@ -107,9 +108,11 @@ if have != size:
     assert have == size, (have, size)
 PYEOF
 
-cargo bench --bench s3_bench --no-run
+# PROFILE=dev measures a debug build (minutes to build instead of half an hour; slower).
+PROFILE="${PROFILE:-bench}"
+cargo bench --profile "$PROFILE" --bench s3_bench --no-run
 : >"$RESULTS"
-dk() { cargo bench -q --bench s3_bench -- "$1" | grep '^{' | tee -a "$RESULTS"; }
+dk() { cargo bench -q --profile "$PROFILE" --bench s3_bench -- "$1" | grep '^{' | tee -a "$RESULTS"; }
 py() { "$PY" benches/s3_compare.py "$1" | tee -a "$RESULTS"; }
 
 echo "== create" >&2

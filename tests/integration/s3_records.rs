@@ -54,7 +54,7 @@ crate::backend_suite! {
     name: "s3",
     engine: engine,
     // Every filter over the columns is evaluated by DataFusion's kernels as objects arrive.
-    differential: { rows: 40, share: Some(0.8) },
+    differential: { rows: 24, share: Some(0.8) },
 }
 
 fn people_schema() -> Arc<Schema> {

@@ -92,16 +92,7 @@ impl S3Dataset {
             return Err(Error::internal("a new dataset is a prefix"));
         };
         let sidecar = Sidecar::of(*format, &ds.schema);
-        let key = StorePath::from(format!("{prefix}{SIDECAR}"));
-        let body = serde_json::to_vec_pretty(&sidecar)
-            .map_err(|e| Error::internal(format!("encoding {SIDECAR}: {e}")))?;
-        let put = ds.b.store.put(&key, body.into()).await;
-        put.map_err(|e| {
-            ds.b.connection_error(
-                format!("CREATE TABLE {name}: writing {}", ds.b.url_of(key.as_ref())),
-                e,
-            )
-        })?;
+        write_sidecar(&ds.b, name, prefix, &sidecar).await?;
         Ok(ds)
     }
 
@@ -634,6 +625,25 @@ impl Sidecar {
             .collect::<Result<Vec<_>>>()?;
         Ok(Arc::new(Schema::new(fields)))
     }
+}
+
+/// Writes the sidecar of table `name` at `prefix` (a single PUT), for CREATE TABLE.
+pub(super) async fn write_sidecar(
+    b: &Bucket,
+    name: &str,
+    prefix: &str,
+    sidecar: &Sidecar,
+) -> Result<()> {
+    let key = StorePath::from(format!("{prefix}{SIDECAR}"));
+    let body = serde_json::to_vec_pretty(sidecar)
+        .map_err(|e| Error::internal(format!("encoding {SIDECAR}: {e}")))?;
+    b.store.put(&key, body.into()).await.map_err(|e| {
+        b.connection_error(
+            format!("CREATE TABLE {name}: writing {}", b.url_of(key.as_ref())),
+            e,
+        )
+    })?;
+    Ok(())
 }
 
 /// The sidecar of the prefix table at `prefix`, if it has one.

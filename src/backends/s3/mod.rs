@@ -31,10 +31,10 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as StorePath;
 use object_store::{BackoffConfig, ClientOptions, RetryConfig};
-use object_store::{ObjectStore, ObjectStoreExt};
 use parking_lot::RwLock;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
@@ -459,7 +459,6 @@ impl S3Backend {
             || name.starts_with('_')
             || name.contains("..")
             || name.chars().any(char::is_control)
-            || name.to_ascii_lowercase().contains("%2e")
             || name.contains('%')
         {
             return Err(self.err(Error::query(format!(
@@ -500,28 +499,6 @@ impl S3Backend {
             schema,
             sidecar.key,
         ))
-    }
-
-    /// Writes a table's sidecar (a single PUT).
-    async fn write_sidecar(
-        &self,
-        name: &str,
-        prefix: &str,
-        sidecar: &dataset::Sidecar,
-    ) -> Result<()> {
-        let key = StorePath::from(format!("{prefix}{}", dataset::SIDECAR));
-        let body = serde_json::to_vec_pretty(sidecar)
-            .map_err(|e| Error::internal(format!("encoding {}: {e}", dataset::SIDECAR)))?;
-        self.b.store.put(&key, body.into()).await.map_err(|e| {
-            self.b.connection_error(
-                format!(
-                    "CREATE TABLE {name}: writing {}",
-                    self.b.url_of(key.as_ref())
-                ),
-                e,
-            )
-        })?;
-        Ok(())
     }
 
     fn dataset(&self, name: &str, entry: Entry) -> S3Dataset {
@@ -614,7 +591,7 @@ impl Backend for S3Backend {
             let mut sidecar = dataset::Sidecar::of(Format::NdJson, &columns);
             sidecar.format = dataset::RECORDS.to_string();
             sidecar.key = spec.key.clone();
-            self.write_sidecar(name, &prefix, &sidecar).await?;
+            dataset::write_sidecar(&self.b, name, &prefix, &sidecar).await?;
             self.tables.write().insert(
                 name.to_string(),
                 Entry::Records {

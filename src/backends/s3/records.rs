@@ -636,11 +636,7 @@ impl S3Records {
             .map_err(Error::from)?;
         let mut ids = Vec::new();
         for b in &batches {
-            let col = b
-                .column_by_name(ROW_ID)
-                .and_then(|c| c.as_any().downcast_ref::<StringArray>())
-                .ok_or_else(|| Error::internal("a scan with row ids returned none"))?;
-            ids.extend(col.iter().flatten().map(str::to_string));
+            ids.extend(row_ids(b)?);
         }
         Ok(ids)
     }
@@ -705,6 +701,18 @@ impl S3Records {
             }
         })
     }
+}
+
+/// The record ids of a batch scanned with [`Query::row_ids`].
+fn row_ids(batch: &RecordBatch) -> Result<Vec<String>> {
+    Ok(batch
+        .column_by_name(ROW_ID)
+        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+        .ok_or_else(|| Error::internal("a scan with row ids returned none"))?
+        .iter()
+        .flatten()
+        .map(str::to_string)
+        .collect())
 }
 
 /// The id in an "a record with id '…' exists" message.
@@ -963,14 +971,7 @@ impl Database for S3Records {
             .map_err(Error::from)?;
         let mut changed = 0;
         for b in &batches {
-            let ids: Vec<String> = b
-                .column_by_name(ROW_ID)
-                .and_then(|c| c.as_any().downcast_ref::<StringArray>())
-                .ok_or_else(|| Error::internal("a scan with row ids returned none"))?
-                .iter()
-                .flatten()
-                .map(str::to_string)
-                .collect();
+            let ids = row_ids(b)?;
             let rows = b.project(&(0..schema.fields().len()).collect::<Vec<_>>())?;
             let mut fields = Vec::with_capacity(compiled.len());
             let mut columns = Vec::with_capacity(compiled.len());

@@ -1,46 +1,47 @@
 #!/usr/bin/env bash
-# The S3 backend on the moto server of scripts/services.sh: dataknobs (benches/s3_bench.rs)
-# side by side with boto3 (the Python seed's S3Database method: one JSON object per record,
-# 10 threads) and curl (benches/s3_compare.py), each measurement in its own process, then the
-# ratios.
+# The S3 backend side by side with the Python seed's method on the same S3 server, for each
+# server in SERVERS: dataknobs (benches/s3_bench.rs) vs boto3 (the seed's S3Database method: one
+# JSON object per record, 10 threads) and curl (benches/s3_compare.py), each measurement in its
+# own process, then the ratios.
 #   create: batch_create of 2000 records (format=records)  vs  10-thread put_object
 #   read:   batch_read of those 2000 ids                   vs  10-thread get_object + json.loads
 #   scan:   SELECT * FROM lake.big (a ≥200 MB Parquet object) into Arrow  vs  curl GET of it
-# Usage: benches/s3.sh. Environment: DK_BENCH_S3_ENDPOINT (default http://127.0.0.1:9310),
-#   DK_BENCH_S3_BUCKET (dk-bench), DK_BENCH_S3_KEY / DK_BENCH_S3_SECRET, RECORDS (2000),
-#   WORKERS (64, dataknobs' max_workers), RESULTS (/tmp/s3_bench.jsonl), PARQUET_ROWS (2500000),
-#   PROFILE (bench = release; dev for a quick debug-build run).
+# Servers (SERVERS, default "moto gofakes3"):
+#   moto      moto_server of scripts/services.sh (http://127.0.0.1:9310; the issue's anchor
+#             figures). Python: about 300 requests/s whoever asks, and every ranged GET copies
+#             the whole object, so it bounds both sides.
+#   gofakes3  tests/gofakes3 (Go, in memory, conditional writes), built once into
+#             /var/tmp/dk-gofakes3 and started here on http://127.0.0.1:9320 unless running.
+# Usage: benches/s3.sh. Environment: SERVERS, DK_BENCH_S3_BUCKET (dk-bench), DK_BENCH_S3_KEY /
+#   DK_BENCH_S3_SECRET, RECORDS (2000), WORKERS (64, dataknobs' max_workers), RESULTS
+#   (/tmp/s3_bench.jsonl), PARQUET_ROWS (2500000), PROFILE (bench = release; dev for a quick
+#   debug-build run).
 # Python: boto3 from moto's venv (/var/tmp/dataknobs-s3/venv, made by scripts/services.sh;
 #   boto3 is pip-installed there if missing); the Parquet file is made once with pyarrow in
 #   /var/tmp/dk-s3-bench/venv (made and pip-installed here) as /var/tmp/dk-s3-bench/big.parquet.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/dataknobs-target}"
-export DK_BENCH_S3_ENDPOINT="${DK_BENCH_S3_ENDPOINT:-http://127.0.0.1:9310}"
 export DK_BENCH_S3_BUCKET="${DK_BENCH_S3_BUCKET:-dk-bench}"
 export DK_BENCH_S3_KEY="${DK_BENCH_S3_KEY:-dk-test-access-key}"
 export DK_BENCH_S3_SECRET="${DK_BENCH_S3_SECRET:-dk-test-secret-key}"
 export RECORDS="${RECORDS:-2000}"
 export WORKERS="${WORKERS:-64}"
+SERVERS="${SERVERS:-moto gofakes3}"
 RESULTS="${RESULTS:-/tmp/s3_bench.jsonl}"
 PY=/var/tmp/dataknobs-s3/venv/bin/python
 WORK=/var/tmp/dk-s3-bench
 GEN_VENV="$WORK/venv"
 PARQUET="$WORK/big.parquet"
 PARQUET_ROWS="${PARQUET_ROWS:-2500000}"
-ENDPOINT="${DK_BENCH_S3_ENDPOINT%/}"
+GOFAKES3_DIR=/var/tmp/dk-gofakes3
+GOFAKES3_URL=http://127.0.0.1:9320
 
-curl -fsS -m 5 "$ENDPOINT/" >/dev/null || {
-  echo "no S3 server at $ENDPOINT; run scripts/services.sh first" >&2
-  exit 1
-}
 [ -x "$PY" ] || {
   echo "no moto venv at /var/tmp/dataknobs-s3/venv; run scripts/services.sh first" >&2
   exit 1
 }
 "$PY" -c "import boto3" 2>/dev/null || /var/tmp/dataknobs-s3/venv/bin/pip install -q boto3
-# moto makes the bucket on an unsigned PUT (200 whether or not it is there already).
-curl -fsS -m 30 -X PUT -o /dev/null "$ENDPOINT/$DK_BENCH_S3_BUCKET"
 
 # The dataset: ≥200 MB of Parquet (ints, doubles, unique strings; no compression, no
 # dictionaries), made once.
@@ -81,8 +82,51 @@ OBJECT_BYTES=$(stat -c %s "$PARQUET")
 }
 export OBJECT_BYTES
 
-# Upload it as BUCKET/ds/big.parquet unless it is there with the same size. The Content-Type
-# matters: moto may hang on a large PUT it takes for a form.
+# gofakes3: built from tests/gofakes3 (Go module proxy) once, started unless already up.
+start_gofakes3() {
+  curl -fsS -m 2 -o /dev/null "$GOFAKES3_URL/" 2>/dev/null && return 0
+  mkdir -p "$GOFAKES3_DIR"
+  if [ ! -x "$GOFAKES3_DIR/gofakes3" ]; then
+    echo "== building gofakes3 into $GOFAKES3_DIR" >&2
+    (cd tests/gofakes3 && go build -o "$GOFAKES3_DIR/gofakes3" .)
+  fi
+  nohup "$GOFAKES3_DIR/gofakes3" -addr "${GOFAKES3_URL#http://}" >"$GOFAKES3_DIR/log" 2>&1 &
+  for _ in $(seq 50); do
+    curl -fsS -m 2 -o /dev/null "$GOFAKES3_URL/" 2>/dev/null && return 0
+    sleep 0.2
+  done
+  echo "gofakes3 did not start; see $GOFAKES3_DIR/log" >&2
+  exit 1
+}
+
+# PROFILE=dev measures a debug build (minutes to build instead of half an hour; slower).
+PROFILE="${PROFILE:-bench}"
+cargo bench --profile "$PROFILE" --bench s3_bench --no-run
+: >"$RESULTS"
+# Each result line gets the server's name.
+tag() { grep '^{' | sed "s/^{/{\"server\":\"$SERVER\",/" | tee -a "$RESULTS"; }
+dk() { cargo bench -q --profile "$PROFILE" --bench s3_bench -- "$1" | tag; }
+py() { "$PY" benches/s3_compare.py "$1" | tag; }
+
+for SERVER in $SERVERS; do
+  case "$SERVER" in
+    moto) export DK_BENCH_S3_ENDPOINT=http://127.0.0.1:9310 ;;
+    gofakes3) start_gofakes3; export DK_BENCH_S3_ENDPOINT="$GOFAKES3_URL" ;;
+    *) echo "unknown server $SERVER (moto, gofakes3)" >&2; exit 1 ;;
+  esac
+  export SERVER
+  ENDPOINT="${DK_BENCH_S3_ENDPOINT%/}"
+  curl -fsS -m 5 -o /dev/null "$ENDPOINT/" || {
+    echo "no S3 server at $ENDPOINT; run scripts/services.sh first" >&2
+    exit 1
+  }
+  echo "== server $SERVER at $ENDPOINT" >&2
+  # Both make the bucket on an unsigned PUT (moto: 200 whether or not it is there already;
+  # gofakes3: 409 when it is).
+  curl -sS -m 30 -X PUT -o /dev/null "$ENDPOINT/$DK_BENCH_S3_BUCKET"
+
+  # Upload the object as BUCKET/ds/big.parquet unless it is there with the same size. The
+  # Content-Type matters: moto may hang on a large PUT it takes for a form.
 "$PY" - "$PARQUET" "$OBJECT_BYTES" <<'PYEOF'
 import os, sys
 import boto3
@@ -108,39 +152,37 @@ if have != size:
     assert have == size, (have, size)
 PYEOF
 
-# PROFILE=dev measures a debug build (minutes to build instead of half an hour; slower).
-PROFILE="${PROFILE:-bench}"
-cargo bench --profile "$PROFILE" --bench s3_bench --no-run
-: >"$RESULTS"
-dk() { cargo bench -q --profile "$PROFILE" --bench s3_bench -- "$1" | grep '^{' | tee -a "$RESULTS"; }
-py() { "$PY" benches/s3_compare.py "$1" | tee -a "$RESULTS"; }
-
-echo "== create" >&2
-dk create
-py create
-echo "== read" >&2
-dk read
-py read
-echo "== scan" >&2
-dk scan
-py curl
+  echo "== create" >&2
+  dk create
+  py create
+  echo "== read" >&2
+  dk read
+  py read
+  echo "== scan" >&2
+  dk scan
+  py curl
+done
 
 "$PY" - "$RESULTS" <<'PYEOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-by = {(r["engine"].split()[0], r["bench"]): r for r in rows}
-print("\n| bench | dataknobs | other | ratio (dataknobs ÷ other, throughput) |")
-print("|---|---|---|---|")
-for bench, other, unit in [("create", "boto3", "records_per_s"), ("read", "boto3", "records_per_s"),
-                           ("scan", "curl", "mb_per_s")]:
-    d, o = by[("dataknobs", bench)], by[(other, bench)]
-    label = "records/s" if unit == "records_per_s" else "MB/s"
-    if d.get(unit) is None or not o.get(unit):
-        ratio = "n/a"
-    else:
-        ratio = f"{d[unit] / o[unit]:.2f}x {label}"
-    fmt = (lambda r: f"{r[unit]:,} {label}") if unit == "records_per_s" else \
-          (lambda r: f"{r[unit]} {label}")
-    print(f"| {bench} | {d['seconds']:.3f} s ({fmt(d)}) | {o['engine']}: "
-          f"{o['seconds']:.3f} s ({fmt(o)}) | {ratio} |")
+by = {(r["server"], r["engine"].split()[0], r["bench"]): r for r in rows}
+servers = list(dict.fromkeys(r["server"] for r in rows))
+print("\n| server | bench | dataknobs | other | ratio (dataknobs ÷ other, throughput) |")
+print("|---|---|---|---|---|")
+for server in servers:
+    for bench, other, unit in [("create", "boto3", "records_per_s"),
+                               ("read", "boto3", "records_per_s"), ("scan", "curl", "mb_per_s")]:
+        d, o = by.get((server, "dataknobs", bench)), by.get((server, other, bench))
+        if d is None or o is None:
+            continue
+        label = "records/s" if unit == "records_per_s" else "MB/s"
+        if d.get(unit) is None or not o.get(unit):
+            ratio = "n/a"
+        else:
+            ratio = f"{d[unit] / o[unit]:.2f}x {label}"
+        fmt = (lambda r: f"{r[unit]:,} {label}") if unit == "records_per_s" else \
+              (lambda r: f"{r[unit]} {label}")
+        print(f"| {server} | {bench} | {d['seconds']:.3f} s ({fmt(d)}) | {o['engine']}: "
+              f"{o['seconds']:.3f} s ({fmt(o)}) | {ratio} |")
 PYEOF

@@ -413,5 +413,9 @@ pub fn dml_table(provider: &Arc<dyn TableProvider>) -> DfResult<Option<DatabaseT
     if let Some(t) = any.downcast_ref::<DatabaseTable>() {
         return Ok(Some(t.clone()));
     }
+    #[cfg(feature = "s3")]
+    if let Some(t) = crate::backends::s3::dml_table(any)? {
+        return Ok(Some(t));
+    }
     crate::backends::file::dml_table(any)
 }

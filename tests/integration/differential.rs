@@ -643,12 +643,6 @@ pub fn check_share(outcome: &Outcome, backend: &str, min_share: f64) {
 /// failed.
 pub fn check_results(outcome: &Outcome, backend: &str) {
     assert!(
-        outcome.queries >= 1000 && outcome.dml >= 100,
-        "{backend}: only {} statements ({} DML) ran",
-        outcome.queries,
-        outcome.dml
-    );
-    assert!(
         outcome.mismatches.is_empty(),
         "{backend}: {} of {} statements differ from the reference; first:\n{}",
         outcome.mismatches.len(),
@@ -660,6 +654,12 @@ pub fn check_results(outcome: &Outcome, backend: &str) {
             .cloned()
             .collect::<Vec<_>>()
             .join("\n\n")
+    );
+    assert!(
+        outcome.queries >= 1000 && outcome.dml >= 100,
+        "{backend}: only {} statements ({} DML) ran",
+        outcome.queries,
+        outcome.dml
     );
     assert!(
         outcome.failed.len() * 100 <= outcome.queries,

@@ -19,6 +19,7 @@ mod postgres;
 mod postgres_more;
 mod postgres_writes;
 mod s3;
+mod s3_objects;
 mod s3_records;
 mod s3_write;
 mod slt;

@@ -63,7 +63,7 @@ use parking_lot::Mutex;
 use super::format::{self, Compression, Format};
 use crate::error::{Error, Result};
 use crate::record::{FieldType, column_list};
-use crate::store::chunks::{Chunk, State};
+use crate::store::chunks::{Chunk, State, scan_chunk};
 use crate::store::collection::{ChunkCollection, StateAccess};
 use lock::{Inner, Shared};
 
@@ -81,7 +81,7 @@ const KIND: &str = "file";
 /// Rows per batch a scan yields and a reader produces.
 const BATCH_ROWS: usize = 8192;
 /// Parquet schema metadata naming the key column ("" = no key).
-const KEY_METADATA: &str = "dataknobs.key";
+pub(crate) const KEY_METADATA: &str = "dataknobs.key";
 /// The key column of a new collection.
 const DEFAULT_KEY: &str = "id";
 const SIDECAR_VERSION: u32 = 1;
@@ -146,39 +146,8 @@ impl FileDatabase {
         key: Option<String>,
     ) -> Result<FileDatabase> {
         let path = path.into();
-        let err = |m: String| Error::query(m).with_backend(KIND);
-        let mut names = HashSet::new();
-        for f in schema.fields() {
-            if f.name().is_empty() {
-                return Err(err(format!(
-                    "{}: a column name cannot be empty",
-                    path.display()
-                )));
-            }
-            if !names.insert(f.name().as_str()) {
-                return Err(err(format!(
-                    "{}: column '{}' appears twice",
-                    path.display(),
-                    f.name()
-                )));
-            }
-        }
-        let key_index = match &key {
-            Some(k) => Some(schema.index_of(k).map_err(|_| {
-                err(format!(
-                    "{}: key column '{k}' is not a column (columns: {})",
-                    path.display(),
-                    column_list(&schema)
-                ))
-            })?),
-            None => None,
-        };
-        let db = Self::build(
-            path,
-            format.into(),
-            compression.into(),
-            State::new(schema, key_index),
-        )?;
+        let state = new_state(&path, schema, key.as_deref())?;
+        let db = Self::build(path, format.into(), compression.into(), state)?;
         db.access
             .shared
             .create_file()
@@ -317,6 +286,160 @@ fn detect_any(path: &Path) -> Option<(Format, Compression)> {
     };
     let (_, ext) = rest.rsplit_once('.')?;
     Some((ext.parse().ok()?, c))
+}
+
+/// Encodes a whole collection as the bytes of one data file of `format`, and for the text
+/// formats its schema sidecar (JSON). Flushes the state's row buffer first.
+pub(crate) fn encode_state(
+    format: Format,
+    compression: Compression,
+    state: &mut State,
+) -> Result<(Vec<u8>, Option<Vec<u8>>)> {
+    state.flush();
+    let schema = state.schema.clone();
+    let key = state.key_name();
+    let full: Vec<usize> = (0..schema.fields().len()).collect();
+    let mut batches = Vec::with_capacity(state.chunks.len());
+    for chunk in &state.chunks {
+        if chunk.live > 0 {
+            batches.push(scan_chunk(
+                &schema,
+                chunk,
+                0,
+                chunk.batch.num_rows(),
+                None,
+                &full,
+            )?);
+        }
+    }
+    let data = write::encode(format, compression, &schema, key.as_deref(), &batches)?;
+    let sidecar = if format == Format::Parquet {
+        None
+    } else {
+        let s = sidecar::Sidecar::describe(format, &schema, key.as_deref(), &data);
+        Some(
+            serde_json::to_vec_pretty(&s)
+                .map_err(|e| Error::internal(format!("serializing the schema file: {e}")))?,
+        )
+    };
+    Ok((data, sidecar))
+}
+
+/// Decodes the bytes of one data file of `format` (as stored: compressed when `compression`
+/// says so) into a collection, typed and keyed by its schema sidecar's bytes when there is
+/// one, else as a local file without one. String and binary views become plain strings and
+/// binaries (as [`plain_types`] makes them). `label` names the data in errors,
+/// `sidecar_shown` the sidecar. For stores that keep data files elsewhere than on a local
+/// disk (S3 objects).
+pub(crate) fn decode_state(
+    label: &Path,
+    format: Format,
+    compression: Compression,
+    raw: bytes::Bytes,
+    sidecar: Option<&[u8]>,
+    sidecar_shown: &str,
+) -> Result<State> {
+    let loaded = if format == Format::Parquet {
+        read::parquet_loaded(label, raw)?
+    } else {
+        let sidecar = sidecar.and_then(|b| sidecar::parse_sidecar(b, sidecar_shown));
+        read::decode_text(
+            label,
+            format,
+            compression,
+            &raw,
+            sidecar.as_ref(),
+            sidecar_shown,
+        )?
+    };
+    let schema = plain_types(&loaded.schema);
+    let batches = if schema == loaded.schema {
+        loaded.batches
+    } else {
+        let mut out = Vec::with_capacity(loaded.batches.len());
+        for b in &loaded.batches {
+            let columns = b
+                .columns()
+                .iter()
+                .zip(schema.fields())
+                .map(|(c, f)| datafusion::arrow::compute::cast(c, f.data_type()))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            out.push(
+                datafusion::arrow::record_batch::RecordBatch::try_new_with_options(
+                    schema.clone(),
+                    columns,
+                    &datafusion::arrow::record_batch::RecordBatchOptions::new()
+                        .with_row_count(Some(b.num_rows())),
+                )?,
+            );
+        }
+        out
+    };
+    let loaded = read::Loaded {
+        schema,
+        key: loaded.key,
+        batches,
+    };
+    read::build_state(label, Some(loaded))
+}
+
+/// `schema` with string and binary views as plain strings and binaries (nullability and
+/// metadata kept): how a collection kept as a data file elsewhere than on a local disk holds
+/// them, whether the file came from DataFusion (views) or another writer (plain).
+pub(crate) fn plain_types(schema: &SchemaRef) -> SchemaRef {
+    if !schema
+        .fields()
+        .iter()
+        .any(|f| matches!(f.data_type(), DataType::Utf8View | DataType::BinaryView))
+    {
+        return schema.clone();
+    }
+    let fields: Vec<_> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let dt = match f.data_type() {
+                DataType::Utf8View => DataType::Utf8,
+                DataType::BinaryView => DataType::Binary,
+                other => other.clone(),
+            };
+            f.as_ref().clone().with_data_type(dt)
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+/// An empty collection of `schema` keyed by `key` (no key for None), for a new data file
+/// kept elsewhere than on a local disk; errors name `label`.
+pub(crate) fn new_state(label: &Path, schema: SchemaRef, key: Option<&str>) -> Result<State> {
+    let err = |m: String| Error::query(m).with_backend(KIND);
+    let mut names = HashSet::new();
+    for f in schema.fields() {
+        if f.name().is_empty() {
+            return Err(err(format!(
+                "{}: a column name cannot be empty",
+                label.display()
+            )));
+        }
+        if !names.insert(f.name().as_str()) {
+            return Err(err(format!(
+                "{}: column '{}' appears twice",
+                label.display(),
+                f.name()
+            )));
+        }
+    }
+    let key_index = match key {
+        Some(k) => Some(schema.index_of(k).map_err(|_| {
+            err(format!(
+                "{}: key column '{k}' is not a column (columns: {})",
+                label.display(),
+                column_list(&schema)
+            ))
+        })?),
+        None => None,
+    };
+    Ok(State::new(schema, key_index))
 }
 
 fn default_state() -> State {

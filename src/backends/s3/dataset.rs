@@ -20,6 +20,7 @@ use datafusion::datasource::TableType;
 use datafusion::datasource::listing::{ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::error::Result as DfResult;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::parquet::arrow::ArrowWriter;
@@ -299,38 +300,10 @@ impl Database for S3Dataset {
                 self.write_stream(&key, data).await?
             }
             Entry::Object { key, .. } => {
-                // The old rows, then the new ones, as the object's next version.
-                let listing = match &self.listing {
-                    Some(l) => l.clone(),
-                    None => Arc::new(self.listing_table().await?),
-                };
-                let ctx = SessionContext::new();
-                ctx.runtime_env()
-                    .register_object_store(&self.b.store_url, self.b.store.clone());
-                let old = listing
-                    .scan(&ctx.state(), None, &[], None)
-                    .await
-                    .map_err(|e| self.err(e.into()))?;
-                let old = datafusion::physical_plan::execute_stream(old, ctx.task_ctx())
-                    .map_err(|e| self.err(e.into()))?;
-                let before = Arc::new(AtomicU64::new(0));
-                let counted = {
-                    let before = before.clone();
-                    old.map(move |b| {
-                        if let Ok(b) = &b {
-                            before.fetch_add(b.num_rows() as u64, Ordering::Relaxed);
-                        }
-                        b
-                    })
-                };
-                let both = datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
-                    self.schema.clone(),
-                    counted.chain(data),
-                );
-                let total = self
-                    .write_stream(&StorePath::from(key.as_str()), Box::pin(both))
-                    .await?;
-                total.saturating_sub(before.load(Ordering::Relaxed))
+                return Err(self.err(Error::internal(format!(
+                    "{}: a single-object table writes through its record store",
+                    self.b.url_of(key)
+                ))));
             }
         };
         Ok(rows)
@@ -344,11 +317,16 @@ pub(super) struct S3Table {
     listing: Arc<ListingTable>,
     b: Arc<Bucket>,
     writer: DatabaseTable,
+    /// A single-object table: the writer is the object's record store, with DML.
+    single: bool,
     format: Format,
     shown: String,
 }
 
 impl S3Table {
+    /// The table over `ds`. A single-object table writes through the object's record store
+    /// (loaded at its first use, so reading does not), a prefix table through `ds` (INSERT
+    /// only).
     pub(super) async fn new(mut ds: S3Dataset, location: Location) -> Result<S3Table> {
         ds.load().await?;
         let listing = ds.listing.clone().ok_or_else(|| {
@@ -357,13 +335,47 @@ impl S3Table {
         let b = ds.b.clone();
         let format = ds.entry.format();
         let shown = ds.shown();
+        let single = matches!(ds.entry, Entry::Object { .. });
+        let writer: Arc<dyn Database> = match &ds.entry {
+            Entry::Object {
+                key,
+                format,
+                compression,
+            } => Arc::new(super::object::lazy(
+                b.clone(),
+                &ds.name,
+                key,
+                *format,
+                *compression,
+                &listing.schema(),
+            )?),
+            _ => Arc::new(ds),
+        };
+
         Ok(S3Table {
             listing,
             b,
-            writer: DatabaseTable::new(Arc::new(ds), location),
+            writer: DatabaseTable::new(writer, location),
+            single,
             format,
             shown,
         })
+    }
+
+    /// The writer for DELETE/UPDATE/TRUNCATE: single-object tables only.
+    pub(super) fn dml_writer(&self) -> DfResult<DatabaseTable> {
+        if self.single {
+            return Ok(self.writer.clone());
+        }
+        Err(Error::unsupported(format!(
+            "DELETE, UPDATE and TRUNCATE on a prefix table ({}) are not supported: each \
+             INSERT adds an object there, and no object is rewritten; they work on \
+             single-object tables (CREATE TABLE makes those when the bucket is attached with \
+             layout=object)",
+            self.shown
+        ))
+        .with_backend(BACKEND)
+        .into())
     }
 }
 
@@ -394,12 +406,30 @@ impl TableProvider for S3Table {
         state
             .runtime_env()
             .register_object_store(&self.b.store_url, self.b.store.clone());
-        let plan = self.listing.scan(state, projection, filters, limit).await?;
         if self.format == Format::Parquet {
-            // Parquet names bad objects itself; a bare scan node keeps DataFusion's physical
-            // optimizer (limit and dynamic-filter pushdown) working on it.
-            return Ok(plan);
+            // DataFusion's caches of Parquet footers and file statistics tell versions apart
+            // by size and modification time only, and S3 keeps the time in whole seconds: an
+            // object replaced within a second by one of the same size (an UPDATE swapping two
+            // values) would be read with the old footer. So an S3 scan collects no statistics
+            // (which also saves a footer request per object while planning) and reads each
+            // footer afresh. Parquet names bad objects itself; a bare scan node keeps
+            // DataFusion's physical optimizer (limit and dynamic-filter pushdown) working on it.
+            let plan = match state.as_any().downcast_ref::<SessionState>() {
+                Some(s) if s.config().collect_statistics() => {
+                    let mut config = s.config().clone();
+                    config.options_mut().execution.collect_statistics = false;
+                    let unstated = SessionStateBuilder::new_from_existing(s.clone())
+                        .with_config(config)
+                        .build();
+                    self.listing
+                        .scan(&unstated, projection, filters, limit)
+                        .await?
+                }
+                _ => self.listing.scan(state, projection, filters, limit).await?,
+            };
+            return Ok(uncached_footers(plan, self.b.store.clone()));
         }
+        let plan = self.listing.scan(state, projection, filters, limit).await?;
         // CSV/JSON readers report the line but not the object.
         Ok(Arc::new(crate::table::ErrorContextExec::new(
             plan,
@@ -415,6 +445,29 @@ impl TableProvider for S3Table {
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         self.writer.insert_into(state, input, insert_op).await
     }
+}
+
+/// `plan` with its Parquet scan reading footers from the store, not from the session's cache.
+fn uncached_footers(
+    plan: Arc<dyn ExecutionPlan>,
+    store: Arc<dyn object_store::ObjectStore>,
+) -> Arc<dyn ExecutionPlan> {
+    use datafusion::datasource::physical_plan::parquet::DefaultParquetFileReaderFactory;
+    use datafusion::datasource::physical_plan::{FileScanConfigBuilder, ParquetSource};
+    use datafusion::datasource::source::DataSourceExec;
+    let Some(exec) = plan.downcast_ref::<DataSourceExec>() else {
+        return plan;
+    };
+    let Some((conf, source)) = exec.downcast_to_file_source::<ParquetSource>() else {
+        return plan;
+    };
+    let source = source
+        .clone()
+        .with_parquet_file_reader_factory(Arc::new(DefaultParquetFileReaderFactory::new(store)));
+    let conf = FileScanConfigBuilder::from(conf.clone())
+        .with_source(Arc::new(source))
+        .build();
+    DataSourceExec::from_data_source(conf)
 }
 
 /// Turns record batches into the bytes of one object.
@@ -532,7 +585,7 @@ impl Encoder {
     }
 }
 
-fn content_type(format: Format) -> &'static str {
+pub(super) fn content_type(format: Format) -> &'static str {
     match format {
         Format::Parquet => "application/vnd.apache.parquet",
         Format::Csv => "text/csv",

@@ -22,6 +22,7 @@
 //! record-object store of the seed's S3Database.
 
 mod dataset;
+mod object;
 mod records;
 
 use std::collections::{BTreeMap, HashMap};
@@ -85,6 +86,14 @@ const OPTIONS: &[OptionSpec] = &[
          UPDATE and DELETE)",
     )
     .default("parquet"),
+    OptionSpec::new(
+        "layout",
+        OptionKind::Choice(&["prefix", "object"]),
+        "what CREATE TABLE makes for a dataset: prefix (a sub-prefix t/ that each INSERT adds \
+         an object to) or object (one object t.<format> that INSERT, UPDATE and DELETE \
+         replace whole, with conditional PUTs, and that has PRIMARY KEYs)",
+    )
+    .default("prefix"),
     OptionSpec::new(
         "max_workers",
         OptionKind::Integer { min: 1, max: 1024 },
@@ -230,6 +239,8 @@ pub struct S3Backend {
     new_format: Format,
     /// Does CREATE TABLE make record collections?
     new_records: bool,
+    /// CREATE TABLE makes single-object tables (`layout=object`).
+    new_objects: bool,
     /// Tables by name, as last listed.
     tables: RwLock<BTreeMap<String, Entry>>,
 }
@@ -344,6 +355,7 @@ impl S3Backend {
             Some("records") => (Format::NdJson, true),
             Some(f) => (f.parse::<Format>()?, false),
         };
+        let new_objects = options.text("layout")?.as_deref() == Some("object");
         let settings = ClientSettings {
             region: region.clone(),
             endpoint: endpoint.clone(),
@@ -372,6 +384,7 @@ impl S3Backend {
             }),
             new_format,
             new_records,
+            new_objects,
             tables: RwLock::new(BTreeMap::new()),
         })
     }
@@ -548,6 +561,15 @@ impl Backend for S3Backend {
         if let Entry::Records { prefix } = &entry {
             return Ok(Some(Arc::new(self.records(name, prefix).await?)));
         }
+        if let Entry::Object {
+            key,
+            format,
+            compression,
+        } = &entry
+        {
+            let db = object::open(self.b.clone(), name, key, *format, *compression).await?;
+            return Ok(Some(Arc::new(db)));
+        }
         let mut ds = self.dataset(name, entry);
         ds.load().await?;
         Ok(Some(Arc::new(ds)))
@@ -606,10 +628,37 @@ impl Backend for S3Backend {
                 spec.key,
             )));
         }
+        if self.new_objects {
+            let key = format!(
+                "{}{}",
+                self.b.prefix,
+                format::file_name(name, self.new_format, Compression::None)
+            );
+            let db = object::create(
+                self.b.clone(),
+                name,
+                &key,
+                self.new_format,
+                Compression::None,
+                spec.schema,
+                spec.key.as_deref(),
+            )
+            .await?;
+            self.tables.write().insert(
+                name.to_string(),
+                Entry::Object {
+                    key,
+                    format: self.new_format,
+                    compression: Compression::None,
+                },
+            );
+            return Ok(Arc::new(db));
+        }
         if spec.key.is_some() {
             return Err(self.err(Error::unsupported(format!(
-                "S3 datasets have no keys: create '{name}' without PRIMARY KEY, or attach with \
-                 format=records for record collections keyed by a column"
+                "tables under a prefix have no keys: create '{name}' without PRIMARY KEY, or \
+                 attach with layout=object for single-object tables with keys, or with \
+                 format=records for record collections"
             ))));
         }
         let entry = Entry::Dir {
@@ -636,7 +685,13 @@ impl Backend for S3Backend {
         };
         let b = &self.b;
         let keys: Vec<StorePath> = match &entry {
-            Entry::Object { key, .. } => vec![StorePath::from(key.as_str())],
+            Entry::Object { key, format, .. } => {
+                let mut keys = vec![StorePath::from(key.as_str())];
+                if *format != Format::Parquet {
+                    keys.push(StorePath::from(object::sidecar_key(key)));
+                }
+                keys
+            }
             Entry::Dir { prefix, .. } | Entry::Records { prefix } => {
                 // `prefix/name/`: the trailing '/' keeps `name2/` and `name.parquet` out.
                 if !prefix.starts_with(&b.prefix) || !prefix.ends_with(&format!("/{name}/")) {
@@ -695,7 +750,27 @@ impl Backend for S3Backend {
             // The generic table over the record collection (crate::table::DatabaseTable).
             return Ok(None);
         }
+        if let Entry::Object { key, format, .. } = &entry
+            && *format != Format::Parquet
+            && object::has_sidecar(&self.b, key).await?
+        {
+            // A text object written here: its sidecar types its columns and says how NULL
+            // is written, which DataFusion's text readers do not take; it reads through its
+            // record store (the generic table over `open`), like the file backend's files.
+            return Ok(None);
+        }
         let ds = self.dataset(name, entry);
         Ok(Some(Arc::new(S3Table::new(ds, location).await?)))
     }
+}
+
+/// The record store behind an S3 single-object table, for DELETE/UPDATE/TRUNCATE
+/// ([`crate::dml`]); None when `provider` is not an S3 dataset table.
+pub(crate) fn dml_table(
+    provider: &dyn std::any::Any,
+) -> datafusion::error::Result<Option<crate::table::DatabaseTable>> {
+    let Some(table) = provider.downcast_ref::<S3Table>() else {
+        return Ok(None);
+    };
+    table.dml_writer().map(Some)
 }

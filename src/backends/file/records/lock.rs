@@ -17,12 +17,10 @@ use std::time::SystemTime;
 use parking_lot::Mutex;
 
 use super::format::{Compression, Format};
-use super::sidecar::Sidecar;
-use super::write::encode;
 use super::{KIND, sidecar_paths};
 use crate::error::{Error, Result};
 use crate::store::atomic::{write_atomically, write_atomically_with};
-use crate::store::chunks::{State, scan_chunk};
+use crate::store::chunks::State;
 
 pub(super) struct Shared {
     pub(super) path: PathBuf,
@@ -316,36 +314,13 @@ impl Shared {
 
     /// Writes the whole state: data file, generation, then (text formats) the schema sidecar.
     pub(super) fn persist(&self, state: &mut State, lock: &File) -> Result<Seen> {
-        state.flush();
-        let schema = state.schema.clone();
-        let key = state.key_name();
-        let full: Vec<usize> = (0..schema.fields().len()).collect();
-        let mut batches = Vec::with_capacity(state.chunks.len());
-        for chunk in &state.chunks {
-            if chunk.live > 0 {
-                batches.push(scan_chunk(
-                    &schema,
-                    chunk,
-                    0,
-                    chunk.batch.num_rows(),
-                    None,
-                    &full,
-                )?);
-            }
-        }
-        let data = encode(
-            self.format,
-            self.compression,
-            &schema,
-            key.as_deref(),
-            &batches,
-        )
-        .map_err(|e| {
-            Error::new(
-                e.kind(),
-                format!("{}: cannot write: {}", self.path.display(), e.message()),
-            )
-        })?;
+        let (data, sidecar) =
+            super::encode_state(self.format, self.compression, state).map_err(|e| {
+                Error::new(
+                    e.kind(),
+                    format!("{}: cannot write: {}", self.path.display(), e.message()),
+                )
+            })?;
         let fail = self.injected_failure();
         write_atomically_with(&self.path, |f| {
             f.write_all(&data)?;
@@ -356,10 +331,7 @@ impl Shared {
         })?;
         let generation = read_generation(lock).wrapping_add(1);
         write_generation(lock, &self.lock_path, generation)?;
-        if self.format != Format::Parquet {
-            let sidecar = Sidecar::describe(self.format, &schema, key.as_deref(), &data);
-            let json = serde_json::to_vec_pretty(&sidecar)
-                .map_err(|e| Error::internal(format!("serializing the schema file: {e}")))?;
+        if let Some(json) = sidecar {
             write_atomically(&self.sidecar_path, &json).map_err(|e| {
                 Error::new(
                     e.kind(),

@@ -22,6 +22,7 @@ use serde::Deserialize;
 
 use super::format::{Compression, Format};
 use super::lock::Shared;
+use super::sidecar::Sidecar;
 use super::write::null_regex;
 use super::{BATCH_ROWS, DEFAULT_KEY, KEY_METADATA, cast_opts, default_state, is_binary};
 use crate::error::{Error, ErrorKind, Result};
@@ -45,63 +46,83 @@ impl Shared {
             Err(e) => return Err(Error::io(format!("reading {}", self.path.display()), e)),
         };
         let sidecar = self.read_sidecar();
-        let hint = match &sidecar {
-            Some(s) if !s.matches(&raw) => format!(
-                " (the column types come from {}, which describes an earlier version of this file; if another program changed the file, delete that schema file to infer the types from the data)",
-                self.sidecar_path.display()
-            ),
-            _ => String::new(),
-        };
-        let data = if raw.is_empty() {
-            Cow::Borrowed(&raw[..])
-        } else {
-            decompress(self.compression, &raw).map_err(|e| {
-                Error::io(
-                    format!(
-                        "{}: cannot decompress ({:?} expected)",
-                        self.path.display(),
-                        self.compression
-                    ),
-                    e,
-                )
-            })?
-        };
-        let data = data
-            .strip_prefix(b"\xEF\xBB\xBF".as_slice())
-            .unwrap_or(&data);
-        let columns = match &sidecar {
-            Some(s) => s.fields(),
-            None => None,
-        };
-        let null_marker = sidecar.as_ref().and_then(|s| s.null.as_deref());
-        let ctx = TextCtx {
-            path: &self.path,
-            known: columns.as_deref().unwrap_or(&[]),
-            hint: &hint,
-        };
-        let (schema, batches) = match self.format {
-            Format::Csv => read_csv(&ctx, data, b',', null_marker)?,
-            Format::Tsv => read_csv(&ctx, data, b'\t', null_marker)?,
-            Format::Json => read_json(&ctx, data, false)?,
-            Format::NdJson => read_json(&ctx, data, true)?,
-            Format::Parquet => return Err(Error::internal("parquet is not a text format")),
-        };
-        let key = match (&sidecar, &columns) {
-            (Some(s), Some(_)) => match s.columns.iter().find(|c| c.key) {
-                None => KeyChoice::Declared(None),
-                Some(c) if schema.index_of(&c.name).is_ok() => {
-                    KeyChoice::Declared(Some(c.name.clone()))
-                }
-                Some(_) => KeyChoice::Guess,
-            },
-            _ => KeyChoice::Guess,
-        };
-        Ok(Some(Loaded {
-            schema,
-            key,
-            batches,
-        }))
+        decode_text(
+            &self.path,
+            self.format,
+            self.compression,
+            &raw,
+            sidecar.as_ref(),
+            &self.sidecar_path.display().to_string(),
+        )
+        .map(Some)
     }
+}
+
+/// Parses the bytes of a text data file (`raw`, as stored: compressed when `compression`
+/// says so) typed by its schema sidecar when there is one. `path` names the file in errors,
+/// `sidecar_shown` the sidecar.
+pub(super) fn decode_text(
+    path: &Path,
+    format: Format,
+    compression: Compression,
+    raw: &[u8],
+    sidecar: Option<&Sidecar>,
+    sidecar_shown: &str,
+) -> Result<Loaded> {
+    let hint = match sidecar {
+        Some(s) if !s.matches(raw) => format!(
+            " (the column types come from {sidecar_shown}, which describes an earlier version of this file; if another program changed the file, delete that schema file to infer the types from the data)"
+        ),
+        _ => String::new(),
+    };
+    let data = if raw.is_empty() {
+        Cow::Borrowed(raw)
+    } else {
+        decompress(compression, raw).map_err(|e| {
+            Error::io(
+                format!(
+                    "{}: cannot decompress ({compression:?} expected)",
+                    path.display()
+                ),
+                e,
+            )
+        })?
+    };
+    let data = data
+        .strip_prefix(b"\xEF\xBB\xBF".as_slice())
+        .unwrap_or(&data);
+    let columns = match sidecar {
+        Some(s) => s.fields(),
+        None => None,
+    };
+    let null_marker = sidecar.and_then(|s| s.null.as_deref());
+    let ctx = TextCtx {
+        path,
+        known: columns.as_deref().unwrap_or(&[]),
+        hint: &hint,
+    };
+    let (schema, batches) = match format {
+        Format::Csv => read_csv(&ctx, data, b',', null_marker)?,
+        Format::Tsv => read_csv(&ctx, data, b'\t', null_marker)?,
+        Format::Json => read_json(&ctx, data, false)?,
+        Format::NdJson => read_json(&ctx, data, true)?,
+        Format::Parquet => return Err(Error::internal("parquet is not a text format")),
+    };
+    let key = match (sidecar, &columns) {
+        (Some(s), Some(_)) => match s.columns.iter().find(|c| c.key) {
+            None => KeyChoice::Declared(None),
+            Some(c) if schema.index_of(&c.name).is_ok() => {
+                KeyChoice::Declared(Some(c.name.clone()))
+            }
+            Some(_) => KeyChoice::Guess,
+        },
+        _ => KeyChoice::Guess,
+    };
+    Ok(Loaded {
+        schema,
+        key,
+        batches,
+    })
 }
 
 /// A file's content before it becomes a [`State`].
@@ -216,12 +237,21 @@ pub(super) fn key_ids(
 }
 
 pub(super) fn read_parquet(path: &Path) -> Result<Option<Loaded>> {
-    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
     };
+    parquet_loaded(path, file).map(Some)
+}
+
+/// Reads a whole Parquet file from `reader` (a file, or the bytes of an object); `path` names
+/// it in errors.
+pub(super) fn parquet_loaded<R>(path: &Path, reader: R) -> Result<Loaded>
+where
+    R: datafusion::parquet::file::reader::ChunkReader + 'static,
+{
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let bad = |e: &dyn fmt::Display| {
         file_error(
             path,
@@ -229,7 +259,7 @@ pub(super) fn read_parquet(path: &Path) -> Result<Option<Loaded>> {
             format!("not a readable Parquet file: {e}"),
         )
     };
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| bad(&e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(reader).map_err(|e| bad(&e))?;
     let file_schema = builder.schema().clone();
     let key = match file_schema.metadata().get(KEY_METADATA) {
         Some(k) if k.is_empty() => KeyChoice::Declared(None),
@@ -250,11 +280,11 @@ pub(super) fn read_parquet(path: &Path) -> Result<Option<Loaded>> {
             &RecordBatchOptions::new().with_row_count(Some(b.num_rows())),
         )?);
     }
-    Ok(Some(Loaded {
+    Ok(Loaded {
         schema,
         key,
         batches,
-    }))
+    })
 }
 
 pub(super) fn decompress(c: Compression, raw: &[u8]) -> std::io::Result<Cow<'_, [u8]>> {

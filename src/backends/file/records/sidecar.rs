@@ -77,23 +77,25 @@ impl Shared {
                 return None;
             }
         };
-        match serde_json::from_slice::<Sidecar>(&bytes) {
-            Ok(s) if s.version == SIDECAR_VERSION => Some(s),
-            Ok(s) => {
-                tracing::warn!(
-                    "file backend: ignoring {}: unknown version {}",
-                    self.sidecar_path.display(),
-                    s.version
-                );
-                None
-            }
-            Err(e) => {
-                tracing::warn!(
-                    "file backend: ignoring {}: {e}",
-                    self.sidecar_path.display()
-                );
-                None
-            }
+        parse_sidecar(&bytes, &self.sidecar_path.display().to_string())
+    }
+}
+
+/// A schema sidecar from its bytes; None (with a warning naming `shown`) when it is not one
+/// this version reads.
+pub(super) fn parse_sidecar(bytes: &[u8], shown: &str) -> Option<Sidecar> {
+    match serde_json::from_slice::<Sidecar>(bytes) {
+        Ok(s) if s.version == SIDECAR_VERSION => Some(s),
+        Ok(s) => {
+            tracing::warn!(
+                "ignoring the schema file {shown}: unknown version {}",
+                s.version
+            );
+            None
+        }
+        Err(e) => {
+            tracing::warn!("ignoring the schema file {shown}: {e}");
+            None
         }
     }
 }

@@ -277,7 +277,8 @@ fn insert_with_store_rules(dml: DmlStatement) -> DfResult<Transformed<LogicalPla
     let Ok(provider) = source_as_provider(&dml.target) else {
         return unchanged(dml);
     };
-    let Some(table) = dml_table(&provider)? else {
+    // A table that refuses DELETE/UPDATE (an S3 prefix table) may still take INSERTs.
+    let Ok(Some(table)) = dml_table(&provider) else {
         return unchanged(dml);
     };
     let kinds: HashMap<String, StoreDefault> =

@@ -37,14 +37,20 @@ impl Fixture for S3ObjectsFixture {
     }
 }
 
+/// An engine with `bucket`'s single-object tables of `format` attached as `lake`.
+async fn attached(bucket: &str, format: &str) -> Engine {
+    let engine = Engine::new();
+    engine
+        .attach("lake", &objects_url(bucket, format))
+        .await
+        .expect("attach");
+    engine
+}
+
 /// An engine whose default backend is a fresh bucket of single-object tables of `format`.
 async fn engine_with(format: &str) -> Engine {
     let (name, _) = bucket().await;
-    let engine = Engine::new();
-    engine
-        .attach("lake", &objects_url(&name, format))
-        .await
-        .expect("attach");
+    let engine = attached(&name, format).await;
     engine.set_default_backend("lake").expect("default");
     engine
 }
@@ -78,11 +84,7 @@ async fn object_bytes(store: &Arc<dyn ObjectStore>, key: &str) -> Option<Vec<u8>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_table_writes_one_object_and_dml_replaces_it() {
     let (name, store) = bucket().await;
-    let engine = Engine::new();
-    engine
-        .attach("lake", &objects_url(&name, "csv"))
-        .await
-        .expect("attach");
+    let engine = attached(&name, "csv").await;
     engine
         .execute("CREATE TABLE lake.t (id BIGINT PRIMARY KEY, name TEXT, score DOUBLE)")
         .await
@@ -138,11 +140,7 @@ async fn create_table_writes_one_object_and_dml_replaces_it() {
         ["1|ada|false|false", "2||true|true"]
     );
     // A second engine reads the object as written (types from the sidecar).
-    let other = Engine::new();
-    other
-        .attach("lake", &objects_url(&name, "csv"))
-        .await
-        .expect("attach");
+    let other = attached(&name, "csv").await;
     assert_eq!(
         rows(
             &other,
@@ -312,11 +310,7 @@ async fn foreign_objects_take_dml_and_prefix_tables_refuse_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_same_size_rewrite_is_read_fresh() {
     let (name, _) = bucket().await;
-    let engine = Engine::new();
-    engine
-        .attach("lake", &objects_url(&name, "parquet"))
-        .await
-        .expect("attach");
+    let engine = attached(&name, "parquet").await;
     engine
         .execute("CREATE TABLE lake.t (id BIGINT, a BIGINT, b BIGINT)")
         .await

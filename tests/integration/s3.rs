@@ -92,6 +92,15 @@ pub(crate) fn lineitem_parquet(n: i64) -> Vec<u8> {
     out
 }
 
+/// The bytes of the object `key`; None when there is none.
+pub(crate) async fn object_bytes(store: &Arc<dyn ObjectStore>, key: &str) -> Option<Vec<u8>> {
+    match store.get(&StorePath::from(key)).await {
+        Ok(got) => Some(got.bytes().await.expect("body").to_vec()),
+        Err(object_store::Error::NotFound { .. }) => None,
+        Err(e) => panic!("get {key}: {e}"),
+    }
+}
+
 pub(crate) fn lake_url(bucket: &str, prefix: &str) -> String {
     let (key, secret) = keys();
     format!(

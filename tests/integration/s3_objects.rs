@@ -10,11 +10,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use dataknobs::{Backend, Engine, ErrorKind};
 use futures::StreamExt;
-use object_store::path::Path as StorePath;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::ObjectStore;
 
 use crate::conformance::Fixture;
-use crate::s3::{bucket, lake_url, lineitem_parquet, put, rows};
+use crate::s3::{bucket, lake_url, lineitem_parquet, object_bytes, put, rows};
 
 /// The URL of `bucket`'s prefix `objs/` with single-object tables of `format`.
 fn objects_url(bucket: &str, format: &str) -> String {
@@ -73,26 +72,20 @@ async fn slt_on_csv_objects() {
     crate::slt::run_all("s3-objects", || engine_with("csv")).await;
 }
 
-async fn object_bytes(store: &Arc<dyn ObjectStore>, key: &str) -> Option<Vec<u8>> {
-    match store.get(&StorePath::from(key)).await {
-        Ok(got) => Some(got.bytes().await.expect("body").to_vec()),
-        Err(object_store::Error::NotFound { .. }) => None,
-        Err(e) => panic!("get {key}: {e}"),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_table_writes_one_object_and_dml_replaces_it() {
     let (name, store) = bucket().await;
     let engine = attached(&name, "csv").await;
-    engine
-        .execute("CREATE TABLE lake.t (id BIGINT PRIMARY KEY, name TEXT, score DOUBLE)")
-        .await
-        .expect("create");
-    engine
-        .execute("INSERT INTO lake.t VALUES (1, 'ada', 1.5), (2, '', NULL), (3, NULL, 3.0)")
-        .await
-        .expect("insert");
+    rows(
+        &engine,
+        "CREATE TABLE lake.t (id BIGINT PRIMARY KEY, name TEXT, score DOUBLE)",
+    )
+    .await;
+    rows(
+        &engine,
+        "INSERT INTO lake.t VALUES (1, 'ada', 1.5), (2, '', NULL), (3, NULL, 3.0)",
+    )
+    .await;
     // One CSV object, its schema sidecar beside it under _dataknobs/, nothing else.
     let mut keys: Vec<String> = store
         .list(None)
@@ -149,7 +142,7 @@ async fn create_table_writes_one_object_and_dml_replaces_it() {
         .await,
         ["Int64|Float64|3.0"]
     );
-    engine.execute("DROP TABLE lake.t").await.expect("drop");
+    rows(&engine, "DROP TABLE lake.t").await;
     let left: Vec<_> = store.list(None).collect::<Vec<_>>().await;
     assert!(left.is_empty(), "DROP TABLE leaves nothing: {left:?}");
 }
@@ -311,14 +304,16 @@ async fn foreign_objects_take_dml_and_prefix_tables_refuse_it() {
 async fn a_same_size_rewrite_is_read_fresh() {
     let (name, _) = bucket().await;
     let engine = attached(&name, "parquet").await;
-    engine
-        .execute("CREATE TABLE lake.t (id BIGINT, a BIGINT, b BIGINT)")
-        .await
-        .expect("create");
-    engine
-        .execute("INSERT INTO lake.t VALUES (1, 10, 20), (2, 30, 40)")
-        .await
-        .expect("insert");
+    rows(
+        &engine,
+        "CREATE TABLE lake.t (id BIGINT, a BIGINT, b BIGINT)",
+    )
+    .await;
+    rows(
+        &engine,
+        "INSERT INTO lake.t VALUES (1, 10, 20), (2, 30, 40)",
+    )
+    .await;
     for round in 0..4 {
         assert_eq!(rows(&engine, "UPDATE lake.t SET a = b, b = a").await, ["2"]);
         let want = if round % 2 == 0 {

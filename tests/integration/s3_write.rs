@@ -11,7 +11,7 @@ use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::common::raw_http;
-use crate::s3::{bucket, endpoint, lake_url, lineitem_parquet, put, rows};
+use crate::s3::{bucket, endpoint, lake_url, lineitem_parquet, object_bytes, put, rows};
 
 /// Every key in the bucket, sorted.
 async fn keys_in(store: &Arc<dyn ObjectStore>) -> Vec<String> {
@@ -277,25 +277,17 @@ async fn a_single_object_table_is_written_again_with_old_and_new_rows() {
     );
 
     // A failing INSERT leaves the object as it was.
-    let before = store
-        .get(&StorePath::from("people.csv"))
+    let before = object_bytes(&store, "people.csv")
         .await
-        .expect("get")
-        .bytes()
-        .await
-        .expect("bytes");
+        .expect("people.csv");
     let err = engine
         .execute("INSERT INTO lake.people SELECT id / (id - 4), name FROM lake.people")
         .await
         .expect_err("division by zero");
     assert!(err.to_string().contains("Divide by zero"), "{err}");
-    let after = store
-        .get(&StorePath::from("people.csv"))
+    let after = object_bytes(&store, "people.csv")
         .await
-        .expect("get")
-        .bytes()
-        .await
-        .expect("bytes");
+        .expect("people.csv");
     assert_eq!(before, after);
 
     // DELETE and UPDATE replace the object too (tests/integration/s3_objects.rs has more).

@@ -397,16 +397,18 @@ pub(crate) fn plain_types(schema: &SchemaRef) -> SchemaRef {
     let fields: Vec<_> = schema
         .fields()
         .iter()
-        .map(|f| {
-            let dt = match f.data_type() {
-                DataType::Utf8View => DataType::Utf8,
-                DataType::BinaryView => DataType::Binary,
-                other => other.clone(),
-            };
-            f.as_ref().clone().with_data_type(dt)
-        })
+        .map(|f| f.as_ref().clone().with_data_type(plain_type(f.data_type())))
         .collect();
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+/// A string or binary view type as the plain string or binary type; others as they are.
+pub(crate) fn plain_type(t: &DataType) -> DataType {
+    match t {
+        DataType::Utf8View => DataType::Utf8,
+        DataType::BinaryView => DataType::Binary,
+        other => other.clone(),
+    }
 }
 
 /// An empty collection of `schema` keyed by `key` (no key for None), for a new data file

@@ -36,6 +36,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::{BACKEND, Bucket, Entry};
 use crate::backends::file::format::{Compression, Format};
+use crate::backends::file::records::plain_type;
 use crate::database::{Capabilities, Database, FilterSupport, Location, Partition};
 use crate::error::{Error, Result};
 use crate::query::{FilterExpr, Query};
@@ -348,7 +349,7 @@ impl S3Table {
                 *format,
                 *compression,
                 &listing.schema(),
-            )?),
+            )),
             _ => Arc::new(ds),
         };
 
@@ -606,14 +607,6 @@ pub(super) fn writing_schema(schema: &SchemaRef) -> SchemaRef {
             .map(|f| Field::new(f.name(), plain_type(f.data_type()), true))
             .collect::<Vec<_>>(),
     ))
-}
-
-fn plain_type(t: &DataType) -> DataType {
-    match t {
-        DataType::Utf8View => DataType::Utf8,
-        DataType::BinaryView => DataType::Binary,
-        other => other.clone(),
-    }
 }
 
 /// The object beside a dataset's data objects that declares its format and columns (written

@@ -117,11 +117,8 @@ pub(super) async fn open(
     format: Format,
     compression: Compression,
 ) -> Result<ObjectDatabase> {
-    let empty = new_state(
-        &PathBuf::from(b.url_of(key)),
-        Arc::new(Schema::empty()),
-        None,
-    )?;
+    // Replaced by the object's content before `open` returns.
+    let empty = State::new(Arc::new(Schema::empty()), None);
     let access = ObjectAccess::new(b, table, key, format, compression, empty);
     {
         let _op = access.shared.op.lock().await;
@@ -140,7 +137,7 @@ pub(super) fn lazy(
     format: Format,
     compression: Compression,
     schema: &SchemaRef,
-) -> Result<ObjectDatabase> {
+) -> ObjectDatabase {
     let schema = plain_types(schema);
     let key_column = schema
         .metadata()
@@ -149,11 +146,11 @@ pub(super) fn lazy(
         .cloned();
     let label = PathBuf::from(b.url_of(key));
     let state = new_state(&label, schema, key_column.as_deref())
-        .or_else(|_| new_state(&label, Arc::new(Schema::empty()), None))?;
-    Ok(ChunkCollection::new(
+        .unwrap_or_else(|_| State::new(Arc::new(Schema::empty()), None));
+    ChunkCollection::new(
         table,
         ObjectAccess::new(b, table, key, format, compression, state),
-    ))
+    )
 }
 
 /// Does the text object at `key` have a schema sidecar (was it written here)?

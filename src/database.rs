@@ -48,7 +48,54 @@ impl Partition {
         count: 1,
         scan: 0,
     };
+
+    /// A cell that every partition of this scan shares (one per value type), for what they
+    /// must agree on: one snapshot of a store, one listing of a prefix. The first partition
+    /// fills it, the others take it. An unpartitioned scan gets a fresh cell of its own.
+    ///
+    /// The entry is dropped once every partition has asked (or after a minute, for partitions
+    /// that never run); a partition asking again starts a new execution of the scan.
+    pub fn shared<T: Send + Sync + 'static>(&self) -> Arc<tokio::sync::OnceCell<T>> {
+        if self.scan == 0 || self.count <= 1 {
+            return Arc::new(tokio::sync::OnceCell::new());
+        }
+        let mut map = SHARED.lock();
+        map.retain(|_, e| e.since.elapsed() < std::time::Duration::from_secs(60));
+        let fresh = || SharedCell {
+            cell: Arc::new(tokio::sync::OnceCell::<T>::new()),
+            taken: Default::default(),
+            since: std::time::Instant::now(),
+        };
+        let entry = map
+            .entry((self.scan, std::any::TypeId::of::<T>()))
+            .or_insert_with(fresh);
+        if entry.taken.contains(&self.index) {
+            *entry = fresh();
+        }
+        entry.taken.insert(self.index);
+        let cell = entry.cell.clone();
+        if entry.taken.len() >= self.count {
+            map.remove(&(self.scan, std::any::TypeId::of::<T>()));
+        }
+        // The key holds T's type id, so the cell is T's.
+        cell.downcast::<tokio::sync::OnceCell<T>>()
+            .unwrap_or_else(|_| Arc::new(tokio::sync::OnceCell::new()))
+    }
 }
+
+/// One scan's shared cell ([`Partition::shared`]).
+struct SharedCell {
+    cell: Arc<dyn std::any::Any + Send + Sync>,
+    /// Partitions that have taken it.
+    taken: std::collections::HashSet<usize>,
+    since: std::time::Instant,
+}
+
+type SharedKey = (u64, std::any::TypeId);
+
+static SHARED: std::sync::LazyLock<
+    parking_lot::Mutex<std::collections::HashMap<SharedKey, SharedCell>>,
+> = std::sync::LazyLock::new(Default::default);
 
 /// Where a collection lives: the attached backend's name, the schema and the collection.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -29,42 +29,6 @@ use crate::record::Record;
 
 type Snapshot = (SchemaRef, Vec<Arc<Chunk>>);
 
-/// A scan's shared snapshot: taken by its first partition, handed to the others.
-struct SharedSnapshot {
-    cell: Arc<tokio::sync::OnceCell<Snapshot>>,
-    /// Partitions that have taken it; a partition coming again is a new execution.
-    taken: std::collections::HashSet<usize>,
-    count: usize,
-    since: std::time::Instant,
-}
-
-static SHARED_SNAPSHOTS: std::sync::LazyLock<
-    parking_lot::Mutex<std::collections::HashMap<u64, SharedSnapshot>>,
-> = std::sync::LazyLock::new(Default::default);
-
-/// The snapshot cell of `partition`'s scan. The entry is dropped once every partition has
-/// taken it (or after a minute, for partitions that never run).
-fn shared_snapshot(partition: Partition) -> Arc<tokio::sync::OnceCell<Snapshot>> {
-    let mut map = SHARED_SNAPSHOTS.lock();
-    map.retain(|_, e| e.since.elapsed() < std::time::Duration::from_secs(60));
-    let fresh = || SharedSnapshot {
-        cell: Arc::new(tokio::sync::OnceCell::new()),
-        taken: Default::default(),
-        count: partition.count,
-        since: std::time::Instant::now(),
-    };
-    let entry = map.entry(partition.scan).or_insert_with(fresh);
-    if entry.taken.contains(&partition.index) {
-        *entry = fresh();
-    }
-    entry.taken.insert(partition.index);
-    let cell = entry.cell.clone();
-    if entry.taken.len() >= entry.count {
-        map.remove(&partition.scan);
-    }
-    cell
-}
-
 /// How a [`ChunkCollection`] reaches its state.
 pub trait StateAccess: Debug + Send + Sync + 'static {
     /// The backend's name (`backend_name`, and the backend named in errors).
@@ -282,16 +246,13 @@ impl<A: StateAccess> Database for ChunkCollection<A> {
     }
 
     async fn scan(&self, query: &Query, partition: Partition) -> Result<SendableRecordBatchStream> {
-        let (schema, chunks) = if partition.scan == 0 || partition.count <= 1 {
-            self.access.snapshot().await
-        } else {
-            // Every partition of one scan reads the same snapshot.
-            let cell = shared_snapshot(partition);
-            cell.get_or_try_init(|| self.access.snapshot())
-                .await
-                .cloned()
-        }
-        .map_err(|e| e.with_backend(A::KIND))?;
+        // Every partition of one scan reads the same snapshot.
+        let (schema, chunks) = partition
+            .shared::<Snapshot>()
+            .get_or_try_init(|| self.access.snapshot())
+            .await
+            .cloned()
+            .map_err(|e| e.with_backend(A::KIND))?;
         scan_snapshot(&self.name, A::KIND, schema, chunks, query, partition)
     }
 

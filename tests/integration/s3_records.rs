@@ -269,3 +269,64 @@ async fn sql_sees_objects_written_by_others_and_names_bad_ones() {
         ["../x"]
     );
 }
+
+/// A scan of many records runs in partitions that split one listing (every row once, with
+/// `max_workers` shared between them), and `count(*)` without a WHERE is the listing's count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_scan_runs_in_partitions_and_counts_from_the_listing() {
+    let (name, store) = bucket().await;
+    let engine = Engine::new();
+    engine
+        .attach(
+            "lake",
+            &format!("{}&format=records&list_cache=0", lake_url(&name, "")),
+        )
+        .await
+        .expect("attach");
+    rows(&engine, "SET datafusion.execution.target_partitions = 4").await;
+    rows(
+        &engine,
+        "CREATE TABLE lake.t (id VARCHAR PRIMARY KEY, n BIGINT)",
+    )
+    .await;
+    assert_eq!(
+        rows(
+            &engine,
+            "INSERT INTO lake.t SELECT CAST(v AS VARCHAR) AS id, v AS n FROM generate_series(1, 700) g(v)"
+        )
+        .await,
+        ["700"]
+    );
+    // 700 objects: three partitions of at least 256.
+    let plan = rows(&engine, "EXPLAIN SELECT id, n FROM lake.t WHERE n % 7 = 0")
+        .await
+        .join("\n");
+    assert!(plan.contains("partitions=3"), "{plan}");
+    assert_eq!(
+        rows(
+            &engine,
+            "SELECT count(*), count(DISTINCT id), sum(n), min(n), max(n) FROM lake.t"
+        )
+        .await,
+        ["700|700|245350|1|700"]
+    );
+    assert_eq!(
+        rows(
+            &engine,
+            "SELECT count(*), sum(n) FROM lake.t WHERE n % 7 = 0"
+        )
+        .await,
+        ["100|35350"]
+    );
+    // count(*) alone: one LIST, no GET.
+    let plan = rows(&engine, "EXPLAIN SELECT count(*) FROM lake.t")
+        .await
+        .join("\n");
+    assert!(plan.contains("count of keys"), "{plan}");
+    put(&store, "t/zz.json", br#"{"id": "zz", "n": 0}"#.to_vec()).await;
+    assert_eq!(rows(&engine, "SELECT count(*) FROM lake.t").await, ["701"]);
+    assert_eq!(
+        rows(&engine, "SELECT count(*) FROM lake.t WHERE n = 0").await,
+        ["1"]
+    );
+}

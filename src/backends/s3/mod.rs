@@ -1,10 +1,11 @@
-//! The S3 backend (issue 14, in progress): Parquet / CSV / TSV / JSON / NDJSON datasets under a
-//! bucket prefix, as tables, read through DataFusion's listing tables over `object_store`'s
-//! Amazon S3 client (projection, row-group pruning and predicate pushdown for Parquet, range
-//! reads coalesced).
+//! The S3 backend (issue 14): Parquet / CSV / TSV / JSON / NDJSON datasets under a bucket
+//! prefix, as tables, read through DataFusion's listing tables over `object_store`'s Amazon S3
+//! client (projection, row-group pruning and predicate pushdown for Parquet, range reads
+//! coalesced), and the seed's record objects ([`records`], `format=records`).
 //!
 //! URL: `s3://[ACCESS_KEY:SECRET@]bucket[/prefix/][?region=…&endpoint=…&path_style=…]`.
-//! Credentials come from the URL's user info, else the usual `AWS_*` environment variables.
+//! Credentials come from the URL's user info, else the usual `AWS_*` environment variables
+//! and the standard AWS chain (profiles, SSO, `credential_process`, instance roles).
 //! Tables follow the file backend's naming rule: under the prefix, the object
 //! `lineitem.parquet` is the table `lineitem`, and a sub-prefix `events/` holding data objects
 //! is the table `events`. Nothing outside the prefix is listed or read: table names with `/`,
@@ -16,14 +17,17 @@
 //! the engine under `s3://bucket` (the first attachment of a bucket wins), for
 //! `COPY … TO 's3://bucket/key'`.
 //!
-//! Writes ([`dataset`]): `INSERT` adds one new object per statement to a prefix table (or
-//! replaces a single-object table's object with its old rows and the new ones); `CREATE
-//! TABLE` makes `prefix/t/`; `DROP TABLE` deletes that table's keys only. Not yet here: the
-//! record-object store of the seed's S3Database.
+//! Writes ([`dataset`]): `INSERT` adds one new object per statement to a prefix table;
+//! `CREATE TABLE` makes `prefix/t/` (or `prefix/t.<format>` with `layout=object`); `DROP
+//! TABLE` deletes that table's keys only. A single-object table ([`object`]) takes INSERT,
+//! UPDATE, DELETE and the record API, each written whole with a conditional PUT on the ETag
+//! it read.
 
 mod dataset;
 mod object;
 mod records;
+
+pub use records::RecordScanPart;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

@@ -38,6 +38,21 @@ use crate::record::{
 /// Rows decoded per batch of a scan.
 const SCAN_BATCH: usize = 1024;
 
+/// The fewest objects worth a scan partition of their own.
+const PARTITION_OBJECTS: usize = 256;
+
+/// One partition of a scan over record objects, as plain data (serde): the bucket, the keys
+/// of the objects it reads and the query pushed to it. It holds no credentials: whoever runs
+/// it (another process, later) reaches the bucket through an attachment of its own.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RecordScanPart {
+    pub bucket: String,
+    pub keys: Vec<String>,
+    pub query: Query,
+    /// GETs in flight: the attachment's `max_workers` shared by the scan's partitions.
+    pub workers: usize,
+}
+
 /// How the record-object client is made (from the attach URL).
 pub(super) struct ClientSettings {
     pub(super) region: String,
@@ -1059,150 +1074,39 @@ impl Database for S3Records {
         )
     }
 
-    async fn scan(
-        &self,
-        query: &Query,
-        _partition: Partition,
-    ) -> Result<SendableRecordBatchStream> {
-        let ids = self.ids().await?;
-        let schema = self.columns();
-        let predicate = crate::pushdown::eval::compile_predicate(&query.filters, &schema)?;
-        let projection: Vec<usize> = match &query.fields {
-            None => (0..schema.fields().len()).collect(),
-            Some(names) => names
-                .iter()
-                .map(|n| {
-                    schema
-                        .index_of(n)
-                        .map_err(|_| Error::query(format!("'{}' has no column '{n}'", self.name)))
-                })
-                .collect::<Result<_>>()?,
-        };
-        let mut fields: Vec<ArrowField> = projection
-            .iter()
-            .map(|i| schema.field(*i).clone())
-            .collect();
-        if query.row_ids {
-            fields.push(ArrowField::new(
-                ROW_ID,
-                datafusion::arrow::datatypes::DataType::Utf8,
-                false,
-            ));
+    async fn scan_partitions(&self, query: &Query, target: usize) -> usize {
+        // An offset or a limit is one sequence; otherwise a partition per PARTITION_OBJECTS ids.
+        if query.offset.is_some() || query.limit.is_some() || !query.sort.is_empty() {
+            return 1;
         }
-        let out_schema: SchemaRef = Arc::new(Schema::new(fields));
-        // Offset and limit arrive only when every filter and the (empty) sort are ours.
-        let (skip, limit) = if query.sort.is_empty() {
-            (query.offset.unwrap_or(0), query.limit)
-        } else {
-            (0, None)
-        };
-        let this = Arc::new(S3Records::new(
-            self.b.clone(),
-            &self.name,
-            self.prefix.clone(),
-            schema.clone(),
-            self.key.clone(),
-        ));
-        let workers = self.workers();
-        let row_ids = query.row_ids;
-        let schema_out = out_schema.clone();
-        let chunks = ids
-            .iter()
-            .cloned()
-            .collect::<Vec<_>>()
-            .chunks(SCAN_BATCH)
-            .map(<[String]>::to_vec)
-            .collect::<Vec<_>>();
-        // Objects stream in `workers` at a time across chunk boundaries; each full chunk is
-        // decoded and filtered as soon as its last object arrives.
-        let fetches = {
-            let this = this.clone();
-            futures::stream::iter(chunks.into_iter().flat_map(|c| {
-                let n = c.len();
-                c.into_iter()
-                    .enumerate()
-                    .map(move |(i, id)| (i + 1 == n, id))
-            }))
-            .map(move |(last, id)| {
-                let this = this.clone();
-                async move {
-                    let f = this.get(&id, false).await?;
-                    Ok::<_, Error>((last, id, f))
-                }
-            })
-            .buffered(workers)
-        };
-        let stream = fetches
-            .scan(
-                (Vec::<String>::new(), Vec::<Bytes>::new()),
-                |(ids, bodies), item| {
-                    let out = match item {
-                        Err(e) => Some(Err(e)),
-                        Ok((last, id, fetched)) => {
-                            // Deleted since the listing: skipped.
-                            if let Some(f) = fetched {
-                                ids.push(id);
-                                bodies.push(f.body);
-                            }
-                            if last {
-                                Some(Ok((std::mem::take(ids), std::mem::take(bodies))))
-                            } else {
-                                Some(Ok((Vec::new(), Vec::new())))
-                            }
-                        }
-                    };
-                    futures::future::ready(out)
-                },
-            )
-            .try_filter(|(ids, _)| futures::future::ready(!ids.is_empty()))
-            .map(move |chunk| {
-                let (ids, bodies) = chunk?;
-                let batch = this.decode(&ids, &bodies)?;
-                let mask = match &predicate {
-                    Some(p) => Some(crate::pushdown::eval::evaluate_mask(p, &batch)?),
-                    None => None,
-                };
-                let mut columns: Vec<_> = projection
-                    .iter()
-                    .map(|i| batch.column(*i).clone())
-                    .collect();
-                if row_ids {
-                    columns.push(Arc::new(StringArray::from(ids)));
-                }
-                let projected = RecordBatch::try_new_with_options(
-                    schema_out.clone(),
-                    columns,
-                    &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
-                )?;
-                Ok::<RecordBatch, Error>(match mask {
-                    Some(m) => filter_record_batch(&projected, &m)?,
-                    None => projected,
-                })
-            });
-        let limited = if skip == 0 && limit.is_none() {
-            stream.boxed()
-        } else {
-            stream
-                .scan((skip, limit.unwrap_or(usize::MAX)), |(skip, left), b| {
-                    let out = match b {
-                        _ if *left == 0 => None,
-                        Ok(b) => {
-                            let from = (*skip).min(b.num_rows());
-                            *skip -= from;
-                            let n = (b.num_rows() - from).min(*left);
-                            *left -= n;
-                            Some(Ok(b.slice(from, n)))
-                        }
-                        Err(e) => Some(Err(e)),
-                    };
-                    futures::future::ready(out)
-                })
-                .boxed()
-        };
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
-            out_schema,
-            limited.map_err(|e| e.into_datafusion()),
-        )))
+        match self.ids().await {
+            Ok(ids) => target.clamp(1, ids.len().div_ceil(PARTITION_OBJECTS).max(1)),
+            Err(_) => 1,
+        }
+    }
+
+    async fn count(&self, query: Option<&Query>) -> Result<u64> {
+        // All records: the listing (no object is read).
+        match query {
+            Some(q) if !q.filters.is_empty() || q.offset.is_some() || q.limit.is_some() => {
+                crate::local::count(self, query).await
+            }
+            _ => Ok(self.ids().await?.len() as u64),
+        }
+    }
+
+    fn describe_count(&self, query: Option<&Query>) -> String {
+        match query {
+            Some(q) if !q.filters.is_empty() || q.offset.is_some() || q.limit.is_some() => {
+                format!("count of {}", self.describe_scan(q))
+            }
+            _ => format!("LIST {} (count of keys)", self.b.url_of(&self.prefix)),
+        }
+    }
+
+    async fn scan(&self, query: &Query, partition: Partition) -> Result<SendableRecordBatchStream> {
+        let part = self.scan_part(query, partition).await?;
+        self.run_part(part)
     }
 
     async fn insert(&self, data: SendableRecordBatchStream) -> Result<u64> {
@@ -1345,5 +1249,197 @@ impl Database for S3Records {
             .await?;
         self.forget_ids();
         Ok(changed.iter().filter(|c| **c).count() as u64)
+    }
+}
+
+impl S3Records {
+    /// Partition `partition` of a scan of `query`: its share of one listing (every partition
+    /// of a scan splits the same list of ids).
+    async fn scan_part(&self, query: &Query, partition: Partition) -> Result<RecordScanPart> {
+        let ids = partition
+            .shared::<Arc<Vec<String>>>()
+            .get_or_try_init(|| self.ids())
+            .await?
+            .clone();
+        let (n, count) = (ids.len(), partition.count.max(1));
+        let index = partition.index.min(count - 1);
+        let keys = ids[n * index / count..n * (index + 1) / count]
+            .iter()
+            .map(|id| self.object_key(id))
+            .collect::<Result<_>>()?;
+        Ok(RecordScanPart {
+            bucket: self.b.bucket.clone(),
+            keys,
+            query: query.clone(),
+            workers: self.workers().div_ceil(count),
+        })
+    }
+
+    /// The rows of one scan partition: its objects fetched `max_workers` at a time, decoded
+    /// and filtered [`SCAN_BATCH`] at a time as they arrive.
+    fn run_part(&self, part: RecordScanPart) -> Result<SendableRecordBatchStream> {
+        if part.bucket != self.b.bucket {
+            return Err(Error::query(format!(
+                "a scan of bucket '{}' cannot run on {}",
+                part.bucket,
+                self.b.url_of(&self.prefix)
+            ))
+            .with_backend(BACKEND));
+        }
+        // Only keys of this collection: `prefix/<segment>.json`.
+        let ids = part
+            .keys
+            .iter()
+            .map(|k| {
+                k.strip_prefix(&self.prefix)
+                    .and_then(|rest| rest.strip_suffix(".json"))
+                    .filter(|rest| !rest.contains('/'))
+                    .and_then(segment_to_id)
+                    .ok_or_else(|| {
+                        Error::query(format!(
+                            "{} is not a record of {}",
+                            self.b.url_of(k),
+                            self.b.url_of(&self.prefix)
+                        ))
+                        .with_backend(BACKEND)
+                    })
+            })
+            .collect::<Result<Vec<String>>>()?;
+        let query = &part.query;
+        let schema = self.columns();
+        let predicate = crate::pushdown::eval::compile_predicate(&query.filters, &schema)?;
+        let projection: Vec<usize> = match &query.fields {
+            None => (0..schema.fields().len()).collect(),
+            Some(names) => names
+                .iter()
+                .map(|n| {
+                    schema
+                        .index_of(n)
+                        .map_err(|_| Error::query(format!("'{}' has no column '{n}'", self.name)))
+                })
+                .collect::<Result<_>>()?,
+        };
+        let mut fields: Vec<ArrowField> = projection
+            .iter()
+            .map(|i| schema.field(*i).clone())
+            .collect();
+        if query.row_ids {
+            fields.push(ArrowField::new(
+                ROW_ID,
+                datafusion::arrow::datatypes::DataType::Utf8,
+                false,
+            ));
+        }
+        let out_schema: SchemaRef = Arc::new(Schema::new(fields));
+        // Offset and limit arrive only when every filter and the (empty) sort are ours.
+        let (skip, limit) = if query.sort.is_empty() {
+            (query.offset.unwrap_or(0), query.limit)
+        } else {
+            (0, None)
+        };
+        let this = Arc::new(S3Records::new(
+            self.b.clone(),
+            &self.name,
+            self.prefix.clone(),
+            schema.clone(),
+            self.key.clone(),
+        ));
+        let workers = part.workers.max(1);
+        let row_ids = query.row_ids;
+        let schema_out = out_schema.clone();
+        let chunks = ids
+            .chunks(SCAN_BATCH)
+            .map(<[String]>::to_vec)
+            .collect::<Vec<_>>();
+        // Objects stream in `workers` at a time across chunk boundaries; each full chunk is
+        // decoded and filtered as soon as its last object arrives.
+        let fetches = {
+            let this = this.clone();
+            futures::stream::iter(chunks.into_iter().flat_map(|c| {
+                let n = c.len();
+                c.into_iter()
+                    .enumerate()
+                    .map(move |(i, id)| (i + 1 == n, id))
+            }))
+            .map(move |(last, id)| {
+                let this = this.clone();
+                async move {
+                    let f = this.get(&id, false).await?;
+                    Ok::<_, Error>((last, id, f))
+                }
+            })
+            .buffered(workers)
+        };
+        let stream = fetches
+            .scan(
+                (Vec::<String>::new(), Vec::<Bytes>::new()),
+                |(ids, bodies), item| {
+                    let out = match item {
+                        Err(e) => Some(Err(e)),
+                        Ok((last, id, fetched)) => {
+                            // Deleted since the listing: skipped.
+                            if let Some(f) = fetched {
+                                ids.push(id);
+                                bodies.push(f.body);
+                            }
+                            if last {
+                                Some(Ok((std::mem::take(ids), std::mem::take(bodies))))
+                            } else {
+                                Some(Ok((Vec::new(), Vec::new())))
+                            }
+                        }
+                    };
+                    futures::future::ready(out)
+                },
+            )
+            .try_filter(|(ids, _)| futures::future::ready(!ids.is_empty()))
+            .map(move |chunk| {
+                let (ids, bodies) = chunk?;
+                let batch = this.decode(&ids, &bodies)?;
+                let mask = match &predicate {
+                    Some(p) => Some(crate::pushdown::eval::evaluate_mask(p, &batch)?),
+                    None => None,
+                };
+                let mut columns: Vec<_> = projection
+                    .iter()
+                    .map(|i| batch.column(*i).clone())
+                    .collect();
+                if row_ids {
+                    columns.push(Arc::new(StringArray::from(ids)));
+                }
+                let projected = RecordBatch::try_new_with_options(
+                    schema_out.clone(),
+                    columns,
+                    &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+                )?;
+                Ok::<RecordBatch, Error>(match mask {
+                    Some(m) => filter_record_batch(&projected, &m)?,
+                    None => projected,
+                })
+            });
+        let limited = if skip == 0 && limit.is_none() {
+            stream.boxed()
+        } else {
+            stream
+                .scan((skip, limit.unwrap_or(usize::MAX)), |(skip, left), b| {
+                    let out = match b {
+                        _ if *left == 0 => None,
+                        Ok(b) => {
+                            let from = (*skip).min(b.num_rows());
+                            *skip -= from;
+                            let n = (b.num_rows() - from).min(*left);
+                            *left -= n;
+                            Some(Ok(b.slice(from, n)))
+                        }
+                        Err(e) => Some(Err(e)),
+                    };
+                    futures::future::ready(out)
+                })
+                .boxed()
+        };
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            out_schema,
+            limited.map_err(|e| e.into_datafusion()),
+        )))
     }
 }

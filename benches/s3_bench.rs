@@ -19,6 +19,10 @@
 //! and exits 0 (so `cargo test --all-targets`, which runs harness = false benches, needs no
 //! server).
 
+/// The `dataknobs` binary's allocator (src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -183,7 +187,20 @@ async fn main() {
         }
         "scan" => {
             check(engine.attach("lake", &lake_url("ds/", "")).await, "attach");
+            if let Ok(p) = std::env::var("SCAN_PARTITIONS") {
+                let set = format!("SET datafusion.execution.target_partitions = {p}");
+                check(engine.execute(&set).await, &set);
+            }
             let sql = "SELECT * FROM lake.big";
+            if std::env::var("SHOW_PLAN").is_ok() {
+                let plan = check(engine.execute(&format!("EXPLAIN {sql}")).await, "explain");
+                eprintln!(
+                    "{}",
+                    datafusion::arrow::util::pretty::pretty_format_batches(&plan)
+                        .map(|t| t.to_string())
+                        .unwrap_or_default()
+                );
+            }
             // One warm-up run (the client, connections, the object's metadata).
             let rows = stream_rows(&engine, sql).await;
             let mut times = Vec::with_capacity(runs);

@@ -6,6 +6,9 @@
 
 const STACK: usize = 64 << 20;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let run = || {
         let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -428,7 +428,8 @@ impl TableProvider for S3Table {
                 }
                 _ => self.listing.scan(state, projection, filters, limit).await?,
             };
-            return Ok(uncached_footers(plan, self.b.store.clone()));
+            let plan = uncached_footers(plan, self.b.store.clone());
+            return Ok(more_partitions(plan, state.config_options()));
         }
         let plan = self.listing.scan(state, projection, filters, limit).await?;
         // CSV/JSON readers report the line but not the object.
@@ -469,6 +470,28 @@ fn uncached_footers(
         .with_source(Arc::new(source))
         .build();
     DataSourceExec::from_data_source(conf)
+}
+
+/// The fewest partitions an S3 Parquet scan is split into (by byte ranges, objects above
+/// `repartition_file_min_size` only): more requests in flight than cores, so that fetching a
+/// row group overlaps with decoding another.
+const MIN_SCAN_PARTITIONS: usize = 4;
+
+/// `plan` (a Parquet scan) split into at least [`MIN_SCAN_PARTITIONS`] partitions.
+fn more_partitions(
+    plan: Arc<dyn ExecutionPlan>,
+    config: &datafusion::config::ConfigOptions,
+) -> Arc<dyn ExecutionPlan> {
+    let target = config.execution.target_partitions.max(MIN_SCAN_PARTITIONS);
+    if !config.optimizer.repartition_file_scans
+        || plan.properties().partitioning.partition_count() >= target
+    {
+        return plan;
+    }
+    match plan.repartitioned(target, config) {
+        Ok(Some(split)) => split,
+        _ => plan,
+    }
 }
 
 /// Turns record batches into the bytes of one object.

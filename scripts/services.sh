@@ -12,6 +12,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/elasticsearch.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/s3.sh"
 # shellcheck source=scripts/es-tls.sh
 source "$(dirname "${BASH_SOURCE[0]}")/es-tls.sh"
+# shellcheck source=scripts/redis.sh
+source "$(dirname "${BASH_SOURCE[0]}")/redis.sh"
 
 _pg_ready() {
   pg_isready -q -h "$1" -p "$2" 2>/dev/null
@@ -136,7 +138,9 @@ start_services() {
   start_elasticsearch || failed=1
   # S3: moto_server in a venv (the S3 backend's tests).
   start_s3 || failed=1
-  # Later: Redis (DK_TEST_REDIS_URL), MiniDFSCluster (HDFS).
+  # Redis (the key-value store and Redis backend's tests), with an ACL user for auth tests.
+  start_redis || failed=1
+  # Later: MiniDFSCluster (HDFS).
   if [ "$failed" -ne 0 ] && [ "${CI:-}" = "true" ]; then
     echo "services: a service the tests need could not be started" >&2
     return 1

@@ -38,6 +38,7 @@ pub mod dml;
 pub mod engine;
 pub mod error;
 pub mod fulltext;
+pub mod kv;
 pub mod local;
 pub mod options;
 pub mod pushdown;

@@ -1,0 +1,295 @@
+//! The in-memory key-value store (the seed's `InMemoryKeyValueStoreBackend`): a map of
+//! schemas to maps of keys to JSON values, behind one lock, so every operation is atomic.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use parking_lot::RwLock;
+
+use super::{Json, KeyValueStore, SCAN_BATCH, already_exists, not_found};
+use crate::error::Result;
+
+const KIND: &str = "memory";
+
+/// Records by schema and key, in this process.
+#[derive(Debug, Default)]
+pub struct MemoryKeyValueStore {
+    schemas: RwLock<HashMap<String, HashMap<String, Json>>>,
+}
+
+impl MemoryKeyValueStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl KeyValueStore for MemoryKeyValueStore {
+    fn kind(&self) -> &str {
+        KIND
+    }
+
+    async fn exists(&self, schema: &str, key: &str) -> Result<bool> {
+        Ok(self
+            .schemas
+            .read()
+            .get(schema)
+            .is_some_and(|s| s.contains_key(key)))
+    }
+
+    async fn count(&self, schema: &str) -> Result<u64> {
+        Ok(self
+            .schemas
+            .read()
+            .get(schema)
+            .map_or(0, |s| s.len() as u64))
+    }
+
+    async fn insert(&self, schema: &str, key: &str, value: &Json) -> Result<()> {
+        let mut schemas = self.schemas.write();
+        let records = schemas.entry(schema.to_string()).or_default();
+        if records.contains_key(key) {
+            return Err(already_exists(KIND, schema, key));
+        }
+        records.insert(key.to_string(), value.clone());
+        Ok(())
+    }
+
+    async fn update(&self, schema: &str, key: &str, value: &Json) -> Result<()> {
+        let mut schemas = self.schemas.write();
+        match schemas.get_mut(schema).and_then(|s| s.get_mut(key)) {
+            Some(slot) => {
+                *slot = value.clone();
+                Ok(())
+            }
+            None => Err(not_found(KIND, schema, key)),
+        }
+    }
+
+    async fn delete(&self, schema: &str, key: &str) -> Result<bool> {
+        let mut schemas = self.schemas.write();
+        let Some(records) = schemas.get_mut(schema) else {
+            return Ok(false);
+        };
+        let removed = records.remove(key).is_some();
+        if records.is_empty() {
+            schemas.remove(schema);
+        }
+        Ok(removed)
+    }
+
+    async fn get(&self, schema: &str, key: &str) -> Result<Option<Json>> {
+        Ok(self
+            .schemas
+            .read()
+            .get(schema)
+            .and_then(|s| s.get(key))
+            .cloned())
+    }
+
+    async fn scan(&self, schema: &str) -> Result<BoxStream<'static, Result<Vec<(String, Json)>>>> {
+        // A snapshot: later writes do not show in a scan already started.
+        let entries: Vec<(String, Json)> = self
+            .schemas
+            .read()
+            .get(schema)
+            .map(|s| s.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        let batches: Vec<Result<Vec<(String, Json)>>> =
+            entries.chunks(SCAN_BATCH).map(|c| Ok(c.to_vec())).collect();
+        Ok(futures::stream::iter(batches).boxed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+    use crate::error::ErrorKind;
+    use crate::kv::{KeyValueStoreExt, KvRecord};
+    use crate::query::{Filter, FilterExpr, Operator};
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct Person {
+        id: String,
+        name: String,
+        age: Option<i64>,
+    }
+
+    impl KvRecord for Person {
+        fn kv_key(&self) -> String {
+            self.id.clone()
+        }
+    }
+
+    fn person(id: &str, name: &str, age: Option<i64>) -> Person {
+        Person {
+            id: id.into(),
+            name: name.into(),
+            age,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_seed_api_round_trips_typed_records() {
+        let kv = MemoryKeyValueStore::new();
+        let ada = person("1", "Ada", Some(36));
+        kv.insert_record("people", "1", &ada).await.expect("insert");
+        assert!(kv.exists("people", "1").await.expect("exists"));
+        assert!(!kv.exists("people", "2").await.expect("exists"));
+        assert!(!kv.exists("other", "1").await.expect("exists"));
+        assert_eq!(kv.count("people").await.expect("count"), 1);
+        assert_eq!(kv.count("nobody").await.expect("count"), 0);
+        let got: Person = kv.get_record("people", "1").await.expect("get");
+        assert_eq!(got, ada);
+
+        let err = kv
+            .insert_record("people", "1", &ada)
+            .await
+            .expect_err("taken");
+        assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+        assert!(
+            err.to_string().contains("'1'") && err.to_string().contains("people"),
+            "{err}"
+        );
+        let err = kv
+            .update_record("people", "9", &ada)
+            .await
+            .expect_err("missing");
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+        assert_eq!(kv.count("people").await.expect("count"), 1);
+
+        let older = person("1", "Ada", Some(37));
+        kv.update_record("people", "1", &older)
+            .await
+            .expect("update");
+        let mut stale = ada.clone();
+        kv.reload_record("people", &mut stale)
+            .await
+            .expect("reload");
+        assert_eq!(stale, older);
+
+        let err = kv
+            .get_record::<Person>("people", "nope")
+            .await
+            .expect_err("missing");
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+        assert!(err.to_string().contains("nope"), "{err}");
+
+        kv.delete_record("people", "1").await.expect("delete");
+        assert_eq!(
+            kv.delete_record("people", "1")
+                .await
+                .expect_err("gone")
+                .kind(),
+            ErrorKind::NotFound
+        );
+        assert_eq!(kv.count("people").await.expect("count"), 0);
+    }
+
+    #[tokio::test]
+    async fn a_value_of_another_shape_is_a_clear_error() {
+        let kv = MemoryKeyValueStore::new();
+        kv.insert("people", "x", &serde_json::json!({"id": "x", "name": 5}))
+            .await
+            .expect("insert raw");
+        let err = kv
+            .get_record::<Person>("people", "x")
+            .await
+            .expect_err("wrong type");
+        assert_eq!(err.kind(), ErrorKind::Type);
+        let msg = err.to_string();
+        assert!(msg.contains("'x'") && msg.contains("Person"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn filter_record_has_sql_semantics() {
+        let kv = MemoryKeyValueStore::new();
+        for (i, p) in [
+            person("a", "Ada", Some(36)),
+            person("b", "Bob", None),
+            person("c", "Cy", Some(20)),
+            person("d", "Di", Some(50)),
+        ]
+        .iter()
+        .enumerate()
+        {
+            kv.insert_record("people", &p.id, p)
+                .await
+                .unwrap_or_else(|e| panic!("insert {i}: {e}"));
+        }
+        let over_30 = vec![FilterExpr::Cond(
+            Filter::new("age", Operator::Gt, 30i64).expect("filter"),
+        )];
+        let mut got: Vec<String> = kv
+            .filter_record::<Person>("people", &over_30)
+            .await
+            .expect("filter")
+            .into_iter()
+            .map(|(k, p)| {
+                assert_eq!(k, p.id);
+                k
+            })
+            .collect();
+        got.sort();
+        // NULL age matches neither `> 30` nor its negation.
+        assert_eq!(got, ["a", "d"]);
+        let not_over_30 = vec![FilterExpr::Not(Box::new(over_30[0].clone()))];
+        let got = kv
+            .filter_record::<Person>("people", &not_over_30)
+            .await
+            .expect("filter");
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].0, "c");
+        // A field no record has is NULL.
+        let missing = vec![FilterExpr::Cond(
+            Filter::new("zip", Operator::Eq, "x").expect("filter"),
+        )];
+        assert!(
+            kv.filter_record::<Person>("people", &missing)
+                .await
+                .expect("filter")
+                .is_empty()
+        );
+        assert_eq!(
+            kv.filter_record::<Person>("people", &[])
+                .await
+                .expect("all")
+                .len(),
+            4
+        );
+    }
+
+    /// Many writers insert the same keys at once: each key is taken exactly once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_inserts_of_one_key_take_it_once() {
+        let kv = Arc::new(MemoryKeyValueStore::new());
+        let mut tasks = Vec::new();
+        for writer in 0..8 {
+            let kv = kv.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut won = 0;
+                for k in 0..200 {
+                    let value = serde_json::json!({"writer": writer});
+                    match kv.insert("s", &k.to_string(), &value).await {
+                        Ok(()) => won += 1,
+                        Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                won
+            }));
+        }
+        let mut total = 0;
+        for t in tasks {
+            total += t.await.expect("task");
+        }
+        assert_eq!(total, 200);
+        assert_eq!(kv.count("s").await.expect("count"), 200);
+    }
+}

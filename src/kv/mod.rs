@@ -1,0 +1,244 @@
+//! The key-value store API of the seed (`KeyValueStoreBackendBase`): records kept by schema
+//! and key, each record's value its JSON. [`KeyValueStore`] is the object-safe store (JSON
+//! values); [`KeyValueStoreExt`] adds the seed's typed methods (`insert_record`,
+//! `get_record`, `reload_record`, `filter_record`, …) over any [`KvRecord`] — the part the
+//! seed's `BackendIntegrationMixin` plays: anything serde can turn into a JSON object and
+//! back, with the key it is stored under.
+//!
+//! Implementations: [`memory::MemoryKeyValueStore`] (the seed's in-memory store). Redis (one
+//! hash per schema) and HDFS (one JSON file per record under a directory per schema) are
+//! each one more module implementing [`KeyValueStore`].
+//!
+//! `insert` fails when the key exists and `update` when it does not, atomically: a store
+//! must never let two concurrent inserts of one key both succeed.
+
+pub mod memory;
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::Array;
+use datafusion::arrow::datatypes::{DataType, Field as ArrowField, Schema};
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::query::FilterExpr;
+use crate::record::{Record, infer_schema, records_to_batch};
+
+pub use memory::MemoryKeyValueStore;
+
+/// A JSON value stored under a key (a record's value).
+pub type Json = serde_json::Value;
+
+/// Records read per batch by [`KeyValueStore::scan`].
+pub const SCAN_BATCH: usize = 1024;
+
+/// A store of records by schema (a namespace: a Redis hash, a directory) and key.
+#[async_trait]
+pub trait KeyValueStore: Debug + Send + Sync {
+    /// The store's kind, named in errors (`memory`, `redis`, `hdfs`).
+    fn kind(&self) -> &str;
+
+    /// Is there a record under `key`?
+    async fn exists(&self, schema: &str, key: &str) -> Result<bool>;
+
+    /// How many records `schema` holds (0 for a schema never written).
+    async fn count(&self, schema: &str) -> Result<u64>;
+
+    /// Stores a new record; [`ErrorKind::AlreadyExists`] (and nothing written) when `key` is
+    /// taken, also when another writer takes it at the same moment.
+    async fn insert(&self, schema: &str, key: &str, value: &Json) -> Result<()>;
+
+    /// Replaces a record; [`ErrorKind::NotFound`] (and nothing written) when there is none.
+    async fn update(&self, schema: &str, key: &str, value: &Json) -> Result<()>;
+
+    /// Removes a record; false when there was none.
+    async fn delete(&self, schema: &str, key: &str) -> Result<bool>;
+
+    /// The record under `key`, if any.
+    async fn get(&self, schema: &str, key: &str) -> Result<Option<Json>>;
+
+    /// Every record of `schema` as (key, value), in batches of at most [`SCAN_BATCH`], as the
+    /// store yields them (no order).
+    async fn scan(&self, schema: &str) -> Result<BoxStream<'static, Result<Vec<(String, Json)>>>>;
+}
+
+/// A typed record of a key-value store (the seed's `BackendIntegrationMixin`): serde turns it
+/// into a JSON object and back, and it knows its key.
+pub trait KvRecord: Serialize + DeserializeOwned + Send + Sync {
+    /// The key the record is stored under.
+    fn kv_key(&self) -> String;
+}
+
+/// The seed's typed methods over any [`KeyValueStore`].
+#[async_trait]
+pub trait KeyValueStoreExt: KeyValueStore {
+    /// Stores `record` under `key`; fails when the key is taken.
+    async fn insert_record<T: KvRecord>(&self, schema: &str, key: &str, record: &T) -> Result<()> {
+        let value = to_json(self.kind(), schema, key, record)?;
+        self.insert(schema, key, &value).await
+    }
+
+    /// Replaces the record under `key`; fails when there is none.
+    async fn update_record<T: KvRecord>(&self, schema: &str, key: &str, record: &T) -> Result<()> {
+        let value = to_json(self.kind(), schema, key, record)?;
+        self.update(schema, key, &value).await
+    }
+
+    /// Removes the record under `key`; fails when there is none.
+    async fn delete_record(&self, schema: &str, key: &str) -> Result<()> {
+        if self.delete(schema, key).await? {
+            Ok(())
+        } else {
+            Err(not_found(self.kind(), schema, key))
+        }
+    }
+
+    /// The record under `key` as a `T`; [`ErrorKind::NotFound`] when there is none, and
+    /// [`ErrorKind::Type`] naming the key when the stored value is not a `T`.
+    async fn get_record<T: KvRecord>(&self, schema: &str, key: &str) -> Result<T> {
+        match self.get(schema, key).await? {
+            Some(v) => from_json(self.kind(), schema, key, v),
+            None => Err(not_found(self.kind(), schema, key)),
+        }
+    }
+
+    /// Reads `record` again from the store, under its own key.
+    async fn reload_record<T: KvRecord>(&self, schema: &str, record: &mut T) -> Result<()> {
+        let key = record.kv_key();
+        *record = self.get_record(schema, &key).await?;
+        Ok(())
+    }
+
+    /// The records of `schema` matching every filter, as (key, record), with DataFusion's
+    /// semantics (a missing field is NULL). Evaluated batch by batch as the store yields
+    /// them.
+    async fn filter_record<T: KvRecord>(
+        &self,
+        schema: &str,
+        filters: &[FilterExpr],
+    ) -> Result<Vec<(String, T)>> {
+        let kind = self.kind().to_string();
+        let mut batches = self.scan(schema).await?;
+        let mut out = Vec::new();
+        while let Some(batch) = batches.try_next().await? {
+            for (key, value) in matching(&kind, schema, batch, filters)? {
+                out.push((key.clone(), from_json(&kind, schema, &key, value)?));
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl<S: KeyValueStore + ?Sized> KeyValueStoreExt for S {}
+
+/// The entries of `batch` whose values satisfy every filter.
+pub fn matching(
+    kind: &str,
+    schema: &str,
+    batch: Vec<(String, Json)>,
+    filters: &[FilterExpr],
+) -> Result<Vec<(String, Json)>> {
+    if filters.is_empty() || batch.is_empty() {
+        return Ok(batch);
+    }
+    let records = batch
+        .iter()
+        .map(|(key, value)| {
+            Record::from_json(value).map_err(|e| {
+                Error::type_error(format!(
+                    "record '{key}' of {kind} schema '{schema}' is not a JSON object: {e}"
+                ))
+                .with_backend(kind)
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // The columns the records have, plus an all-NULL text column for each filtered field none has.
+    let inferred = infer_schema(&records);
+    let mut fields: Vec<ArrowField> = inferred.fields().iter().map(|f| (**f).clone()).collect();
+    for expr in filters {
+        for name in expr.fields() {
+            if !fields.iter().any(|f| f.name() == name) {
+                fields.push(ArrowField::new(name, DataType::Utf8, true));
+            }
+        }
+    }
+    let columns = Arc::new(Schema::new(fields));
+    let rows = records_to_batch(&records, &columns).map_err(|e| {
+        Error::type_error(format!(
+            "records of {kind} schema '{schema}' do not share field types: {e}"
+        ))
+        .with_backend(kind)
+    })?;
+    let predicate = crate::pushdown::eval::compile_predicate(filters, &columns)?;
+    let Some(predicate) = predicate else {
+        return Ok(batch);
+    };
+    let mask = crate::pushdown::eval::evaluate_mask(&predicate, &rows)?;
+    Ok(batch
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| mask.is_valid(*i) && mask.value(*i))
+        .map(|(_, e)| e)
+        .collect())
+}
+
+/// Every batch of `stream` kept to the entries matching `filters`.
+pub fn filtered(
+    kind: String,
+    schema: String,
+    stream: BoxStream<'static, Result<Vec<(String, Json)>>>,
+    filters: Vec<FilterExpr>,
+) -> BoxStream<'static, Result<Vec<(String, Json)>>> {
+    stream
+        .map(move |b| b.and_then(|b| matching(&kind, &schema, b, &filters)))
+        .boxed()
+}
+
+fn to_json<T: KvRecord>(kind: &str, schema: &str, key: &str, record: &T) -> Result<Json> {
+    let value = serde_json::to_value(record).map_err(|e| {
+        Error::type_error(format!(
+            "record '{key}' for {kind} schema '{schema}' cannot be serialized: {e}"
+        ))
+        .with_backend(kind)
+    })?;
+    if !value.is_object() {
+        return Err(Error::type_error(format!(
+            "record '{key}' for {kind} schema '{schema}' must serialize to a JSON object, not {value}"
+        ))
+        .with_backend(kind));
+    }
+    Ok(value)
+}
+
+fn from_json<T: KvRecord>(kind: &str, schema: &str, key: &str, value: Json) -> Result<T> {
+    serde_json::from_value(value).map_err(|e| {
+        Error::type_error(format!(
+            "record '{key}' of {kind} schema '{schema}' does not deserialize into {}: {e}",
+            std::any::type_name::<T>()
+        ))
+        .with_backend(kind)
+    })
+}
+
+/// "no record 'k' in memory schema 's'".
+pub fn not_found(kind: &str, schema: &str, key: &str) -> Error {
+    Error::new(
+        ErrorKind::NotFound,
+        format!("no record '{key}' in {kind} schema '{schema}'"),
+    )
+    .with_backend(kind)
+}
+
+/// "record 'k' already exists in memory schema 's'".
+pub fn already_exists(kind: &str, schema: &str, key: &str) -> Error {
+    Error::new(
+        ErrorKind::AlreadyExists,
+        format!("record '{key}' already exists in {kind} schema '{schema}' (use update)"),
+    )
+    .with_backend(kind)
+}

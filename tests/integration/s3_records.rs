@@ -192,8 +192,9 @@ async fn one_json_object_per_record_with_metadata_as_tags() {
     assert_eq!(db.count(None).await.expect("count"), 52);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sql_sees_objects_written_by_others_and_names_bad_ones() {
+/// An engine with a fresh bucket of record collections attached as `lake` with no listing
+/// cache, and an empty table `lake.t (id VARCHAR PRIMARY KEY, n BIGINT)`.
+async fn uncached_lake() -> (Engine, Arc<dyn ObjectStore>) {
     let (name, store) = bucket().await;
     let engine = Engine::new();
     engine
@@ -208,6 +209,12 @@ async fn sql_sees_objects_written_by_others_and_names_bad_ones() {
         "CREATE TABLE lake.t (id VARCHAR PRIMARY KEY, n BIGINT)",
     )
     .await;
+    (engine, store)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_sees_objects_written_by_others_and_names_bad_ones() {
+    let (engine, store) = uncached_lake().await;
     assert_eq!(
         rows(&engine, "INSERT INTO lake.t VALUES ('a', 1), ('b', 2)").await,
         ["2"]
@@ -274,21 +281,8 @@ async fn sql_sees_objects_written_by_others_and_names_bad_ones() {
 /// `max_workers` shared between them), and `count(*)` without a WHERE is the listing's count.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_scan_runs_in_partitions_and_counts_from_the_listing() {
-    let (name, store) = bucket().await;
-    let engine = Engine::new();
-    engine
-        .attach(
-            "lake",
-            &format!("{}&format=records&list_cache=0", lake_url(&name, "")),
-        )
-        .await
-        .expect("attach");
+    let (engine, store) = uncached_lake().await;
     rows(&engine, "SET datafusion.execution.target_partitions = 4").await;
-    rows(
-        &engine,
-        "CREATE TABLE lake.t (id VARCHAR PRIMARY KEY, n BIGINT)",
-    )
-    .await;
     assert_eq!(
         rows(
             &engine,

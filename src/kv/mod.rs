@@ -19,8 +19,8 @@ use std::fmt::Debug;
 use async_trait::async_trait;
 use datafusion::arrow::array::Array;
 use datafusion::arrow::datatypes::{DataType, Field as ArrowField, Schema};
+use futures::TryStreamExt;
 use futures::stream::BoxStream;
-use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
@@ -185,18 +185,6 @@ pub fn matching(
         .filter(|(i, _)| mask.is_valid(*i) && mask.value(*i))
         .map(|(_, e)| e)
         .collect())
-}
-
-/// Every batch of `stream` kept to the entries matching `filters`.
-pub fn filtered(
-    kind: String,
-    schema: String,
-    stream: BoxStream<'static, Result<Vec<(String, Json)>>>,
-    filters: Vec<FilterExpr>,
-) -> BoxStream<'static, Result<Vec<(String, Json)>>> {
-    stream
-        .map(move |b| b.and_then(|b| matching(&kind, &schema, b, &filters)))
-        .boxed()
 }
 
 fn to_json<T: KvRecord>(kind: &str, schema: &str, key: &str, record: &T) -> Result<Json> {

@@ -41,6 +41,11 @@ const SCAN_BATCH: usize = 1024;
 /// The fewest objects worth a scan partition of their own.
 const PARTITION_OBJECTS: usize = 256;
 
+/// Is a count of `query` the listing's length (no filter, offset or limit)?
+fn counts_listing(query: Option<&Query>) -> bool {
+    query.is_none_or(|q| q.filters.is_empty() && q.offset.is_none() && q.limit.is_none())
+}
+
 /// One partition of a scan over record objects, as plain data (serde): the bucket, the keys
 /// of the objects it reads and the query pushed to it. It holds no credentials: whoever runs
 /// it (another process, later) reaches the bucket through an attachment of its own.
@@ -350,6 +355,14 @@ impl S3Records {
         ))
     }
 
+    /// The record id of `key` when it is a record of this collection (`prefix/<segment>.json`).
+    fn id_of_key(&self, key: &str) -> Option<String> {
+        key.strip_prefix(&self.prefix)
+            .and_then(|rest| rest.strip_suffix(".json"))
+            .filter(|seg| !seg.contains('/'))
+            .and_then(segment_to_id)
+    }
+
     fn shown(&self, id: &str) -> String {
         match self.object_key(id) {
             Ok(k) => self.b.url_of(&k),
@@ -385,14 +398,7 @@ impl S3Records {
             let page = page
                 .map_err(|e| sdk_error(&format!("listing {}", self.b.url_of(&self.prefix)), e))?;
             for o in page.contents() {
-                let Some(rest) = o.key().and_then(|k| k.strip_prefix(&self.prefix)) else {
-                    continue;
-                };
-                if let Some(id) = rest
-                    .strip_suffix(".json")
-                    .filter(|_| !rest.contains('/'))
-                    .and_then(segment_to_id)
-                {
+                if let Some(id) = o.key().and_then(|k| self.id_of_key(k)) {
                     ids.push(id);
                 }
             }
@@ -1087,19 +1093,16 @@ impl Database for S3Records {
 
     async fn count(&self, query: Option<&Query>) -> Result<u64> {
         // All records: the listing (no object is read).
-        match query {
-            Some(q) if !q.filters.is_empty() || q.offset.is_some() || q.limit.is_some() => {
-                crate::local::count(self, query).await
-            }
-            _ => Ok(self.ids().await?.len() as u64),
+        if counts_listing(query) {
+            Ok(self.ids().await?.len() as u64)
+        } else {
+            crate::local::count(self, query).await
         }
     }
 
     fn describe_count(&self, query: Option<&Query>) -> String {
         match query {
-            Some(q) if !q.filters.is_empty() || q.offset.is_some() || q.limit.is_some() => {
-                format!("count of {}", self.describe_scan(q))
-            }
+            Some(q) if !counts_listing(query) => format!("count of {}", self.describe_scan(q)),
             _ => format!("LIST {} (count of keys)", self.b.url_of(&self.prefix)),
         }
     }
@@ -1291,18 +1294,14 @@ impl S3Records {
             .keys
             .iter()
             .map(|k| {
-                k.strip_prefix(&self.prefix)
-                    .and_then(|rest| rest.strip_suffix(".json"))
-                    .filter(|rest| !rest.contains('/'))
-                    .and_then(segment_to_id)
-                    .ok_or_else(|| {
-                        Error::query(format!(
-                            "{} is not a record of {}",
-                            self.b.url_of(k),
-                            self.b.url_of(&self.prefix)
-                        ))
-                        .with_backend(BACKEND)
-                    })
+                self.id_of_key(k).ok_or_else(|| {
+                    Error::query(format!(
+                        "{} is not a record of {}",
+                        self.b.url_of(k),
+                        self.b.url_of(&self.prefix)
+                    ))
+                    .with_backend(BACKEND)
+                })
             })
             .collect::<Result<Vec<String>>>()?;
         let query = &part.query;

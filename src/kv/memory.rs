@@ -1,14 +1,15 @@
 //! The in-memory key-value store (the seed's `InMemoryKeyValueStoreBackend`): a map of
 //! schemas to maps of keys to JSON values, behind one lock, so every operation is atomic.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use parking_lot::RwLock;
 
-use super::{Json, KeyValueStore, SCAN_BATCH, already_exists, not_found};
+use super::{KeyValueStore, SCAN_BATCH, already_exists};
 use crate::error::Result;
 
 const KIND: &str = "memory";
@@ -16,7 +17,7 @@ const KIND: &str = "memory";
 /// Records by schema and key, in this process.
 #[derive(Debug, Default)]
 pub struct MemoryKeyValueStore {
-    schemas: RwLock<HashMap<String, HashMap<String, Json>>>,
+    schemas: RwLock<HashMap<String, HashMap<String, Bytes>>>,
 }
 
 impl MemoryKeyValueStore {
@@ -29,6 +30,16 @@ impl MemoryKeyValueStore {
 impl KeyValueStore for MemoryKeyValueStore {
     fn kind(&self) -> &str {
         KIND
+    }
+
+    fn location(&self) -> String {
+        "memory".to_string()
+    }
+
+    async fn schemas(&self) -> Result<Vec<String>> {
+        let mut names: Vec<String> = self.schemas.read().keys().cloned().collect();
+        names.sort();
+        Ok(names)
     }
 
     async fn exists(&self, schema: &str, key: &str) -> Result<bool> {
@@ -47,58 +58,99 @@ impl KeyValueStore for MemoryKeyValueStore {
             .map_or(0, |s| s.len() as u64))
     }
 
-    async fn insert(&self, schema: &str, key: &str, value: &Json) -> Result<()> {
+    async fn get_many(&self, schema: &str, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
+        let schemas = self.schemas.read();
+        let records = schemas.get(schema);
+        Ok(keys
+            .iter()
+            .map(|k| records.and_then(|r| r.get(k)).cloned())
+            .collect())
+    }
+
+    async fn insert_many(&self, schema: &str, entries: &[(String, Bytes)]) -> Result<()> {
         let mut schemas = self.schemas.write();
-        let records = schemas.entry(schema.to_string()).or_default();
-        if records.contains_key(key) {
-            return Err(already_exists(KIND, schema, key));
+        let taken = |k: &String| schemas.get(schema).is_some_and(|r| r.contains_key(k));
+        let mut seen = HashSet::new();
+        for (k, _) in entries {
+            if taken(k) || !seen.insert(k) {
+                return Err(already_exists(KIND, schema, k));
+            }
         }
-        records.insert(key.to_string(), value.clone());
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let records = schemas.entry(schema.to_string()).or_default();
+        for (k, v) in entries {
+            records.insert(k.clone(), v.clone());
+        }
         Ok(())
     }
 
-    async fn update(&self, schema: &str, key: &str, value: &Json) -> Result<()> {
+    async fn put_many(&self, schema: &str, entries: &[(String, Bytes)]) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut schemas = self.schemas.write();
+        let records = schemas.entry(schema.to_string()).or_default();
+        for (k, v) in entries {
+            records.insert(k.clone(), v.clone());
+        }
+        Ok(())
+    }
+
+    async fn replace(
+        &self,
+        schema: &str,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: Bytes,
+    ) -> Result<bool> {
         let mut schemas = self.schemas.write();
         match schemas.get_mut(schema).and_then(|s| s.get_mut(key)) {
-            Some(slot) => {
-                *slot = value.clone();
-                Ok(())
+            Some(slot) if expected.is_none_or(|e| e == slot.as_ref()) => {
+                *slot = value;
+                Ok(true)
             }
-            None => Err(not_found(KIND, schema, key)),
+            _ => Ok(false),
         }
     }
 
-    async fn delete(&self, schema: &str, key: &str) -> Result<bool> {
+    async fn delete_many(&self, schema: &str, keys: &[String]) -> Result<Vec<bool>> {
         let mut schemas = self.schemas.write();
         let Some(records) = schemas.get_mut(schema) else {
-            return Ok(false);
+            return Ok(vec![false; keys.len()]);
         };
-        let removed = records.remove(key).is_some();
+        let out = keys.iter().map(|k| records.remove(k).is_some()).collect();
         if records.is_empty() {
             schemas.remove(schema);
         }
-        Ok(removed)
+        Ok(out)
     }
 
-    async fn get(&self, schema: &str, key: &str) -> Result<Option<Json>> {
+    async fn drop_schema(&self, schema: &str) -> Result<u64> {
         Ok(self
             .schemas
-            .read()
-            .get(schema)
-            .and_then(|s| s.get(key))
-            .cloned())
+            .write()
+            .remove(schema)
+            .map_or(0, |r| r.len() as u64))
     }
 
-    async fn scan(&self, schema: &str) -> Result<BoxStream<'static, Result<Vec<(String, Json)>>>> {
+    async fn scan(
+        &self,
+        schema: &str,
+        batch: usize,
+    ) -> Result<BoxStream<'static, Result<Vec<(String, Bytes)>>>> {
         // A snapshot: later writes do not show in a scan already started.
-        let entries: Vec<(String, Json)> = self
+        let entries: Vec<(String, Bytes)> = self
             .schemas
             .read()
             .get(schema)
             .map(|s| s.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default();
-        let batches: Vec<Result<Vec<(String, Json)>>> =
-            entries.chunks(SCAN_BATCH).map(|c| Ok(c.to_vec())).collect();
+        let batches: Vec<Result<Vec<(String, Bytes)>>> = entries
+            .chunks(batch.clamp(1, SCAN_BATCH * 64))
+            .map(|c| Ok(c.to_vec()))
+            .collect();
         Ok(futures::stream::iter(batches).boxed())
     }
 }

@@ -12,9 +12,14 @@
 //! `insert` fails when the key exists and `update` when it does not, atomically: a store
 //! must never let two concurrent inserts of one key both succeed.
 
+pub mod connect;
 pub mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 use std::fmt::Debug;
+
+use bytes::Bytes;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::Array;
@@ -29,7 +34,13 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::query::FilterExpr;
 use crate::record::{Record, infer_schema, records_to_batch};
 
+pub use connect::{
+    ConnectionMode, Connector, ConnectorConfig, ConnectorManager, ConnectorManagerFactory, Lease,
+    PoolSettings,
+};
 pub use memory::MemoryKeyValueStore;
+#[cfg(feature = "redis")]
+pub use redis::{RedisConnector, RedisKeyValueStore};
 
 /// A JSON value stored under a key (a record's value).
 pub type Json = serde_json::Value;
@@ -37,11 +48,20 @@ pub type Json = serde_json::Value;
 /// Records read per batch by [`KeyValueStore::scan`].
 pub const SCAN_BATCH: usize = 1024;
 
-/// A store of records by schema (a namespace: a Redis hash, a directory) and key.
+/// A store of records by schema (a namespace: a Redis hash, a directory) and key. Values
+/// are kept as the bytes of their JSON text, so that scans hand them to Arrow's JSON decoder
+/// without a detour through `serde_json::Value`; [`KeyValueStoreExt`] adds the JSON and typed
+/// methods of the seed on top.
 #[async_trait]
 pub trait KeyValueStore: Debug + Send + Sync {
     /// The store's kind, named in errors (`memory`, `redis`, `hdfs`).
     fn kind(&self) -> &str;
+
+    /// Where the store is, for messages and EXPLAIN (never a password).
+    fn location(&self) -> String;
+
+    /// The schemas that hold records.
+    async fn schemas(&self) -> Result<Vec<String>>;
 
     /// Is there a record under `key`?
     async fn exists(&self, schema: &str, key: &str) -> Result<bool>;
@@ -49,22 +69,57 @@ pub trait KeyValueStore: Debug + Send + Sync {
     /// How many records `schema` holds (0 for a schema never written).
     async fn count(&self, schema: &str) -> Result<u64>;
 
-    /// Stores a new record; [`ErrorKind::AlreadyExists`] (and nothing written) when `key` is
-    /// taken, also when another writer takes it at the same moment.
-    async fn insert(&self, schema: &str, key: &str, value: &Json) -> Result<()>;
+    /// The values under `keys`, in order (None where there is none), in one request where
+    /// the store can.
+    async fn get_many(&self, schema: &str, keys: &[String]) -> Result<Vec<Option<Bytes>>>;
 
-    /// Replaces a record; [`ErrorKind::NotFound`] (and nothing written) when there is none.
-    async fn update(&self, schema: &str, key: &str, value: &Json) -> Result<()>;
+    /// Stores new records, all or none: [`ErrorKind::AlreadyExists`] naming the first key
+    /// that is taken (also by another writer at the same moment), and nothing written.
+    async fn insert_many(&self, schema: &str, entries: &[(String, Bytes)]) -> Result<()>;
 
-    /// Removes a record; false when there was none.
-    async fn delete(&self, schema: &str, key: &str) -> Result<bool>;
+    /// Stores records whether or not their keys are taken (an upsert).
+    async fn put_many(&self, schema: &str, entries: &[(String, Bytes)]) -> Result<()>;
 
-    /// The record under `key`, if any.
-    async fn get(&self, schema: &str, key: &str) -> Result<Option<Json>>;
+    /// Replaces the record under `key` when there is one and, with `expected`, only while it
+    /// still holds exactly those bytes (a compare-and-set); false when nothing was written.
+    async fn replace(
+        &self,
+        schema: &str,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: Bytes,
+    ) -> Result<bool>;
 
-    /// Every record of `schema` as (key, value), in batches of at most [`SCAN_BATCH`], as the
-    /// store yields them (no order).
-    async fn scan(&self, schema: &str) -> Result<BoxStream<'static, Result<Vec<(String, Json)>>>>;
+    /// Removes records; true for each that existed (a key given twice: true once).
+    async fn delete_many(&self, schema: &str, keys: &[String]) -> Result<Vec<bool>>;
+
+    /// Removes every record of `schema`; returns how many there were.
+    async fn drop_schema(&self, schema: &str) -> Result<u64>;
+
+    /// Every record of `schema` as (key, value), in batches of about `batch` (at most
+    /// [`SCAN_BATCH`] when the store cannot tell), as the store yields them (no order).
+    async fn scan(
+        &self,
+        schema: &str,
+        batch: usize,
+    ) -> Result<BoxStream<'static, Result<Vec<(String, Bytes)>>>>;
+
+    /// The native requests a scan of `schema` sends, for EXPLAIN.
+    fn describe_scan(&self, schema: &str, batch: usize) -> String {
+        format!(
+            "scan of {} schema '{schema}' in batches of {batch}",
+            self.kind()
+        )
+    }
+
+    /// The native request that reads `keys` of `schema`, for EXPLAIN.
+    fn describe_get(&self, schema: &str, keys: &[String]) -> String {
+        format!(
+            "read of {} keys of {} schema '{schema}'",
+            keys.len(),
+            self.kind()
+        )
+    }
 }
 
 /// A typed record of a key-value store (the seed's `BackendIntegrationMixin`): serde turns it
@@ -74,24 +129,68 @@ pub trait KvRecord: Serialize + DeserializeOwned + Send + Sync {
     fn kv_key(&self) -> String;
 }
 
-/// The seed's typed methods over any [`KeyValueStore`].
+/// The seed's methods over any [`KeyValueStore`]: single records as JSON values, and typed
+/// records ([`KvRecord`]).
 #[async_trait]
 pub trait KeyValueStoreExt: KeyValueStore {
+    /// Stores a new JSON record; [`ErrorKind::AlreadyExists`] (and nothing written) when
+    /// `key` is taken, also when another writer takes it at the same moment.
+    async fn insert(&self, schema: &str, key: &str, value: &Json) -> Result<()> {
+        let bytes = json_bytes(self.kind(), schema, key, value)?;
+        self.insert_many(schema, &[(key.to_string(), bytes)]).await
+    }
+
+    /// Replaces a record; [`ErrorKind::NotFound`] (and nothing written) when there is none.
+    async fn update(&self, schema: &str, key: &str, value: &Json) -> Result<()> {
+        let bytes = json_bytes(self.kind(), schema, key, value)?;
+        if self.replace(schema, key, None, bytes).await? {
+            Ok(())
+        } else {
+            Err(not_found(self.kind(), schema, key))
+        }
+    }
+
+    /// Removes a record; false when there was none.
+    async fn delete(&self, schema: &str, key: &str) -> Result<bool> {
+        Ok(self
+            .delete_many(schema, &[key.to_string()])
+            .await?
+            .first()
+            .copied()
+            .unwrap_or(false))
+    }
+
+    /// The record under `key` as JSON, if any; [`ErrorKind::Type`] naming the key when the
+    /// stored value is not JSON.
+    async fn get(&self, schema: &str, key: &str) -> Result<Option<Json>> {
+        let got = self.get_many(schema, &[key.to_string()]).await?;
+        match got.into_iter().next().flatten() {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                Error::type_error(format!(
+                    "the value of '{key}' in {} schema '{schema}' is not JSON: {e}",
+                    self.kind()
+                ))
+                .with_backend(self.kind())
+            }),
+        }
+    }
+
     /// Stores `record` under `key`; fails when the key is taken.
     async fn insert_record<T: KvRecord>(&self, schema: &str, key: &str, record: &T) -> Result<()> {
         let value = to_json(self.kind(), schema, key, record)?;
-        self.insert(schema, key, &value).await
+        KeyValueStoreExt::insert(self, schema, key, &value).await
     }
 
     /// Replaces the record under `key`; fails when there is none.
     async fn update_record<T: KvRecord>(&self, schema: &str, key: &str, record: &T) -> Result<()> {
         let value = to_json(self.kind(), schema, key, record)?;
-        self.update(schema, key, &value).await
+        KeyValueStoreExt::update(self, schema, key, &value).await
     }
 
     /// Removes the record under `key`; fails when there is none.
     async fn delete_record(&self, schema: &str, key: &str) -> Result<()> {
-        if self.delete(schema, key).await? {
+        if KeyValueStoreExt::delete(self, schema, key).await? {
             Ok(())
         } else {
             Err(not_found(self.kind(), schema, key))
@@ -101,7 +200,7 @@ pub trait KeyValueStoreExt: KeyValueStore {
     /// The record under `key` as a `T`; [`ErrorKind::NotFound`] when there is none, and
     /// [`ErrorKind::Type`] naming the key when the stored value is not a `T`.
     async fn get_record<T: KvRecord>(&self, schema: &str, key: &str) -> Result<T> {
-        match self.get(schema, key).await? {
+        match KeyValueStoreExt::get(self, schema, key).await? {
             Some(v) => from_json(self.kind(), schema, key, v),
             None => Err(not_found(self.kind(), schema, key)),
         }
@@ -123,9 +222,21 @@ pub trait KeyValueStoreExt: KeyValueStore {
         filters: &[FilterExpr],
     ) -> Result<Vec<(String, T)>> {
         let kind = self.kind().to_string();
-        let mut batches = self.scan(schema).await?;
+        let mut batches = self.scan(schema, SCAN_BATCH).await?;
         let mut out = Vec::new();
         while let Some(batch) = batches.try_next().await? {
+            let batch = batch
+                .into_iter()
+                .map(|(key, bytes)| {
+                    let value = serde_json::from_slice(&bytes).map_err(|e| {
+                        Error::type_error(format!(
+                            "the value of '{key}' in {kind} schema '{schema}' is not JSON: {e}"
+                        ))
+                        .with_backend(kind.clone())
+                    })?;
+                    Ok((key, value))
+                })
+                .collect::<Result<Vec<(String, Json)>>>()?;
             for (key, value) in matching(&kind, schema, batch, filters)? {
                 out.push((key.clone(), from_json(&kind, schema, &key, value)?));
             }
@@ -135,6 +246,22 @@ pub trait KeyValueStoreExt: KeyValueStore {
 }
 
 impl<S: KeyValueStore + ?Sized> KeyValueStoreExt for S {}
+
+/// The JSON text of a record's value (an object).
+fn json_bytes(kind: &str, schema: &str, key: &str, value: &Json) -> Result<Bytes> {
+    if !value.is_object() {
+        return Err(Error::type_error(format!(
+            "record '{key}' for {kind} schema '{schema}' must be a JSON object, not {value}"
+        ))
+        .with_backend(kind));
+    }
+    serde_json::to_vec(value).map(Bytes::from).map_err(|e| {
+        Error::type_error(format!(
+            "record '{key}' for {kind} schema '{schema}' cannot be written as JSON: {e}"
+        ))
+        .with_backend(kind)
+    })
+}
 
 /// The entries of `batch` whose values satisfy every filter.
 pub fn matching(

@@ -23,9 +23,11 @@
 //! [`Field`] and [`Record`] types live here.
 
 mod arrow;
+mod json;
 mod value;
 
 pub use arrow::*;
+pub use json::*;
 pub use value::*;
 
 use std::collections::BTreeMap;

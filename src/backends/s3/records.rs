@@ -475,7 +475,7 @@ impl S3Records {
         }
         let batch =
             records_to_batch(&rows, &schema).map_err(|e| e.with_backend(BACKEND.to_string()))?;
-        let bodies = encode_rows(&batch)?;
+        let bodies = crate::record::json_objects(&batch)?;
         Ok(ids
             .into_iter()
             .zip(bodies)
@@ -582,11 +582,13 @@ impl S3Records {
     /// that does not fit).
     fn decode(&self, ids: &[String], bodies: &[Bytes]) -> Result<RecordBatch> {
         let schema = self.columns();
-        match decode_bodies(&schema, bodies) {
+        match crate::record::decode_json_objects(&schema, bodies) {
             Ok(b) => Ok(b),
             Err(e) => {
                 for (id, body) in ids.iter().zip(bodies) {
-                    if let Err(one) = decode_bodies(&schema, std::slice::from_ref(body)) {
+                    if let Err(one) =
+                        crate::record::decode_json_objects(&schema, std::slice::from_ref(body))
+                    {
                         return Err(Error::query(format!(
                             "{} is not a record of '{}' ({}): {}",
                             self.shown(id),
@@ -808,75 +810,6 @@ fn tag_value(v: &str) -> serde_json::Value {
         Ok(j @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => j,
         _ => serde_json::Value::String(v.to_string()),
     }
-}
-
-/// Each row of `batch` as one JSON object (Arrow's JSON writer: the form its reader takes
-/// back exactly).
-fn encode_rows(batch: &RecordBatch) -> Result<Vec<Bytes>> {
-    let mut lines = Vec::new();
-    {
-        // NaN and infinities as strings ("NaN", "inf"), which the reader takes back.
-        let mut w = datafusion::arrow::json::WriterBuilder::new()
-            .with_encoder_factory(Arc::new(crate::record::FloatsAsText))
-            .build::<_, datafusion::arrow::json::writer::LineDelimited>(&mut lines);
-        w.write(batch)
-            .map_err(|e| Error::query(format!("encoding records as JSON: {e}")))?;
-        w.finish()
-            .map_err(|e| Error::query(format!("encoding records as JSON: {e}")))?;
-    }
-    let bytes = Bytes::from(lines);
-    let mut out = Vec::with_capacity(batch.num_rows());
-    let mut start = 0;
-    for (i, c) in bytes.iter().enumerate() {
-        if *c == b'\n' {
-            out.push(bytes.slice(start..i));
-            start = i + 1;
-        }
-    }
-    if out.len() != batch.num_rows() {
-        return Err(Error::internal(format!(
-            "{} rows encoded as {} JSON lines",
-            batch.num_rows(),
-            out.len()
-        )));
-    }
-    Ok(out)
-}
-
-/// Decodes JSON objects into one batch of `schema` (fields not in it are ignored).
-fn decode_bodies(schema: &SchemaRef, bodies: &[Bytes]) -> Result<RecordBatch> {
-    let mut decoder = datafusion::arrow::json::ReaderBuilder::new(schema.clone())
-        .with_batch_size(bodies.len().max(1))
-        .build_decoder()
-        .map_err(|e| Error::query(format!("decoding records: {e}")))?;
-    for body in bodies {
-        let mut rest: &[u8] = body;
-        while !rest.is_empty() {
-            let n = decoder
-                .decode(rest)
-                .map_err(|e| Error::query(format!("not a JSON object of the columns: {e}")))?;
-            if n == 0 {
-                break;
-            }
-            rest = &rest[n..];
-        }
-        // A separator, so that a body without a trailing newline ends its object.
-        decoder
-            .decode(b"\n")
-            .map_err(|e| Error::query(format!("not a JSON object of the columns: {e}")))?;
-    }
-    let batch = decoder
-        .flush()
-        .map_err(|e| Error::query(format!("not a JSON object of the columns: {e}")))?;
-    let batch = batch.unwrap_or_else(|| RecordBatch::new_empty(schema.clone()));
-    if batch.num_rows() != bodies.len() {
-        return Err(Error::query(format!(
-            "expected one JSON object per record, found {} in {} objects",
-            batch.num_rows(),
-            bodies.len()
-        )));
-    }
-    Ok(batch)
 }
 
 #[async_trait]
@@ -1120,7 +1053,7 @@ impl Database for S3Records {
         let schema = self.columns();
         for batch in &batches {
             let batch = crate::store::chunks::adapt_batch(&schema, batch)?;
-            let bodies = encode_rows(&batch)?;
+            let bodies = crate::record::json_objects(&batch)?;
             let ids: Vec<String> = match &self.key {
                 Some(k) => {
                     let i = schema.index_of(k).map_err(|_| {

@@ -1,0 +1,661 @@
+//! The Redis key-value store (the seed's `RedisStoreBackend` and `RedisConnector`): one
+//! Redis hash per schema, the record's key its field, the record's JSON its value.
+//!
+//! Writes that must not race are single commands or Lua scripts, which Redis runs whole:
+//! insert is `HSETNX` (a batch: one script that checks every key, then writes them all),
+//! update checks `HEXISTS` and writes in one script, a compare-and-set compares the old
+//! value in the script. Reads of many keys are one `HMGET` (several, pipelined, for very
+//! many keys); a scan walks the hash with `HSCAN`, asking for the next batch while the
+//! caller decodes the last one, and drops the keys `HSCAN` may return twice.
+//!
+//! Commands go through a [`ConnectorManager`]: one multiplexed connection shared by every
+//! caller ([`ConnectionMode::Single`]) or a pool. A command that fails because the
+//! connection dropped marks it broken, so the next call connects again; a read is retried
+//! once on a fresh connection at once.
+
+use std::collections::HashSet;
+use std::future::Future;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, ConnectionAddr, RedisConnectionInfo, RedisError, Value};
+use secrecy::ExposeSecret;
+
+use super::connect::{
+    ConnectionMode, Connector, ConnectorConfig, ConnectorManager, ConnectorManagerFactory,
+    PoolSettings,
+};
+use super::{KeyValueStore, already_exists};
+use crate::error::{Error, ErrorKind, Result};
+
+const KIND: &str = "redis";
+
+/// Keys per `HMGET` and field-value pairs per `HSET` (a pipeline carries as many as needed).
+const KEYS_PER_COMMAND: usize = 4096;
+
+/// Inserts every pair `ARGV[i], ARGV[i+1]` into hash `KEYS[1]` unless one of the fields
+/// exists: then writes nothing and returns that field.
+const INSERT_ALL: &str = r"
+for i = 1, #ARGV, 2 do
+  if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then return ARGV[i] end
+end
+local n = #ARGV
+for i = 1, n, 1000 do
+  redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, n)))
+end
+return false
+";
+
+/// Sets field `ARGV[1]` of hash `KEYS[1]` to `ARGV[2]` only when it exists; 1 when written.
+const REPLACE: &str = r"
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  return 1
+end
+return 0
+";
+
+/// Sets field `ARGV[1]` of hash `KEYS[1]` to `ARGV[2]` only while it holds `ARGV[3]`.
+const COMPARE_AND_SET: &str = r"
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[3] then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  return 1
+end
+return 0
+";
+
+/// Deletes hash `KEYS[1]` (refusing a key of another type) and returns how many fields it had.
+const DROP: &str = r"
+local n = redis.call('HLEN', KEYS[1])
+redis.call('DEL', KEYS[1])
+return n
+";
+
+static INSERT_ALL_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(INSERT_ALL));
+static REPLACE_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(REPLACE));
+static CAS_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(COMPARE_AND_SET));
+static DROP_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(DROP));
+
+/// `redis://host:port/db`, for messages (never the password).
+fn shown(config: &ConnectorConfig) -> String {
+    let user = config
+        .username
+        .as_ref()
+        .map(|u| format!(" as user '{u}'"))
+        .unwrap_or_default();
+    format!(
+        "redis://{}:{}/{}{user}",
+        config.host,
+        config.port,
+        config.db.as_deref().unwrap_or("0")
+    )
+}
+
+/// Did the connection break (so that it must not be used again)?
+fn connection_broke(e: &RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() || e.is_timeout()
+}
+
+/// A Redis error as ours: what failed (`doing`), where (`at`), and what to do.
+pub fn redis_error(at: &str, doing: &str, e: &RedisError) -> Error {
+    let code = e.code().unwrap_or_default();
+    let (kind, hint) = if e.kind() == redis::ErrorKind::AuthenticationFailed
+        || matches!(code, "WRONGPASS" | "NOAUTH")
+    {
+        (
+            ErrorKind::Config,
+            "; check the user name and password (in the URL, or REDIS_PASSWORD)",
+        )
+    } else if code == "NOPERM" {
+        (
+            ErrorKind::Config,
+            "; the user's ACL does not allow this command or key",
+        )
+    } else if code == "WRONGTYPE" {
+        (
+            ErrorKind::Type,
+            "; the key holds another kind of value than a hash of records",
+        )
+    } else if e.is_connection_refusal() {
+        (
+            ErrorKind::Connection,
+            "; is the Redis server running there?",
+        )
+    } else if e.is_timeout() {
+        (
+            ErrorKind::Connection,
+            "; the server did not answer in time (response timeout)",
+        )
+    } else if connection_broke(e) {
+        (
+            ErrorKind::Connection,
+            "; the connection dropped (the next call connects again)",
+        )
+    } else {
+        (ErrorKind::Query, "")
+    };
+    Error::new(kind, format!("{doing} at {at}: {e}{hint}")).with_backend(KIND)
+}
+
+/// One connection to a Redis server (the seed's `RedisConnector`): a multiplexed
+/// connection, which carries the commands of many callers at once.
+pub struct RedisConnector {
+    config: ConnectorConfig,
+    db: i64,
+    conn: Option<MultiplexedConnection>,
+}
+
+impl std::fmt::Debug for RedisConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConnector")
+            .field("at", &shown(&self.config))
+            .field("connected", &self.conn.is_some())
+            .finish()
+    }
+}
+
+#[async_trait]
+impl Connector for RedisConnector {
+    type Client = MultiplexedConnection;
+
+    fn new(config: ConnectorConfig) -> Result<Self> {
+        let db = match config.db.as_deref() {
+            None | Some("") => 0,
+            Some(d) => d.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                Error::config(format!(
+                    "the Redis database '{d}' is not a number (redis://host:port/<db>, e.g. /0)"
+                ))
+                .with_backend(KIND)
+            })?,
+        };
+        if config.host.is_empty() {
+            return Err(Error::config("a Redis connection needs a host").with_backend(KIND));
+        }
+        Ok(RedisConnector {
+            config,
+            db,
+            conn: None,
+        })
+    }
+
+    fn config(&self) -> &ConnectorConfig {
+        &self.config
+    }
+
+    async fn connect(&mut self) -> Result<()> {
+        let c = &self.config;
+        let mut settings = RedisConnectionInfo::default().set_db(self.db);
+        if let Some(u) = &c.username {
+            settings = settings.set_username(u);
+        }
+        if let Some(p) = &c.password {
+            settings = settings.set_password(p.expose_secret());
+        }
+        let info = redis::IntoConnectionInfo::into_connection_info(ConnectionAddr::Tcp(
+            c.host.clone(),
+            c.port,
+        ))
+        .map(|i| i.set_redis_settings(settings))
+        .map_err(|e| redis_error(&shown(c), "configuring the connection", &e))?;
+        let client = redis::Client::open(info)
+            .map_err(|e| redis_error(&shown(c), "configuring the connection", &e))?;
+        let conf = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(c.connect_timeout))
+            .set_response_timeout(c.response_timeout);
+        let mut conn = client
+            .get_multiplexed_async_connection_with_config(&conf)
+            .await
+            .map_err(|e| redis_error(&shown(c), "connecting", &e))?;
+        if let Some(name) = &c.client_name {
+            redis::cmd("CLIENT")
+                .arg("SETNAME")
+                .arg(name)
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(|e| redis_error(&shown(c), "naming the connection", &e))?;
+        }
+        self.conn = Some(conn);
+        Ok(())
+    }
+
+    async fn disconnect(&mut self) -> Result<()> {
+        self.conn = None;
+        Ok(())
+    }
+
+    async fn is_connected(&mut self) -> bool {
+        match &mut self.conn {
+            Some(c) => redis::cmd("PING").query_async::<String>(c).await.is_ok(),
+            None => false,
+        }
+    }
+
+    fn client(&self) -> Result<MultiplexedConnection> {
+        self.conn.clone().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Connection,
+                format!("not connected to {}", shown(&self.config)),
+            )
+            .with_backend(KIND)
+        })
+    }
+}
+
+/// Records in Redis hashes, one per schema.
+#[derive(Debug)]
+pub struct RedisKeyValueStore {
+    manager: ConnectorManager<RedisConnector>,
+    shown: String,
+}
+
+impl RedisKeyValueStore {
+    /// A store over connections made by `manager`.
+    pub fn new(manager: ConnectorManager<RedisConnector>) -> Self {
+        let shown = shown(manager.config());
+        RedisKeyValueStore { manager, shown }
+    }
+
+    /// Connects to `config` in `mode` and checks the server answers (so that a wrong
+    /// password or an unreachable server is an error now, not at first use).
+    pub async fn connect(
+        config: ConnectorConfig,
+        mode: ConnectionMode,
+        pool: PoolSettings,
+    ) -> Result<Self> {
+        let manager =
+            ConnectorManagerFactory::create_manager::<RedisConnector>(config, mode, pool)?;
+        let store = RedisKeyValueStore::new(manager);
+        store
+            .run("checking the connection", true, |mut c| async move {
+                redis::cmd("PING").query_async::<String>(&mut c).await
+            })
+            .await?;
+        Ok(store)
+    }
+
+    /// The connection manager.
+    pub fn manager(&self) -> &ConnectorManager<RedisConnector> {
+        &self.manager
+    }
+
+    /// Runs `f` on a connection. When the connection broke, it is reported to the manager
+    /// (the next call connects again) and, for an `idempotent` request, `f` runs once more
+    /// on a new connection.
+    async fn run<T, F, Fut>(&self, doing: &str, idempotent: bool, f: F) -> Result<T>
+    where
+        F: Fn(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let mut lease = self.manager.get().await?;
+        match f(lease.client()).await {
+            Ok(v) => Ok(v),
+            Err(e) if connection_broke(&e) => {
+                lease.mark_broken();
+                drop(lease);
+                if !idempotent {
+                    return Err(redis_error(&self.shown, doing, &e));
+                }
+                tracing::debug!("redis: {doing}: {e}; retrying on a new connection");
+                let lease = self.manager.get().await?;
+                f(lease.client())
+                    .await
+                    .map_err(|e| redis_error(&self.shown, doing, &e))
+            }
+            Err(e) => Err(redis_error(&self.shown, doing, &e)),
+        }
+    }
+
+    /// Every key of the database that holds a hash.
+    async fn hash_keys(&self) -> Result<Vec<String>> {
+        let mut cursor: u64 = 0;
+        let mut out = HashSet::new();
+        loop {
+            let (next, keys): (u64, Vec<Vec<u8>>) = self
+                .run("listing hashes", true, |mut c| async move {
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("COUNT")
+                        .arg(1000)
+                        .arg("TYPE")
+                        .arg("hash")
+                        .query_async(&mut c)
+                        .await
+                })
+                .await?;
+            out.extend(
+                keys.into_iter()
+                    .map(|k| String::from_utf8_lossy(&k).into_owned()),
+            );
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        let mut names: Vec<String> = out.into_iter().collect();
+        names.sort();
+        Ok(names)
+    }
+}
+
+/// One `HSCAN` reply: the next cursor and the (field, value) pairs.
+fn hscan_reply(v: Value) -> std::result::Result<(u64, Vec<(String, Bytes)>), String> {
+    let Value::Array(mut parts) = v else {
+        return Err(format!("HSCAN answered {v:?}"));
+    };
+    if parts.len() != 2 {
+        return Err(format!("HSCAN answered {} parts, not 2", parts.len()));
+    }
+    let items = parts.pop().unwrap_or(Value::Nil);
+    let cursor = match parts.pop() {
+        Some(Value::BulkString(b)) => std::str::from_utf8(&b)
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok()),
+        Some(Value::Int(i)) => u64::try_from(i).ok(),
+        _ => None,
+    }
+    .ok_or("HSCAN answered no cursor")?;
+    let items = match items {
+        Value::Array(items) => items,
+        Value::Map(pairs) => pairs.into_iter().flat_map(|(k, v)| [k, v]).collect(),
+        other => return Err(format!("HSCAN answered {other:?} for the fields")),
+    };
+    let mut out = Vec::with_capacity(items.len() / 2);
+    let mut it = items.into_iter();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        let key = match k {
+            Value::BulkString(b) => String::from_utf8(b)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            Value::SimpleString(s) => s,
+            other => return Err(format!("HSCAN answered {other:?} for a field")),
+        };
+        let value = match v {
+            Value::BulkString(b) => Bytes::from(b),
+            Value::SimpleString(s) => Bytes::from(s),
+            other => return Err(format!("HSCAN answered {other:?} for a value")),
+        };
+        out.push((key, value));
+    }
+    Ok((cursor, out))
+}
+
+#[async_trait]
+impl KeyValueStore for RedisKeyValueStore {
+    fn kind(&self) -> &str {
+        KIND
+    }
+
+    fn location(&self) -> String {
+        self.shown.clone()
+    }
+
+    async fn schemas(&self) -> Result<Vec<String>> {
+        self.hash_keys().await
+    }
+
+    async fn exists(&self, schema: &str, key: &str) -> Result<bool> {
+        let doing = format!("HEXISTS {schema} {key}");
+        self.run(&doing, true, |mut c| async move {
+            redis::cmd("HEXISTS")
+                .arg(schema)
+                .arg(key)
+                .query_async::<bool>(&mut c)
+                .await
+        })
+        .await
+    }
+
+    async fn count(&self, schema: &str) -> Result<u64> {
+        let doing = format!("HLEN {schema}");
+        self.run(&doing, true, |mut c| async move {
+            redis::cmd("HLEN")
+                .arg(schema)
+                .query_async::<u64>(&mut c)
+                .await
+        })
+        .await
+    }
+
+    async fn get_many(&self, schema: &str, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let doing = format!("HMGET {schema} ({} keys)", keys.len());
+        let mut pipe = redis::pipe();
+        for chunk in keys.chunks(KEYS_PER_COMMAND) {
+            pipe.cmd("HMGET").arg(schema).arg(chunk);
+        }
+        let pipe = &pipe;
+        let replies: Vec<Vec<Option<Vec<u8>>>> = self
+            .run(&doing, true, |mut c| async move {
+                pipe.query_async(&mut c).await
+            })
+            .await?;
+        let out: Vec<Option<Bytes>> = replies
+            .into_iter()
+            .flatten()
+            .map(|v| v.map(Bytes::from))
+            .collect();
+        if out.len() != keys.len() {
+            return Err(Error::internal(format!(
+                "{doing} answered {} values for {} keys",
+                out.len(),
+                keys.len()
+            )));
+        }
+        Ok(out)
+    }
+
+    async fn insert_many(&self, schema: &str, entries: &[(String, Bytes)]) -> Result<()> {
+        let mut seen = HashSet::with_capacity(entries.len());
+        for (k, _) in entries {
+            if !seen.insert(k.as_str()) {
+                return Err(already_exists(KIND, schema, k));
+            }
+        }
+        match entries {
+            [] => Ok(()),
+            [(key, value)] => {
+                let doing = format!("HSETNX {schema} {key}");
+                let written: bool = self
+                    .run(&doing, false, |mut c| async move {
+                        redis::cmd("HSETNX")
+                            .arg(schema)
+                            .arg(key)
+                            .arg(value.as_ref())
+                            .query_async(&mut c)
+                            .await
+                    })
+                    .await?;
+                if written {
+                    Ok(())
+                } else {
+                    Err(already_exists(KIND, schema, key))
+                }
+            }
+            _ => {
+                let doing = format!("inserting {} records into hash {schema}", entries.len());
+                let taken: Option<String> = self
+                    .run(&doing, false, |mut c| async move {
+                        let mut call = INSERT_ALL_SCRIPT.key(schema);
+                        for (k, v) in entries {
+                            call.arg(k).arg(v.as_ref());
+                        }
+                        call.invoke_async(&mut c).await
+                    })
+                    .await?;
+                match taken {
+                    None => Ok(()),
+                    Some(k) => Err(already_exists(KIND, schema, &k)),
+                }
+            }
+        }
+    }
+
+    async fn put_many(&self, schema: &str, entries: &[(String, Bytes)]) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let doing = format!("HSET {schema} ({} records)", entries.len());
+        let mut pipe = redis::pipe();
+        for chunk in entries.chunks(KEYS_PER_COMMAND) {
+            let cmd = pipe.cmd("HSET").arg(schema);
+            for (k, v) in chunk {
+                cmd.arg(k).arg(v.as_ref());
+            }
+            cmd.ignore();
+        }
+        let pipe = &pipe;
+        // Setting the same values again is harmless: retried when the connection drops.
+        self.run(&doing, true, |mut c| async move {
+            pipe.query_async::<()>(&mut c).await
+        })
+        .await
+    }
+
+    async fn replace(
+        &self,
+        schema: &str,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: Bytes,
+    ) -> Result<bool> {
+        let doing = format!("updating {key} of hash {schema}");
+        let value = &value;
+        let written: i64 = self
+            .run(&doing, false, |mut c| async move {
+                match expected {
+                    None => {
+                        REPLACE_SCRIPT
+                            .key(schema)
+                            .arg(key)
+                            .arg(value.as_ref())
+                            .invoke_async(&mut c)
+                            .await
+                    }
+                    Some(old) => {
+                        CAS_SCRIPT
+                            .key(schema)
+                            .arg(key)
+                            .arg(value.as_ref())
+                            .arg(old)
+                            .invoke_async(&mut c)
+                            .await
+                    }
+                }
+            })
+            .await?;
+        Ok(written == 1)
+    }
+
+    async fn delete_many(&self, schema: &str, keys: &[String]) -> Result<Vec<bool>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let doing = format!("HDEL {schema} ({} keys)", keys.len());
+        let mut pipe = redis::pipe();
+        for k in keys {
+            pipe.cmd("HDEL").arg(schema).arg(k);
+        }
+        let pipe = &pipe;
+        let deleted: Vec<i64> = self
+            .run(&doing, false, |mut c| async move {
+                pipe.query_async(&mut c).await
+            })
+            .await?;
+        Ok(deleted.into_iter().map(|n| n > 0).collect())
+    }
+
+    async fn drop_schema(&self, schema: &str) -> Result<u64> {
+        let doing = format!("deleting hash {schema}");
+        self.run(&doing, false, |mut c| async move {
+            DROP_SCRIPT.key(schema).invoke_async::<u64>(&mut c).await
+        })
+        .await
+    }
+
+    async fn scan(
+        &self,
+        schema: &str,
+        batch: usize,
+    ) -> Result<BoxStream<'static, Result<Vec<(String, Bytes)>>>> {
+        let count = batch.max(1);
+        let lease = self.manager.get().await?;
+        let mut conn = lease.client();
+        drop(lease);
+        let schema = schema.to_string();
+        let at = self.shown.clone();
+        // The next batch is asked for while the caller works on the last one.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<(String, Bytes)>>>(2);
+        tokio::spawn(async move {
+            let mut cursor: u64 = 0;
+            // HSCAN may return a field twice (while Redis resizes the hash).
+            let mut seen: HashSet<String> = HashSet::new();
+            loop {
+                let got: redis::RedisResult<Value> = redis::cmd("HSCAN")
+                    .arg(&schema)
+                    .arg(cursor)
+                    .arg("COUNT")
+                    .arg(count)
+                    .query_async(&mut conn)
+                    .await;
+                let parsed = got
+                    .map_err(|e| redis_error(&at, &format!("HSCAN {schema} {cursor}"), &e))
+                    .and_then(|v| {
+                        hscan_reply(v).map_err(|m| {
+                            Error::internal(format!("HSCAN {schema} at {at}: {m}"))
+                                .with_backend(KIND)
+                        })
+                    });
+                let (next, mut items) = match parsed {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                };
+                if cursor != 0 || next != 0 {
+                    items.retain(|(k, _)| seen.insert(k.clone()));
+                }
+                if !items.is_empty() && tx.send(Ok(items)).await.is_err() {
+                    return; // The reader stopped.
+                }
+                cursor = next;
+                if cursor == 0 {
+                    return;
+                }
+            }
+        });
+        Ok(tokio_stream_of(rx))
+    }
+
+    fn describe_scan(&self, schema: &str, batch: usize) -> String {
+        format!(
+            "HSCAN {schema} <cursor> COUNT {batch} until the cursor is 0 (the next batch \
+             requested while the last one is decoded) at {}",
+            self.shown
+        )
+    }
+
+    fn describe_get(&self, schema: &str, keys: &[String]) -> String {
+        let shown: Vec<&str> = keys.iter().take(5).map(String::as_str).collect();
+        let more = if keys.len() > 5 { " …" } else { "" };
+        format!(
+            "HMGET {schema} {}{more} ({} keys, one round trip) at {}",
+            shown.join(" "),
+            keys.len(),
+            self.shown
+        )
+    }
+}
+
+/// A stream of what a channel receives.
+fn tokio_stream_of<T: Send + 'static>(rx: tokio::sync::mpsc::Receiver<T>) -> BoxStream<'static, T> {
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) }).boxed()
+}

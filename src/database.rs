@@ -423,6 +423,13 @@ pub trait Backend: Send + Sync + Debug {
         if_not_exists: bool,
     ) -> Result<Arc<dyn Database>>;
 
+    /// The key column `CREATE TABLE … AS SELECT` gives a new table when the statement names
+    /// none (for a key-value store: a column named `key`, else the first one). Default: None
+    /// (the table has no key).
+    fn ctas_key(&self, _schema: &datafusion::arrow::datatypes::Schema) -> Option<String> {
+        None
+    }
+
     /// Drops a collection; false if it did not exist (an error unless `if_exists`).
     async fn drop_collection(&self, schema: &str, name: &str, if_exists: bool) -> Result<bool>;
 

@@ -393,6 +393,13 @@ impl Engine {
                 .with_backend(backend.kind().to_string()));
             }
         }
+        let has_rows =
+            !matches!(cmd.input.as_ref(), LogicalPlan::EmptyRelation(e) if !e.produce_one_row);
+        // A CTAS without a PRIMARY KEY: the backend may pick one (a key-value store's key).
+        let key = match key {
+            None if has_rows => backend.ctas_key(&arrow_schema),
+            k => k,
+        };
         let spec = CollectionSpec {
             schema: arrow_schema,
             key,
@@ -401,8 +408,6 @@ impl Engine {
         let db = backend
             .create_collection(schema_name, &name, spec, false)
             .await?;
-        let has_rows =
-            !matches!(cmd.input.as_ref(), LogicalPlan::EmptyRelation(e) if !e.produce_one_row);
         if !has_rows {
             return self.count_frame(0);
         }

@@ -142,6 +142,8 @@ impl DatabaseFactory {
         f.register(Arc::new(crate::backends::elasticsearch::EsKind));
         #[cfg(feature = "s3")]
         f.register(Arc::new(crate::backends::s3::S3Kind));
+        #[cfg(feature = "redis")]
+        f.register(Arc::new(crate::backends::redis::RedisKind));
         f
     }
 

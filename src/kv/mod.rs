@@ -16,6 +16,7 @@ pub mod connect;
 pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
+pub mod table;
 
 use std::fmt::Debug;
 

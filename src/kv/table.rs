@@ -1,0 +1,1485 @@
+//! SQL over a key-value store: every schema of the store (a Redis hash) is a table of the
+//! attached backend, with the record's key as a column and the record's JSON fields as the
+//! others. One implementation for every store ([`KvBackend`], [`KvTable`]); a store is one
+//! more [`KeyValueStore`].
+//!
+//! * **Columns.** A table made here (`CREATE TABLE`, `CREATE TABLE … AS SELECT`, the record
+//!   API) has its columns declared in the store itself, in the reserved schema
+//!   [`TABLES`] (its JSON column description under the table's name), so the next process
+//!   sees them. A schema nobody declared gets a `key` column (the record's key, text) plus
+//!   the fields of a sample of its records ([`KvSettings::sample`]).
+//! * **Key.** The declared key column (`PRIMARY KEY`), else a column named `key`, else the
+//!   first column. Its text is the record's key; the JSON value holds every column,
+//!   the key too, so the seed's typed records read what SQL wrote. Reading, the key column
+//!   comes from the store's key, not from the JSON.
+//! * **Scans.** `key = …` and `key IN (…)` read just those keys (one request); anything else
+//!   scans the store in batches. Every filter over the columns is evaluated with
+//!   DataFusion's kernels on each decoded batch, so all are exact.
+//! * **Writes.** `INSERT` writes its rows in chunks of [`KvSettings::write_batch`], each
+//!   chunk all or nothing and refused when a key is taken; when a chunk fails, the rows the
+//!   statement wrote are removed again. UPDATE changes a record only while it still holds
+//!   what was read (compare-and-set).
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, RecordBatchOptions, StringArray};
+use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::datatypes::{DataType, Field as ArrowField, Schema, SchemaRef};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use futures::{StreamExt, TryStreamExt};
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+
+use super::KeyValueStore;
+use crate::database::{Backend, Capabilities, CollectionSpec, Database, FilterSupport, Partition};
+use crate::error::{Error, ErrorKind, Result};
+use crate::query::{FilterExpr, Operand, Operator, Query, ROW_ID};
+use crate::record::{
+    Record, Value, array_to_values, batch_to_records, column_list, decode_json_objects,
+    infer_schema, json_objects, records_to_batch,
+};
+use crate::store::columns::{self, ColumnDesc};
+
+/// The reserved schema holding the declared tables (field: table name, value: columns).
+pub const TABLES: &str = "_dataknobs:tables";
+
+/// Names starting with this are the backend's own, never tables.
+const RESERVED: &str = "_dataknobs:";
+
+/// The schema tables are in.
+const SCHEMA: &str = "public";
+
+/// How tables over a key-value store read and write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvSettings {
+    /// Put before every table's name to make the store's schema name (a namespace in a
+    /// shared database, e.g. `app1:`); only schemas starting with it are tables.
+    pub prefix: String,
+    /// Records read to infer the columns of a schema nobody declared.
+    pub sample: usize,
+    /// Records asked for per scan request (`HSCAN … COUNT n`).
+    pub scan_batch: usize,
+    /// Rows written per request by INSERT (each chunk all or nothing).
+    pub write_batch: usize,
+}
+
+impl Default for KvSettings {
+    fn default() -> Self {
+        KvSettings {
+            prefix: String::new(),
+            sample: 1000,
+            scan_batch: 4096,
+            write_batch: 1000,
+        }
+    }
+}
+
+/// A declared table, as kept in [`TABLES`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Declared {
+    columns: Vec<ColumnDesc>,
+}
+
+/// The tables of one key-value store (one attached database).
+#[derive(Debug)]
+pub struct KvBackend {
+    store: Arc<dyn KeyValueStore>,
+    settings: KvSettings,
+    /// Table names as last listed.
+    tables: RwLock<BTreeSet<String>>,
+}
+
+impl KvBackend {
+    /// The tables of `store`, listed now.
+    pub async fn open(store: Arc<dyn KeyValueStore>, settings: KvSettings) -> Result<Self> {
+        let b = KvBackend {
+            store,
+            settings,
+            tables: RwLock::new(BTreeSet::new()),
+        };
+        b.refresh().await?;
+        Ok(b)
+    }
+
+    /// The store's schema holding table `name`.
+    fn hash(&self, name: &str) -> String {
+        format!("{}{name}", self.settings.prefix)
+    }
+
+    /// The store's schema holding the declared tables.
+    fn tables_hash(&self) -> String {
+        self.hash(TABLES)
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn KeyValueStore> {
+        &self.store
+    }
+
+    fn err(&self, e: Error) -> Error {
+        e.with_backend(self.store.kind().to_string())
+    }
+
+    /// Lists the tables again: the store's schemas and the declared tables.
+    pub async fn refresh(&self) -> Result<()> {
+        let prefix = &self.settings.prefix;
+        let mut names: BTreeSet<String> = self
+            .store
+            .schemas()
+            .await?
+            .into_iter()
+            .filter_map(|n| n.strip_prefix(prefix.as_str()).map(str::to_string))
+            .filter(|n| !n.is_empty() && !n.starts_with(RESERVED))
+            .collect();
+        let mut declared = self.store.scan(&self.tables_hash(), 1024).await?;
+        while let Some(batch) = declared.try_next().await? {
+            names.extend(batch.into_iter().map(|(k, _)| k));
+        }
+        *self.tables.write() = names;
+        Ok(())
+    }
+
+    fn check_name(&self, name: &str) -> Result<()> {
+        if name.is_empty() || name.starts_with(RESERVED) {
+            return Err(self.err(Error::query(format!(
+                "'{name}' is not a table name here: names starting with '{RESERVED}' are \
+                 reserved"
+            ))));
+        }
+        Ok(())
+    }
+
+    /// The declared columns and key of `name`, if it was declared.
+    async fn declared(&self, name: &str) -> Result<Option<(SchemaRef, Option<String>)>> {
+        let got = self
+            .store
+            .get_many(&self.tables_hash(), &[name.to_string()])
+            .await?;
+        let Some(bytes) = got.into_iter().next().flatten() else {
+            return Ok(None);
+        };
+        let decl: Declared = serde_json::from_slice(&bytes).map_err(|e| {
+            self.err(Error::query(format!(
+                "the description of table '{name}' in '{TABLES}' at {} is not valid: {e}",
+                self.store.location()
+            )))
+        })?;
+        let fields = columns::fields(&decl.columns).map_err(|e| {
+            self.err(Error::query(format!(
+                "the description of table '{name}' in '{TABLES}': {e}"
+            )))
+        })?;
+        let key = decl.columns.iter().find(|c| c.key).map(|c| c.name.clone());
+        Ok(Some((Arc::new(Schema::new(fields)), key)))
+    }
+
+    /// `key` plus the fields of a sample of `name`'s records; None when it has none.
+    async fn sampled(&self, name: &str) -> Result<Option<SchemaRef>> {
+        let hash = self.hash(name);
+        if self.store.count(&hash).await? == 0 {
+            return Ok(None);
+        }
+        let mut records = Vec::new();
+        let mut stream = self
+            .store
+            .scan(&hash, self.settings.sample.clamp(1, 10_000))
+            .await?;
+        while let Some(batch) = stream.try_next().await? {
+            for (k, v) in batch {
+                let json: serde_json::Value = serde_json::from_slice(&v).map_err(|e| {
+                    self.err(Error::type_error(format!(
+                        "the value of '{k}' in {} hash '{name}' is not JSON ({e}); a table's \
+                         records are JSON objects",
+                        self.store.kind()
+                    )))
+                })?;
+                let mut r = Record::from_json(&json).map_err(|e| {
+                    self.err(Error::type_error(format!(
+                        "the value of '{k}' in {} hash '{name}' is not a JSON object: {e}",
+                        self.store.kind()
+                    )))
+                })?;
+                r.remove("key");
+                records.push(r);
+            }
+            if records.len() >= self.settings.sample {
+                break;
+            }
+        }
+        let inferred = infer_schema(&records);
+        let mut fields = vec![ArrowField::new("key", DataType::Utf8, false)];
+        fields.extend(
+            inferred
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone().with_nullable(true)),
+        );
+        Ok(Some(Arc::new(Schema::new(fields))))
+    }
+
+    fn table(&self, name: &str, schema: SchemaRef, key: Option<String>, declared: bool) -> KvTable {
+        KvTable {
+            store: self.store.clone(),
+            name: name.to_string(),
+            hash: self.hash(name),
+            tables_hash: self.tables_hash(),
+            schema: RwLock::new(schema),
+            key,
+            declared,
+            settings: self.settings.clone(),
+        }
+    }
+
+    async fn find(&self, name: &str) -> Result<Option<KvTable>> {
+        self.check_name(name)?;
+        if let Some((schema, key)) = self.declared(name).await? {
+            return Ok(Some(self.table(name, schema, key, true)));
+        }
+        match self.sampled(name).await? {
+            Some(schema) => Ok(Some(self.table(
+                name,
+                schema,
+                Some("key".to_string()),
+                false,
+            ))),
+            None => Ok(None),
+        }
+    }
+}
+
+#[async_trait]
+impl Backend for KvBackend {
+    fn kind(&self) -> &str {
+        self.store.kind()
+    }
+
+    fn location(&self) -> String {
+        self.store.location()
+    }
+
+    fn schema_names(&self) -> Vec<String> {
+        vec![SCHEMA.to_string()]
+    }
+
+    fn collection_names(&self, schema: &str) -> Vec<String> {
+        if schema != SCHEMA {
+            return Vec::new();
+        }
+        self.tables.read().iter().cloned().collect()
+    }
+
+    async fn open(&self, schema: &str, name: &str) -> Result<Option<Arc<dyn Database>>> {
+        if schema != SCHEMA {
+            return Ok(None);
+        }
+        let found = self.find(name).await?;
+        if found.is_some() {
+            self.tables.write().insert(name.to_string());
+        }
+        Ok(found.map(|t| Arc::new(t) as Arc<dyn Database>))
+    }
+
+    async fn create_collection(
+        &self,
+        schema: &str,
+        name: &str,
+        spec: CollectionSpec,
+        if_not_exists: bool,
+    ) -> Result<Arc<dyn Database>> {
+        if schema != SCHEMA {
+            return Err(self.err(Error::unsupported(format!(
+                "a {} database has one schema, '{SCHEMA}'",
+                self.store.kind()
+            ))));
+        }
+        if let Some(t) = self.find(name).await? {
+            if if_not_exists {
+                self.tables.write().insert(name.to_string());
+                return Ok(Arc::new(t));
+            }
+            return Err(self.err(Error::already_exists(format!(
+                "table '{name}' exists in {}",
+                self.store.location()
+            ))));
+        }
+        let columns = crate::backends::file::records::plain_types(&spec.schema);
+        if columns.fields().is_empty() {
+            return Err(self.err(Error::query(format!(
+                "table '{name}' needs at least one column (its key)"
+            ))));
+        }
+        let key = match &spec.key {
+            Some(k) => {
+                if columns.field_with_name(k).is_err() {
+                    return Err(self.err(Error::query(format!(
+                        "the key '{k}' of '{name}' is not one of its columns ({})",
+                        column_list(&columns)
+                    ))));
+                }
+                Some(k.clone())
+            }
+            None if columns.field_with_name("key").is_ok() => Some("key".to_string()),
+            // Without a key column, each row is stored under an id of its own.
+            None => None,
+        };
+        // The key column is never NULL: it is the record's key.
+        let fields: Vec<ArrowField> = columns
+            .fields()
+            .iter()
+            .map(|f| {
+                let f = f.as_ref().clone();
+                if Some(f.name()) == key.as_ref() {
+                    f.with_nullable(false)
+                } else {
+                    f
+                }
+            })
+            .collect();
+        let columns: SchemaRef = Arc::new(Schema::new(fields));
+        let decl = Declared {
+            columns: columns::describe(&columns, key.as_deref()),
+        };
+        let bytes = serde_json::to_vec(&decl)
+            .map_err(|e| Error::internal(format!("describing table '{name}': {e}")))?;
+        self.store
+            .insert_many(
+                &self.tables_hash(),
+                &[(name.to_string(), Bytes::from(bytes))],
+            )
+            .await
+            .map_err(|e| {
+                if e.kind() == ErrorKind::AlreadyExists {
+                    self.err(Error::already_exists(format!(
+                        "table '{name}' was created in {} at the same time by another client",
+                        self.store.location()
+                    )))
+                } else {
+                    e
+                }
+            })?;
+        self.tables.write().insert(name.to_string());
+        Ok(Arc::new(self.table(name, columns, key, true)))
+    }
+
+    fn ctas_key(&self, schema: &Schema) -> Option<String> {
+        // The issue's rule: a `key` column, else the first column is the record's key.
+        schema
+            .field_with_name("key")
+            .ok()
+            .or_else(|| schema.fields().first().map(|f| f.as_ref()))
+            .map(|f| f.name().clone())
+    }
+
+    async fn drop_collection(&self, schema: &str, name: &str, if_exists: bool) -> Result<bool> {
+        if schema != SCHEMA {
+            return Ok(false);
+        }
+        self.check_name(name)?;
+        let declared = self.declared(name).await?.is_some();
+        let records = self.store.count(&self.hash(name)).await?;
+        if !declared && records == 0 {
+            self.tables.write().remove(name);
+            return crate::database::drop_missing(
+                self.store.kind(),
+                name,
+                &format!("in {}", self.store.location()),
+                if_exists,
+            );
+        }
+        self.store.drop_schema(&self.hash(name)).await?;
+        if declared {
+            self.store
+                .delete_many(&self.tables_hash(), &[name.to_string()])
+                .await?;
+        }
+        self.tables.write().remove(name);
+        Ok(true)
+    }
+}
+
+/// One schema of a key-value store as a table.
+#[derive(Debug)]
+pub struct KvTable {
+    store: Arc<dyn KeyValueStore>,
+    name: String,
+    /// The store's schema holding the records (the prefix and the name).
+    hash: String,
+    /// The store's schema holding the declared tables.
+    tables_hash: String,
+    schema: RwLock<SchemaRef>,
+    /// The key column: its text is the record's key. None: each row has an id of its own
+    /// (a new UUID when inserted), and duplicate rows are allowed.
+    key: Option<String>,
+    /// Are the columns declared in [`TABLES`] (else sampled)?
+    declared: bool,
+    settings: KvSettings,
+}
+
+/// Is `t` a type whose values have one text form (so a key lookup finds every match)?
+fn exact_key_type(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Utf8
+            | DataType::LargeUtf8
+            | DataType::Utf8View
+            | DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+            | DataType::UInt64
+    )
+}
+
+/// Does `v` have the kind of the key column `t` (text for text, an integer for integers)?
+fn literal_fits(t: &DataType, v: &Value) -> bool {
+    match v {
+        Value::String(_) => matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View),
+        Value::Int(_) => t.is_integer(),
+        _ => false,
+    }
+}
+
+impl KvTable {
+    fn kind(&self) -> &str {
+        self.store.kind()
+    }
+
+    fn err(&self, e: Error) -> Error {
+        e.with_backend(self.store.kind().to_string())
+    }
+
+    fn columns(&self) -> SchemaRef {
+        self.schema.read().clone()
+    }
+
+    /// The index of the key column, if there is one.
+    fn key_index(&self, schema: &Schema) -> Result<Option<usize>> {
+        let Some(key) = &self.key else {
+            return Ok(None);
+        };
+        schema.index_of(key).map(Some).map_err(|_| {
+            Error::internal(format!(
+                "the key column '{key}' of '{}' is not a column",
+                self.name
+            ))
+        })
+    }
+
+    /// The keys a query reads when its filters pin the key (`key = v`, `key IN (…)`, ANDed
+    /// at the top); None when it must scan.
+    fn lookup_keys(&self, filters: &[FilterExpr]) -> Option<Vec<String>> {
+        let schema = self.columns();
+        let key = self.key.as_ref()?;
+        let key_type = schema.field_with_name(key).ok()?.data_type().clone();
+        if !exact_key_type(&key_type) {
+            return None;
+        }
+        let mut keys: Option<Vec<String>> = None;
+        for f in filters {
+            let FilterExpr::Cond(c) = f else { continue };
+            if &c.field != key {
+                continue;
+            }
+            let values: Vec<&Value> = match (&c.op, &c.operand) {
+                (Operator::Eq, Operand::One(v)) => vec![v],
+                (Operator::In, Operand::List(vs)) => vs.iter().collect(),
+                _ => continue,
+            };
+            // NULL matches nothing; a literal of another kind is left to a scan.
+            let mut these = Vec::with_capacity(values.len());
+            for v in values {
+                if v.is_null() {
+                    continue;
+                }
+                if !literal_fits(&key_type, v) {
+                    return None;
+                }
+                these.push(v.to_text());
+            }
+            keys = Some(match keys {
+                None => these,
+                Some(prev) => {
+                    let set: HashSet<&String> = these.iter().collect();
+                    prev.into_iter().filter(|k| set.contains(k)).collect()
+                }
+            });
+        }
+        keys.map(|mut k| {
+            let mut seen = HashSet::new();
+            k.retain(|x| seen.insert(x.clone()));
+            k
+        })
+    }
+
+    /// Decodes records' values into a batch of the table's columns, the key column made from
+    /// the keys. An error names the record that does not fit.
+    fn decode(&self, schema: &SchemaRef, keys: &[String], values: &[Bytes]) -> Result<RecordBatch> {
+        let ki = self.key_index(schema)?;
+        let value_fields: Vec<ArrowField> = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != ki)
+            .map(|(_, f)| f.as_ref().clone().with_nullable(true))
+            .collect();
+        let value_schema: SchemaRef = Arc::new(Schema::new(value_fields));
+        let decoded = match decode_json_objects(&value_schema, values) {
+            Ok(b) => b,
+            Err(e) => {
+                for (k, v) in keys.iter().zip(values) {
+                    if let Err(one) = decode_json_objects(&value_schema, std::slice::from_ref(v)) {
+                        return Err(self.err(Error::type_error(format!(
+                            "record '{k}' of {} table '{}' at {} does not fit its columns ({}): \
+                             {}",
+                            self.kind(),
+                            self.name,
+                            self.store.location(),
+                            column_list(schema),
+                            one.message()
+                        ))));
+                    }
+                }
+                return Err(self.err(e));
+            }
+        };
+        let Some(ki) = ki else {
+            return Ok(RecordBatch::try_new_with_options(
+                schema.clone(),
+                decoded.columns().to_vec(),
+                &RecordBatchOptions::new().with_row_count(Some(keys.len())),
+            )?);
+        };
+        let key_field = schema.field(ki);
+        let text: ArrayRef = Arc::new(StringArray::from_iter_values(keys.iter()));
+        let key_col = if key_field.data_type() == &DataType::Utf8 {
+            text
+        } else {
+            let cast = datafusion::arrow::compute::cast_with_options(
+                &text,
+                key_field.data_type(),
+                &datafusion::arrow::compute::CastOptions {
+                    safe: true,
+                    ..Default::default()
+                },
+            )?;
+            // A key that is not a value of the key's type, or not in its one text form
+            // (`05` for an integer key), would be missed by key lookups: refused.
+            let back = datafusion::arrow::compute::cast(&cast, &DataType::Utf8)?;
+            let back = back
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| Error::internal("a cast to Utf8 gave no strings"))?;
+            for (i, k) in keys.iter().enumerate() {
+                if back.is_null(i) || back.value(i) != k {
+                    return Err(self.err(Error::type_error(format!(
+                        "key '{k}' of {} table '{}' at {} is not a {} in its plain form \
+                         (the key column '{}')",
+                        self.kind(),
+                        self.name,
+                        self.store.location(),
+                        key_field.data_type(),
+                        key_field.name()
+                    ))));
+                }
+            }
+            cast
+        };
+        let mut cols = decoded.columns().to_vec();
+        cols.insert(ki, key_col);
+        Ok(RecordBatch::try_new_with_options(
+            schema.clone(),
+            cols,
+            &RecordBatchOptions::new().with_row_count(Some(keys.len())),
+        )?)
+    }
+
+    /// The key (record id) of a record to write: `forced`, its id, its key field, or new;
+    /// the key field is set to it.
+    fn id_of(&self, record: &mut Record, forced: Option<&str>) -> Result<String> {
+        let given = forced
+            .map(str::to_string)
+            .or(record.id().map(str::to_string));
+        let key = self.key.as_deref().unwrap_or_default();
+        let from_field = self
+            .key
+            .as_ref()
+            .and_then(|k| record.get(k))
+            .filter(|v| !v.is_null())
+            .map(Value::to_text);
+        let id = match (given, from_field) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(self.err(Error::query(format!(
+                    "record id '{a}' disagrees with its key field '{key}' = '{b}' in '{}'",
+                    self.name
+                ))));
+            }
+            (Some(a), _) => a,
+            (None, Some(b)) => b,
+            (None, None) => uuid::Uuid::new_v4().to_string(),
+        };
+        if id.is_empty() {
+            return Err(self.err(Error::query(format!(
+                "an empty key is not usable in '{}'",
+                self.name
+            ))));
+        }
+        if let Some(k) = &self.key
+            && record.get(k).is_none_or(Value::is_null)
+        {
+            record.set(k.clone(), Value::String(id.clone()));
+        }
+        Ok(id)
+    }
+
+    /// Adds a column for each typed field of `records` the table lacks: in the declaration
+    /// (a compare-and-set on it, again if another writer changed it first) for a declared
+    /// table, here for a sampled one.
+    async fn grow_for(&self, records: &[Record]) -> Result<()> {
+        let schema = self.columns();
+        let mut new_fields: Vec<ArrowField> = Vec::new();
+        for r in records {
+            for f in r.fields() {
+                if schema.field_with_name(&f.name).is_ok()
+                    || !f.has_type()
+                    || new_fields.iter().any(|n| n.name() == &f.name)
+                {
+                    continue;
+                }
+                if f.name.is_empty() {
+                    return Err(self.err(Error::query(format!(
+                        "a field of a record for '{}' has an empty name",
+                        self.name
+                    ))));
+                }
+                new_fields.push(f.field_type.arrow_field(&f.name).with_nullable(true));
+            }
+        }
+        if new_fields.is_empty() {
+            return Ok(());
+        }
+        let grow = |current: &Schema| -> SchemaRef {
+            let mut fields: Vec<ArrowField> = current
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone())
+                .collect();
+            for f in &new_fields {
+                if current.field_with_name(f.name()).is_err() {
+                    fields.push(f.clone());
+                }
+            }
+            Arc::new(Schema::new(fields))
+        };
+        if !self.declared {
+            let grown = grow(&schema);
+            *self.schema.write() = grown;
+            return Ok(());
+        }
+        for _ in 0..20 {
+            let got = self
+                .store
+                .get_many(&self.tables_hash, &[self.name.clone()])
+                .await?
+                .into_iter()
+                .next()
+                .flatten()
+                .ok_or_else(|| {
+                    self.err(Error::not_found(format!(
+                        "table '{}' was dropped meanwhile",
+                        self.name
+                    )))
+                })?;
+            let decl: Declared = serde_json::from_slice(&got).map_err(|e| {
+                self.err(Error::query(format!(
+                    "the description of table '{}' is not valid: {e}",
+                    self.name
+                )))
+            })?;
+            let current =
+                Schema::new(columns::fields(&decl.columns).map_err(|e| self.err(Error::query(e)))?);
+            let grown = grow(&current);
+            let next = Declared {
+                columns: columns::describe(&grown, self.key.as_deref()),
+            };
+            let bytes = serde_json::to_vec(&next)
+                .map_err(|e| Error::internal(format!("describing '{}': {e}", self.name)))?;
+            if self
+                .store
+                .replace(
+                    &self.tables_hash,
+                    &self.name,
+                    Some(&got),
+                    Bytes::from(bytes),
+                )
+                .await?
+            {
+                *self.schema.write() = grown;
+                return Ok(());
+            }
+        }
+        Err(self.err(Error::new(
+            ErrorKind::Connection,
+            format!(
+                "adding columns to '{}': its description kept changing under 20 attempts",
+                self.name
+            ),
+        )))
+    }
+
+    /// Checks and encodes records (all before anything is written): (key, JSON).
+    fn prepare(
+        &self,
+        records: Vec<Record>,
+        forced: Option<&[String]>,
+    ) -> Result<Vec<(String, Bytes)>> {
+        let schema = self.columns();
+        let mut ids = Vec::with_capacity(records.len());
+        let mut rows = Vec::with_capacity(records.len());
+        for (i, mut r) in records.into_iter().enumerate() {
+            let untyped: Vec<String> = r
+                .fields()
+                .iter()
+                .filter(|f| !f.has_type() && schema.field_with_name(&f.name).is_err())
+                .map(|f| f.name.clone())
+                .collect();
+            for n in untyped {
+                r.remove(&n);
+            }
+            for f in r.fields() {
+                if schema.field_with_name(&f.name).is_err() {
+                    return Err(self.err(Error::query(format!(
+                        "'{}' has no column '{}' (columns: {})",
+                        self.name,
+                        f.name,
+                        column_list(&schema)
+                    ))));
+                }
+            }
+            let id = self.id_of(&mut r, forced.and_then(|f| f.get(i)).map(String::as_str))?;
+            ids.push(id);
+            rows.push(r);
+        }
+        let batch = records_to_batch(&rows, &schema).map_err(|e| self.err(e))?;
+        self.encode(&batch, Some(ids))
+    }
+
+    /// (key, JSON) of each row of `batch` (of the table's columns); the keys are the key
+    /// column's text unless given.
+    fn encode(
+        &self,
+        batch: &RecordBatch,
+        ids: Option<Vec<String>>,
+    ) -> Result<Vec<(String, Bytes)>> {
+        let bodies = json_objects(batch)?;
+        let ids = match ids {
+            Some(ids) => ids,
+            None => {
+                let schema = batch.schema();
+                let Some(ki) = self.key_index(&schema)? else {
+                    return Ok((0..batch.num_rows())
+                        .map(|_| uuid::Uuid::new_v4().to_string())
+                        .zip(bodies)
+                        .collect());
+                };
+                let values = array_to_values(schema.field(ki), batch.column(ki))?;
+                values
+                    .iter()
+                    .map(|v| {
+                        if v.is_null() {
+                            Err(self.err(Error::query(format!(
+                                "INSERT into {}: a row gives NULL to the key column '{}', \
+                                 which is NOT NULL",
+                                self.name,
+                                schema.field(ki).name()
+                            ))))
+                        } else {
+                            Ok(v.to_text())
+                        }
+                    })
+                    .collect::<Result<_>>()?
+            }
+        };
+        Ok(ids.into_iter().zip(bodies).collect())
+    }
+
+    /// `batch` as rows of the table: missing trailing columns NULL, each column cast to the
+    /// column's type (checked: a value that does not fit is an error naming the column).
+    fn conform(&self, schema: &SchemaRef, batch: &RecordBatch) -> Result<RecordBatch> {
+        if batch.num_columns() > schema.fields().len() {
+            return Err(self.err(Error::query(format!(
+                "INSERT into '{}' got {} columns, the table has {} ({})",
+                self.name,
+                batch.num_columns(),
+                schema.fields().len(),
+                column_list(schema)
+            ))));
+        }
+        let mut cols = Vec::with_capacity(schema.fields().len());
+        for (i, field) in schema.fields().iter().enumerate() {
+            let Some(col) = batch.columns().get(i) else {
+                cols.push(datafusion::arrow::array::new_null_array(
+                    field.data_type(),
+                    batch.num_rows(),
+                ));
+                continue;
+            };
+            if col.data_type() == field.data_type() {
+                cols.push(col.clone());
+                continue;
+            }
+            let cast = datafusion::arrow::compute::cast_with_options(
+                col,
+                field.data_type(),
+                &datafusion::arrow::compute::CastOptions {
+                    safe: false,
+                    ..Default::default()
+                },
+            )
+            .map_err(|e| {
+                self.err(Error::type_error(format!(
+                    "column '{}' of '{}' ({}): {e}",
+                    field.name(),
+                    self.name,
+                    field.data_type()
+                )))
+            })?;
+            cols.push(cast);
+        }
+        for (field, col) in schema.fields().iter().zip(&cols) {
+            if !field.is_nullable() && col.null_count() > 0 {
+                return Err(self.err(Error::type_error(format!(
+                    "column '{}' of '{}' is NOT NULL; the inserted rows hold NULL there",
+                    field.name(),
+                    self.name
+                ))));
+            }
+        }
+        Ok(RecordBatch::try_new_with_options(
+            schema.clone(),
+            cols,
+            &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+        )?)
+    }
+
+    fn to_record(&self, id: &str, value: &Bytes) -> Result<Record> {
+        let schema = self.columns();
+        let batch = self.decode(&schema, &[id.to_string()], std::slice::from_ref(value))?;
+        let mut records = batch_to_records(&batch, None)?;
+        let mut r = records.pop().ok_or_else(|| {
+            self.err(Error::query(format!(
+                "record '{id}' of '{}' decoded to nothing",
+                self.name
+            )))
+        })?;
+        r.set_id(id);
+        Ok(r)
+    }
+
+    /// The keys of the rows matching `filter` (all for None).
+    async fn matching_ids(&self, filter: Option<&FilterExpr>) -> Result<Vec<String>> {
+        let query = Query {
+            filters: filter.cloned().into_iter().collect(),
+            fields: Some(vec![]),
+            row_ids: true,
+            ..Query::default()
+        };
+        let batches: Vec<RecordBatch> = self
+            .scan(&query, Partition::ALL)
+            .await?
+            .try_collect()
+            .await
+            .map_err(Error::from)?;
+        let mut ids = Vec::new();
+        for b in &batches {
+            ids.extend(row_ids(b)?);
+        }
+        Ok(ids)
+    }
+
+    fn duplicate(&self, key: &str, statement: bool) -> Error {
+        self.err(Error::already_exists(if statement {
+            format!(
+                "INSERT into {} failed; nothing was inserted: a row with id '{key}' exists \
+                 already (the key column '{}')",
+                self.name,
+                self.key.as_deref().unwrap_or_default()
+            )
+        } else {
+            format!(
+                "a record with id '{key}' exists in '{}' (or appears twice in the batch)",
+                self.name
+            )
+        }))
+    }
+
+    /// Removes records a failed write added.
+    async fn undo(&self, written: &[String]) {
+        for chunk in written.chunks(10_000) {
+            if let Err(e) = self.store.delete_many(&self.hash, chunk).await {
+                tracing::warn!(
+                    "removing {} records of a failed write to '{}': {e}",
+                    written.len(),
+                    self.name
+                );
+                return;
+            }
+        }
+    }
+}
+
+/// The key in an "record 'k' already exists" message.
+fn key_in(e: &Error) -> String {
+    e.message()
+        .split("record '")
+        .nth(1)
+        .and_then(|r| r.split('\'').next())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The record ids of a batch scanned with [`Query::row_ids`].
+fn row_ids(batch: &RecordBatch) -> Result<Vec<String>> {
+    Ok(batch
+        .column_by_name(ROW_ID)
+        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+        .ok_or_else(|| Error::internal("a scan with row ids returned none"))?
+        .iter()
+        .flatten()
+        .map(str::to_string)
+        .collect())
+}
+
+#[async_trait]
+impl Database for KvTable {
+    fn backend_name(&self) -> &str {
+        self.store.kind()
+    }
+
+    fn collection_name(&self) -> &str {
+        &self.name
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.columns()
+    }
+
+    fn key_column(&self) -> Option<String> {
+        self.key.clone()
+    }
+
+    async fn create(&self, record: Record) -> Result<String> {
+        self.grow_for(std::slice::from_ref(&record)).await?;
+        let entries = self.prepare(vec![record], None)?;
+        let id = entries
+            .first()
+            .map(|(k, _)| k.clone())
+            .ok_or_else(|| Error::internal("no record prepared"))?;
+        self.store
+            .insert_many(&self.hash, &entries)
+            .await
+            .map_err(|e| {
+                if e.kind() == ErrorKind::AlreadyExists {
+                    self.duplicate(&id, false)
+                } else {
+                    e
+                }
+            })?;
+        Ok(id)
+    }
+
+    async fn read(&self, id: &str) -> Result<Option<Record>> {
+        let got = self.store.get_many(&self.hash, &[id.to_string()]).await?;
+        match got.into_iter().next().flatten() {
+            None => Ok(None),
+            Some(v) => self.to_record(id, &v).map(Some),
+        }
+    }
+
+    async fn update(&self, id: &str, record: Record) -> Result<bool> {
+        self.grow_for(std::slice::from_ref(&record)).await?;
+        let mut entries = self.prepare(vec![record], Some(&[id.to_string()]))?;
+        let (_, value) = entries
+            .pop()
+            .ok_or_else(|| Error::internal("no record prepared"))?;
+        self.store.replace(&self.hash, id, None, value).await
+    }
+
+    async fn delete(&self, id: &str) -> Result<bool> {
+        Ok(self
+            .store
+            .delete_many(&self.hash, &[id.to_string()])
+            .await?
+            .first()
+            .copied()
+            .unwrap_or(false))
+    }
+
+    async fn exists(&self, id: &str) -> Result<bool> {
+        self.store.exists(&self.hash, id).await
+    }
+
+    async fn upsert(&self, id: &str, record: Record) -> Result<String> {
+        self.grow_for(std::slice::from_ref(&record)).await?;
+        let entries = self.prepare(vec![record], Some(&[id.to_string()]))?;
+        self.store.put_many(&self.hash, &entries).await?;
+        Ok(id.to_string())
+    }
+
+    async fn clear(&self) -> Result<u64> {
+        self.store.drop_schema(&self.hash).await
+    }
+
+    async fn batch_create(&self, records: Vec<Record>) -> Result<Vec<String>> {
+        self.grow_for(&records).await?;
+        let entries = self.prepare(records, None)?;
+        let ids = entries.iter().map(|(k, _)| k.clone()).collect();
+        let mut seen = HashSet::new();
+        for (k, _) in &entries {
+            if !seen.insert(k.as_str()) {
+                return Err(self.duplicate(k, false));
+            }
+        }
+        // One request: all or nothing.
+        self.store
+            .insert_many(&self.hash, &entries)
+            .await
+            .map_err(|e| {
+                if e.kind() == ErrorKind::AlreadyExists {
+                    self.duplicate(&key_in(&e), false)
+                } else {
+                    e
+                }
+            })?;
+        Ok(ids)
+    }
+
+    async fn batch_read(&self, ids: &[String]) -> Result<Vec<Option<Record>>> {
+        let got = self.store.get_many(&self.hash, ids).await?;
+        ids.iter()
+            .zip(got)
+            .map(|(id, v)| v.map(|v| self.to_record(id, &v)).transpose())
+            .collect()
+    }
+
+    async fn batch_update(&self, updates: Vec<(String, Record)>) -> Result<Vec<bool>> {
+        let records: Vec<Record> = updates.iter().map(|(_, r)| r.clone()).collect();
+        self.grow_for(&records).await?;
+        let ids: Vec<String> = updates.iter().map(|(id, _)| id.clone()).collect();
+        let entries = self.prepare(records, Some(&ids))?;
+        let mut out = Vec::with_capacity(entries.len());
+        for (id, value) in entries {
+            out.push(self.store.replace(&self.hash, &id, None, value).await?);
+        }
+        Ok(out)
+    }
+
+    async fn batch_delete(&self, ids: &[String]) -> Result<Vec<bool>> {
+        self.store.delete_many(&self.hash, ids).await
+    }
+
+    fn filter_support(&self, filter: &FilterExpr) -> FilterSupport {
+        // Evaluated with DataFusion's kernels on the decoded batches: exact.
+        let schema = self.columns();
+        if filter
+            .fields()
+            .iter()
+            .all(|f| schema.field_with_name(f).is_ok())
+        {
+            FilterSupport::Exact
+        } else {
+            FilterSupport::Unsupported
+        }
+    }
+
+    fn describe_scan(&self, query: &Query) -> String {
+        let request = match self.lookup_keys(&query.filters) {
+            Some(keys) => self.store.describe_get(&self.hash, &keys),
+            None => self
+                .store
+                .describe_scan(&self.hash, self.settings.scan_batch),
+        };
+        if query.filters.is_empty() {
+            request
+        } else {
+            format!("{request}; {query} evaluated on each batch")
+        }
+    }
+
+    async fn count(&self, query: Option<&Query>) -> Result<u64> {
+        if counts_all(query) {
+            self.store.count(&self.hash).await
+        } else {
+            crate::local::count(self, query).await
+        }
+    }
+
+    fn describe_count(&self, query: Option<&Query>) -> String {
+        match query {
+            Some(q) if !counts_all(query) => format!("count of {}", self.describe_scan(q)),
+            _ => format!(
+                "count of the records of {} schema '{}' at {}",
+                self.kind(),
+                self.name,
+                self.store.location()
+            ),
+        }
+    }
+
+    async fn scan(
+        &self,
+        query: &Query,
+        _partition: Partition,
+    ) -> Result<SendableRecordBatchStream> {
+        let schema = self.columns();
+        let predicate = crate::pushdown::eval::compile_predicate(&query.filters, &schema)?;
+        let projection: Vec<usize> = match &query.fields {
+            None => (0..schema.fields().len()).collect(),
+            Some(names) => names
+                .iter()
+                .map(|n| {
+                    schema.index_of(n).map_err(|_| {
+                        self.err(Error::query(format!("'{}' has no column '{n}'", self.name)))
+                    })
+                })
+                .collect::<Result<_>>()?,
+        };
+        let mut fields: Vec<ArrowField> = projection
+            .iter()
+            .map(|i| schema.field(*i).clone())
+            .collect();
+        if query.row_ids {
+            fields.push(ArrowField::new(ROW_ID, DataType::Utf8, false));
+        }
+        let out_schema: SchemaRef = Arc::new(Schema::new(fields));
+        let (skip, limit) = if query.sort.is_empty() {
+            (query.offset.unwrap_or(0), query.limit)
+        } else {
+            (0, None)
+        };
+        let batches = match self.lookup_keys(&query.filters) {
+            Some(keys) => {
+                let values = self.store.get_many(&self.hash, &keys).await?;
+                let found: Vec<(String, Bytes)> = keys
+                    .into_iter()
+                    .zip(values)
+                    .filter_map(|(k, v)| v.map(|v| (k, v)))
+                    .collect();
+                futures::stream::iter([Ok(found)]).boxed()
+            }
+            None => {
+                self.store
+                    .scan(&self.hash, self.settings.scan_batch)
+                    .await?
+            }
+        };
+        let this = Arc::new(KvTable {
+            store: self.store.clone(),
+            name: self.name.clone(),
+            hash: self.hash.clone(),
+            tables_hash: self.tables_hash.clone(),
+            schema: RwLock::new(schema.clone()),
+            key: self.key.clone(),
+            declared: self.declared,
+            settings: self.settings.clone(),
+        });
+        let row_ids = query.row_ids;
+        let schema_out = out_schema.clone();
+        let stream = batches
+            .try_filter(|b| futures::future::ready(!b.is_empty()))
+            .map(move |batch| {
+                let (keys, values): (Vec<String>, Vec<Bytes>) = batch?.into_iter().unzip();
+                let rows = this.decode(&schema, &keys, &values)?;
+                let mask = match &predicate {
+                    Some(p) => Some(crate::pushdown::eval::evaluate_mask(p, &rows)?),
+                    None => None,
+                };
+                let mut columns: Vec<ArrayRef> =
+                    projection.iter().map(|i| rows.column(*i).clone()).collect();
+                if row_ids {
+                    columns.push(Arc::new(StringArray::from(keys)));
+                }
+                let projected = RecordBatch::try_new_with_options(
+                    schema_out.clone(),
+                    columns,
+                    &RecordBatchOptions::new().with_row_count(Some(rows.num_rows())),
+                )?;
+                Ok::<RecordBatch, Error>(match mask {
+                    Some(m) => filter_record_batch(&projected, &m)?,
+                    None => projected,
+                })
+            });
+        let limited = if skip == 0 && limit.is_none() {
+            stream.boxed()
+        } else {
+            stream
+                .scan((skip, limit.unwrap_or(usize::MAX)), |(skip, left), b| {
+                    let out = match b {
+                        _ if *left == 0 => None,
+                        Ok(b) => {
+                            let from = (*skip).min(b.num_rows());
+                            *skip -= from;
+                            let n = (b.num_rows() - from).min(*left);
+                            *left -= n;
+                            Some(Ok(b.slice(from, n)))
+                        }
+                        Err(e) => Some(Err(e)),
+                    };
+                    futures::future::ready(out)
+                })
+                .boxed()
+        };
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            out_schema,
+            limited.map_err(|e| e.into_datafusion()),
+        )))
+    }
+
+    async fn insert(&self, mut data: SendableRecordBatchStream) -> Result<u64> {
+        // Written chunk by chunk as the rows arrive; a failure removes what this statement
+        // wrote.
+        let schema = self.columns();
+        let mut written: Vec<String> = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut pending: Vec<(String, Bytes)> = Vec::new();
+        let chunk = self.settings.write_batch.max(1);
+        let mut n = 0u64;
+        let result: Result<()> = async {
+            loop {
+                let next = data.next().await;
+                let done = next.is_none();
+                if let Some(batch) = next {
+                    let batch = batch.map_err(Error::from)?;
+                    let batch = self.conform(&schema, &batch)?;
+                    for (k, v) in self.encode(&batch, None)? {
+                        if !seen.insert(k.clone()) {
+                            return Err(self.duplicate(&k, true));
+                        }
+                        pending.push((k, v));
+                    }
+                }
+                while pending.len() >= chunk || (done && !pending.is_empty()) {
+                    let rest = pending.split_off(pending.len().min(chunk));
+                    let part = std::mem::replace(&mut pending, rest);
+                    self.store
+                        .insert_many(&self.hash, &part)
+                        .await
+                        .map_err(|e| {
+                            if e.kind() == ErrorKind::AlreadyExists {
+                                self.duplicate(&key_in(&e), true)
+                            } else {
+                                e
+                            }
+                        })?;
+                    n += part.len() as u64;
+                    written.extend(part.into_iter().map(|(k, _)| k));
+                }
+                if done {
+                    return Ok(());
+                }
+            }
+        }
+        .await;
+        if let Err(e) = result {
+            self.undo(&written).await;
+            return Err(e);
+        }
+        Ok(n)
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            atomic_batches: false,
+            schema_growth: true,
+            native_dml: true,
+            row_ids: true,
+            exact_sort: false,
+            key_lookup: true,
+            native_count: true,
+        }
+    }
+
+    fn supports_row_ids(&self) -> bool {
+        true
+    }
+
+    async fn delete_where(&self, filter: Option<&FilterExpr>) -> Result<u64> {
+        let ids = self.matching_ids(filter).await?;
+        self.delete_ids(&ids).await
+    }
+
+    async fn delete_ids(&self, ids: &[String]) -> Result<u64> {
+        let mut n = 0;
+        for chunk in ids.chunks(10_000) {
+            n += self
+                .store
+                .delete_many(&self.hash, chunk)
+                .await?
+                .iter()
+                .filter(|d| **d)
+                .count() as u64;
+        }
+        Ok(n)
+    }
+
+    async fn update_where(
+        &self,
+        assignments: &[(String, datafusion::logical_expr::Expr)],
+        filter: Option<&FilterExpr>,
+    ) -> Result<u64> {
+        let schema = self.columns();
+        let query = Query {
+            filters: filter.cloned().into_iter().collect(),
+            row_ids: true,
+            ..Query::default()
+        };
+        let mut compiled = Vec::with_capacity(assignments.len());
+        for (col, expr) in assignments {
+            let field = schema.field_with_name(col).map_err(|_| {
+                self.err(Error::query(format!(
+                    "UPDATE: '{}' has no column '{col}'",
+                    self.name
+                )))
+            })?;
+            let e = crate::pushdown::eval::compile_expr(
+                crate::pushdown::strip_qualifiers(expr),
+                &schema,
+            )?;
+            compiled.push((field.clone(), e));
+        }
+        let batches: Vec<RecordBatch> = self
+            .scan(&query, Partition::ALL)
+            .await?
+            .try_collect()
+            .await
+            .map_err(Error::from)?;
+        let mut changed = 0;
+        for b in &batches {
+            let ids = row_ids(b)?;
+            let rows = b.project(&(0..schema.fields().len()).collect::<Vec<_>>())?;
+            let mut fields = Vec::with_capacity(compiled.len());
+            let mut columns = Vec::with_capacity(compiled.len());
+            for (field, e) in &compiled {
+                let v = e.evaluate(&rows)?.into_array(rows.num_rows())?;
+                let v = if v.data_type() == field.data_type() {
+                    v
+                } else {
+                    datafusion::arrow::compute::cast(&v, field.data_type())?
+                };
+                fields.push(field.clone());
+                columns.push(v);
+            }
+            let values = RecordBatch::try_new_with_options(
+                Arc::new(Schema::new(fields)),
+                columns,
+                &RecordBatchOptions::new().with_row_count(Some(rows.num_rows())),
+            )?;
+            changed += self.update_ids(&ids, values).await?;
+        }
+        Ok(changed)
+    }
+
+    async fn update_ids(&self, ids: &[String], values: RecordBatch) -> Result<u64> {
+        let names: Vec<String> = values
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let changes = batch_to_records(&values, None)?;
+        let moves_key = self.key.as_ref().is_some_and(|k| names.contains(k));
+        let key = self.key.clone().unwrap_or_default();
+        let current = self.store.get_many(&self.hash, ids).await?;
+        // Every row's new record before anything is written.
+        let mut plans = Vec::with_capacity(ids.len());
+        let mut new_keys = HashSet::new();
+        for ((id, old), change) in ids.iter().zip(current).zip(changes) {
+            let Some(old) = old else { continue };
+            let mut record = self.to_record(id, &old)?;
+            for n in &names {
+                record.set(n.clone(), change.get(n).cloned().unwrap_or(Value::Null));
+            }
+            let new_id = if moves_key {
+                match record.get(&key) {
+                    Some(v) if !v.is_null() => v.to_text(),
+                    _ => {
+                        return Err(self.err(Error::query(format!(
+                            "UPDATE would set the key column '{key}' of '{}' to NULL",
+                            self.name
+                        ))));
+                    }
+                }
+            } else {
+                id.clone()
+            };
+            if moves_key && !new_keys.insert(new_id.clone()) {
+                return Err(self.err(Error::already_exists(format!(
+                    "UPDATE of {} failed: two rows would have key '{new_id}'",
+                    self.name
+                ))));
+            }
+            record.set_id(new_id.clone());
+            let mut enc = self.prepare(vec![record], Some(std::slice::from_ref(&new_id)))?;
+            let (_, value) = enc
+                .pop()
+                .ok_or_else(|| Error::internal("no record prepared"))?;
+            plans.push((id.clone(), new_id, old, value));
+        }
+        if moves_key {
+            // A key may not move onto a record that stays.
+            let moving: HashSet<&String> = plans.iter().map(|(id, ..)| id).collect();
+            let targets: Vec<String> = plans
+                .iter()
+                .filter(|(id, new_id, ..)| id != new_id && !moving.contains(new_id))
+                .map(|(_, new_id, ..)| new_id.clone())
+                .collect();
+            let taken = self.store.get_many(&self.hash, &targets).await?;
+            if let Some((k, _)) = targets.iter().zip(&taken).find(|(_, v)| v.is_some()) {
+                return Err(self.err(Error::already_exists(format!(
+                    "UPDATE of {} failed: a row with id '{k}' exists already",
+                    self.name
+                ))));
+            }
+        }
+        let mut changed = 0;
+        let mut moved = Vec::new();
+        for (id, new_id, old, value) in plans {
+            if id == new_id {
+                if self
+                    .store
+                    .replace(&self.hash, &id, Some(&old), value)
+                    .await?
+                {
+                    changed += 1;
+                }
+            } else {
+                moved.push((id, new_id, value));
+            }
+        }
+        if !moved.is_empty() {
+            // Old keys first, so that keys moving onto each other do not collide.
+            let olds: Vec<String> = moved.iter().map(|(id, ..)| id.clone()).collect();
+            let gone = self.store.delete_many(&self.hash, &olds).await?;
+            let entries: Vec<(String, Bytes)> = moved
+                .into_iter()
+                .zip(gone)
+                .filter(|(_, g)| *g)
+                .map(|((_, new_id, value), _)| (new_id, value))
+                .collect();
+            changed += entries.len() as u64;
+            self.store.put_many(&self.hash, &entries).await?;
+        }
+        Ok(changed)
+    }
+}
+
+/// Is a count of `query` the number of records (no filter, offset or limit)?
+fn counts_all(query: Option<&Query>) -> bool {
+    query.is_none_or(|q| q.filters.is_empty() && q.offset.is_none() && q.limit.is_none())
+}

@@ -93,7 +93,7 @@ const OPTIONS: &[OptionSpec] = &[
             min: 1,
             max: 1_000_000,
         },
-        "rows INSERT writes per request (each request all or nothing)",
+        "rows INSERT writes per request (a pipeline of HSETNX)",
     )
     .default("1000"),
 ];

@@ -362,7 +362,10 @@ pub struct PooledConnectorManager<C: Connector> {
     settings: PoolSettings,
     pool: bb8::Pool<PoolAdapter<C>>,
     /// The last error connecting, for the message when a caller times out waiting.
-    last_error: Arc<parking_lot::Mutex<Option<String>>>,
+    last_error: Arc<parking_lot::Mutex<Option<(ErrorKind, String)>>>,
+    /// Woken when connecting fails, so that callers waiting for a connection get the error
+    /// at once (bb8 connects in the background and would let them wait out the timeout).
+    failed: Arc<tokio::sync::Notify>,
 }
 
 impl<C: Connector> Debug for PooledConnectorManager<C> {
@@ -386,6 +389,7 @@ impl<C: Connector> PooledConnectorManager<C> {
             return Err(Error::config("connection_timeout must be more than 0"));
         }
         let last_error = Arc::new(parking_lot::Mutex::new(None));
+        let failed = Arc::new(tokio::sync::Notify::new());
         // The reaper looks for idle connections often enough to close them soon after
         // idle_timeout (bb8 checks every 30 s by default).
         let reaper = settings
@@ -401,10 +405,14 @@ impl<C: Connector> PooledConnectorManager<C> {
             .reaper_rate(reaper)
             // A connection is checked when a request on it fails, not before each use.
             .test_on_check_out(false)
+            // A failed connect (a wrong password, a refused port) is the caller's error at
+            // once, not after connection_timeout of retries.
+            .retry_connection(false)
             .error_sink(Box::new(LastError(last_error.clone())))
             .build_unchecked(PoolAdapter {
                 config: config.clone(),
                 last_error: last_error.clone(),
+                failed: failed.clone(),
                 _c: std::marker::PhantomData,
             });
         Ok(PooledConnectorManager {
@@ -412,12 +420,27 @@ impl<C: Connector> PooledConnectorManager<C> {
             settings,
             pool,
             last_error,
+            failed,
         })
     }
 
     /// A connection of the pool, waiting at most `connection_timeout` for one.
     pub async fn get(&self) -> Result<Lease<C>> {
-        match self.pool.get_owned().await {
+        let failed = self.failed.notified();
+        tokio::pin!(failed);
+        failed.as_mut().enable();
+        let got = tokio::select! {
+            got = self.pool.get_owned() => got,
+            _ = &mut failed => {
+                let (kind, why) = self
+                    .last_error
+                    .lock()
+                    .clone()
+                    .unwrap_or((ErrorKind::Connection, "connecting failed".to_string()));
+                return Err(Error::new(kind, why));
+            }
+        };
+        match got {
             Ok(p) => Ok(Lease {
                 inner: LeaseInner::Pooled(p),
             }),
@@ -425,7 +448,7 @@ impl<C: Connector> PooledConnectorManager<C> {
             Err(bb8::RunError::TimedOut) => {
                 let state = self.pool.state();
                 let why = match self.last_error.lock().take() {
-                    Some(e) if state.connections < self.settings.max_connections => {
+                    Some((_, e)) if state.connections < self.settings.max_connections => {
                         format!("connecting failed: {e}")
                     }
                     _ => format!(
@@ -460,7 +483,8 @@ pub struct Pooled<C: Connector> {
 /// bb8's view of a connector type.
 pub struct PoolAdapter<C> {
     config: ConnectorConfig,
-    last_error: Arc<parking_lot::Mutex<Option<String>>>,
+    failed: Arc<tokio::sync::Notify>,
+    last_error: Arc<parking_lot::Mutex<Option<(ErrorKind, String)>>>,
     _c: std::marker::PhantomData<fn() -> C>,
 }
 
@@ -472,7 +496,8 @@ impl<C: Connector> bb8::ManageConnection for PoolAdapter<C> {
         let conn = match connect_new::<C>(&self.config).await {
             Ok(c) => c,
             Err(e) => {
-                *self.last_error.lock() = Some(e.message().to_string());
+                *self.last_error.lock() = Some((e.kind(), e.message().to_string()));
+                self.failed.notify_waiters();
                 return Err(e);
             }
         };
@@ -502,7 +527,7 @@ impl<C: Connector> bb8::ManageConnection for PoolAdapter<C> {
 
 /// Keeps the last connection error bb8 reports.
 #[derive(Clone)]
-struct LastError(Arc<parking_lot::Mutex<Option<String>>>);
+struct LastError(Arc<parking_lot::Mutex<Option<(ErrorKind, String)>>>);
 
 impl Debug for LastError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -512,7 +537,7 @@ impl Debug for LastError {
 
 impl bb8::ErrorSink<Error> for LastError {
     fn sink(&self, e: Error) {
-        *self.0.lock() = Some(e.message().to_string());
+        *self.0.lock() = Some((e.kind(), e.message().to_string()));
     }
     fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<Error>> {
         Box::new(self.clone())

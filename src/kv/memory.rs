@@ -86,6 +86,25 @@ impl KeyValueStore for MemoryKeyValueStore {
         Ok(())
     }
 
+    async fn put_new(&self, schema: &str, entries: &[(String, Bytes)]) -> Result<Vec<bool>> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut schemas = self.schemas.write();
+        let records = schemas.entry(schema.to_string()).or_default();
+        Ok(entries
+            .iter()
+            .map(|(k, v)| {
+                if records.contains_key(k) {
+                    false
+                } else {
+                    records.insert(k.clone(), v.clone());
+                    true
+                }
+            })
+            .collect())
+    }
+
     async fn put_many(&self, schema: &str, entries: &[(String, Bytes)]) -> Result<()> {
         if entries.is_empty() {
             return Ok(());

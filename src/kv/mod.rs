@@ -78,6 +78,10 @@ pub trait KeyValueStore: Debug + Send + Sync {
     /// that is taken (also by another writer at the same moment), and nothing written.
     async fn insert_many(&self, schema: &str, entries: &[(String, Bytes)]) -> Result<()>;
 
+    /// Stores each record whose key is free, one by one (atomic per record, not as a whole:
+    /// the fast path for large writes that undo themselves on failure); true where written.
+    async fn put_new(&self, schema: &str, entries: &[(String, Bytes)]) -> Result<Vec<bool>>;
+
     /// Stores records whether or not their keys are taken (an upsert).
     async fn put_many(&self, schema: &str, entries: &[(String, Bytes)]) -> Result<()>;
 

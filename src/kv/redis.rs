@@ -15,6 +15,7 @@
 
 use std::collections::HashSet;
 use std::future::Future;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -105,8 +106,22 @@ fn connection_broke(e: &RedisError) -> bool {
 
 /// A Redis error as ours: what failed (`doing`), where (`at`), and what to do.
 pub fn redis_error(at: &str, doing: &str, e: &RedisError) -> Error {
-    let code = e.code().unwrap_or_default();
-    let (kind, hint) = if e.kind() == redis::ErrorKind::AuthenticationFailed
+    // A pipeline's failure carries the command's error code in its text only.
+    let text = e.to_string();
+    let code = e
+        .code()
+        .or_else(|| {
+            ["WRONGTYPE", "NOPERM", "WRONGPASS", "NOAUTH"]
+                .into_iter()
+                .find(|c| text.contains(c))
+        })
+        .unwrap_or_default();
+    let (kind, hint) = if text.contains("DB index is out of range") {
+        (
+            ErrorKind::Config,
+            "; the server has fewer databases (its `databases` setting)",
+        )
+    } else if e.kind() == redis::ErrorKind::AuthenticationFailed
         || matches!(code, "WRONGPASS" | "NOAUTH")
     {
         (
@@ -177,6 +192,14 @@ impl Connector for RedisConnector {
         };
         if config.host.is_empty() {
             return Err(Error::config("a Redis connection needs a host").with_backend(KIND));
+        }
+        if let (Some(user), None) = (&config.username, &config.password) {
+            return Err(Error::config(format!(
+                "the Redis user '{user}' is given without a password (Redis authenticates a \
+                 user only with one): put it in the URL (redis://{user}:PASSWORD@host) or in \
+                 REDIS_PASSWORD"
+            ))
+            .with_backend(KIND));
         }
         Ok(RedisConnector {
             config,
@@ -251,7 +274,7 @@ impl Connector for RedisConnector {
 /// Records in Redis hashes, one per schema.
 #[derive(Debug)]
 pub struct RedisKeyValueStore {
-    manager: ConnectorManager<RedisConnector>,
+    manager: Arc<ConnectorManager<RedisConnector>>,
     shown: String,
 }
 
@@ -259,7 +282,10 @@ impl RedisKeyValueStore {
     /// A store over connections made by `manager`.
     pub fn new(manager: ConnectorManager<RedisConnector>) -> Self {
         let shown = shown(manager.config());
-        RedisKeyValueStore { manager, shown }
+        RedisKeyValueStore {
+            manager: Arc::new(manager),
+            shown,
+        }
     }
 
     /// Connects to `config` in `mode` and checks the server answers (so that a wrong
@@ -426,6 +452,19 @@ impl KeyValueStore for RedisKeyValueStore {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
+        if let [key] = keys {
+            let doing = format!("HGET {schema} {key}");
+            let got: Option<Vec<u8>> = self
+                .run(&doing, true, |mut c| async move {
+                    redis::cmd("HGET")
+                        .arg(schema)
+                        .arg(key)
+                        .query_async(&mut c)
+                        .await
+                })
+                .await?;
+            return Ok(vec![got.map(Bytes::from)]);
+        }
         let doing = format!("HMGET {schema} ({} keys)", keys.len());
         let mut pipe = redis::pipe();
         for chunk in keys.chunks(KEYS_PER_COMMAND) {
@@ -496,6 +535,24 @@ impl KeyValueStore for RedisKeyValueStore {
                 }
             }
         }
+    }
+
+    async fn put_new(&self, schema: &str, entries: &[(String, Bytes)]) -> Result<Vec<bool>> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let doing = format!("HSETNX {schema} ({} records)", entries.len());
+        let mut pipe = redis::pipe();
+        for (k, v) in entries {
+            pipe.cmd("HSETNX").arg(schema).arg(k).arg(v.as_ref());
+        }
+        let pipe = &pipe;
+        let set: Vec<i64> = self
+            .run(&doing, false, |mut c| async move {
+                pipe.query_async(&mut c).await
+            })
+            .await?;
+        Ok(set.into_iter().map(|n| n == 1).collect())
     }
 
     async fn put_many(&self, schema: &str, entries: &[(String, Bytes)]) -> Result<()> {
@@ -586,9 +643,8 @@ impl KeyValueStore for RedisKeyValueStore {
         batch: usize,
     ) -> Result<BoxStream<'static, Result<Vec<(String, Bytes)>>>> {
         let count = batch.max(1);
-        let lease = self.manager.get().await?;
-        let mut conn = lease.client();
-        drop(lease);
+        let mut lease = self.manager.get().await?;
+        let manager = self.manager.clone();
         let schema = schema.to_string();
         let at = self.shown.clone();
         // The next batch is asked for while the caller works on the last one.
@@ -597,22 +653,43 @@ impl KeyValueStore for RedisKeyValueStore {
             let mut cursor: u64 = 0;
             // HSCAN may return a field twice (while Redis resizes the hash).
             let mut seen: HashSet<String> = HashSet::new();
+            let mut retried = false;
             loop {
+                let doing = format!("HSCAN {schema} {cursor}");
                 let got: redis::RedisResult<Value> = redis::cmd("HSCAN")
                     .arg(&schema)
                     .arg(cursor)
                     .arg("COUNT")
                     .arg(count)
-                    .query_async(&mut conn)
+                    .query_async(&mut lease.client())
                     .await;
-                let parsed = got
-                    .map_err(|e| redis_error(&at, &format!("HSCAN {schema} {cursor}"), &e))
-                    .and_then(|v| {
-                        hscan_reply(v).map_err(|m| {
-                            Error::internal(format!("HSCAN {schema} at {at}: {m}"))
-                                .with_backend(KIND)
-                        })
-                    });
+                let got = match got {
+                    Err(e) if connection_broke(&e) => {
+                        lease.mark_broken();
+                        // Before the first batch nothing was read: start again once on a
+                        // new connection. Later, the scan fails (the next call reconnects).
+                        if cursor == 0 && !retried {
+                            retried = true;
+                            match manager.get().await {
+                                Ok(l) => {
+                                    lease = l;
+                                    continue;
+                                }
+                                Err(e) => {
+                                    let _ = tx.send(Err(e)).await;
+                                    return;
+                                }
+                            }
+                        }
+                        Err(e)
+                    }
+                    other => other,
+                };
+                let parsed = got.map_err(|e| redis_error(&at, &doing, &e)).and_then(|v| {
+                    hscan_reply(v).map_err(|m| {
+                        Error::internal(format!("{doing} at {at}: {m}")).with_backend(KIND)
+                    })
+                });
                 let (next, mut items) = match parsed {
                     Ok(p) => p,
                     Err(e) => {
@@ -644,6 +721,9 @@ impl KeyValueStore for RedisKeyValueStore {
     }
 
     fn describe_get(&self, schema: &str, keys: &[String]) -> String {
+        if let [key] = keys {
+            return format!("HGET {schema} {key} at {}", self.shown);
+        }
         let shown: Vec<&str> = keys.iter().take(5).map(String::as_str).collect();
         let more = if keys.len() > 5 { " …" } else { "" };
         format!(

@@ -15,9 +15,10 @@
 //! * **Scans.** `key = …` and `key IN (…)` read just those keys (one request); anything else
 //!   scans the store in batches. Every filter over the columns is evaluated with
 //!   DataFusion's kernels on each decoded batch, so all are exact.
-//! * **Writes.** `INSERT` writes its rows in chunks of [`KvSettings::write_batch`], each
-//!   chunk all or nothing and refused when a key is taken; when a chunk fails, the rows the
-//!   statement wrote are removed again. UPDATE changes a record only while it still holds
+//! * **Writes.** `INSERT` writes its rows in chunks of [`KvSettings::write_batch`], each key
+//!   only while it is free (Redis `HSETNX`, pipelined), so nothing another writer stored is
+//!   overwritten; when a key is taken (or a row does not fit), the rows the statement wrote
+//!   are removed again and nothing is left. UPDATE changes a record only while it still holds
 //!   what was read (compare-and-set).
 
 use std::collections::{BTreeSet, HashSet};
@@ -63,7 +64,7 @@ pub struct KvSettings {
     pub sample: usize,
     /// Records asked for per scan request (`HSCAN … COUNT n`).
     pub scan_batch: usize,
-    /// Rows written per request by INSERT (each chunk all or nothing).
+    /// Rows INSERT writes per request (one pipeline of `HSETNX`s).
     pub write_batch: usize,
 }
 
@@ -446,6 +447,49 @@ fn literal_fits(t: &DataType, v: &Value) -> bool {
     }
 }
 
+/// The keys `expr` can be true for, when it pins the key column `key` (of type `t`): `key =
+/// v`, `key IN (…)`, an OR of such, an AND with at least one such. NULL matches nothing; a
+/// literal of another kind than the key's gives None (a scan decides).
+fn key_set(expr: &FilterExpr, key: &str, t: &DataType) -> Option<Vec<String>> {
+    match expr {
+        FilterExpr::Cond(c) if c.field == key => {
+            let values: Vec<&Value> = match (&c.op, &c.operand) {
+                (Operator::Eq, Operand::One(v)) => vec![v],
+                (Operator::In, Operand::List(vs)) => vs.iter().collect(),
+                _ => return None,
+            };
+            let mut out = Vec::with_capacity(values.len());
+            for v in values {
+                if v.is_null() {
+                    continue;
+                }
+                if !literal_fits(t, v) {
+                    return None;
+                }
+                out.push(v.to_text());
+            }
+            Some(out)
+        }
+        FilterExpr::Or(children) => {
+            let mut out = Vec::new();
+            for c in children {
+                out.extend(key_set(c, key, t)?);
+            }
+            Some(out)
+        }
+        FilterExpr::And(children) => {
+            let mut sets = children.iter().filter_map(|c| key_set(c, key, t));
+            let first = sets.next()?;
+            Some(sets.fold(first, |acc, other| {
+                let other: HashSet<String> = other.into_iter().collect();
+                acc.into_iter().filter(|k| other.contains(k)).collect()
+            }))
+        }
+        FilterExpr::Const(Some(false)) | FilterExpr::Const(None) => Some(Vec::new()),
+        _ => None,
+    }
+}
+
 impl KvTable {
     fn kind(&self) -> &str {
         self.store.kind()
@@ -472,8 +516,8 @@ impl KvTable {
         })
     }
 
-    /// The keys a query reads when its filters pin the key (`key = v`, `key IN (…)`, ANDed
-    /// at the top); None when it must scan.
+    /// The keys a query reads when its filters pin the key (`key = v`, `key IN (…)`, ORs of
+    /// those, ANDed with anything); None when it must scan.
     fn lookup_keys(&self, filters: &[FilterExpr]) -> Option<Vec<String>> {
         let schema = self.columns();
         let key = self.key.as_ref()?;
@@ -481,41 +525,13 @@ impl KvTable {
         if !exact_key_type(&key_type) {
             return None;
         }
-        let mut keys: Option<Vec<String>> = None;
-        for f in filters {
-            let FilterExpr::Cond(c) = f else { continue };
-            if &c.field != key {
-                continue;
-            }
-            let values: Vec<&Value> = match (&c.op, &c.operand) {
-                (Operator::Eq, Operand::One(v)) => vec![v],
-                (Operator::In, Operand::List(vs)) => vs.iter().collect(),
-                _ => continue,
-            };
-            // NULL matches nothing; a literal of another kind is left to a scan.
-            let mut these = Vec::with_capacity(values.len());
-            for v in values {
-                if v.is_null() {
-                    continue;
-                }
-                if !literal_fits(&key_type, v) {
-                    return None;
-                }
-                these.push(v.to_text());
-            }
-            keys = Some(match keys {
-                None => these,
-                Some(prev) => {
-                    let set: HashSet<&String> = these.iter().collect();
-                    prev.into_iter().filter(|k| set.contains(k)).collect()
-                }
-            });
-        }
-        keys.map(|mut k| {
-            let mut seen = HashSet::new();
-            k.retain(|x| seen.insert(x.clone()));
-            k
-        })
+        let keys = key_set(&FilterExpr::And(filters.to_vec()), key, &key_type)?;
+        let mut seen = HashSet::new();
+        Some(
+            keys.into_iter()
+                .filter(|k| seen.insert(k.clone()))
+                .collect(),
+        )
     }
 
     /// Decodes records' values into a batch of the table's columns, the key column made from
@@ -685,7 +701,7 @@ impl KvTable {
         for _ in 0..20 {
             let got = self
                 .store
-                .get_many(&self.tables_hash, &[self.name.clone()])
+                .get_many(&self.tables_hash, std::slice::from_ref(&self.name))
                 .await?
                 .into_iter()
                 .next()
@@ -788,7 +804,27 @@ impl KvTable {
                         .zip(bodies)
                         .collect());
                 };
-                let values = array_to_values(schema.field(ki), batch.column(ki))?;
+                let col = batch.column(ki);
+                if col.null_count() == 0
+                    && (col.data_type().is_integer()
+                        || matches!(
+                            col.data_type(),
+                            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                        ))
+                {
+                    // Strings as they are, integers in their decimal form (as to_text).
+                    let text = datafusion::arrow::compute::cast(col, &DataType::Utf8)?;
+                    let text = text
+                        .as_any()
+                        .downcast_ref::<StringArray>()
+                        .ok_or_else(|| Error::internal("a cast to Utf8 gave no strings"))?;
+                    return Ok(text
+                        .iter()
+                        .map(|k| k.unwrap_or_default().to_string())
+                        .zip(bodies)
+                        .collect());
+                }
+                let values = array_to_values(schema.field(ki), col)?;
                 values
                     .iter()
                     .map(|v| {
@@ -1242,55 +1278,75 @@ impl Database for KvTable {
     }
 
     async fn insert(&self, mut data: SendableRecordBatchStream) -> Result<u64> {
-        // Written chunk by chunk as the rows arrive; a failure removes what this statement
-        // wrote.
+        // Written chunk by chunk as the rows arrive, a few chunks in flight while the next
+        // ones are encoded. Each key only if free (HSETNX): nothing another writer stored is
+        // overwritten, and a key given twice fails on its second row. A failure waits for
+        // the writes in flight, then removes everything the statement wrote.
+        const IN_FLIGHT: usize = 4;
         let schema = self.columns();
-        let mut written: Vec<String> = Vec::new();
-        let mut seen: HashSet<String> = HashSet::new();
-        let mut pending: Vec<(String, Bytes)> = Vec::new();
         let chunk = self.settings.write_batch.max(1);
-        let mut n = 0u64;
-        let result: Result<()> = async {
-            loop {
-                let next = data.next().await;
-                let done = next.is_none();
-                if let Some(batch) = next {
-                    let batch = batch.map_err(Error::from)?;
-                    let batch = self.conform(&schema, &batch)?;
-                    for (k, v) in self.encode(&batch, None)? {
-                        if !seen.insert(k.clone()) {
-                            return Err(self.duplicate(&k, true));
+        let mut written: Vec<String> = Vec::new();
+        let mut pending: Vec<(String, Bytes)> = Vec::new();
+        let mut failure: Option<Error> = None;
+        let mut inflight = futures::stream::FuturesOrdered::new();
+        let mut settle =
+            |part: Vec<(String, Bytes)>, set: Result<Vec<bool>>, failure: &mut Option<Error>| {
+                match set {
+                    Ok(set) => {
+                        for ((k, _), ok) in part.into_iter().zip(set) {
+                            if ok {
+                                written.push(k);
+                            } else if failure.is_none() {
+                                *failure = Some(self.duplicate(&k, true));
+                            }
                         }
-                        pending.push((k, v));
+                    }
+                    Err(e) => {
+                        failure.get_or_insert(e);
                     }
                 }
-                while pending.len() >= chunk || (done && !pending.is_empty()) {
-                    let rest = pending.split_off(pending.len().min(chunk));
-                    let part = std::mem::replace(&mut pending, rest);
-                    self.store
-                        .insert_many(&self.hash, &part)
-                        .await
-                        .map_err(|e| {
-                            if e.kind() == ErrorKind::AlreadyExists {
-                                self.duplicate(&key_in(&e), true)
-                            } else {
-                                e
-                            }
-                        })?;
-                    n += part.len() as u64;
-                    written.extend(part.into_iter().map(|(k, _)| k));
+            };
+        let mut done = false;
+        while !done && failure.is_none() {
+            match data.next().await {
+                None => done = true,
+                Some(batch) => {
+                    let encoded = batch
+                        .map_err(Error::from)
+                        .and_then(|b| self.conform(&schema, &b))
+                        .and_then(|b| self.encode(&b, None));
+                    match encoded {
+                        Ok(rows) => pending.extend(rows),
+                        Err(e) => {
+                            failure = Some(e);
+                            break;
+                        }
+                    }
                 }
-                if done {
-                    return Ok(());
+            }
+            while failure.is_none() && (pending.len() >= chunk || (done && !pending.is_empty())) {
+                let rest = pending.split_off(pending.len().min(chunk));
+                let part = std::mem::replace(&mut pending, rest);
+                let (store, hash) = (self.store.clone(), self.hash.clone());
+                inflight.push_back(async move {
+                    let set = store.put_new(&hash, &part).await;
+                    (part, set)
+                });
+                while inflight.len() >= IN_FLIGHT {
+                    if let Some((part, set)) = inflight.next().await {
+                        settle(part, set, &mut failure);
+                    }
                 }
             }
         }
-        .await;
-        if let Err(e) = result {
+        while let Some((part, set)) = inflight.next().await {
+            settle(part, set, &mut failure);
+        }
+        if let Some(e) = failure {
             self.undo(&written).await;
             return Err(e);
         }
-        Ok(n)
+        Ok(written.len() as u64)
     }
 
     fn capabilities(&self) -> Capabilities {

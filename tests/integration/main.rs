@@ -18,6 +18,8 @@ mod opensearch;
 mod postgres;
 mod postgres_more;
 mod postgres_writes;
+mod redis_kv;
+mod redis_sql;
 mod s3;
 mod s3_objects;
 mod s3_records;

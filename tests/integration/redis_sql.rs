@@ -161,7 +161,7 @@ async fn key_lookups_are_hmget_and_explain_shows_the_commands() {
     let plan = sql(&engine, "EXPLAIN SELECT n FROM cache.t WHERE key = '17'")
         .await
         .join("\n");
-    assert!(plan.contains("HMGET") && plan.contains("17"), "{plan}");
+    assert!(plan.contains("HGET") && plan.contains("17"), "{plan}");
     assert!(!plan.contains("HSCAN"), "{plan}");
     let keys: Vec<String> = (0..1000).map(|i| format!("'{}'", i * 3)).collect();
     let q = format!(
@@ -226,6 +226,9 @@ impl KeyValueStore for Counting {
     }
     async fn insert_many(&self, s: &str, e: &[(String, Bytes)]) -> dataknobs::Result<()> {
         self.inner.insert_many(s, e).await
+    }
+    async fn put_new(&self, s: &str, e: &[(String, Bytes)]) -> dataknobs::Result<Vec<bool>> {
+        self.inner.put_new(s, e).await
     }
     async fn put_many(&self, s: &str, e: &[(String, Bytes)]) -> dataknobs::Result<()> {
         self.inner.put_many(s, e).await
@@ -353,10 +356,23 @@ async fn create_table_declares_columns_that_the_next_process_sees() {
             "| 3                          |     | 7.25  |"
         ]
     );
-    let plan = sql(&other, "EXPLAIN SELECT * FROM cache.orders WHERE id = 2")
-        .await
-        .join("\n");
-    assert!(plan.contains("HMGET"), "{plan}");
+    let plan = sql(
+        &other,
+        "EXPLAIN SELECT * FROM cache.orders WHERE id = 2 OR qty = 2",
+    )
+    .await
+    .join("\n");
+    assert!(
+        plan.contains("HSCAN"),
+        "an OR with another column scans: {plan}"
+    );
+    let plan = sql(
+        &other,
+        "EXPLAIN SELECT * FROM cache.orders WHERE id IN (2, 5)",
+    )
+    .await
+    .join("\n");
+    assert!(plan.contains("HMGET") && plan.contains("2 keys"), "{plan}");
     // A duplicate key: nothing of the statement is written.
     let err = sql_err(
         &other,
@@ -403,7 +419,7 @@ async fn ctas_keys_by_the_key_column_or_the_first_one_and_explain_writes_nothing
     let plan = sql(&engine, "EXPLAIN SELECT name FROM cache.a WHERE key = 4")
         .await
         .join("\n");
-    assert!(plan.contains("HMGET"), "{plan}");
+    assert!(plan.contains("HGET"), "{plan}");
     assert_eq!(
         sql(&engine, "SELECT name FROM cache.a WHERE key = 4").await,
         ["| x4   |"]

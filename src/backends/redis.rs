@@ -99,10 +99,10 @@ const OPTIONS: &[OptionSpec] = &[
 ];
 
 fn percent_decoded(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={s}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
+    // URL user info: %XX escapes only (`+` and `&` are themselves, unlike in a query).
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// The connection settings, pool settings and table settings of a `redis://` URL.
@@ -233,6 +233,15 @@ mod tests {
         assert_eq!(
             (c.port, c.db.clone(), mode),
             (6379, None, ConnectionMode::Single)
+        );
+    }
+
+    #[test]
+    fn a_password_keeps_plus_and_ampersand() {
+        let (c, ..) = parse("redis://u:p+s%25s&x@h:1/0").expect("parse");
+        assert_eq!(
+            c.password.as_ref().map(|p| p.expose_secret().to_string()),
+            Some("p+s%s&x".to_string())
         );
     }
 

@@ -363,9 +363,6 @@ pub struct PooledConnectorManager<C: Connector> {
     pool: bb8::Pool<PoolAdapter<C>>,
     /// The last error connecting, for the message when a caller times out waiting.
     last_error: Arc<parking_lot::Mutex<Option<(ErrorKind, String)>>>,
-    /// Woken when connecting fails, so that callers waiting for a connection get the error
-    /// at once (bb8 connects in the background and would let them wait out the timeout).
-    failed: Arc<tokio::sync::Notify>,
 }
 
 impl<C: Connector> Debug for PooledConnectorManager<C> {
@@ -389,7 +386,6 @@ impl<C: Connector> PooledConnectorManager<C> {
             return Err(Error::config("connection_timeout must be more than 0"));
         }
         let last_error = Arc::new(parking_lot::Mutex::new(None));
-        let failed = Arc::new(tokio::sync::Notify::new());
         // The reaper looks for idle connections often enough to close them soon after
         // idle_timeout (bb8 checks every 30 s by default).
         let reaper = settings
@@ -412,7 +408,6 @@ impl<C: Connector> PooledConnectorManager<C> {
             .build_unchecked(PoolAdapter {
                 config: config.clone(),
                 last_error: last_error.clone(),
-                failed: failed.clone(),
                 _c: std::marker::PhantomData,
             });
         Ok(PooledConnectorManager {
@@ -420,27 +415,25 @@ impl<C: Connector> PooledConnectorManager<C> {
             settings,
             pool,
             last_error,
-            failed,
         })
     }
 
     /// A connection of the pool, waiting at most `connection_timeout` for one.
     pub async fn get(&self) -> Result<Lease<C>> {
-        let failed = self.failed.notified();
-        tokio::pin!(failed);
-        failed.as_mut().enable();
-        let got = tokio::select! {
-            got = self.pool.get_owned() => got,
-            _ = &mut failed => {
-                let (kind, why) = self
-                    .last_error
-                    .lock()
-                    .clone()
-                    .unwrap_or((ErrorKind::Connection, "connecting failed".to_string()));
-                return Err(Error::new(kind, why));
-            }
-        };
-        match got {
+        // No idle connection and room for one: connect here, so that the caller gets its
+        // own connect error at once (bb8 connects in the background and would let it wait
+        // out connection_timeout). Should the pool fill meanwhile, this one is dropped.
+        let state = self.pool.state();
+        if state.idle_connections == 0 && state.connections < self.settings.max_connections {
+            let conn = connect_new::<C>(&self.config).await?;
+            let client = conn.client()?;
+            let _ = self.pool.add(Pooled {
+                conn,
+                client,
+                broken: false,
+            });
+        }
+        match self.pool.get_owned().await {
             Ok(p) => Ok(Lease {
                 inner: LeaseInner::Pooled(p),
             }),
@@ -483,7 +476,6 @@ pub struct Pooled<C: Connector> {
 /// bb8's view of a connector type.
 pub struct PoolAdapter<C> {
     config: ConnectorConfig,
-    failed: Arc<tokio::sync::Notify>,
     last_error: Arc<parking_lot::Mutex<Option<(ErrorKind, String)>>>,
     _c: std::marker::PhantomData<fn() -> C>,
 }
@@ -497,7 +489,6 @@ impl<C: Connector> bb8::ManageConnection for PoolAdapter<C> {
             Ok(c) => c,
             Err(e) => {
                 *self.last_error.lock() = Some((e.kind(), e.message().to_string()));
-                self.failed.notify_waiters();
                 return Err(e);
             }
         };

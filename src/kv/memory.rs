@@ -9,7 +9,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use parking_lot::RwLock;
 
-use super::{KeyValueStore, SCAN_BATCH, already_exists};
+use super::{KeyValueStore, MoveConflict, SCAN_BATCH, already_exists};
 use crate::error::Result;
 
 const KIND: &str = "memory";
@@ -134,6 +134,31 @@ impl KeyValueStore for MemoryKeyValueStore {
         }
     }
 
+    async fn move_many(
+        &self,
+        schema: &str,
+        moves: &[(String, Bytes, String, Bytes)],
+    ) -> Result<Option<MoveConflict>> {
+        let mut schemas = self.schemas.write();
+        let records = schemas.entry(schema.to_string()).or_default();
+        let olds: HashSet<&String> = moves.iter().map(|(o, ..)| o).collect();
+        for (old, expected, new, _) in moves {
+            if records.get(old) != Some(expected) {
+                return Ok(Some(MoveConflict::Changed(old.clone())));
+            }
+            if !olds.contains(new) && records.contains_key(new) {
+                return Ok(Some(MoveConflict::Taken(new.clone())));
+            }
+        }
+        for (old, ..) in moves {
+            records.remove(old);
+        }
+        for (_, _, new, value) in moves {
+            records.insert(new.clone(), value.clone());
+        }
+        Ok(None)
+    }
+
     async fn delete_many(&self, schema: &str, keys: &[String]) -> Result<Vec<bool>> {
         let mut schemas = self.schemas.write();
         let Some(records) = schemas.get_mut(schema) else {
@@ -144,6 +169,24 @@ impl KeyValueStore for MemoryKeyValueStore {
             schemas.remove(schema);
         }
         Ok(out)
+    }
+
+    async fn delete_exact(&self, schema: &str, entries: &[(String, Bytes)]) -> Result<u64> {
+        let mut schemas = self.schemas.write();
+        let Some(records) = schemas.get_mut(schema) else {
+            return Ok(0);
+        };
+        let mut n = 0;
+        for (k, v) in entries {
+            if records.get(k) == Some(v) {
+                records.remove(k);
+                n += 1;
+            }
+        }
+        if records.is_empty() {
+            schemas.remove(schema);
+        }
+        Ok(n)
     }
 
     async fn drop_schema(&self, schema: &str) -> Result<u64> {
@@ -334,6 +377,58 @@ mod tests {
                 .len(),
             4
         );
+    }
+
+    #[tokio::test]
+    async fn moves_and_exact_deletes_check_what_they_touch() {
+        let kv = MemoryKeyValueStore::new();
+        let b = |s: &str| Bytes::from(s.to_string());
+        kv.put_many(
+            "s",
+            &[
+                ("a".into(), b("1")),
+                ("b".into(), b("2")),
+                ("c".into(), b("3")),
+            ],
+        )
+        .await
+        .expect("put");
+        // A key moving onto one that stays is refused; nothing moves.
+        let taken = kv
+            .move_many("s", &[("a".into(), b("1"), "c".into(), b("x"))])
+            .await
+            .expect("move");
+        assert_eq!(taken, Some(MoveConflict::Taken("c".into())));
+        // A stale expected value is refused.
+        let changed = kv
+            .move_many("s", &[("a".into(), b("9"), "z".into(), b("x"))])
+            .await
+            .expect("move");
+        assert_eq!(changed, Some(MoveConflict::Changed("a".into())));
+        // Swapping two keys is fine: both are moving.
+        let ok = kv
+            .move_many(
+                "s",
+                &[
+                    ("a".into(), b("1"), "b".into(), b("A")),
+                    ("b".into(), b("2"), "a".into(), b("B")),
+                ],
+            )
+            .await
+            .expect("move");
+        assert_eq!(ok, None);
+        let got = kv
+            .get_many("s", &["a".into(), "b".into()])
+            .await
+            .expect("get");
+        assert_eq!(got, vec![Some(b("B")), Some(b("A"))]);
+        // Exact deletes leave what holds another value.
+        let n = kv
+            .delete_exact("s", &[("a".into(), b("B")), ("b".into(), b("other"))])
+            .await
+            .expect("delete");
+        assert_eq!(n, 1);
+        assert_eq!(kv.count("s").await.expect("count"), 2);
     }
 
     /// Many writers insert the same keys at once: each key is taken exactly once.

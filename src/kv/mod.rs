@@ -95,8 +95,21 @@ pub trait KeyValueStore: Debug + Send + Sync {
         value: Bytes,
     ) -> Result<bool>;
 
+    /// Moves records to new keys, all or nothing: each `(old, expected, new, value)` removes
+    /// `old`, which must still hold exactly `expected`, and stores `value` under `new`, which
+    /// must be free or one of the moved `old`s. On a conflict nothing is written.
+    async fn move_many(
+        &self,
+        schema: &str,
+        moves: &[(String, Bytes, String, Bytes)],
+    ) -> Result<Option<MoveConflict>>;
+
     /// Removes records; true for each that existed (a key given twice: true once).
     async fn delete_many(&self, schema: &str, keys: &[String]) -> Result<Vec<bool>>;
+
+    /// Removes each record only while it holds exactly the given value (undoing one's own
+    /// writes without touching another writer's); returns how many were removed.
+    async fn delete_exact(&self, schema: &str, entries: &[(String, Bytes)]) -> Result<u64>;
 
     /// Removes every record of `schema`; returns how many there were.
     async fn drop_schema(&self, schema: &str) -> Result<u64>;
@@ -125,6 +138,15 @@ pub trait KeyValueStore: Debug + Send + Sync {
             self.kind()
         )
     }
+}
+
+/// Why [`KeyValueStore::move_many`] wrote nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MoveConflict {
+    /// This old key no longer holds what was expected (changed or deleted).
+    Changed(String),
+    /// This new key is taken by a record that is not moving.
+    Taken(String),
 }
 
 /// A typed record of a key-value store (the seed's `BackendIntegrationMixin`): serde turns it

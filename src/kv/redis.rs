@@ -29,7 +29,7 @@ use super::connect::{
     ConnectionMode, Connector, ConnectorConfig, ConnectorManager, ConnectorManagerFactory,
     PoolSettings,
 };
-use super::{KeyValueStore, already_exists};
+use super::{KeyValueStore, MoveConflict, already_exists};
 use crate::error::{Error, ErrorKind, Result};
 
 const KIND: &str = "redis";
@@ -75,6 +75,41 @@ redis.call('DEL', KEYS[1])
 return n
 ";
 
+/// Moves fields of hash `KEYS[1]`: `ARGV` holds (old, expected, new, value) quadruples.
+/// Unless every old field holds its expected value and every new field is free or moving,
+/// writes nothing and returns `c:<old>` or `t:<new>`.
+const MOVE: &str = r"
+local n = #ARGV
+local olds = {}
+for i = 1, n, 4 do olds[ARGV[i]] = true end
+for i = 1, n, 4 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) ~= ARGV[i + 1] then return 'c:' .. ARGV[i] end
+  if not olds[ARGV[i + 2]] and redis.call('HEXISTS', KEYS[1], ARGV[i + 2]) == 1 then
+    return 't:' .. ARGV[i + 2]
+  end
+end
+for i = 1, n, 4 do redis.call('HDEL', KEYS[1], ARGV[i]) end
+for i = 1, n, 4 do redis.call('HSET', KEYS[1], ARGV[i + 2], ARGV[i + 3]) end
+return false
+";
+
+static MOVE_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(MOVE));
+/// Deletes each field `ARGV[i]` of hash `KEYS[1]` only while it holds `ARGV[i+1]`; returns
+/// how many.
+const DELETE_EXACT: &str = r"
+local n = 0
+for i = 1, #ARGV, 2 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+    n = n + 1
+  end
+end
+return n
+";
+
+static DELETE_EXACT_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(DELETE_EXACT));
 static INSERT_ALL_SCRIPT: std::sync::LazyLock<redis::Script> =
     std::sync::LazyLock::new(|| redis::Script::new(INSERT_ALL));
 static REPLACE_SCRIPT: std::sync::LazyLock<redis::Script> =
@@ -101,7 +136,11 @@ fn shown(config: &ConnectorConfig) -> String {
 
 /// Did the connection break (so that it must not be used again)?
 fn connection_broke(e: &RedisError) -> bool {
-    e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() || e.is_timeout()
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_timeout()
+        // A reply that does not convert is the caller's problem, not the connection's.
+        || (e.is_unrecoverable_error() && e.kind() != redis::ErrorKind::Parse)
 }
 
 /// A Redis error as ours: what failed (`doing`), where (`at`), and what to do.
@@ -396,8 +435,13 @@ fn hscan_reply(v: Value) -> std::result::Result<(u64, Vec<(String, Bytes)>), Str
     let mut it = items.into_iter();
     while let (Some(k), Some(v)) = (it.next(), it.next()) {
         let key = match k {
-            Value::BulkString(b) => String::from_utf8(b)
-                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            Value::BulkString(b) => String::from_utf8(b).map_err(|e| {
+                format!(
+                    "a field name is not UTF-8 ({}); dataknobs reads hashes whose field names \
+                     are text",
+                    String::from_utf8_lossy(e.as_bytes()).escape_debug()
+                )
+            })?,
             Value::SimpleString(s) => s,
             other => return Err(format!("HSCAN answered {other:?} for a field")),
         };
@@ -611,6 +655,34 @@ impl KeyValueStore for RedisKeyValueStore {
         Ok(written == 1)
     }
 
+    async fn move_many(
+        &self,
+        schema: &str,
+        moves: &[(String, Bytes, String, Bytes)],
+    ) -> Result<Option<MoveConflict>> {
+        if moves.is_empty() {
+            return Ok(None);
+        }
+        let doing = format!("moving {} records of hash {schema}", moves.len());
+        let conflict: Option<String> = self
+            .run(&doing, false, |mut c| async move {
+                let mut call = MOVE_SCRIPT.key(schema);
+                for (old, expected, new, value) in moves {
+                    call.arg(old)
+                        .arg(expected.as_ref())
+                        .arg(new)
+                        .arg(value.as_ref());
+                }
+                call.invoke_async(&mut c).await
+            })
+            .await?;
+        Ok(conflict.map(|c| match c.split_once(':') {
+            Some(("t", k)) => MoveConflict::Taken(k.to_string()),
+            Some((_, k)) => MoveConflict::Changed(k.to_string()),
+            None => MoveConflict::Changed(c),
+        }))
+    }
+
     async fn delete_many(&self, schema: &str, keys: &[String]) -> Result<Vec<bool>> {
         if keys.is_empty() {
             return Ok(Vec::new());
@@ -629,6 +701,22 @@ impl KeyValueStore for RedisKeyValueStore {
         Ok(deleted.into_iter().map(|n| n > 0).collect())
     }
 
+    async fn delete_exact(&self, schema: &str, entries: &[(String, Bytes)]) -> Result<u64> {
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        let doing = format!("removing {} records of hash {schema}", entries.len());
+        // Deleting what still holds our value twice is harmless: retried on a new connection.
+        self.run(&doing, true, |mut c| async move {
+            let mut call = DELETE_EXACT_SCRIPT.key(schema);
+            for (k, v) in entries {
+                call.arg(k).arg(v.as_ref());
+            }
+            call.invoke_async::<u64>(&mut c).await
+        })
+        .await
+    }
+
     async fn drop_schema(&self, schema: &str) -> Result<u64> {
         let doing = format!("deleting hash {schema}");
         self.run(&doing, false, |mut c| async move {
@@ -643,7 +731,8 @@ impl KeyValueStore for RedisKeyValueStore {
         batch: usize,
     ) -> Result<BoxStream<'static, Result<Vec<(String, Bytes)>>>> {
         let count = batch.max(1);
-        let mut lease = self.manager.get().await?;
+        // A connection now, so that an unreachable server fails the call itself.
+        let first = self.manager.get().await?;
         let manager = self.manager.clone();
         let schema = schema.to_string();
         let at = self.shown.clone();
@@ -653,41 +742,50 @@ impl KeyValueStore for RedisKeyValueStore {
             let mut cursor: u64 = 0;
             // HSCAN may return a field twice (while Redis resizes the hash).
             let mut seen: HashSet<String> = HashSet::new();
-            let mut retried = false;
+            let mut first = Some(first);
             loop {
                 let doing = format!("HSCAN {schema} {cursor}");
-                let got: redis::RedisResult<Value> = redis::cmd("HSCAN")
-                    .arg(&schema)
-                    .arg(cursor)
-                    .arg("COUNT")
-                    .arg(count)
-                    .query_async(&mut lease.client())
-                    .await;
-                let got = match got {
-                    Err(e) if connection_broke(&e) => {
-                        lease.mark_broken();
-                        // Before the first batch nothing was read: start again once on a
-                        // new connection. Later, the scan fails (the next call reconnects).
-                        if cursor == 0 && !retried {
-                            retried = true;
-                            match manager.get().await {
-                                Ok(l) => {
-                                    lease = l;
-                                    continue;
-                                }
-                                Err(e) => {
-                                    let _ = tx.send(Err(e)).await;
-                                    return;
-                                }
+                // A connection per request, given back before the batch is handed on (a
+                // pooled scan must not hold a connection while its reader waits); a cursor
+                // is the server's state only, so a request is retried once on a new
+                // connection when its connection broke.
+                let mut got: Option<redis::RedisResult<Value>> = None;
+                for _attempt in 0..2 {
+                    let mut lease = match first.take() {
+                        Some(l) => l,
+                        None => match manager.get().await {
+                            Ok(l) => l,
+                            Err(e) => {
+                                let _ = tx.send(Err(e)).await;
+                                return;
                             }
-                        }
-                        Err(e)
+                        },
+                    };
+                    let r = redis::cmd("HSCAN")
+                        .arg(&schema)
+                        .arg(cursor)
+                        .arg("COUNT")
+                        .arg(count)
+                        .query_async(&mut lease.client())
+                        .await;
+                    let broke = matches!(&r, Err(e) if connection_broke(e));
+                    if broke {
+                        lease.mark_broken();
                     }
-                    other => other,
-                };
+                    got = Some(r);
+                    if !broke {
+                        break;
+                    }
+                }
+                let got = got.unwrap_or_else(|| Ok(Value::Nil));
                 let parsed = got.map_err(|e| redis_error(&at, &doing, &e)).and_then(|v| {
                     hscan_reply(v).map_err(|m| {
-                        Error::internal(format!("{doing} at {at}: {m}")).with_backend(KIND)
+                        let kind = if m.starts_with("a field name") {
+                            ErrorKind::Type
+                        } else {
+                            ErrorKind::Internal
+                        };
+                        Error::new(kind, format!("{doing} at {at}: {m}")).with_backend(KIND)
                     })
                 });
                 let (next, mut items) = match parsed {

@@ -38,12 +38,13 @@ use serde::{Deserialize, Serialize};
 use super::KeyValueStore;
 use crate::database::{Backend, Capabilities, CollectionSpec, Database, FilterSupport, Partition};
 use crate::error::{Error, ErrorKind, Result};
-use crate::query::{FilterExpr, Operand, Operator, Query, ROW_ID};
+use crate::query::{FilterExpr, Operand, Operator, Query};
 use crate::record::{
     Record, Value, array_to_values, batch_to_records, column_list, decode_json_objects,
     infer_schema, json_objects, records_to_batch,
 };
 use crate::store::columns::{self, ColumnDesc};
+use crate::store::records as shared;
 
 /// The reserved schema holding the declared tables (field: table name, value: columns).
 pub const TABLES: &str = "_dataknobs:tables";
@@ -327,6 +328,17 @@ impl Backend for KvBackend {
             // Without a key column, each row is stored under an id of its own.
             None => None,
         };
+        if let Some(k) = &key
+            && let Ok(f) = columns.field_with_name(k)
+            && !exact_key_type(f.data_type())
+        {
+            return Err(self.err(Error::unsupported(format!(
+                "the key column '{k}' of '{name}' is {}: a {} table's key is text or an \
+                 integer (its text is the record's key)",
+                f.data_type(),
+                self.store.kind()
+            ))));
+        }
         // The key column is never NULL: it is the record's key.
         let fields: Vec<ArrowField> = columns
             .fields()
@@ -368,10 +380,12 @@ impl Backend for KvBackend {
 
     fn ctas_key(&self, schema: &Schema) -> Option<String> {
         // The issue's rule: a `key` column, else the first column is the record's key.
+        // Only a text or integer column can be the key; otherwise rows get ids of their own.
         schema
             .field_with_name("key")
             .ok()
             .or_else(|| schema.fields().first().map(|f| f.as_ref()))
+            .filter(|f| exact_key_type(&crate::backends::file::records::plain_type(f.data_type())))
             .map(|f| f.name().clone())
     }
 
@@ -619,37 +633,13 @@ impl KvTable {
     /// The key (record id) of a record to write: `forced`, its id, its key field, or new;
     /// the key field is set to it.
     fn id_of(&self, record: &mut Record, forced: Option<&str>) -> Result<String> {
-        let given = forced
-            .map(str::to_string)
-            .or(record.id().map(str::to_string));
-        let key = self.key.as_deref().unwrap_or_default();
-        let from_field = self
-            .key
-            .as_ref()
-            .and_then(|k| record.get(k))
-            .filter(|v| !v.is_null())
-            .map(Value::to_text);
-        let id = match (given, from_field) {
-            (Some(a), Some(b)) if a != b => {
-                return Err(self.err(Error::query(format!(
-                    "record id '{a}' disagrees with its key field '{key}' = '{b}' in '{}'",
-                    self.name
-                ))));
-            }
-            (Some(a), _) => a,
-            (None, Some(b)) => b,
-            (None, None) => uuid::Uuid::new_v4().to_string(),
-        };
+        let id = shared::record_id(record, self.key.as_deref(), forced, &self.name)
+            .map_err(|e| self.err(e))?;
         if id.is_empty() {
             return Err(self.err(Error::query(format!(
                 "an empty key is not usable in '{}'",
                 self.name
             ))));
-        }
-        if let Some(k) = &self.key
-            && record.get(k).is_none_or(Value::is_null)
-        {
-            record.set(k.clone(), Value::String(id.clone()));
         }
         Ok(id)
     }
@@ -659,40 +649,12 @@ impl KvTable {
     /// table, here for a sampled one.
     async fn grow_for(&self, records: &[Record]) -> Result<()> {
         let schema = self.columns();
-        let mut new_fields: Vec<ArrowField> = Vec::new();
-        for r in records {
-            for f in r.fields() {
-                if schema.field_with_name(&f.name).is_ok()
-                    || !f.has_type()
-                    || new_fields.iter().any(|n| n.name() == &f.name)
-                {
-                    continue;
-                }
-                if f.name.is_empty() {
-                    return Err(self.err(Error::query(format!(
-                        "a field of a record for '{}' has an empty name",
-                        self.name
-                    ))));
-                }
-                new_fields.push(f.field_type.arrow_field(&f.name).with_nullable(true));
-            }
-        }
+        let new_fields =
+            shared::new_fields(&schema, records, &self.name).map_err(|e| self.err(e))?;
         if new_fields.is_empty() {
             return Ok(());
         }
-        let grow = |current: &Schema| -> SchemaRef {
-            let mut fields: Vec<ArrowField> = current
-                .fields()
-                .iter()
-                .map(|f| f.as_ref().clone())
-                .collect();
-            for f in &new_fields {
-                if current.field_with_name(f.name()).is_err() {
-                    fields.push(f.clone());
-                }
-            }
-            Arc::new(Schema::new(fields))
-        };
+        let grow = |current: &Schema| shared::grown(current, &new_fields);
         if !self.declared {
             let grown = grow(&schema);
             *self.schema.write() = grown;
@@ -722,7 +684,12 @@ impl KvTable {
                 Schema::new(columns::fields(&decl.columns).map_err(|e| self.err(Error::query(e)))?);
             let grown = grow(&current);
             let next = Declared {
-                columns: columns::describe(&grown, self.key.as_deref()),
+                // The key as the description says (another client may have made the table
+                // anew since this one was opened).
+                columns: columns::describe(
+                    &grown,
+                    decl.columns.iter().find(|c| c.key).map(|c| c.name.as_str()),
+                ),
             };
             let bytes = serde_json::to_vec(&next)
                 .map_err(|e| Error::internal(format!("describing '{}': {e}", self.name)))?;
@@ -740,13 +707,11 @@ impl KvTable {
                 return Ok(());
             }
         }
-        Err(self.err(Error::new(
-            ErrorKind::Connection,
-            format!(
-                "adding columns to '{}': its description kept changing under 20 attempts",
-                self.name
-            ),
-        )))
+        Err(self.err(Error::query(format!(
+            "adding columns to '{}': its description kept changing under 20 attempts (other \
+             clients are changing it); run the statement again",
+            self.name
+        ))))
     }
 
     /// Checks and encodes records (all before anything is written): (key, JSON).
@@ -759,25 +724,8 @@ impl KvTable {
         let mut ids = Vec::with_capacity(records.len());
         let mut rows = Vec::with_capacity(records.len());
         for (i, mut r) in records.into_iter().enumerate() {
-            let untyped: Vec<String> = r
-                .fields()
-                .iter()
-                .filter(|f| !f.has_type() && schema.field_with_name(&f.name).is_err())
-                .map(|f| f.name.clone())
-                .collect();
-            for n in untyped {
-                r.remove(&n);
-            }
-            for f in r.fields() {
-                if schema.field_with_name(&f.name).is_err() {
-                    return Err(self.err(Error::query(format!(
-                        "'{}' has no column '{}' (columns: {})",
-                        self.name,
-                        f.name,
-                        column_list(&schema)
-                    ))));
-                }
-            }
+            shared::fit_columns(&schema, &mut r, &self.name, "")
+                .map_err(|e| self.err(Error::query(e.message().to_string())))?;
             let id = self.id_of(&mut r, forced.and_then(|f| f.get(i)).map(String::as_str))?;
             ids.push(id);
             rows.push(r);
@@ -918,27 +866,6 @@ impl KvTable {
         Ok(r)
     }
 
-    /// The keys of the rows matching `filter` (all for None).
-    async fn matching_ids(&self, filter: Option<&FilterExpr>) -> Result<Vec<String>> {
-        let query = Query {
-            filters: filter.cloned().into_iter().collect(),
-            fields: Some(vec![]),
-            row_ids: true,
-            ..Query::default()
-        };
-        let batches: Vec<RecordBatch> = self
-            .scan(&query, Partition::ALL)
-            .await?
-            .try_collect()
-            .await
-            .map_err(Error::from)?;
-        let mut ids = Vec::new();
-        for b in &batches {
-            ids.extend(row_ids(b)?);
-        }
-        Ok(ids)
-    }
-
     fn duplicate(&self, key: &str, statement: bool) -> Error {
         self.err(Error::already_exists(if statement {
             format!(
@@ -955,18 +882,38 @@ impl KvTable {
         }))
     }
 
-    /// Removes records a failed write added.
-    async fn undo(&self, written: &[String]) {
-        for chunk in written.chunks(10_000) {
-            if let Err(e) = self.store.delete_many(&self.hash, chunk).await {
-                tracing::warn!(
-                    "removing {} records of a failed write to '{}': {e}",
-                    written.len(),
-                    self.name
-                );
-                return;
+    /// Removes the records a failed write added: `written` (known to be ours) and
+    /// `unsure` (a request that failed may or may not have stored them: each is removed
+    /// only while it holds our value). Tried twice; the error says what may remain.
+    async fn undo(&self, written: &[String], unsure: &[(String, Bytes)]) -> Result<()> {
+        let mut last = None;
+        for _ in 0..2 {
+            let mut result = Ok(());
+            for chunk in written.chunks(10_000) {
+                if let Err(e) = self.store.delete_many(&self.hash, chunk).await {
+                    result = Err(e);
+                    break;
+                }
+            }
+            if result.is_ok() && !unsure.is_empty() {
+                result = self
+                    .store
+                    .delete_exact(&self.hash, unsure)
+                    .await
+                    .map(|_| ());
+            }
+            match result {
+                Ok(()) => return Ok(()),
+                Err(e) => last = Some(e),
             }
         }
+        let e = last.unwrap_or_else(|| Error::internal("undo failed"));
+        tracing::warn!(
+            "removing {} records of a failed write to '{}': {e}",
+            written.len() + unsure.len(),
+            self.name
+        );
+        Err(e)
     }
 }
 
@@ -978,18 +925,6 @@ fn key_in(e: &Error) -> String {
         .and_then(|r| r.split('\'').next())
         .unwrap_or_default()
         .to_string()
-}
-
-/// The record ids of a batch scanned with [`Query::row_ids`].
-fn row_ids(batch: &RecordBatch) -> Result<Vec<String>> {
-    Ok(batch
-        .column_by_name(ROW_ID)
-        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
-        .ok_or_else(|| Error::internal("a scan with row ids returned none"))?
-        .iter()
-        .flatten()
-        .map(str::to_string)
-        .collect())
 }
 
 #[async_trait]
@@ -1122,16 +1057,7 @@ impl Database for KvTable {
 
     fn filter_support(&self, filter: &FilterExpr) -> FilterSupport {
         // Evaluated with DataFusion's kernels on the decoded batches: exact.
-        let schema = self.columns();
-        if filter
-            .fields()
-            .iter()
-            .all(|f| schema.field_with_name(f).is_ok())
-        {
-            FilterSupport::Exact
-        } else {
-            FilterSupport::Unsupported
-        }
+        shared::exact_on_columns(&self.columns(), filter)
     }
 
     fn describe_scan(&self, query: &Query) -> String {
@@ -1175,30 +1101,9 @@ impl Database for KvTable {
     ) -> Result<SendableRecordBatchStream> {
         let schema = self.columns();
         let predicate = crate::pushdown::eval::compile_predicate(&query.filters, &schema)?;
-        let projection: Vec<usize> = match &query.fields {
-            None => (0..schema.fields().len()).collect(),
-            Some(names) => names
-                .iter()
-                .map(|n| {
-                    schema.index_of(n).map_err(|_| {
-                        self.err(Error::query(format!("'{}' has no column '{n}'", self.name)))
-                    })
-                })
-                .collect::<Result<_>>()?,
-        };
-        let mut fields: Vec<ArrowField> = projection
-            .iter()
-            .map(|i| schema.field(*i).clone())
-            .collect();
-        if query.row_ids {
-            fields.push(ArrowField::new(ROW_ID, DataType::Utf8, false));
-        }
-        let out_schema: SchemaRef = Arc::new(Schema::new(fields));
-        let (skip, limit) = if query.sort.is_empty() {
-            (query.offset.unwrap_or(0), query.limit)
-        } else {
-            (0, None)
-        };
+        let shape = shared::ScanShape::of(&schema, query, &self.name).map_err(|e| self.err(e))?;
+        let out_schema = shape.schema.clone();
+        let (skip, limit) = shared::offset_and_limit(query);
         let batches = match self.lookup_keys(&query.filters) {
             Some(keys) => {
                 let values = self.store.get_many(&self.hash, &keys).await?;
@@ -1225,52 +1130,15 @@ impl Database for KvTable {
             declared: self.declared,
             settings: self.settings.clone(),
         });
-        let row_ids = query.row_ids;
-        let schema_out = out_schema.clone();
         let stream = batches
             .try_filter(|b| futures::future::ready(!b.is_empty()))
             .map(move |batch| {
                 let (keys, values): (Vec<String>, Vec<Bytes>) = batch?.into_iter().unzip();
                 let rows = this.decode(&schema, &keys, &values)?;
-                let mask = match &predicate {
-                    Some(p) => Some(crate::pushdown::eval::evaluate_mask(p, &rows)?),
-                    None => None,
-                };
-                let mut columns: Vec<ArrayRef> =
-                    projection.iter().map(|i| rows.column(*i).clone()).collect();
-                if row_ids {
-                    columns.push(Arc::new(StringArray::from(keys)));
-                }
-                let projected = RecordBatch::try_new_with_options(
-                    schema_out.clone(),
-                    columns,
-                    &RecordBatchOptions::new().with_row_count(Some(rows.num_rows())),
-                )?;
-                Ok::<RecordBatch, Error>(match mask {
-                    Some(m) => filter_record_batch(&projected, &m)?,
-                    None => projected,
-                })
-            });
-        let limited = if skip == 0 && limit.is_none() {
-            stream.boxed()
-        } else {
-            stream
-                .scan((skip, limit.unwrap_or(usize::MAX)), |(skip, left), b| {
-                    let out = match b {
-                        _ if *left == 0 => None,
-                        Ok(b) => {
-                            let from = (*skip).min(b.num_rows());
-                            *skip -= from;
-                            let n = (b.num_rows() - from).min(*left);
-                            *left -= n;
-                            Some(Ok(b.slice(from, n)))
-                        }
-                        Err(e) => Some(Err(e)),
-                    };
-                    futures::future::ready(out)
-                })
-                .boxed()
-        };
+                shape.apply(&rows, keys, predicate.as_ref())
+            })
+            .boxed();
+        let limited = shared::skip_and_limit(stream, skip, limit);
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             out_schema,
             limited.map_err(|e| e.into_datafusion()),
@@ -1289,6 +1157,8 @@ impl Database for KvTable {
         let mut pending: Vec<(String, Bytes)> = Vec::new();
         let mut failure: Option<Error> = None;
         let mut inflight = futures::stream::FuturesOrdered::new();
+        // Chunks whose request failed: stored or not, no one can say.
+        let mut unsure: Vec<(String, Bytes)> = Vec::new();
         let mut settle =
             |part: Vec<(String, Bytes)>, set: Result<Vec<bool>>, failure: &mut Option<Error>| {
                 match set {
@@ -1302,6 +1172,7 @@ impl Database for KvTable {
                         }
                     }
                     Err(e) => {
+                        unsure.extend(part);
                         failure.get_or_insert(e);
                     }
                 }
@@ -1343,7 +1214,20 @@ impl Database for KvTable {
             settle(part, set, &mut failure);
         }
         if let Some(e) = failure {
-            self.undo(&written).await;
+            if let Err(undo) = self.undo(&written, &unsure).await {
+                return Err(Error::new(
+                    e.kind(),
+                    format!(
+                        "{}; removing the rows it wrote failed too ({}): up to {} rows of this \
+                         statement may remain in '{}'",
+                        e.message(),
+                        undo.message(),
+                        written.len() + unsure.len(),
+                        self.name
+                    ),
+                )
+                .with_backend(self.kind().to_string()));
+            }
             return Err(e);
         }
         Ok(written.len() as u64)
@@ -1366,7 +1250,7 @@ impl Database for KvTable {
     }
 
     async fn delete_where(&self, filter: Option<&FilterExpr>) -> Result<u64> {
-        let ids = self.matching_ids(filter).await?;
+        let ids = shared::matching_ids(self, filter).await?;
         self.delete_ids(&ids).await
     }
 
@@ -1389,74 +1273,119 @@ impl Database for KvTable {
         assignments: &[(String, datafusion::logical_expr::Expr)],
         filter: Option<&FilterExpr>,
     ) -> Result<u64> {
+        // The candidates from a scan; then, a chunk at a time, each record is read again,
+        // the WHERE evaluated on it and the SET computed from it, and written only while
+        // it still holds what was read. A record changed meanwhile goes round again (as
+        // PostgreSQL re-checks a row another transaction changed).
         let schema = self.columns();
-        let query = Query {
-            filters: filter.cloned().into_iter().collect(),
-            row_ids: true,
-            ..Query::default()
-        };
-        let mut compiled = Vec::with_capacity(assignments.len());
-        for (col, expr) in assignments {
-            let field = schema.field_with_name(col).map_err(|_| {
-                self.err(Error::query(format!(
-                    "UPDATE: '{}' has no column '{col}'",
-                    self.name
-                )))
-            })?;
-            let e = crate::pushdown::eval::compile_expr(
-                crate::pushdown::strip_qualifiers(expr),
-                &schema,
-            )?;
-            compiled.push((field.clone(), e));
-        }
-        let batches: Vec<RecordBatch> = self
-            .scan(&query, Partition::ALL)
-            .await?
-            .try_collect()
-            .await
-            .map_err(Error::from)?;
+        let compiled = shared::compile_assignments(&schema, assignments, &self.name)
+            .map_err(|e| self.err(e))?;
+        let filters: Vec<FilterExpr> = filter.cloned().into_iter().collect();
+        let predicate = crate::pushdown::eval::compile_predicate(&filters, &schema)?;
+        let mut pending = shared::matching_ids(self, filter).await?;
         let mut changed = 0;
-        for b in &batches {
-            let ids = row_ids(b)?;
-            let rows = b.project(&(0..schema.fields().len()).collect::<Vec<_>>())?;
-            let mut fields = Vec::with_capacity(compiled.len());
-            let mut columns = Vec::with_capacity(compiled.len());
-            for (field, e) in &compiled {
-                let v = e.evaluate(&rows)?.into_array(rows.num_rows())?;
-                let v = if v.data_type() == field.data_type() {
-                    v
-                } else {
-                    datafusion::arrow::compute::cast(&v, field.data_type())?
-                };
-                fields.push(field.clone());
-                columns.push(v);
+        for _round in 0..20 {
+            if pending.is_empty() {
+                return Ok(changed);
             }
-            let values = RecordBatch::try_new_with_options(
-                Arc::new(Schema::new(fields)),
-                columns,
-                &RecordBatchOptions::new().with_row_count(Some(rows.num_rows())),
-            )?;
-            changed += self.update_ids(&ids, values).await?;
+            let mut stale = Vec::new();
+            // Key changes all in one request (keys may move onto each other).
+            let moves_key = self
+                .key
+                .as_ref()
+                .is_some_and(|k| assignments.iter().any(|(c, _)| c == k));
+            let size = if moves_key {
+                pending.len().max(1)
+            } else {
+                1000
+            };
+            for chunk in pending.chunks(size) {
+                let current = self.store.get_many(&self.hash, chunk).await?;
+                let (ids, olds): (Vec<String>, Vec<Bytes>) = chunk
+                    .iter()
+                    .cloned()
+                    .zip(current)
+                    .filter_map(|(id, v)| v.map(|v| (id, v)))
+                    .unzip();
+                if ids.is_empty() {
+                    continue;
+                }
+                let rows = self.decode(&schema, &ids, &olds)?;
+                let (ids, olds, rows) = match &predicate {
+                    None => (ids, olds, rows),
+                    Some(p) => {
+                        let mask = crate::pushdown::eval::evaluate_mask(p, &rows)?;
+                        let keep: Vec<bool> = (0..rows.num_rows())
+                            .map(|i| mask.is_valid(i) && mask.value(i))
+                            .collect();
+                        let ids = ids
+                            .into_iter()
+                            .zip(&keep)
+                            .filter(|(_, k)| **k)
+                            .map(|(v, _)| v);
+                        let olds = olds
+                            .into_iter()
+                            .zip(&keep)
+                            .filter(|(_, k)| **k)
+                            .map(|(v, _)| v);
+                        (
+                            ids.collect(),
+                            olds.collect(),
+                            filter_record_batch(&rows, &mask)?,
+                        )
+                    }
+                };
+                let values = shared::assigned_values(&compiled, &rows)?;
+                let (n, changed_meanwhile) = self.apply_updates(&ids, olds, &values).await?;
+                changed += n;
+                stale.extend(changed_meanwhile);
+            }
+            pending = stale;
         }
-        Ok(changed)
+        Err(self.err(Error::query(format!(
+            "UPDATE of {}: {} rows kept changing under other clients' writes (20 rounds); \
+             the others were updated, run it again for these",
+            self.name,
+            pending.len()
+        ))))
     }
 
     async fn update_ids(&self, ids: &[String], values: RecordBatch) -> Result<u64> {
-        let names: Vec<String> = values
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
-        let changes = batch_to_records(&values, None)?;
+        // The rows were chosen by DataFusion; a record changed since is left as it is.
+        let current = self.store.get_many(&self.hash, ids).await?;
+        let (mut present, mut olds, mut keep) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, (id, v)) in ids.iter().zip(current).enumerate() {
+            if let Some(v) = v {
+                present.push(id.clone());
+                olds.push(v);
+                keep.push(i as u32);
+            }
+        }
+        let values = datafusion::arrow::compute::take_record_batch(
+            &values,
+            &datafusion::arrow::array::UInt32Array::from(keep),
+        )?;
+        Ok(self.apply_updates(&present, olds, &values).await?.0)
+    }
+}
+
+impl KvTable {
+    /// Writes `values` (one row per id: the changed columns) over the records `olds` (as
+    /// read), each only while it still holds those bytes. Returns how many changed and the
+    /// ids whose record changed meanwhile (not written).
+    async fn apply_updates(
+        &self,
+        ids: &[String],
+        olds: Vec<Bytes>,
+        values: &RecordBatch,
+    ) -> Result<(u64, Vec<String>)> {
+        let (names, changes) = shared::changes(values)?;
         let moves_key = self.key.as_ref().is_some_and(|k| names.contains(k));
         let key = self.key.clone().unwrap_or_default();
-        let current = self.store.get_many(&self.hash, ids).await?;
         // Every row's new record before anything is written.
         let mut plans = Vec::with_capacity(ids.len());
         let mut new_keys = HashSet::new();
-        for ((id, old), change) in ids.iter().zip(current).zip(changes) {
-            let Some(old) = old else { continue };
+        for ((id, old), change) in ids.iter().zip(olds).zip(changes) {
             let mut record = self.to_record(id, &old)?;
             for n in &names {
                 record.set(n.clone(), change.get(n).cloned().unwrap_or(Value::Null));
@@ -1487,51 +1416,47 @@ impl Database for KvTable {
                 .ok_or_else(|| Error::internal("no record prepared"))?;
             plans.push((id.clone(), new_id, old, value));
         }
-        if moves_key {
-            // A key may not move onto a record that stays.
-            let moving: HashSet<&String> = plans.iter().map(|(id, ..)| id).collect();
-            let targets: Vec<String> = plans
-                .iter()
-                .filter(|(id, new_id, ..)| id != new_id && !moving.contains(new_id))
-                .map(|(_, new_id, ..)| new_id.clone())
-                .collect();
-            let taken = self.store.get_many(&self.hash, &targets).await?;
-            if let Some((k, _)) = targets.iter().zip(&taken).find(|(_, v)| v.is_some()) {
-                return Err(self.err(Error::already_exists(format!(
-                    "UPDATE of {} failed: a row with id '{k}' exists already",
-                    self.name
-                ))));
-            }
-        }
+        let (moving, staying): (Vec<_>, Vec<_>) =
+            plans.into_iter().partition(|(id, new_id, ..)| id != new_id);
         let mut changed = 0;
-        let mut moved = Vec::new();
-        for (id, new_id, old, value) in plans {
-            if id == new_id {
-                if self
-                    .store
-                    .replace(&self.hash, &id, Some(&old), value)
-                    .await?
-                {
-                    changed += 1;
+        if !moving.is_empty() {
+            // One all-or-nothing request: every old record still as read, every new key
+            // free (or one of the moving ones); then the moves.
+            let moves: Vec<(String, Bytes, String, Bytes)> = moving
+                .into_iter()
+                .map(|(id, new_id, old, value)| (id, old, new_id, value))
+                .collect();
+            match self.store.move_many(&self.hash, &moves).await? {
+                None => changed += moves.len() as u64,
+                Some(super::MoveConflict::Taken(k)) => {
+                    return Err(self.err(Error::already_exists(format!(
+                        "UPDATE of {} failed: a row with id '{k}' exists already",
+                        self.name
+                    ))));
                 }
-            } else {
-                moved.push((id, new_id, value));
+                Some(super::MoveConflict::Changed(k)) => {
+                    return Err(self.err(Error::query(format!(
+                        "UPDATE of {} failed: row '{k}' was changed or deleted by another \
+                         client while the statement ran; its key change was not written (run \
+                         it again)",
+                        self.name
+                    ))));
+                }
             }
         }
-        if !moved.is_empty() {
-            // Old keys first, so that keys moving onto each other do not collide.
-            let olds: Vec<String> = moved.iter().map(|(id, ..)| id.clone()).collect();
-            let gone = self.store.delete_many(&self.hash, &olds).await?;
-            let entries: Vec<(String, Bytes)> = moved
-                .into_iter()
-                .zip(gone)
-                .filter(|(_, g)| *g)
-                .map(|((_, new_id, value), _)| (new_id, value))
-                .collect();
-            changed += entries.len() as u64;
-            self.store.put_many(&self.hash, &entries).await?;
+        let mut stale = Vec::new();
+        for (id, _, old, value) in staying {
+            if self
+                .store
+                .replace(&self.hash, &id, Some(&old), value)
+                .await?
+            {
+                changed += 1;
+            } else {
+                stale.push(id);
+            }
         }
-        Ok(changed)
+        Ok((changed, stale))
     }
 }
 

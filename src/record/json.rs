@@ -48,7 +48,8 @@ pub fn decode_json_objects(schema: &SchemaRef, bodies: &[Bytes]) -> Result<Recor
         .with_batch_size(bodies.len().max(1))
         .build_decoder()
         .map_err(|e| Error::query(format!("decoding records: {e}")))?;
-    for body in bodies {
+    for (i, body) in bodies.iter().enumerate() {
+        let before = decoder.len();
         let mut rest: &[u8] = body;
         while !rest.is_empty() {
             let n = decoder
@@ -63,6 +64,15 @@ pub fn decode_json_objects(schema: &SchemaRef, bodies: &[Bytes]) -> Result<Recor
         decoder
             .decode(b"\n")
             .map_err(|e| Error::query(format!("not a JSON object of the columns: {e}")))?;
+        // Each body is exactly one object: none, two, or half of one must not shift the
+        // values of the others.
+        if decoder.len() != before + 1 || decoder.has_partial_record() {
+            return Err(Error::query(format!(
+                "value {} of {} is not exactly one JSON object",
+                i + 1,
+                bodies.len()
+            )));
+        }
     }
     let batch = decoder
         .flush()

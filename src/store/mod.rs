@@ -18,4 +18,5 @@ pub(crate) mod atomic;
 pub(crate) mod chunks;
 pub mod collection;
 pub(crate) mod columns;
+pub(crate) mod records;
 pub(crate) mod scan;

@@ -242,6 +242,16 @@ impl KeyValueStore for Counting {
     ) -> dataknobs::Result<bool> {
         self.inner.replace(s, k, x, v).await
     }
+    async fn move_many(
+        &self,
+        s: &str,
+        m: &[(String, Bytes, String, Bytes)],
+    ) -> dataknobs::Result<Option<dataknobs::kv::MoveConflict>> {
+        self.inner.move_many(s, m).await
+    }
+    async fn delete_exact(&self, s: &str, e: &[(String, Bytes)]) -> dataknobs::Result<u64> {
+        self.inner.delete_exact(s, e).await
+    }
     async fn delete_many(&self, s: &str, k: &[String]) -> dataknobs::Result<Vec<bool>> {
         self.inner.delete_many(s, k).await
     }

@@ -258,10 +258,10 @@ impl std::fmt::Debug for S3Backend {
 }
 
 fn percent_decoded(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={s}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
+    // URL user info: %XX escapes only (`+` and `&` are themselves, unlike in a query).
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 impl S3Backend {

@@ -19,9 +19,8 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
-use datafusion::arrow::array::{RecordBatch, RecordBatchOptions, StringArray};
-use datafusion::arrow::compute::filter_record_batch;
-use datafusion::arrow::datatypes::{Field as ArrowField, Schema, SchemaRef};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::{StreamExt, TryStreamExt};
@@ -30,10 +29,11 @@ use secrecy::{ExposeSecret, SecretString};
 use super::{BACKEND, Bucket};
 use crate::database::{Capabilities, Database, FilterSupport, Partition};
 use crate::error::{Error, ErrorKind, Result};
-use crate::query::{FilterExpr, Query, ROW_ID};
+use crate::query::{FilterExpr, Query};
 use crate::record::{
     Record, Value, array_to_values, batch_to_records, column_list, records_to_batch,
 };
+use crate::store::records as shared;
 
 /// Rows decoded per batch of a scan.
 const SCAN_BATCH: usize = 1024;
@@ -249,25 +249,8 @@ impl S3Records {
     /// first), then here. Untyped NULLs say nothing about a type and add nothing.
     async fn grow_for(&self, records: &[Record]) -> Result<()> {
         let schema = self.columns();
-        let mut new_fields: Vec<ArrowField> = Vec::new();
-        for r in records {
-            for f in r.fields() {
-                if schema.field_with_name(&f.name).is_ok()
-                    || !f.has_type()
-                    || new_fields.iter().any(|n| n.name() == &f.name)
-                {
-                    continue;
-                }
-                if f.name.is_empty() {
-                    return Err(Error::query(format!(
-                        "a field of a record for '{}' has an empty name",
-                        self.name
-                    ))
-                    .with_backend(BACKEND));
-                }
-                new_fields.push(f.field_type.arrow_field(&f.name).with_nullable(true));
-            }
-        }
+        let new_fields = shared::new_fields(&schema, records, &self.name)
+            .map_err(|e| e.with_backend(BACKEND))?;
         if new_fields.is_empty() {
             return Ok(());
         }
@@ -298,17 +281,7 @@ impl S3Records {
                 .with_backend(BACKEND)
             })?;
             let current = sidecar.schema()?;
-            let mut fields: Vec<ArrowField> = current
-                .fields()
-                .iter()
-                .map(|f| f.as_ref().clone())
-                .collect();
-            for f in &new_fields {
-                if current.field_with_name(f.name()).is_err() {
-                    fields.push(f.clone());
-                }
-            }
-            let grown: SchemaRef = Arc::new(Schema::new(fields));
+            let grown = shared::grown(&current, &new_fields);
             if grown.fields().len() == current.fields().len() {
                 *self.schema.write() = grown;
                 return Ok(());
@@ -415,28 +388,7 @@ impl S3Records {
 
     /// The id of a record to write: `forced` (update), its own, its key field's, or new.
     fn id_of(&self, record: &mut Record, forced: Option<&str>) -> Result<String> {
-        let given = forced
-            .map(str::to_string)
-            .or(record.id().map(str::to_string));
-        let Some(key) = &self.key else {
-            return Ok(given.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()));
-        };
-        let from_field = record.get(key).filter(|v| !v.is_null()).map(Value::to_text);
-        let id = match (given, from_field) {
-            (Some(a), Some(b)) if a != b => {
-                return Err(Error::query(format!(
-                    "record id '{a}' disagrees with its key field '{key}' = '{b}' in '{}'",
-                    self.name
-                )));
-            }
-            (Some(a), _) => a,
-            (None, Some(b)) => b,
-            (None, None) => uuid::Uuid::new_v4().to_string(),
-        };
-        if record.get(key).is_none_or(Value::is_null) {
-            record.set(key.clone(), Value::String(id.clone()));
-        }
-        Ok(id)
+        shared::record_id(record, self.key.as_deref(), forced, &self.name)
     }
 
     /// Checks and encodes records (all of them before anything is written).
@@ -446,27 +398,13 @@ impl S3Records {
         let mut tags = Vec::with_capacity(records.len());
         let mut rows = Vec::with_capacity(records.len());
         for (i, mut r) in records.into_iter().enumerate() {
-            let untyped: Vec<String> = r
-                .fields()
-                .iter()
-                .filter(|f| !f.has_type() && schema.field_with_name(&f.name).is_err())
-                .map(|f| f.name.clone())
-                .collect();
-            for n in untyped {
-                r.remove(&n);
-            }
-            for f in r.fields() {
-                if schema.field_with_name(&f.name).is_err() {
-                    return Err(Error::unsupported(format!(
-                        "'{}' has no column '{}' and S3 record collections keep the columns \
-                         they were created with (columns: {})",
-                        self.name,
-                        f.name,
-                        column_list(&schema)
-                    ))
-                    .with_backend(BACKEND));
-                }
-            }
+            shared::fit_columns(
+                &schema,
+                &mut r,
+                &self.name,
+                " and S3 record collections keep the columns they were created with",
+            )
+            .map_err(|e| e.with_backend(BACKEND))?;
             let id = self.id_of(&mut r, forced.and_then(|f| f.get(i)).map(String::as_str))?;
             id_to_segment(&self.name, &id)?;
             tags.push(tagging(&self.name, &r.metadata)?);
@@ -643,27 +581,6 @@ impl S3Records {
         out
     }
 
-    /// The ids of the records matching `filter` (all for None).
-    async fn matching_ids(&self, filter: Option<&FilterExpr>) -> Result<Vec<String>> {
-        let query = Query {
-            filters: filter.cloned().into_iter().collect(),
-            fields: Some(vec![]),
-            row_ids: true,
-            ..Query::default()
-        };
-        let batches: Vec<RecordBatch> = self
-            .scan(&query, Partition::ALL)
-            .await?
-            .try_collect()
-            .await
-            .map_err(Error::from)?;
-        let mut ids = Vec::new();
-        for b in &batches {
-            ids.extend(row_ids(b)?);
-        }
-        Ok(ids)
-    }
-
     /// Writes new records in parallel; on failure, removes the ones this call wrote.
     async fn create_all(&self, prepared: Vec<Prepared>, undo_on_error: bool) -> Result<()> {
         let mut seen = HashSet::new();
@@ -724,18 +641,6 @@ impl S3Records {
             }
         })
     }
-}
-
-/// The record ids of a batch scanned with [`Query::row_ids`].
-fn row_ids(batch: &RecordBatch) -> Result<Vec<String>> {
-    Ok(batch
-        .column_by_name(ROW_ID)
-        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
-        .ok_or_else(|| Error::internal("a scan with row ids returned none"))?
-        .iter()
-        .flatten()
-        .map(str::to_string)
-        .collect())
 }
 
 /// The id in an "a record with id '…' exists" message.
@@ -891,7 +796,7 @@ impl Database for S3Records {
     }
 
     async fn delete_where(&self, filter: Option<&FilterExpr>) -> Result<u64> {
-        let ids = self.matching_ids(filter).await?;
+        let ids = shared::matching_ids(self, filter).await?;
         self.delete_ids(&ids).await
     }
 
@@ -900,53 +805,7 @@ impl Database for S3Records {
         assignments: &[(String, datafusion::logical_expr::Expr)],
         filter: Option<&FilterExpr>,
     ) -> Result<u64> {
-        let schema = self.columns();
-        let query = Query {
-            filters: filter.cloned().into_iter().collect(),
-            row_ids: true,
-            ..Query::default()
-        };
-        let mut compiled = Vec::with_capacity(assignments.len());
-        for (col, expr) in assignments {
-            let field = schema.field_with_name(col).map_err(|_| {
-                Error::query(format!("UPDATE: '{}' has no column '{col}'", self.name))
-            })?;
-            let e = crate::pushdown::eval::compile_expr(
-                crate::pushdown::strip_qualifiers(expr),
-                &schema,
-            )?;
-            compiled.push((field.clone(), e));
-        }
-        let batches: Vec<RecordBatch> = self
-            .scan(&query, Partition::ALL)
-            .await?
-            .try_collect()
-            .await
-            .map_err(Error::from)?;
-        let mut changed = 0;
-        for b in &batches {
-            let ids = row_ids(b)?;
-            let rows = b.project(&(0..schema.fields().len()).collect::<Vec<_>>())?;
-            let mut fields = Vec::with_capacity(compiled.len());
-            let mut columns = Vec::with_capacity(compiled.len());
-            for (field, e) in &compiled {
-                let v = e.evaluate(&rows)?.into_array(rows.num_rows())?;
-                let v = if v.data_type() == field.data_type() {
-                    v
-                } else {
-                    datafusion::arrow::compute::cast(&v, field.data_type())?
-                };
-                fields.push(field.clone());
-                columns.push(v);
-            }
-            let values = RecordBatch::try_new_with_options(
-                Arc::new(Schema::new(fields)),
-                columns,
-                &RecordBatchOptions::new().with_row_count(Some(rows.num_rows())),
-            )?;
-            changed += self.update_ids(&ids, values).await?;
-        }
-        Ok(changed)
+        shared::update_by_ids(self, assignments, filter).await
     }
 
     async fn clear(&self) -> Result<u64> {
@@ -994,15 +853,7 @@ impl Database for S3Records {
 
     fn filter_support(&self, filter: &FilterExpr) -> FilterSupport {
         // Evaluated by DataFusion's kernels on the decoded batches: exact.
-        if filter
-            .fields()
-            .iter()
-            .all(|f| self.columns().field_with_name(f).is_ok())
-        {
-            FilterSupport::Exact
-        } else {
-            FilterSupport::Unsupported
-        }
+        shared::exact_on_columns(&self.columns(), filter)
     }
 
     fn describe_scan(&self, query: &Query) -> String {
@@ -1115,13 +966,7 @@ impl Database for S3Records {
     }
 
     async fn update_ids(&self, ids: &[String], values: RecordBatch) -> Result<u64> {
-        let names: Vec<String> = values
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
-        let rows = batch_to_records(&values, None)?;
+        let (names, rows) = shared::changes(&values)?;
         if let Some(k) = &self.key
             && names.contains(k)
         {
@@ -1240,35 +1085,9 @@ impl S3Records {
         let query = &part.query;
         let schema = self.columns();
         let predicate = crate::pushdown::eval::compile_predicate(&query.filters, &schema)?;
-        let projection: Vec<usize> = match &query.fields {
-            None => (0..schema.fields().len()).collect(),
-            Some(names) => names
-                .iter()
-                .map(|n| {
-                    schema
-                        .index_of(n)
-                        .map_err(|_| Error::query(format!("'{}' has no column '{n}'", self.name)))
-                })
-                .collect::<Result<_>>()?,
-        };
-        let mut fields: Vec<ArrowField> = projection
-            .iter()
-            .map(|i| schema.field(*i).clone())
-            .collect();
-        if query.row_ids {
-            fields.push(ArrowField::new(
-                ROW_ID,
-                datafusion::arrow::datatypes::DataType::Utf8,
-                false,
-            ));
-        }
-        let out_schema: SchemaRef = Arc::new(Schema::new(fields));
-        // Offset and limit arrive only when every filter and the (empty) sort are ours.
-        let (skip, limit) = if query.sort.is_empty() {
-            (query.offset.unwrap_or(0), query.limit)
-        } else {
-            (0, None)
-        };
+        let shape = shared::ScanShape::of(&schema, query, &self.name)?;
+        let out_schema = shape.schema.clone();
+        let (skip, limit) = shared::offset_and_limit(query);
         let this = Arc::new(S3Records::new(
             self.b.clone(),
             &self.name,
@@ -1277,8 +1096,6 @@ impl S3Records {
             self.key.clone(),
         ));
         let workers = part.workers.max(1);
-        let row_ids = query.row_ids;
-        let schema_out = out_schema.clone();
         let chunks = ids
             .chunks(SCAN_BATCH)
             .map(<[String]>::to_vec)
@@ -1328,47 +1145,10 @@ impl S3Records {
             .map(move |chunk| {
                 let (ids, bodies) = chunk?;
                 let batch = this.decode(&ids, &bodies)?;
-                let mask = match &predicate {
-                    Some(p) => Some(crate::pushdown::eval::evaluate_mask(p, &batch)?),
-                    None => None,
-                };
-                let mut columns: Vec<_> = projection
-                    .iter()
-                    .map(|i| batch.column(*i).clone())
-                    .collect();
-                if row_ids {
-                    columns.push(Arc::new(StringArray::from(ids)));
-                }
-                let projected = RecordBatch::try_new_with_options(
-                    schema_out.clone(),
-                    columns,
-                    &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
-                )?;
-                Ok::<RecordBatch, Error>(match mask {
-                    Some(m) => filter_record_batch(&projected, &m)?,
-                    None => projected,
-                })
-            });
-        let limited = if skip == 0 && limit.is_none() {
-            stream.boxed()
-        } else {
-            stream
-                .scan((skip, limit.unwrap_or(usize::MAX)), |(skip, left), b| {
-                    let out = match b {
-                        _ if *left == 0 => None,
-                        Ok(b) => {
-                            let from = (*skip).min(b.num_rows());
-                            *skip -= from;
-                            let n = (b.num_rows() - from).min(*left);
-                            *left -= n;
-                            Some(Ok(b.slice(from, n)))
-                        }
-                        Err(e) => Some(Err(e)),
-                    };
-                    futures::future::ready(out)
-                })
-                .boxed()
-        };
+                shape.apply(&batch, ids, predicate.as_ref())
+            })
+            .boxed();
+        let limited = shared::skip_and_limit(stream, skip, limit);
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             out_schema,
             limited.map_err(|e| e.into_datafusion()),

@@ -14,6 +14,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/s3.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/es-tls.sh"
 # shellcheck source=scripts/redis.sh
 source "$(dirname "${BASH_SOURCE[0]}")/redis.sh"
+# shellcheck source=scripts/hdfs.sh
+source "$(dirname "${BASH_SOURCE[0]}")/hdfs.sh"
 
 _pg_ready() {
   pg_isready -q -h "$1" -p "$2" 2>/dev/null
@@ -140,7 +142,9 @@ start_services() {
   start_s3 || failed=1
   # Redis (the key-value store and Redis backend's tests), with an ACL user for auth tests.
   start_redis || failed=1
-  # Later: MiniDFSCluster (HDFS).
+  # HDFS: a MiniDFSCluster (namenode + one datanode, WebHDFS on) from Maven Central jars (the
+  # HDFS backend's tests), with permissions on and a superuser-only /dk_private.
+  start_hdfs || failed=1
   if [ "$failed" -ne 0 ] && [ "${CI:-}" = "true" ]; then
     echo "services: a service the tests need could not be started" >&2
     return 1

@@ -4,6 +4,8 @@
 #[cfg(feature = "elasticsearch")]
 pub mod elasticsearch;
 pub mod file;
+#[cfg(feature = "hdfs")]
+pub mod hdfs;
 pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;

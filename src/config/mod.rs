@@ -144,6 +144,8 @@ impl DatabaseFactory {
         f.register(Arc::new(crate::backends::s3::S3Kind));
         #[cfg(feature = "redis")]
         f.register(Arc::new(crate::backends::redis::RedisKind));
+        #[cfg(feature = "hdfs")]
+        f.register(Arc::new(crate::backends::hdfs::HdfsKind));
         f
     }
 

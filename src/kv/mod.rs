@@ -13,6 +13,8 @@
 //! must never let two concurrent inserts of one key both succeed.
 
 pub mod connect;
+#[cfg(feature = "hdfs")]
+pub mod hdfs;
 pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
@@ -39,6 +41,8 @@ pub use connect::{
     ConnectionMode, Connector, ConnectorConfig, ConnectorManager, ConnectorManagerFactory, Lease,
     PoolSettings,
 };
+#[cfg(feature = "hdfs")]
+pub use hdfs::{HdfsConnector, HdfsKeyValueStore};
 pub use memory::MemoryKeyValueStore;
 #[cfg(feature = "redis")]
 pub use redis::{RedisConnector, RedisKeyValueStore};

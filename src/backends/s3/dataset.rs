@@ -107,7 +107,7 @@ impl S3Dataset {
     }
 
     fn err(&self, e: Error) -> Error {
-        e.with_backend(BACKEND)
+        e.with_backend(self.b.kind)
     }
 
     /// Builds the listing table and learns the schema (from the sidecar when there is one).
@@ -239,7 +239,7 @@ impl S3Dataset {
 #[async_trait]
 impl Database for S3Dataset {
     fn backend_name(&self) -> &str {
-        BACKEND
+        self.b.kind
     }
 
     fn collection_name(&self) -> &str {
@@ -336,13 +336,15 @@ impl S3Table {
         let b = ds.b.clone();
         let format = ds.entry.format();
         let shown = ds.shown();
-        let single = matches!(ds.entry, Entry::Object { .. });
+        // Single objects are rewritten with conditional PUTs, which only S3 has: elsewhere
+        // (HDFS) a file table takes INSERTs (the file replaced whole) but no DML.
+        let single = matches!(ds.entry, Entry::Object { .. }) && b.kind == BACKEND;
         let writer: Arc<dyn Database> = match &ds.entry {
             Entry::Object {
                 key,
                 format,
                 compression,
-            } => Arc::new(super::object::lazy(
+            } if single => Arc::new(super::object::lazy(
                 b.clone(),
                 &ds.name,
                 key,
@@ -367,6 +369,16 @@ impl S3Table {
     pub(super) fn dml_writer(&self) -> DfResult<DatabaseTable> {
         if self.single {
             return Ok(self.writer.clone());
+        }
+        if self.b.kind != BACKEND {
+            return Err(Error::unsupported(format!(
+                "DELETE, UPDATE and TRUNCATE on a dataset ({}) are not supported: INSERT adds \
+                 files and no file is rewritten in place; attach with layout=kv for records \
+                 that take UPDATE and DELETE",
+                self.shown
+            ))
+            .with_backend(self.b.kind)
+            .into());
         }
         Err(Error::unsupported(format!(
             "DELETE, UPDATE and TRUNCATE on a prefix table ({}) are not supported: each \

@@ -202,6 +202,9 @@ type Listed = (Instant, Arc<Vec<String>>);
 /// One attached bucket prefix: the client and what names it. Shared by the backend and the
 /// datasets it opens.
 struct Bucket {
+    /// The backend's name in errors (`s3`, `hdfs`) and the scheme of its URLs.
+    kind: &'static str,
+    /// The bucket (S3) or the namenode's `host:port` (HDFS).
     bucket: String,
     /// The key prefix, empty or ending with `/`.
     prefix: String,
@@ -220,12 +223,12 @@ struct Bucket {
 
 impl Bucket {
     fn err(&self, e: Error) -> Error {
-        e.with_backend(BACKEND)
+        e.with_backend(self.kind)
     }
 
-    /// `s3://bucket/key`, for messages.
+    /// `s3://bucket/key` (`hdfs://host:port/path`), for messages.
     fn url_of(&self, key: &str) -> String {
-        format!("s3://{}/{key}", self.bucket)
+        format!("{}://{}/{key}", self.kind, self.bucket)
     }
 
     fn connection_error(&self, doing: String, e: object_store::Error) -> Error {
@@ -264,9 +267,64 @@ fn percent_decoded(s: &str) -> String {
         .into_owned()
 }
 
+/// An object store that is not S3 (HDFS), holding datasets under `prefix` of it: what
+/// [`S3Backend::over_store`] needs.
+#[cfg(feature = "hdfs")]
+pub(crate) struct StoreSpec {
+    /// The backend's name and URL scheme (`hdfs`).
+    pub kind: &'static str,
+    /// The URL authority (`host:port`).
+    pub authority: String,
+    /// The path prefix, empty or ending with `/`, without a leading `/`.
+    pub prefix: String,
+    pub store: Arc<dyn ObjectStore>,
+    /// For display, never credentials.
+    pub shown: String,
+    pub infer_rows: usize,
+    /// The format of tables made by CREATE TABLE.
+    pub new_format: Format,
+}
+
 impl S3Backend {
     fn err(&self, e: Error) -> Error {
-        e.with_backend(BACKEND)
+        e.with_backend(self.b.kind)
+    }
+
+    /// Datasets (a file is a table, a directory of files is a table) in another object
+    /// store, with the S3 backend's table naming, reads and writes. Record collections
+    /// (`format=records`) and single-object tables with DML (`layout=object`) need S3's
+    /// conditional requests and are refused there.
+    #[cfg(feature = "hdfs")]
+    pub(crate) fn over_store(spec: StoreSpec) -> Result<S3Backend> {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let store_url = Url::parse(&format!(
+            "dk{}-{}://{}",
+            spec.kind,
+            N.fetch_add(1, Ordering::Relaxed),
+            spec.authority
+        ))
+        .map_err(|e| {
+            Error::config(format!("'{}' is not a URL authority: {e}", spec.authority))
+                .with_backend(spec.kind)
+        })?;
+        Ok(S3Backend {
+            b: Arc::new(Bucket {
+                kind: spec.kind,
+                bucket: spec.authority,
+                prefix: spec.prefix,
+                store: spec.store,
+                store_url,
+                shown: spec.shown,
+                infer_rows: spec.infer_rows,
+                settings: ClientSettings::unused(),
+                aws: tokio::sync::OnceCell::new(),
+                ids: parking_lot::Mutex::new(HashMap::new()),
+            }),
+            new_format: spec.new_format,
+            new_records: false,
+            new_objects: false,
+            tables: RwLock::new(BTreeMap::new()),
+        })
     }
 
     pub fn from_url(url: &Url, options: &UrlOptions) -> Result<S3Backend> {
@@ -376,6 +434,7 @@ impl S3Backend {
         };
         Ok(S3Backend {
             b: Arc::new(Bucket {
+                kind: BACKEND,
                 bucket,
                 prefix,
                 store: Arc::new(store),
@@ -532,7 +591,7 @@ fn detect(key: &str) -> Option<(String, Format, Compression)> {
 #[async_trait]
 impl Backend for S3Backend {
     fn kind(&self) -> &str {
-        BACKEND
+        self.b.kind
     }
 
     fn location(&self) -> String {
@@ -551,7 +610,7 @@ impl Backend for S3Backend {
     }
 
     fn object_store(&self) -> Option<(Url, Arc<dyn ObjectStore>)> {
-        let url = Url::parse(&format!("s3://{}", self.b.bucket)).ok()?;
+        let url = Url::parse(&format!("{}://{}", self.b.kind, self.b.bucket)).ok()?;
         Some((url, self.b.store.clone()))
     }
 
@@ -563,6 +622,13 @@ impl Backend for S3Backend {
             return Ok(None);
         };
         if let Entry::Records { prefix } = &entry {
+            if self.b.kind != BACKEND {
+                return Err(self.err(Error::unsupported(format!(
+                    "'{name}' is an S3 record collection ({}): those need S3; attach with \
+                     layout=kv for records here",
+                    self.b.url_of(prefix)
+                ))));
+            }
             return Ok(Some(Arc::new(self.records(name, prefix).await?)));
         }
         if let Entry::Object {
@@ -570,6 +636,7 @@ impl Backend for S3Backend {
             format,
             compression,
         } = &entry
+            && self.b.kind == BACKEND
         {
             let db = object::open(self.b.clone(), name, key, *format, *compression).await?;
             return Ok(Some(Arc::new(db)));
@@ -588,7 +655,8 @@ impl Backend for S3Backend {
     ) -> Result<Arc<dyn Database>> {
         if schema != SCHEMA {
             return Err(self.err(Error::unsupported(format!(
-                "the S3 backend has one schema, '{SCHEMA}'"
+                "the {} backend has one schema, '{SCHEMA}'",
+                self.b.kind
             ))));
         }
         if let Some(entry) = self.find(name).await? {
@@ -681,7 +749,7 @@ impl Backend for S3Backend {
         }
         let Some(entry) = self.find(name).await? else {
             return crate::database::drop_missing(
-                BACKEND,
+                self.b.kind,
                 name,
                 &format!("under {}", self.b.shown),
                 if_exists,

@@ -71,6 +71,24 @@ pub(super) struct ClientSettings {
     pub(super) list_cache: Duration,
 }
 
+impl ClientSettings {
+    /// Settings for a bucket that never makes record-object requests (another object store).
+    #[cfg(feature = "hdfs")]
+    pub(super) fn unused() -> ClientSettings {
+        ClientSettings {
+            region: String::new(),
+            endpoint: None,
+            path_style: true,
+            keys: None,
+            retries: 0,
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
+            max_workers: 64,
+            list_cache: Duration::ZERO,
+        }
+    }
+}
+
 /// The client, made on first use (loading the AWS configuration is async).
 pub(super) async fn client(b: &Bucket) -> Result<&Client> {
     b.aws

@@ -458,12 +458,7 @@ async fn lock(store: &HdfsKeyValueStore, c: &Client, dir: &str, file: &str) -> R
                 return Ok(KeyLock(path));
             }
             Err(HdfsError::AlreadyExists(_)) => {
-                if let Ok(st) = c.get_file_info(&path).await
-                    && now_millis().saturating_sub(st.modification_time)
-                        > u64::try_from(STALE_LOCK.as_millis()).unwrap_or(u64::MAX)
-                {
-                    tracing::warn!("hdfs: removing the stale lock {path}");
-                    let _ = c.delete(&path, false).await;
+                if is_stale(c, &path).await && remove_stale(c, dir, name, &path).await {
                     continue;
                 }
                 if Instant::now() >= deadline {
@@ -484,6 +479,47 @@ async fn lock(store: &HdfsKeyValueStore, c: &Client, dir: &str, file: &str) -> R
             }
             Err(e) => return Err(store.err(&path, "taking the lock", &e)),
         }
+    }
+}
+
+/// Is `path` a lock file older than [`STALE_LOCK`]?
+async fn is_stale(c: &Client, path: &str) -> bool {
+    c.get_file_info(path).await.is_ok_and(|st| {
+        now_millis().saturating_sub(st.modification_time)
+            > u64::try_from(STALE_LOCK.as_millis()).unwrap_or(u64::MAX)
+    })
+}
+
+/// Removes the stale lock `path` of the record file `name` in `dir`; true when it is gone.
+/// One writer at a time does it, holding `.unlock.<name>` (created without overwrite), and
+/// checks again that the lock is stale before deleting it: writers that all saw the stale
+/// lock must not delete, one after the other, the fresh lock one of them took in its place.
+/// (A guard left by a writer that died while removing is stale itself, and removed.)
+async fn remove_stale(c: &Client, dir: &str, name: &str, path: &str) -> bool {
+    let guard = format!("{dir}/.unlock.{name}");
+    match c
+        .create(&guard, WriteOptions::default().create_parent(false))
+        .await
+    {
+        Ok(mut w) => {
+            let mut removed = false;
+            if w.close().await.is_ok() && is_stale(c, path).await {
+                tracing::warn!("hdfs: removing the stale lock {path}");
+                removed = c.delete(path, false).await.is_ok();
+            }
+            if let Err(e) = c.delete(&guard, false).await {
+                tracing::warn!("hdfs: cannot remove {guard}: {e}");
+            }
+            removed
+        }
+        Err(HdfsError::AlreadyExists(_)) => {
+            if is_stale(c, &guard).await {
+                tracing::warn!("hdfs: removing the stale guard {guard}");
+                let _ = c.delete(&guard, false).await;
+            }
+            false
+        }
+        Err(_) => false,
     }
 }
 
@@ -509,6 +545,20 @@ where
     let out = f().await;
     unlock(c, l).await;
     out
+}
+
+/// Does `dir` hold a record file (stopping at the first)?
+async fn holds_records(c: &Client, dir: &str) -> std::result::Result<bool, HdfsError> {
+    let files = c.list_status_iter(dir, false);
+    while let Some(st) = files.next().await {
+        match st {
+            Ok(st) if !st.isdir && !file_name(&st.path).starts_with('.') => return Ok(true),
+            Ok(_) => {}
+            Err(e) if is_missing(&e) => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(false)
 }
 
 impl HdfsKeyValueStore {
@@ -567,12 +617,28 @@ impl KeyValueStore for HdfsKeyValueStore {
             Err(e) if is_missing(&e) => return Ok(vec![]),
             Err(e) => return Err(self.failed(&mut lease, base, "listing", &e)),
         };
-        let mut names: Vec<String> = listed
+        let dirs: Vec<String> = listed
             .into_iter()
             .filter(|s| s.isdir)
             .map(|s| file_name(&s.path).to_string())
             .filter(|n| !n.starts_with('.'))
-            .map(|n| decode(&n))
+            .collect();
+        // A directory is a schema while it holds a record: not once its last record is
+        // deleted, nor when a writer's lock file made it for a record it did not find.
+        let base = self.base.clone();
+        let held: Vec<bool> = futures::stream::iter(dirs.clone().into_iter().map(move |n| {
+            let (c, path) = (c.clone(), format!("{base}/{n}"));
+            async move { holds_records(&c, &path).await.map_err(|e| (path, e)) }
+        }))
+        .buffered(WORKERS)
+        .try_collect()
+        .await
+        .map_err(|(path, e)| self.failed(&mut lease, &path, "listing", &e))?;
+        let mut names: Vec<String> = dirs
+            .iter()
+            .zip(held)
+            .filter(|(_, held)| *held)
+            .map(|(n, _)| decode(n))
             .collect();
         names.sort();
         Ok(names)

@@ -13,6 +13,7 @@ mod elasticsearch8;
 mod elasticsearch_more;
 mod elasticsearch_tls;
 mod file;
+mod hdfs_kv;
 mod memory;
 mod opensearch;
 mod postgres;

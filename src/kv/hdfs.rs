@@ -43,7 +43,7 @@ pub const DEFAULT_BASE: &str = "/volnux";
 const WORKERS: usize = 32;
 
 /// How long a writer waits for another writer's lock on a key.
-const LOCK_WAIT: Duration = Duration::from_secs(10);
+const LOCK_WAIT: Duration = Duration::from_secs(30);
 
 /// A lock file older than this was left by a writer that died: it is removed.
 pub const STALE_LOCK: Duration = Duration::from_secs(60);
@@ -789,12 +789,20 @@ impl KeyValueStore for HdfsKeyValueStore {
         futures::stream::iter(owned(entries, &files).map(|(v, f)| {
             let (c, dir) = (c.clone(), dir.clone());
             async move {
-                locked(self, &c, &dir, &f, || async {
-                    write_file(&c, &dir, &f, &v, true)
+                // The slow part (writing a block) happens before the lock is taken.
+                let tmp = write_temp(&c, &dir, &v)
+                    .await
+                    .map_err(|e| self.err(&dir, "writing a temporary file in", &e))?;
+                let placed = locked(self, &c, &dir, &f, || async {
+                    c.rename(&tmp, &f, true)
                         .await
-                        .map_err(|e| self.err(&f, "writing", &e))
+                        .map_err(|e| self.err(&f, "renaming a temporary file to", &e))
                 })
-                .await
+                .await;
+                if placed.is_err() {
+                    let _ = c.delete(&tmp, false).await;
+                }
+                placed.map(|()| true)
             }
         }))
         .buffered(WORKERS)
@@ -813,19 +821,30 @@ impl KeyValueStore for HdfsKeyValueStore {
         let dir = self.dir(schema)?;
         let file = self.file(&dir, key)?;
         let (_lease, c) = self.client().await?;
-        locked(self, &c, &dir, &file, || async {
+        // The new record is complete in a temporary file before the lock is taken, so the
+        // lock is held for a read and a rename only.
+        let tmp = write_temp(&c, &dir, &value)
+            .await
+            .map_err(|e| self.err(&dir, "writing a temporary file in", &e))?;
+        let placed = locked(self, &c, &dir, &file, || async {
             let current = read_file(&c, &file)
                 .await
                 .map_err(|e| self.err(&file, "reading", &e))?;
             match (current, expected) {
                 (None, _) => Ok(false),
                 (Some(cur), Some(exp)) if cur.as_ref() != exp => Ok(false),
-                _ => write_file(&c, &dir, &file, &value, true)
+                _ => c
+                    .rename(&tmp, &file, true)
                     .await
-                    .map_err(|e| self.err(&file, "writing", &e)),
+                    .map(|()| true)
+                    .map_err(|e| self.err(&file, "renaming a temporary file to", &e)),
             }
         })
-        .await
+        .await;
+        if !matches!(placed, Ok(true)) {
+            let _ = c.delete(&tmp, false).await;
+        }
+        placed
     }
 
     async fn move_many(

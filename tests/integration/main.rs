@@ -14,6 +14,7 @@ mod elasticsearch_more;
 mod elasticsearch_tls;
 mod file;
 mod hdfs_kv;
+mod hdfs_sql;
 mod memory;
 mod opensearch;
 mod postgres;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: starts the services the tests need (scripts/services.sh: PostgreSQL and
-# an OpenSearch node; later issues add S3 (moto), Redis and HDFS there), then runs every test.
+# an OpenSearch node, moto for S3, Redis and a MiniDFSCluster for HDFS), then runs every test.
 # In CI a missing service is a failure, never a skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -172,31 +172,8 @@ pub fn kv_settings_from_url(
             .unwrap_or(Duration::from_secs(default)))
     };
     config.connect_timeout = duration("connect_timeout", 10)?;
-    let mode = match options.text("mode")?.as_deref() {
-        Some("pooled") => ConnectionMode::Pooled,
-        _ => ConnectionMode::Single,
-    };
-    let idle = duration("idle_timeout", 600)?;
-    let pool = PoolSettings {
-        max_connections: options
-            .integer("max_connections")?
-            .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
-            .unwrap_or(10),
-        connection_timeout: duration("connection_timeout", 30)?,
-        idle_timeout: (!idle.is_zero()).then_some(idle),
-    };
-    let int = |name: &str, default: usize| -> Result<usize> {
-        Ok(options
-            .integer(name)?
-            .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
-            .unwrap_or(default))
-    };
-    let table = KvSettings {
-        prefix: String::new(),
-        sample: int("sample", 1000)?,
-        scan_batch: int("scan_batch", 1024)?,
-        write_batch: int("write_batch", 1000)?,
-    };
+    let (mode, pool) = crate::kv::table::manager_options(options)?;
+    let table = KvSettings::from_options(options, String::new(), 1024)?;
     let path = percent_encoding::percent_decode_str(url.path())
         .decode_utf8_lossy()
         .into_owned();

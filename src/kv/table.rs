@@ -86,6 +86,54 @@ struct Declared {
     columns: Vec<ColumnDesc>,
 }
 
+impl KvSettings {
+    /// The table settings of an attach URL's options (`sample`, `scan_batch`, `write_batch`).
+    pub fn from_options(
+        options: &crate::config::UrlOptions,
+        prefix: String,
+        scan_batch: usize,
+    ) -> Result<Self> {
+        let int = |name: &str, default: usize| -> Result<usize> {
+            Ok(options
+                .integer(name)?
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+                .unwrap_or(default))
+        };
+        Ok(KvSettings {
+            prefix,
+            sample: int("sample", 1000)?,
+            scan_batch: int("scan_batch", scan_batch)?,
+            write_batch: int("write_batch", 1000)?,
+        })
+    }
+}
+
+/// The connection mode and pool of an attach URL's options (`mode`, `max_connections`,
+/// `connection_timeout`, `idle_timeout`; 0 idle: never closed).
+pub fn manager_options(
+    options: &crate::config::UrlOptions,
+) -> Result<(super::ConnectionMode, super::PoolSettings)> {
+    let duration = |name: &str, default: u64| -> Result<std::time::Duration> {
+        Ok(options
+            .duration(name)?
+            .unwrap_or(std::time::Duration::from_secs(default)))
+    };
+    let mode = match options.text("mode")?.as_deref() {
+        Some("pooled") => super::ConnectionMode::Pooled,
+        _ => super::ConnectionMode::Single,
+    };
+    let idle = duration("idle_timeout", 600)?;
+    let pool = super::PoolSettings {
+        max_connections: options
+            .integer("max_connections")?
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+            .unwrap_or(10),
+        connection_timeout: duration("connection_timeout", 30)?,
+        idle_timeout: (!idle.is_zero()).then_some(idle),
+    };
+    Ok((mode, pool))
+}
+
 /// The tables of one key-value store (one attached database).
 #[derive(Debug)]
 pub struct KvBackend {

@@ -3,8 +3,8 @@
 # scripts/hdfs.sh (started here unless it is up):
 #   scan: SELECT * FROM lake.dk_bench_parquet (≥ 200 MB of Parquet under /warehouse, written
 #         once by the bench) into Arrow  vs  a plain hdfs-native loop reading the same files
-#         whole, as many at once as the scan has partitions (benches/hdfs_bench.rs, one process,
-#         alternating, medians)
+#         whole, as many at once as the scan has partitions, and (for reference) the same query in
+#         a bare DataFusion session (benches/hdfs_bench.rs, one process, alternating, medians)
 #   kv:   2000 records, HdfsKeyValueStore insert_many / get_many (benches/hdfs_bench.rs)  vs
 #         the Python seed's HDFSStoreBackend method: HdfsCLI over WebHDFS, one JSON file per
 #         record, one call after another (benches/hdfs_seed.py)
@@ -59,6 +59,13 @@ if d and o:
           f" vs hdfs-native reading the files whole, {o['files_at_once']} at once (CPU "
           f"{o['cpu_s']:.2f} s) | {d['seconds']:.3f} s, {d['mb_per_s']:,} MB/s | "
           f"{o['seconds']:.3f} s, {o['mb_per_s']:,} MB/s | **{o['seconds'] / d['seconds']:.2f}×** |")
+    b = one("datafusion", "scan")
+    if b:
+        print(f"| (for reference) the same `SELECT *` in a bare DataFusion session over the same "
+              f"object store, {b['partitions']} partitions (CPU {b['cpu_s']:.2f} s) vs "
+              f"hdfs-native | {b['seconds']:.3f} s, {b['mb_per_s']:,} MB/s | {o['seconds']:.3f} s, "
+              f"{o['mb_per_s']:,} MB/s | {o['seconds'] / b['seconds']:.2f}× (dataknobs ÷ bare "
+              f"DataFusion: {b['seconds'] / d['seconds']:.2f}×) |")
 for bench in ["insert", "get"]:
     o = one("hdfscli", bench)
     for d in (r for r in rows if r["engine"] == "dataknobs" and r["bench"] == bench):

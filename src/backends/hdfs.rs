@@ -27,7 +27,7 @@ use crate::backends::s3::{S3Backend, StoreSpec};
 use crate::config::{BackendKind, OptionKind, OptionSpec, UrlOptions};
 use crate::database::Backend;
 use crate::error::{Error, Result};
-use crate::kv::hdfs::{DEFAULT_BASE, HdfsKeyValueStore, process_user};
+use crate::kv::hdfs::{DEFAULT_BASE, HdfsKeyValueStore, authority, check_user};
 use crate::kv::table::{KvBackend, KvSettings};
 use crate::kv::{ConnectionMode, ConnectorConfig, PoolSettings};
 
@@ -189,14 +189,7 @@ pub fn kv_settings_from_url(
 fn files_backend(url: &Url, options: &UrlOptions) -> Result<S3Backend> {
     let (host, port) = namenode(url)?;
     if let Some(u) = user(url)? {
-        let me = process_user();
-        if u != me {
-            return Err(bad(format!(
-                "cannot connect to HDFS as '{u}': hdfs-native connects as one user per \
-                 process, here '{me}' (HADOOP_USER_NAME, else the OS user); start the process \
-                 with HADOOP_USER_NAME={u}"
-            )));
-        }
+        check_user(&u)?;
     }
     let raw = url.path();
     if raw.contains('%') {
@@ -213,11 +206,7 @@ fn files_backend(url: &Url, options: &UrlOptions) -> Result<S3Backend> {
     if !prefix.is_empty() && !prefix.ends_with('/') {
         prefix.push('/');
     }
-    let authority = if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    };
+    let authority = authority(&host, port);
     let client = hdfs_native::ClientBuilder::new()
         .with_url(format!("hdfs://{authority}"))
         .build()

@@ -62,12 +62,31 @@ pub fn process_user() -> String {
         .unwrap_or_else(whoami::username)
 }
 
-fn address(c: &ConnectorConfig) -> String {
-    if c.host.contains(':') {
-        format!("[{}]:{}", c.host, c.port)
+/// `host:port` of a namenode (`[host]:port` for an IPv6 address).
+pub fn authority(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
     } else {
-        format!("{}:{}", c.host, c.port)
+        format!("{host}:{port}")
     }
+}
+
+fn address(c: &ConnectorConfig) -> String {
+    authority(&c.host, c.port)
+}
+
+/// Refuses a user other than the process's: hdfs-native connects as one user per process.
+pub fn check_user(user: &str) -> Result<()> {
+    let me = process_user();
+    if user != me {
+        return Err(Error::config(format!(
+            "cannot connect to HDFS as '{user}': hdfs-native connects as one user per process, \
+             here '{me}' (HADOOP_USER_NAME, else the OS user); start the process with \
+             HADOOP_USER_NAME={user}"
+        ))
+        .with_backend(KIND));
+    }
+    Ok(())
 }
 
 fn is_missing(e: &HdfsError) -> bool {
@@ -147,15 +166,7 @@ impl Connector for HdfsConnector {
             .with_backend(KIND));
         }
         if let Some(user) = &config.username {
-            let me = process_user();
-            if *user != me {
-                return Err(Error::config(format!(
-                    "cannot connect to HDFS as '{user}': hdfs-native connects as one user per \
-                     process, here '{me}' (HADOOP_USER_NAME, else the OS user); start the \
-                     process with HADOOP_USER_NAME={user}"
-                ))
-                .with_backend(KIND));
-            }
+            check_user(user)?;
         }
         Ok(HdfsConnector {
             config,
@@ -858,21 +869,16 @@ impl KeyValueStore for HdfsKeyValueStore {
             keys.insert(old.clone());
             keys.insert(new.clone());
         }
-        let files: Vec<(String, String)> = keys
+        // Key → file, in key order (the order locks are taken in).
+        let files: std::collections::BTreeMap<String, String> = keys
             .iter()
             .map(|k| Ok((k.clone(), self.file(&dir, k)?)))
             .collect::<Result<_>>()?;
-        let path = |k: &str| {
-            files
-                .iter()
-                .find(|(key, _)| key == k)
-                .map(|(_, f)| f.clone())
-                .unwrap_or_default()
-        };
+        let path = |k: &str| files.get(k).cloned().unwrap_or_default();
         let (_lease, c) = self.client().await?;
         // Every key involved is locked, in one order (no two movers wait on each other).
         let mut locks = Vec::with_capacity(files.len());
-        for (_, f) in &files {
+        for f in files.values() {
             match lock(self, &c, &dir, f).await {
                 Ok(l) => locks.push(l),
                 Err(e) => {

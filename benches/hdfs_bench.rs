@@ -437,7 +437,7 @@ async fn kv(host: &str, port: u16, c: &Client, runs: usize) {
     check(store.get_many("warmup", &keys[..1]).await, "warm-up get");
 
     // FANOUT: how many insert_many / get_many calls share the records at once (each keeps
-    // the store's 32 requests in flight); 1 is the plain batch call.
+    // the store's WRITERS / WORKERS requests in flight); 1 is the plain batch call.
     let fanouts: Vec<usize> = env("FANOUT", "1")
         .split(',')
         .map(|f| check(f.trim().parse::<usize>(), "FANOUT").max(1))
@@ -473,12 +473,17 @@ async fn kv(host: &str, port: u16, c: &Client, runs: usize) {
         }
         for (bench, times) in [("insert", &inserts), ("get", &gets)] {
             let seconds = median(times.clone());
+            let in_flight = if bench == "insert" {
+                dataknobs::kv::hdfs::WRITERS
+            } else {
+                dataknobs::kv::hdfs::WORKERS
+            };
             let method = if fanout == 1 {
-                format!("one {bench}_many call (32 requests in flight), one connection")
+                format!("one {bench}_many call ({in_flight} requests in flight), one connection")
             } else {
                 format!(
-                    "{fanout} {bench}_many calls of {chunk} at once (32 requests in flight each), \
-                     one connection"
+                    "{fanout} {bench}_many calls of {chunk} at once ({in_flight} requests in \
+                     flight each), one connection"
                 )
             };
             println!(

@@ -211,7 +211,13 @@ fn files_backend(url: &Url, options: &UrlOptions) -> Result<S3Backend> {
         .with_url(format!("hdfs://{authority}"))
         .build()
         .map_err(|e| bad(format!("cannot set up an HDFS client for {authority}: {e}")))?;
-    let store = hdfs_native_object_store::HdfsObjectStore::new(client);
+    let store: Arc<dyn object_store::ObjectStore> = Arc::new(
+        hdfs_native_object_store::HdfsObjectStore::new(client.clone()),
+    );
+    let parquet = crate::backends::hdfs_parquet::HdfsParquet {
+        client,
+        store: store.clone(),
+    };
     let new_format = match options.text("format")?.as_deref() {
         None => Format::Parquet,
         Some(f) => f.parse::<Format>()?,
@@ -225,9 +231,10 @@ fn files_backend(url: &Url, options: &UrlOptions) -> Result<S3Backend> {
         shown: format!("hdfs://{authority}/{prefix}"),
         authority,
         prefix,
-        store: Arc::new(store),
+        store,
         infer_rows,
         new_format,
+        parquet: Some(Arc::new(parquet)),
     })
 }
 

@@ -6,6 +6,8 @@ pub mod elasticsearch;
 pub mod file;
 #[cfg(feature = "hdfs")]
 pub mod hdfs;
+#[cfg(feature = "hdfs")]
+mod hdfs_parquet;
 pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;

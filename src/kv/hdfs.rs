@@ -40,7 +40,12 @@ const KIND: &str = "hdfs";
 pub const DEFAULT_BASE: &str = "/volnux";
 
 /// Requests in flight at once in batch operations and scans.
-const WORKERS: usize = 32;
+pub const WORKERS: usize = 32;
+
+/// Records being written at once by a batch write. Closing a file can wait 500 ms (the
+/// client asks the namenode again when it has not yet heard from the datanode about the
+/// block), so writes keep more in flight than reads: each costs little while it waits.
+pub const WRITERS: usize = 128;
 
 /// How long a writer waits for another writer's lock on a key.
 const LOCK_WAIT: Duration = Duration::from_secs(30);
@@ -725,7 +730,7 @@ impl KeyValueStore for HdfsKeyValueStore {
                 let (c, dir) = (c.clone(), dir.clone());
                 async move { write_file(&c, &dir, &f, &v, false).await }
             }))
-            .buffered(WORKERS)
+            .buffered(WRITERS)
             .collect()
             .await;
         if results.iter().all(|r| matches!(r, Ok(true))) {
@@ -784,7 +789,7 @@ impl KeyValueStore for HdfsKeyValueStore {
                     .map_err(|e| (f, e))
             }
         }))
-        .buffered(WORKERS)
+        .buffered(WRITERS)
         .try_collect()
         .await
         .map_err(|(f, e)| self.failed(&mut lease, &f, "writing", &e))
@@ -816,7 +821,7 @@ impl KeyValueStore for HdfsKeyValueStore {
                 placed.map(|()| true)
             }
         }))
-        .buffered(WORKERS)
+        .buffered(WRITERS)
         .try_collect::<Vec<bool>>()
         .await?;
         Ok(())

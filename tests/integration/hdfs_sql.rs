@@ -15,7 +15,7 @@ use datafusion::parquet::arrow::ArrowWriter;
 use dataknobs::{Backend, Engine, ErrorKind};
 use hdfs_native::{Client, ClientBuilder, WriteOptions};
 
-use crate::common::{rows, sorted_rows, unique_name};
+use crate::common::{compact_rows, rows, sorted_rows, unique_name};
 use crate::conformance::Fixture;
 
 /// The test namenode: `hdfs://host:port`.
@@ -224,6 +224,144 @@ async fn files_and_hive_partitioned_directories_are_tables() {
     assert!(plan.contains("region=us/b.parquet"), "{plan}");
     assert!(!plan.contains("region=eu"), "{plan}");
     assert!(plan.contains("predicate=id@"), "{plan}");
+}
+
+/// Rows `first..first + n` of the many-row-group test table: `(id, name, v)`.
+fn striped(first: i64, n: i64) -> Vec<(i64, String, i64)> {
+    (first..first + n)
+        .map(|i| (i, format!("n{:05}", (i * 37) % 5003), (i * 7) % 101))
+        .collect()
+}
+
+/// A Parquet file of `rows` in row groups of `group` rows (pages of 50 rows), with page
+/// statistics (a page index, so scans may read single pages) or only chunk statistics.
+fn striped_parquet(rows: &[(i64, String, i64)], group: usize, pages: bool) -> Vec<u8> {
+    use datafusion::arrow::array::Int64Array as I;
+    use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("name", DataType::Utf8, false),
+        Field::new("v", DataType::Int64, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(I::from_iter_values(rows.iter().map(|r| r.0))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.1))),
+            Arc::new(I::from_iter_values(rows.iter().map(|r| r.2))),
+        ],
+    )
+    .expect("batch");
+    let props = WriterProperties::builder()
+        .set_max_row_group_row_count(Some(group))
+        .set_data_page_row_count_limit(50)
+        .set_write_batch_size(50)
+        .set_statistics_enabled(if pages {
+            EnabledStatistics::Page
+        } else {
+            EnabledStatistics::Chunk
+        })
+        .build();
+    let mut out = Vec::new();
+    let mut w = ArrowWriter::try_new(&mut out, schema, Some(props)).expect("writer");
+    w.write(&batch).expect("write");
+    w.close().expect("close");
+    out
+}
+
+/// HDFS Parquet files are read through one open file each, reading the next row group's
+/// chunks ahead: whatever a query asks for (all columns, a projection, row groups pruned by
+/// statistics, a row filter, a LIMIT, files split between partitions), the rows are the ones
+/// in the files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parquet_files_of_many_row_groups_read_the_same_whatever_is_asked() {
+    let c = raw();
+    let (url, dir) = fresh_files("");
+    let (a, b) = (striped(0, 3000), striped(3000, 2000));
+    put(
+        &c,
+        &format!("{dir}/t/a.parquet"),
+        &striped_parquet(&a, 250, true),
+    )
+    .await;
+    put(
+        &c,
+        &format!("{dir}/t/b.parquet"),
+        &striped_parquet(&b, 130, false),
+    )
+    .await;
+    let all: Vec<(i64, String, i64)> = a.into_iter().chain(b).collect();
+    let engine = engine_at("lake", &url).await;
+    for partitions in [1, 2, 7] {
+        let set = format!("SET datafusion.execution.target_partitions = {partitions}");
+        engine.execute(&set).await.expect("set");
+        // Files this small are split between partitions only below this size.
+        engine
+            .execute("SET datafusion.optimizer.repartition_file_min_size = 1000")
+            .await
+            .expect("set");
+        let q = |sql: &'static str| {
+            let engine = &engine;
+            async move {
+                compact_rows(
+                    &engine
+                        .execute(sql)
+                        .await
+                        .unwrap_or_else(|e| panic!("{sql}: {e}")),
+                )
+            }
+        };
+        let sum: i64 = all.iter().map(|r| r.2).sum();
+        let min = all.iter().map(|r| &r.1).min().expect("rows");
+        let max = all.iter().map(|r| &r.1).max().expect("rows");
+        assert_eq!(
+            q("SELECT count(*), sum(v), min(name), max(name), sum(id) FROM lake.t").await,
+            [format!(
+                "5000|{sum}|{min}|{max}|{}",
+                (0..5000i64).sum::<i64>()
+            )],
+            "{partitions} partitions"
+        );
+        let want: Vec<String> = all
+            .iter()
+            .filter(|r| {
+                (1130..=1260).contains(&r.0)
+                    || (1900..=1950).contains(&r.0)
+                    || (3900..4000).contains(&r.0)
+                    || (4300..=4310).contains(&r.0)
+            })
+            .map(|r| format!("{}|{}", r.0, r.2))
+            .collect();
+        assert_eq!(
+            // Pages of a.parquet (its page index); row groups 6 and 7 of b.parquet, then 10
+            // (8 and 9 are pruned): not the one read ahead.
+            q("SELECT id, v FROM lake.t WHERE id BETWEEN 1130 AND 1260 OR id BETWEEN 1900 AND 1950 \
+               OR (id >= 3900 AND id < 4000) OR id BETWEEN 4300 AND 4310 ORDER BY id")
+            .await,
+            want,
+            "{partitions} partitions"
+        );
+        let mut want: Vec<String> = all
+            .iter()
+            .filter(|r| r.2 == 5)
+            .map(|r| r.1.clone())
+            .collect();
+        want.sort();
+        assert_eq!(
+            q("SELECT name FROM lake.t WHERE v = 5 ORDER BY name").await,
+            want,
+            "{partitions} partitions"
+        );
+        let want: Vec<String> = all[2500..2503]
+            .iter()
+            .map(|r| format!("{}|{}|{}", r.0, r.1, r.2))
+            .collect();
+        assert_eq!(
+            q("SELECT * FROM lake.t ORDER BY id LIMIT 3 OFFSET 2500").await,
+            want,
+            "{partitions} partitions"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

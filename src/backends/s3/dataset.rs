@@ -18,6 +18,8 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::datasource::TableType;
 use datafusion::datasource::listing::{ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::physical_plan::ParquetFileReaderFactory;
+use datafusion::datasource::physical_plan::parquet::DefaultParquetFileReaderFactory;
 use datafusion::error::Result as DfResult;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
@@ -419,6 +421,16 @@ impl TableProvider for S3Table {
         state
             .runtime_env()
             .register_object_store(&self.b.store_url, self.b.store.clone());
+        if self.format == Format::Parquet
+            && let Some(readers) = &self.b.parquet
+        {
+            // Precise modification times: DataFusion's caches are safe, only the readers
+            // change.
+            let plan = self.listing.scan(state, projection, filters, limit).await?;
+            let footers = state.runtime_env().cache_manager.get_file_metadata_cache();
+            let plan = with_readers(plan, readers.factory(footers));
+            return Ok(more_partitions(plan, state.config_options()));
+        }
         if self.format == Format::Parquet {
             // DataFusion's caches of Parquet footers and file statistics tell versions apart
             // by size and modification time only, and S3 keeps the time in whole seconds: an
@@ -440,7 +452,10 @@ impl TableProvider for S3Table {
                 }
                 _ => self.listing.scan(state, projection, filters, limit).await?,
             };
-            let plan = uncached_footers(plan, self.b.store.clone());
+            let plan = with_readers(
+                plan,
+                Arc::new(DefaultParquetFileReaderFactory::new(self.b.store.clone())),
+            );
             return Ok(more_partitions(plan, state.config_options()));
         }
         let plan = self.listing.scan(state, projection, filters, limit).await?;
@@ -461,12 +476,12 @@ impl TableProvider for S3Table {
     }
 }
 
-/// `plan` with its Parquet scan reading footers from the store, not from the session's cache.
-fn uncached_footers(
+/// `plan` with its Parquet scan reading through `readers` (S3: footers from the store, not
+/// from the session's cache).
+fn with_readers(
     plan: Arc<dyn ExecutionPlan>,
-    store: Arc<dyn object_store::ObjectStore>,
+    readers: Arc<dyn ParquetFileReaderFactory>,
 ) -> Arc<dyn ExecutionPlan> {
-    use datafusion::datasource::physical_plan::parquet::DefaultParquetFileReaderFactory;
     use datafusion::datasource::physical_plan::{FileScanConfigBuilder, ParquetSource};
     use datafusion::datasource::source::DataSourceExec;
     let Some(exec) = plan.downcast_ref::<DataSourceExec>() else {
@@ -475,9 +490,7 @@ fn uncached_footers(
     let Some((conf, source)) = exec.downcast_to_file_source::<ParquetSource>() else {
         return plan;
     };
-    let source = source
-        .clone()
-        .with_parquet_file_reader_factory(Arc::new(DefaultParquetFileReaderFactory::new(store)));
+    let source = source.clone().with_parquet_file_reader_factory(readers);
     let conf = FileScanConfigBuilder::from(conf.clone())
         .with_source(Arc::new(source))
         .build();

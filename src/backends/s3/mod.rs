@@ -219,6 +219,19 @@ struct Bucket {
     aws: tokio::sync::OnceCell<aws_sdk_s3::Client>,
     /// Record ids per collection prefix, with when they were listed.
     ids: parking_lot::Mutex<HashMap<String, Listed>>,
+    /// A store's own Parquet readers (HDFS); `None`: DataFusion's, over `store`.
+    parquet: Option<Arc<dyn ParquetReaders>>,
+}
+
+/// Parquet readers of a store that reads better than through its `ObjectStore` (HDFS: one
+/// open file per scanned file). Its stores keep modification times precise enough for
+/// DataFusion's footer and statistics caches.
+pub(crate) trait ParquetReaders: Send + Sync + std::fmt::Debug {
+    /// The reader factory of one scan, with the session's footer cache.
+    fn factory(
+        &self,
+        footers: Arc<datafusion::execution::cache::cache_manager::FileMetadataCache>,
+    ) -> Arc<dyn datafusion::datasource::physical_plan::ParquetFileReaderFactory>;
 }
 
 impl Bucket {
@@ -283,6 +296,8 @@ pub(crate) struct StoreSpec {
     pub infer_rows: usize,
     /// The format of tables made by CREATE TABLE.
     pub new_format: Format,
+    /// The store's own Parquet readers.
+    pub parquet: Option<Arc<dyn ParquetReaders>>,
 }
 
 impl S3Backend {
@@ -319,6 +334,7 @@ impl S3Backend {
                 settings: ClientSettings::unused(),
                 aws: tokio::sync::OnceCell::new(),
                 ids: parking_lot::Mutex::new(HashMap::new()),
+                parquet: spec.parquet,
             }),
             new_format: spec.new_format,
             new_records: false,
@@ -444,6 +460,7 @@ impl S3Backend {
                 settings,
                 aws: tokio::sync::OnceCell::new(),
                 ids: parking_lot::Mutex::new(HashMap::new()),
+                parquet: None,
             }),
             new_format,
             new_records,

@@ -127,29 +127,29 @@ impl HdfsFileReader {
 
     /// The open file, checked to be the one that was listed (same length).
     async fn opened(&mut self) -> ParquetResult<Arc<FileReader>> {
-        if self.open.is_none() {
-            let r = self
-                .hdfs
-                .client
-                .read(&self.path)
-                .await
-                .map_err(|e| self.error("opening", e))?;
-            let listed = self.file.object_meta.size;
-            if r.file_length() as u64 != listed {
-                return Err(self.error(
-                    "reading",
-                    format!(
-                        "it is {} bytes long now, {listed} when the table was listed: it was \
-                         replaced or changed during the query; run it again",
-                        r.file_length()
-                    ),
-                ));
-            }
-            self.open = Some(Arc::new(r));
+        if let Some(r) = &self.open {
+            return Ok(r.clone());
         }
-        self.open
-            .clone()
-            .ok_or_else(|| ParquetError::General("an HDFS file did not open".into()))
+        let r = self
+            .hdfs
+            .client
+            .read(&self.path)
+            .await
+            .map_err(|e| self.error("opening", e))?;
+        let listed = self.file.object_meta.size;
+        if r.file_length() as u64 != listed {
+            return Err(self.error(
+                "reading",
+                format!(
+                    "it is {} bytes long now, {listed} when the table was listed: it was \
+                     replaced or changed during the query; run it again",
+                    r.file_length()
+                ),
+            ));
+        }
+        let r = Arc::new(r);
+        self.open = Some(r.clone());
+        Ok(r)
     }
 
     async fn read(&mut self, range: Range<u64>) -> ParquetResult<Bytes> {

@@ -4,6 +4,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::file::properties::WriterProperties;
 
 /// A name no other test in this process (or a parallel process) uses.
 pub fn unique_name(prefix: &str) -> String {
@@ -151,4 +153,13 @@ pub async fn raw_http(base: &str, method: &str, path: &str, body: &str) -> (u16,
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     (status, body.to_string())
+}
+
+/// `batch` as the bytes of a Parquet file written with `props`.
+pub fn parquet_of(batch: &RecordBatch, props: Option<WriterProperties>) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut w = ArrowWriter::try_new(&mut out, batch.schema(), props).expect("parquet writer");
+    w.write(batch).expect("write parquet");
+    w.close().expect("close parquet");
+    out
 }

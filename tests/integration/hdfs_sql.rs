@@ -11,11 +11,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::parquet::arrow::ArrowWriter;
 use dataknobs::{Backend, Engine, ErrorKind};
 use hdfs_native::{Client, ClientBuilder, WriteOptions};
 
-use crate::common::{compact_rows, rows, sorted_rows, unique_name};
+use crate::common::{compact_rows, parquet_of, rows, sorted_rows, unique_name};
 use crate::conformance::Fixture;
 
 /// The test namenode: `hdfs://host:port`.
@@ -160,11 +159,7 @@ fn parquet_bytes(ids: &[i64], names: &[&str]) -> Vec<u8> {
         ],
     )
     .expect("batch");
-    let mut out = Vec::new();
-    let mut w = ArrowWriter::try_new(&mut out, schema, None).expect("writer");
-    w.write(&batch).expect("write");
-    w.close().expect("close");
-    out
+    parquet_of(&batch, None)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -262,11 +257,7 @@ fn striped_parquet(rows: &[(i64, String, i64)], group: usize, pages: bool) -> Ve
             EnabledStatistics::Chunk
         })
         .build();
-    let mut out = Vec::new();
-    let mut w = ArrowWriter::try_new(&mut out, schema, Some(props)).expect("writer");
-    w.write(&batch).expect("write");
-    w.close().expect("close");
-    out
+    parquet_of(&batch, Some(props))
 }
 
 /// HDFS Parquet files are read through one open file each, reading the next row group's

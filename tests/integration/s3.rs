@@ -8,13 +8,12 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Float64Array, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::parquet::arrow::ArrowWriter;
 use dataknobs::Engine;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt};
 
-use crate::common::{compact_rows, raw_http, unique_name};
+use crate::common::{compact_rows, parquet_of, raw_http, unique_name};
 
 pub(crate) fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
@@ -82,14 +81,10 @@ pub(crate) fn lineitem_parquet(n: i64) -> Vec<u8> {
         ],
     )
     .expect("batch");
-    let mut out = Vec::new();
     let props = datafusion::parquet::file::properties::WriterProperties::builder()
         .set_max_row_group_row_count(Some(100))
         .build();
-    let mut w = ArrowWriter::try_new(&mut out, schema, Some(props)).expect("writer");
-    w.write(&batch).expect("write");
-    w.close().expect("close");
-    out
+    parquet_of(&batch, Some(props))
 }
 
 /// The bytes of the object `key`; None when there is none.

@@ -58,7 +58,8 @@ if d and o:
           f"(CPU {d['cpu_s']:.2f} s)"
           f" vs hdfs-native reading the files whole, {o['files_at_once']} at once (CPU "
           f"{o['cpu_s']:.2f} s) | {d['seconds']:.3f} s, {d['mb_per_s']:,} MB/s | "
-          f"{o['seconds']:.3f} s, {o['mb_per_s']:,} MB/s | **{o['seconds'] / d['seconds']:.2f}×** |")
+          f"{o['seconds']:.3f} s, {o['mb_per_s']:,} MB/s | **{o['seconds'] / d['seconds']:.2f}×** (median of "
+          f"the rounds' own ratios: {d.get('paired_ratio', 0):.2f}×) |")
     b = one("datafusion", "scan")
     if b:
         print(f"| (for reference) the same `SELECT *` in a bare DataFusion session over the same "

@@ -214,10 +214,7 @@ fn files_backend(url: &Url, options: &UrlOptions) -> Result<S3Backend> {
     let store: Arc<dyn object_store::ObjectStore> = Arc::new(
         hdfs_native_object_store::HdfsObjectStore::new(client.clone()),
     );
-    let parquet = crate::backends::hdfs_parquet::HdfsParquet {
-        client,
-        store: store.clone(),
-    };
+    let parquet = crate::backends::hdfs_parquet::HdfsParquet::new(client, store.clone());
     let new_format = match options.text("format")?.as_deref() {
         None => Format::Parquet,
         Some(f) => f.parse::<Format>()?,

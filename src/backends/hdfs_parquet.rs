@@ -4,8 +4,9 @@
 //! status, then the block locations) before the datanode sends a byte: a Parquet scan asks for
 //! one or more ranges per row group. This reader opens each file once (one call for its block
 //! locations) and reads all of its ranges from the datanodes directly, coalescing nearby ranges
-//! as `object_store` does. Footers still come from the session's footer cache (read through the
-//! object store on a miss), so statistics gathered while planning are not read again.
+//! as `object_store` does. Footers come from a cache kept per namenode for all statements
+//! (read through the object store on a miss): a statement infers its table's schema from them
+//! and its scan reads them again, neither from the datanode while the file is unchanged.
 //!
 //! DataFusion asks for one row group's column chunks at a time and decodes them before asking
 //! for the next. When a request is exactly some columns' chunks of one row group, the reader
@@ -20,7 +21,10 @@ use bytes::Bytes;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
 use datafusion::datasource::physical_plan::{ParquetFileMetrics, ParquetFileReaderFactory};
-use datafusion::execution::cache::cache_manager::FileMetadataCache;
+use datafusion::execution::cache::cache_manager::{
+    DEFAULT_METADATA_CACHE_LIMIT, FileMetadataCache,
+};
+use datafusion::execution::cache::default_cache::DefaultCache;
 use datafusion::parquet::arrow::arrow_reader::ArrowReaderOptions;
 use datafusion::parquet::arrow::async_reader::AsyncFileReader;
 use datafusion::parquet::errors::{ParquetError, Result as ParquetResult};
@@ -38,9 +42,24 @@ use crate::backends::s3::ParquetReaders;
 /// Makes the Parquet readers of HDFS scans.
 #[derive(Clone)]
 pub(crate) struct HdfsParquet {
-    pub client: Client,
+    client: Client,
     /// The same namenode as an object store, for footers.
-    pub store: Arc<dyn ObjectStore>,
+    store: Arc<dyn ObjectStore>,
+    /// Footers by path, length and modification time (HDFS keeps it in milliseconds), for
+    /// every statement over this namenode.
+    footers: Arc<FileMetadataCache>,
+}
+
+impl HdfsParquet {
+    pub fn new(client: Client, store: Arc<dyn ObjectStore>) -> HdfsParquet {
+        let footers: Arc<FileMetadataCache> =
+            Arc::new(DefaultCache::new(DEFAULT_METADATA_CACHE_LIMIT).with_name("HdfsFooterCache"));
+        HdfsParquet {
+            client,
+            store,
+            footers,
+        }
+    }
 }
 
 impl std::fmt::Debug for HdfsParquet {
@@ -50,11 +69,15 @@ impl std::fmt::Debug for HdfsParquet {
 }
 
 impl ParquetReaders for HdfsParquet {
-    fn factory(&self, footers: Arc<FileMetadataCache>) -> Arc<dyn ParquetFileReaderFactory> {
+    fn factory(&self) -> Arc<dyn ParquetFileReaderFactory> {
         Arc::new(Factory {
             hdfs: self.clone(),
-            footers,
+            footers: self.footers.clone(),
         })
+    }
+
+    fn footers(&self) -> Arc<FileMetadataCache> {
+        self.footers.clone()
     }
 }
 
@@ -152,6 +175,23 @@ impl HdfsFileReader {
         Ok(r)
     }
 
+    /// The file's footer, from the cache unless the file is new or changed.
+    async fn footer(
+        &mut self,
+        options: Option<&ArrowReaderOptions>,
+    ) -> ParquetResult<Arc<ParquetMetaData>> {
+        let meta = &self.file.object_meta;
+        let got = DFParquetMetadata::new(self.hdfs.store.as_ref(), meta)
+            .with_file_metadata_cache(Some(self.footers.clone()))
+            .with_metadata_size_hint(self.metadata_size_hint)
+            .with_page_index_policy(options.map(|o| o.column_index_policy()))
+            .fetch_metadata()
+            .await
+            .map_err(|e| self.error("reading the Parquet footer of", e))?;
+        self.meta = Some(got.clone());
+        Ok(got)
+    }
+
     async fn read(&mut self, range: Range<u64>) -> ParquetResult<Bytes> {
         let path = self.path.clone();
         let r = self.opened().await?;
@@ -198,6 +238,11 @@ impl HdfsFileReader {
                 fetch(r.clone(), path.clone(), ranges.clone()).await?
             }
         };
+        if self.meta.is_none() {
+            // A reader DataFusion made for decoding only (after another read the footer, e.g.
+            // for bloom filters) has not seen it: the cache has. Without it, no read-ahead.
+            let _ = self.footer(None).await;
+        }
         if let Some(next) = self.next_chunks(&ranges) {
             self.ahead = Some((next.clone(), tokio::spawn(fetch(r, path, next))));
         }
@@ -272,18 +317,6 @@ impl AsyncFileReader for HdfsFileReader {
         &'a mut self,
         options: Option<&'a ArrowReaderOptions>,
     ) -> BoxFuture<'a, ParquetResult<Arc<ParquetMetaData>>> {
-        async move {
-            let meta = &self.file.object_meta;
-            let got = DFParquetMetadata::new(self.hdfs.store.as_ref(), meta)
-                .with_file_metadata_cache(Some(self.footers.clone()))
-                .with_metadata_size_hint(self.metadata_size_hint)
-                .with_page_index_policy(options.map(|o| o.column_index_policy()))
-                .fetch_metadata()
-                .await
-                .map_err(|e| self.error("reading the Parquet footer of", e))?;
-            self.meta = Some(got.clone());
-            Ok(got)
-        }
-        .boxed()
+        self.footer(options).boxed()
     }
 }

@@ -318,15 +318,19 @@ async fn parquet_files_of_many_row_groups_read_the_same_whatever_is_asked() {
             .filter(|r| {
                 (1130..=1260).contains(&r.0)
                     || (1900..=1950).contains(&r.0)
+                    || (3300..=3310).contains(&r.0)
+                    || (3600..=3610).contains(&r.0)
                     || (3900..4000).contains(&r.0)
                     || (4300..=4310).contains(&r.0)
             })
             .map(|r| format!("{}|{}", r.0, r.2))
             .collect();
         assert_eq!(
-            // Pages of a.parquet (its page index); row groups 6 and 7 of b.parquet, then 10
-            // (8 and 9 are pruned): not the one read ahead.
+            // Pages of a.parquet (its page index). Row groups of 130 rows in b.parquet: 2
+            // then 4 (3 is pruned, so the read-ahead of 3 is dropped and 4 read instead); 6
+            // and 7 (7 read ahead); 10.
             q("SELECT id, v FROM lake.t WHERE id BETWEEN 1130 AND 1260 OR id BETWEEN 1900 AND 1950 \
+               OR id BETWEEN 3300 AND 3310 OR id BETWEEN 3600 AND 3610 \
                OR (id >= 3900 AND id < 4000) OR id BETWEEN 4300 AND 4310 ORDER BY id")
             .await,
             want,

@@ -137,7 +137,22 @@ impl S3Dataset {
                 "{url_text}#{}",
                 BUILD.fetch_add(1, Ordering::Relaxed)
             )));
-        let ctx = SessionContext::new();
+        let ctx = match &b.parquet {
+            Some(readers) => {
+                use datafusion::execution::cache::cache_manager::CacheManagerConfig;
+                let caches =
+                    CacheManagerConfig::default().with_file_metadata_cache(Some(readers.footers()));
+                let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+                    .with_cache_manager(caches)
+                    .build_arc()
+                    .map_err(|e| self.err(e.into()))?;
+                SessionContext::new_with_config_rt(
+                    datafusion::prelude::SessionConfig::new(),
+                    runtime,
+                )
+            }
+            None => SessionContext::new(),
+        };
         ctx.runtime_env()
             .register_object_store(&b.store_url, b.store.clone());
         let state = ctx.state();
@@ -427,8 +442,7 @@ impl TableProvider for S3Table {
             // Precise modification times: DataFusion's caches are safe, only the readers
             // change.
             let plan = self.listing.scan(state, projection, filters, limit).await?;
-            let footers = state.runtime_env().cache_manager.get_file_metadata_cache();
-            let plan = with_readers(plan, readers.factory(footers));
+            let plan = with_readers(plan, readers.factory());
             return Ok(more_partitions(plan, state.config_options()));
         }
         if self.format == Format::Parquet {

@@ -227,11 +227,13 @@ struct Bucket {
 /// open file per scanned file). Its stores keep modification times precise enough for
 /// DataFusion's footer and statistics caches.
 pub(crate) trait ParquetReaders: Send + Sync + std::fmt::Debug {
-    /// The reader factory of one scan, with the session's footer cache.
-    fn factory(
-        &self,
-        footers: Arc<datafusion::execution::cache::cache_manager::FileMetadataCache>,
-    ) -> Arc<dyn datafusion::datasource::physical_plan::ParquetFileReaderFactory>;
+    /// The reader factory of one scan.
+    fn factory(&self) -> Arc<dyn datafusion::datasource::physical_plan::ParquetFileReaderFactory>;
+
+    /// The store's footer cache, kept across statements: each statement lists its table
+    /// afresh and infers the schema from the footers, which this cache then answers (and the
+    /// scan's readers too) unless a file changed.
+    fn footers(&self) -> Arc<datafusion::execution::cache::cache_manager::FileMetadataCache>;
 }
 
 impl Bucket {

@@ -1782,6 +1782,90 @@ async fn table_dropped_between_planning_and_scan() {
 
 // ------------------------------------------------------------------ 9. record API
 
+/// A single `create` is an INSERT each connection prepares once: a table of the same name
+/// made again with other column types must get a statement of its own (its parameters are
+/// typed when prepared), and a single create stores what a batch stores.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_creates_follow_a_table_remade_with_other_types() {
+    let _g = SERVER.read().await;
+    let schema = fresh_schema().await;
+    let client = native().await;
+    // Few pooled connections, so the second table meets the first one's prepared statement.
+    let engine = engine_for(&schema, "pool_size=2").await;
+    engine
+        .execute("CREATE TABLE pg.t (id TEXT PRIMARY KEY, v BIGINT, d DATE, n NUMERIC(6,2))")
+        .await
+        .expect("create");
+    let db = engine.database("pg.t").await.expect("database");
+    db.create(
+        Record::new()
+            .with_id("a")
+            .with("v", 7i64)
+            .with("d", "2024-02-29")
+            .with("n", 1.25),
+    )
+    .await
+    .expect("create");
+    db.batch_create(vec![
+        Record::new()
+            .with_id("b")
+            .with("v", 7i64)
+            .with("d", "2024-02-29")
+            .with("n", 1.25),
+    ])
+    .await
+    .expect("batch");
+    let rows = |t: String| {
+        let client = &client;
+        async move {
+            client
+                .query(
+                    &format!("SELECT id, v::text, d::text, n::text FROM {t} ORDER BY id"),
+                    &[],
+                )
+                .await
+                .expect("native select")
+                .iter()
+                .map(|r| {
+                    (1..4)
+                        .map(|i| r.get::<_, Option<String>>(i).unwrap_or_default())
+                        .collect::<Vec<_>>()
+                        .join("|")
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        rows(q(&schema, "t")).await,
+        ["7|2024-02-29|1.25", "7|2024-02-29|1.25"],
+        "a single create stores what a batch does"
+    );
+
+    engine.execute("DROP TABLE pg.t").await.expect("drop");
+    engine
+        .execute("CREATE TABLE pg.t (id TEXT PRIMARY KEY, v TEXT, d TEXT, n TEXT)")
+        .await
+        .expect("create again");
+    let db = engine.database("pg.t").await.expect("database");
+    // Eight bytes of text would read as a bigint under the first table's statement.
+    db.create(
+        Record::new()
+            .with_id("a")
+            .with("v", "abcdefgh")
+            .with("d", "d")
+            .with("n", "n"),
+    )
+    .await
+    .expect("create in the new table");
+    assert_eq!(rows(q(&schema, "t")).await, ["abcdefgh|d|n"]);
+    let e = db
+        .create(Record::new().with_id("a").with("v", "x"))
+        .await
+        .expect_err("a taken id");
+    assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
+    assert!(e.to_string().contains("'a'"), "names the id: {e}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn record_api_on_postgres() {
     let _g = SERVER.read().await;

@@ -445,6 +445,10 @@ pub(crate) struct Inner {
     pub snapshots: Mutex<HashMap<u64, Arc<table::SharedSnapshot>>>,
 }
 
+/// How long a pooled connection may sit unused before it is checked again before reuse (the
+/// server or a proxy may have closed it meanwhile without the client noticing).
+const IDLE_CHECK: Duration = Duration::from_secs(10);
+
 impl fmt::Debug for Inner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PgBackend")
@@ -661,8 +665,11 @@ impl PgBackend {
             _ => tokio_postgres::config::SslMode::Require,
         });
         let location = format!("{}:{}/{} as {}", s.host, s.port, s.dbname, s.user);
+        // A connection in steady use is handed out as it is (a closed one never is); one idle
+        // longer than IDLE_CHECK is checked with an empty query first (pre_recycle below), so
+        // a single-record call costs its own round trip only.
         let mc = ManagerConfig {
-            recycling_method: RecyclingMethod::Verified,
+            recycling_method: RecyclingMethod::Fast,
         };
         let manager = if s.sslmode == SslMode::Disable {
             Manager::from_config(cfg, tokio_postgres::NoTls, mc)
@@ -675,6 +682,18 @@ impl PgBackend {
             .wait_timeout(Some(Duration::from_secs(60)))
             .create_timeout(Some(s.connect_timeout + Duration::from_secs(5)))
             .runtime(deadpool_postgres::Runtime::Tokio1)
+            .pre_recycle(deadpool_postgres::Hook::async_fn(|client, metrics| {
+                Box::pin(async move {
+                    if metrics.last_used() < IDLE_CHECK {
+                        return Ok(());
+                    }
+                    client
+                        .simple_query("")
+                        .await
+                        .map(|_| ())
+                        .map_err(deadpool_postgres::HookError::Backend)
+                })
+            }))
             .build()
             .map_err(|e| {
                 Error::config(format!("cannot create the connection pool: {e}"))

@@ -68,6 +68,96 @@ impl PgTable {
     pub(super) fn err(&self, e: Error) -> Error {
         e.with_backend(BACKEND)
     }
+
+    /// `INSERT INTO t (columns of batch) VALUES ($1, …)` and the one row of `batch` as its
+    /// parameters, each in the binary form `COPY` sends. The parameters take the types of
+    /// their columns, fixed when a connection prepares the statement; the statement names
+    /// the column types it was encoded for (a comment), so a table whose columns change type
+    /// gets a new statement rather than values bound to the old types.
+    fn insert_one(&self, batch: &RecordBatch) -> Result<(String, Vec<Encoded>)> {
+        let rel = self.rel();
+        let by_name = rel.by_name();
+        let mut names = Vec::with_capacity(batch.num_columns());
+        let mut types = Vec::with_capacity(batch.num_columns());
+        let mut values = Vec::with_capacity(batch.num_columns());
+        let mut buf = bytes::BytesMut::new();
+        for (f, array) in batch.schema().fields().iter().zip(batch.columns()) {
+            let c = by_name.get(f.name().as_str()).ok_or_else(|| {
+                Error::query(format!("{} has no column '{}'", self.name(), f.name()))
+                    .with_backend(BACKEND)
+            })?;
+            let encoder = super::encoder::ColumnEncoder::new(array, &c.kind, &c.name)
+                .map_err(|e| e.with_backend(BACKEND))?;
+            encoder.encode(0, &mut buf).map_err(|m| {
+                Error::type_error(format!(
+                    "cannot create a record in {}, column '{}': {m}",
+                    self.name(),
+                    c.name
+                ))
+                .with_backend(BACKEND)
+            })?;
+            // A COPY field: its length (-1: NULL), then its bytes.
+            let field = buf.split().freeze();
+            let len = field
+                .get(..4)
+                .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+            values.push(Encoded(match len {
+                Some(n) if n >= 0 => Some(field.slice(4..)),
+                _ => None,
+            }));
+            names.push(sql::ident(&c.name));
+            types.push(c.type_name.as_str());
+        }
+        let marks: Vec<String> = (1..=values.len()).map(|i| format!("${i}")).collect();
+        let stmt = format!(
+            "INSERT INTO {} ({}) VALUES ({}) /* dataknobs: {:016x} */",
+            rel.qualified(),
+            names.join(", "),
+            marks.join(", "),
+            fingerprint(&types)
+        );
+        Ok((stmt, values))
+    }
+}
+
+/// A stable 64-bit digest (FNV-1a) of column type names.
+fn fingerprint(types: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for t in types {
+        for b in t.bytes().chain([0]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// A parameter already in PostgreSQL's binary form for its column's type (None: NULL).
+#[derive(Debug)]
+struct Encoded(Option<Bytes>);
+
+impl tokio_postgres::types::ToSql for Encoded {
+    fn to_sql(
+        &self,
+        _: &tokio_postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> std::result::Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>>
+    {
+        match &self.0 {
+            None => Ok(tokio_postgres::types::IsNull::Yes),
+            Some(v) => {
+                out.extend_from_slice(v);
+                Ok(tokio_postgres::types::IsNull::No)
+            }
+        }
+    }
+
+    /// Encoded for the column the server typed the parameter as.
+    fn accepts(_: &tokio_postgres::types::Type) -> bool {
+        true
+    }
+
+    tokio_postgres::types::to_sql_checked!();
 }
 
 #[async_trait]
@@ -100,11 +190,43 @@ impl Database for PgTable {
             .collect()
     }
 
+    /// One record: one round trip, an `INSERT` prepared once per connection whose values are
+    /// the bytes a batch's `COPY` would send for the same record (so both store the same).
     async fn create(&self, record: Record) -> Result<String> {
-        let ids = self.batch_create(vec![record]).await?;
-        ids.into_iter()
-            .next()
-            .ok_or_else(|| Error::internal("no id returned"))
+        self.grow(std::slice::from_ref(&record)).await?;
+        if self.rel().key.is_none() {
+            let ids = self.keyless_create(vec![record]).await?;
+            return ids
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::internal("no id returned"));
+        }
+        let (batch, mut ids) = self.to_batch(vec![record])?;
+        let id = ids.pop().ok_or_else(|| Error::internal("no id returned"))?;
+        let (stmt, values) = self.insert_one(&batch)?;
+        let client = self.inner.client().await?;
+        let context = format!("cannot create record '{id}' in {}", self.name());
+        let prepared = client
+            .prepare_cached(&stmt)
+            .await
+            .map_err(|e| pg_error(&context, &e))?;
+        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = values
+            .iter()
+            .map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync))
+            .collect();
+        client.execute(&prepared, &params).await.map_err(|e| {
+            let e = pg_error(&context, &e);
+            if e.kind() == ErrorKind::AlreadyExists {
+                Error::already_exists(format!(
+                    "a record with id '{id}' exists already in {}",
+                    self.name()
+                ))
+                .with_backend(BACKEND)
+            } else {
+                e
+            }
+        })?;
+        Ok(id)
     }
 
     async fn read(&self, id: &str) -> Result<Option<Record>> {

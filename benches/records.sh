@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The record API side by side with the Python seed (issue 18), in one run: dataknobs
+# (benches/records.rs) and `dataknobs-data` 0.4.13 (benches/records_seed.py, both its sync and
+# async flavours) on the same workload, alternating ROUNDS (2) times, then the table of ratios
+# against the seed's faster flavour of each row.
+#   memory:   MEM_RECORDS (100000) single creates, one batch of as many, a search over both
+#   postgres: PG_RECORDS (10000; the seed's async batch fails above 10922 records: asyncpg's
+#             32767 parameters) the same, on the PostgreSQL of scripts/services.sh. The seed's
+#             sync flavour opens a connection per call (≈ 40 records/s): it runs with
+#             SEED_PG_SYNC=1 only.
+# Environment: ROUNDS, MEM_RECORDS, PG_RECORDS, SEARCHES (5), MODES ("memory postgres"),
+# RESULTS (/tmp/records_bench.jsonl), PROFILE (bench = release; dev for a quick run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/dataknobs-target}"
+RESULTS="${RESULTS:-/tmp/records_bench.jsonl}"
+PROFILE="${PROFILE:-bench}"
+MODES="${MODES:-memory postgres}"
+ROUNDS="${ROUNDS:-2}"
+export MEM_RECORDS="${MEM_RECORDS:-100000}" PG_RECORDS="${PG_RECORDS:-10000}"
+export SEARCHES="${SEARCHES:-5}"
+
+# shellcheck source=scripts/services.sh
+source scripts/services.sh
+if [[ " $MODES " == *" postgres "* ]]; then
+  start_postgres
+  export DK_BENCH_POSTGRES_URL="${DK_BENCH_POSTGRES_URL:-$DK_TEST_POSTGRES_URL}"
+fi
+VENV="${SEED_VENV:-/var/tmp/dk-seed-venv}"
+if ! "$VENV/bin/python" -c "import dataknobs_data" 2>/dev/null; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q "dataknobs-data[postgres]==0.4.13"
+fi
+
+cargo bench --profile "$PROFILE" --bench records --no-run
+: >"$RESULTS"
+keep() { grep '^{' | tee -a "$RESULTS"; }
+for round in $(seq 1 "$ROUNDS"); do
+  for mode in $MODES; do
+    echo "== round $round: $mode, dataknobs" >&2
+    ROUNDS=1 cargo bench -q --profile "$PROFILE" --bench records -- "$mode" |
+      sed "s/\"round\":1/\"round\":$round/" | keep
+    echo "== round $round: $mode, the seed" >&2
+    flavours=(sync async)
+    [ "$mode" = postgres ] && [ -z "${SEED_PG_SYNC:-}" ] && flavours=(async)
+    for f in "${flavours[@]}"; do
+      FLAVOURS="$f" ROUNDS=1 "$VENV/bin/python" benches/records_seed.py "$mode" |
+        sed "s/\"round\": 1/\"round\": $round/" | keep
+    done
+  done
+done
+
+python3 - "$RESULTS" <<'PYEOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+def rate(r):  # higher is better
+    return r["records_per_s"] if r["bench"] != "search" else 1000.0 / r["ms"]
+def shown(r):
+    return f"{r['records_per_s']:,.0f} rec/s" if r["bench"] != "search" else f"{r['ms']:,.1f} ms"
+print("\n| workload | seed (faster flavour, each round) | dataknobs (each round) | ratio |")
+print("|---|---|---|---|")
+names = {"single": "single creates", "batch": "one batch of", "search": "search over"}
+for backend in ["memory", "postgres"]:
+    for bench in ["single", "batch", "search"]:
+        ours = [r for r in rows if r["engine"] == "dataknobs" and r["backend"] == backend
+                and r["bench"] == bench]
+        seed = [r for r in rows if r["engine"] == "seed" and r["backend"] == backend
+                and r["bench"] == bench and "error" not in r]
+        if not ours or not seed:
+            continue
+        best = {}
+        for r in seed:
+            if r["round"] not in best or rate(r) > rate(best[r["round"]]):
+                best[r["round"]] = r
+        ratios = [rate(o) / rate(best[o["round"]]) for o in ours if o["round"] in best]
+        s = ", ".join(f"{shown(best[k])} ({best[k]['flavour']})" for k in sorted(best))
+        d = ", ".join(shown(o) for o in ours)
+        lo, hi = min(ratios), max(ratios)
+        span = f"{lo:.1f}×" if abs(hi - lo) < 0.05 else f"{lo:.1f}–{hi:.1f}×"
+        print(f"| {backend}: {names[bench]} {ours[0]['records']:,} | {s} | {d} | **{span}** |")
+PYEOF

@@ -278,13 +278,43 @@ impl State {
             return Err(e);
         }
         let grown = (final_schema != self.schema).then_some(final_schema);
-        let mut ids = Vec::with_capacity(prepared.len());
-        let mut grown = grown;
-        for (id, rec) in prepared {
-            ids.push(id.clone());
-            self.commit_prepared(id, rec, grown.take());
+        if prepared.len() < TAIL_LIMIT {
+            let mut ids = Vec::with_capacity(prepared.len());
+            let mut grown = grown;
+            for (id, rec) in prepared {
+                ids.push(id.clone());
+                self.commit_prepared(id, rec, grown.take());
+            }
+            return Ok(ids);
         }
-        Ok(ids)
+        // A large batch becomes chunks directly (built before any is stored: all or none),
+        // not rows of the tail buffer turned into chunks 8192 at a time.
+        let schema = grown.clone().unwrap_or_else(|| self.schema.clone());
+        let mut built = Vec::with_capacity(prepared.len().div_ceil(COMPACT_TARGET_ROWS));
+        let mut rows = prepared.into_iter().peekable();
+        while rows.peek().is_some() {
+            let (ids, records): (Vec<String>, Vec<Record>) =
+                rows.by_ref().take(COMPACT_TARGET_ROWS).unzip();
+            match records_to_batch(&records, &schema) {
+                Ok(batch) => built.push((batch, ids)),
+                Err(e) => {
+                    self.next_rowid = saved_rowid;
+                    return Err(e);
+                }
+            }
+        }
+        self.version = next_version();
+        self.flush();
+        if let Some(s) = grown {
+            self.schema = s;
+        }
+        let mut all = Vec::with_capacity(built.iter().map(|(_, ids)| ids.len()).sum());
+        for (batch, ids) in built {
+            all.extend(ids.iter().cloned());
+            self.push_chunk(batch, ids);
+        }
+        self.compact_if_many();
+        Ok(all)
     }
 
     pub fn read(&self, id: &str) -> Result<Option<Record>> {
@@ -379,16 +409,13 @@ impl State {
         if rows.is_empty() {
             return;
         }
-        let records: Vec<Record> = rows.iter().map(|(_, r)| r.clone()).collect();
+        let (ids, records): (Vec<String>, Vec<Record>) = rows.into_iter().unzip();
         // Values were converted when prepared, so this only fails on a bug.
         match records_to_batch(&records, &self.schema) {
-            Ok(batch) => {
-                let ids: Vec<String> = rows.into_iter().map(|(id, _)| id).collect();
-                self.push_chunk(batch, ids);
-            }
+            Ok(batch) => self.push_chunk(batch, ids),
             Err(e) => {
                 tracing::error!("chunk store: tail flush failed, keeping rows in the buffer: {e}");
-                self.tail = rows.into_iter().map(Some).collect();
+                self.tail = ids.into_iter().zip(records).map(Some).collect();
                 self.tail_live = self.tail.len();
                 for (i, slot) in self.tail.iter().enumerate() {
                     if let Some((id, _)) = slot {
@@ -398,6 +425,10 @@ impl State {
                 return;
             }
         }
+        self.compact_if_many();
+    }
+
+    fn compact_if_many(&mut self) {
         if self.chunks.len() > MAX_CHUNKS_BEFORE_COMPACT
             && let Err(e) = self.compact()
         {

@@ -505,4 +505,73 @@ mod plan_serialization {
         let batches = collect(rebuilt, task).await.unwrap();
         assert_eq!(sorted_rows(&batches), expected);
     }
+
+    /// A batch larger than the row buffer becomes chunks directly: all of it or none of it,
+    /// the schema grown by its later records, every record readable, searchable and counted
+    /// beside records created one at a time before and after it.
+    #[tokio::test]
+    async fn large_batches_are_all_or_nothing_and_read_back() {
+        use dataknobs::{MemoryBackend, Query, Record, Value};
+        let backend = MemoryBackend::new();
+        let db = backend.collection("big").unwrap();
+        db.create(Record::new().with_id("first").with("n", 0i64))
+            .await
+            .unwrap();
+        let batch = |bad: bool| {
+            (0..20_000i64)
+                .map(|i| {
+                    let mut r = Record::new().with_id(format!("r{i}")).with("n", i);
+                    if i >= 15_000 {
+                        r.set("late", format!("x{i}"));
+                    }
+                    if bad && i == 19_999 {
+                        r = Record::new().with_id("r7").with("n", 7i64);
+                    }
+                    r
+                })
+                .collect::<Vec<_>>()
+        };
+        let e = db.batch_create(batch(true)).await.unwrap_err();
+        assert_eq!(e.kind(), dataknobs::ErrorKind::AlreadyExists, "{e}");
+        assert_eq!(
+            db.count(None).await.unwrap(),
+            1,
+            "nothing of the failed batch"
+        );
+        let ids = db.batch_create(batch(false)).await.unwrap();
+        assert_eq!(ids.len(), 20_000);
+        assert_eq!(ids[12_345], "r12345");
+        db.create(
+            Record::new()
+                .with_id("last")
+                .with("n", -1i64)
+                .with("late", "y"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(db.count(None).await.unwrap(), 20_002);
+        let r = db.read("r17000").await.unwrap().unwrap();
+        assert_eq!(r.get("n"), Some(&Value::Int(17_000)));
+        assert_eq!(r.get("late"), Some(&Value::String("x17000".into())));
+        let r = db.read("r3").await.unwrap().unwrap();
+        assert_eq!(r.get("late"), Some(&Value::Null));
+        let q = Query::new().try_filter("n", ">=", 14_998i64).unwrap();
+        let found = db.search(&q).await.unwrap();
+        assert_eq!(found.len(), 20_000 - 14_998);
+        let late = found
+            .iter()
+            .filter(|r| r.get("late").is_some_and(|v| !v.is_null()));
+        assert_eq!(late.count(), 5_000);
+        assert!(db.delete("r19999").await.unwrap());
+        assert!(
+            db.update("r0", Record::new().with("n", 100i64))
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            db.read("r0").await.unwrap().unwrap().get("n"),
+            Some(&Value::Int(100))
+        );
+        assert_eq!(db.count(None).await.unwrap(), 20_001);
+    }
 }

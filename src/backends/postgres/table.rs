@@ -69,6 +69,24 @@ impl PgTable {
         e.with_backend(BACKEND)
     }
 
+    /// The table's column for each field of `schema` (a batch written into it), in order.
+    fn targets(&self, rel: &Relation, schema: &SchemaRef) -> Result<Vec<PgColumn>> {
+        let by_name = rel.by_name();
+        schema
+            .fields()
+            .iter()
+            .map(|f| {
+                by_name
+                    .get(f.name().as_str())
+                    .map(|c| (*c).clone())
+                    .ok_or_else(|| {
+                        Error::query(format!("{} has no column '{}'", self.name(), f.name()))
+                            .with_backend(BACKEND)
+                    })
+            })
+            .collect()
+    }
+
     /// `INSERT INTO t (columns of batch) VALUES ($1, …)` and the one row of `batch` as its
     /// parameters, each in the binary form `COPY` sends. The parameters take the types of
     /// their columns, fixed when a connection prepares the statement; the statement names
@@ -76,16 +94,12 @@ impl PgTable {
     /// gets a new statement rather than values bound to the old types.
     fn insert_one(&self, batch: &RecordBatch) -> Result<(String, Vec<Encoded>)> {
         let rel = self.rel();
-        let by_name = rel.by_name();
+        let targets = self.targets(&rel, &batch.schema())?;
         let mut names = Vec::with_capacity(batch.num_columns());
         let mut types = Vec::with_capacity(batch.num_columns());
         let mut values = Vec::with_capacity(batch.num_columns());
         let mut buf = bytes::BytesMut::new();
-        for (f, array) in batch.schema().fields().iter().zip(batch.columns()) {
-            let c = by_name.get(f.name().as_str()).ok_or_else(|| {
-                Error::query(format!("{} has no column '{}'", self.name(), f.name()))
-                    .with_backend(BACKEND)
-            })?;
+        for (c, array) in targets.iter().zip(batch.columns()) {
             let encoder = super::encoder::ColumnEncoder::new(array, &c.kind, &c.name)
                 .map_err(|e| e.with_backend(BACKEND))?;
             encoder.encode(0, &mut buf).map_err(|m| {
@@ -464,19 +478,7 @@ impl Database for PgTable {
 
     async fn insert(&self, mut data: SendableRecordBatchStream) -> Result<u64> {
         let rel = self.rel();
-        let input = data.schema();
-        let mut targets = Vec::with_capacity(input.fields().len());
-        for f in input.fields() {
-            let c = rel
-                .columns
-                .iter()
-                .find(|c| &c.name == f.name())
-                .ok_or_else(|| {
-                    Error::query(format!("{} has no column '{}'", self.name(), f.name()))
-                        .with_backend(BACKEND)
-                })?;
-            targets.push(c.clone());
-        }
+        let targets = self.targets(&rel, &data.schema())?;
         let copy = format!(
             "COPY {} ({}) FROM STDIN (FORMAT binary)",
             rel.qualified(),
@@ -582,15 +584,7 @@ impl Database for PgTable {
         if ids.is_empty() {
             return Ok(0);
         }
-        let by_name = rel.by_name();
-        let mut targets = Vec::with_capacity(values.num_columns());
-        for f in values.schema().fields() {
-            let c = by_name.get(f.name().as_str()).ok_or_else(|| {
-                Error::query(format!("{} has no column '{}'", self.name(), f.name()))
-                    .with_backend(BACKEND)
-            })?;
-            targets.push((*c).clone());
-        }
+        let targets = self.targets(&rel, &values.schema())?;
         let id = PgColumn {
             name: "_dk_id".into(),
             kind: Kind::Text,

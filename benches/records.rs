@@ -10,10 +10,16 @@
 //!   number found is checked against the count computed here.
 //!
 //! Modes (arguments, default `memory postgres`): `memory` (`MemoryBackend::collection`, N =
-//! MEM_RECORDS, default 100000) and `postgres` (a table `(id TEXT PRIMARY KEY, name TEXT, age
-//! BIGINT, city TEXT)` made through SQL, then `engine.database("pg.<table>")`; N = PG_RECORDS,
-//! default 10000; DK_BENCH_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432/test; the
-//! table is dropped at the end). ROUNDS (1) repeats everything. One JSON line per measurement:
+//! MEM_RECORDS, default 100000); the server modes make a table `(id TEXT PRIMARY KEY, name
+//! TEXT, age BIGINT, city TEXT)` through SQL, use `engine.database("b.<table>")` and drop the
+//! table at the end: `postgres` (N = PG_RECORDS, default 10000; DK_BENCH_POSTGRES_URL, default
+//! postgres://postgres@127.0.0.1:5432/test), `elasticsearch` (N = ES_RECORDS, default 2000;
+//! DK_BENCH_ES_URL, default http://127.0.0.1:9201, the Elasticsearch node the seed's client
+//! accepts; refresh on every write, as the seed) and `s3` (record objects, one JSON object per
+//! record, every search listing them; N = S3_RECORDS, default 1000; DK_BENCH_S3_ENDPOINT,
+//! _BUCKET_RUST (which must exist; default dk-bench-records), _REGION, _KEY, _SECRET for the
+//! moto server of scripts/services.sh). ROUNDS (1) repeats everything. One
+//! JSON line per measurement:
 //! `{"engine":"dataknobs","backend":…,"bench":…,"records":…,"seconds":…,"records_per_s"|"ms":…,
 //! "round":…}`. Without `--bench` (as `cargo test --all-targets` runs it) only a tiny memory
 //! round runs, as a smoke test.
@@ -108,35 +114,54 @@ async fn run(db: &dyn Database, backend: &str, n: usize, searches: usize, round:
     emit(backend, "search", 2 * n, median, round);
 }
 
-async fn postgres(n: usize, searches: usize, round: usize) {
-    let url = std::env::var("DK_BENCH_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+/// The workloads on a fresh table `(id TEXT PRIMARY KEY, name TEXT, age BIGINT, city TEXT)`
+/// made through SQL on the backend at `url` (attached as `b`), dropped at the end.
+async fn on_server(backend: &str, url: &str, n: usize, searches: usize, round: usize) {
     let engine = Engine::new();
     engine
-        .attach("pg", &url)
+        .attach("b", url)
         .await
-        .unwrap_or_else(|e| fail("attach", e));
+        .unwrap_or_else(|e| fail(&format!("attach {backend}"), e));
     let stamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     let table = format!("dk_rec_bench_{}_{stamp}", std::process::id());
     let create =
-        format!("CREATE TABLE pg.{table} (id TEXT PRIMARY KEY, name TEXT, age BIGINT, city TEXT)");
+        format!("CREATE TABLE b.{table} (id TEXT PRIMARY KEY, name TEXT, age BIGINT, city TEXT)");
     engine
         .execute(&create)
         .await
         .unwrap_or_else(|e| fail(&create, e));
     let db = engine
-        .database(&format!("pg.{table}"))
+        .database(&format!("b.{table}"))
         .await
         .unwrap_or_else(|e| fail("database", e));
-    run(db.as_ref(), "postgres", n, searches, round).await;
-    let drop = format!("DROP TABLE pg.{table}");
+    run(db.as_ref(), backend, n, searches, round).await;
+    let drop = format!("DROP TABLE b.{table}");
     engine
         .execute(&drop)
         .await
         .unwrap_or_else(|e| fail(&drop, e));
+}
+
+fn env(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
+/// The S3 record objects URL (`format=records`: one JSON object per record, as the seed's
+/// S3Database) for the moto server of scripts/services.sh.
+fn s3_url() -> String {
+    let endpoint = env("DK_BENCH_S3_ENDPOINT", "http://127.0.0.1:9310");
+    let bucket = env("DK_BENCH_S3_BUCKET_RUST", "dk-bench-records");
+    let key = env("DK_BENCH_S3_KEY", "dk-test-access-key");
+    let secret = env("DK_BENCH_S3_SECRET", "dk-test-secret-key");
+    let region = env("DK_BENCH_S3_REGION", "us-east-1");
+    // list_cache=0: every search lists the objects, as the seed's does.
+    format!(
+        "s3://{key}:{secret}@{bucket}/records/?endpoint={endpoint}&region={region}\
+         &format=records&list_cache=0"
+    )
 }
 
 #[tokio::main]
@@ -168,10 +193,34 @@ async fn main() {
                     run(db.as_ref(), "memory", n, searches, round).await;
                 }
                 "postgres" if full => {
-                    postgres(env_usize("PG_RECORDS", 10_000), searches, round).await
+                    let url = env(
+                        "DK_BENCH_POSTGRES_URL",
+                        "postgres://postgres@127.0.0.1:5432/test",
+                    );
+                    let n = env_usize("PG_RECORDS", 10_000);
+                    on_server("postgres", &url, n, searches, round).await
                 }
-                "postgres" => {}
-                other => fail("mode", format!("unknown mode {other} (memory, postgres)")),
+                "elasticsearch" if full => {
+                    // The seed's client (elasticsearch 8.x) needs an Elasticsearch node, not
+                    // OpenSearch: the one of scripts/elasticsearch.sh. Both sides read the URL.
+                    let url = env("DK_BENCH_ES_URL", "http://127.0.0.1:9201");
+                    let url = if url.starts_with("http") {
+                        format!("es+{url}")
+                    } else {
+                        url
+                    };
+                    let n = env_usize("ES_RECORDS", 2_000);
+                    on_server("elasticsearch", &url, n, searches, round).await
+                }
+                "s3" if full => {
+                    let n = env_usize("S3_RECORDS", 1_000);
+                    on_server("s3", &s3_url(), n, searches, round).await
+                }
+                "postgres" | "elasticsearch" | "s3" => {}
+                other => fail(
+                    "mode",
+                    format!("unknown mode {other} (memory, postgres, elasticsearch, s3)"),
+                ),
             }
         }
     }

@@ -8,8 +8,14 @@
 #             32767 parameters) the same, on the PostgreSQL of scripts/services.sh. The seed's
 #             sync flavour opens a connection per call (≈ 40 records/s): it runs with
 #             SEED_PG_SYNC=1 only.
-# Environment: ROUNDS, MEM_RECORDS, PG_RECORDS, SEARCHES (5), MODES ("memory postgres"),
-# RESULTS (/tmp/records_bench.jsonl), PROFILE (bench = release; dev for a quick run).
+#   elasticsearch: ES_RECORDS (2000; the seed's single creates take ≈ 30 ms each) the same, on the Elasticsearch 8 node of
+#             scripts/elasticsearch.sh (DK_BENCH_ES_URL; the seed's `elasticsearch` 8.x client
+#             refuses OpenSearch), refresh=true on every write as the seed does by default.
+#   s3:       S3_RECORDS (1000; the seed writes one object per record, its batch is a loop of
+#             single creates) the same, on the moto_server of scripts/s3.sh (DK_BENCH_S3_*).
+# Environment: ROUNDS, MEM_RECORDS, PG_RECORDS, ES_RECORDS, S3_RECORDS, SEARCHES (5), MODES
+# ("memory postgres"; any of memory postgres elasticsearch s3), RESULTS
+# (/tmp/records_bench.jsonl), PROFILE (bench = release; dev for a quick run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/dataknobs-target}"
@@ -18,6 +24,7 @@ PROFILE="${PROFILE:-bench}"
 MODES="${MODES:-memory postgres}"
 ROUNDS="${ROUNDS:-2}"
 export MEM_RECORDS="${MEM_RECORDS:-100000}" PG_RECORDS="${PG_RECORDS:-10000}"
+export ES_RECORDS="${ES_RECORDS:-2000}" S3_RECORDS="${S3_RECORDS:-1000}"
 export SEARCHES="${SEARCHES:-5}"
 
 # shellcheck source=scripts/services.sh
@@ -26,10 +33,26 @@ if [[ " $MODES " == *" postgres "* ]]; then
   start_postgres
   export DK_BENCH_POSTGRES_URL="${DK_BENCH_POSTGRES_URL:-$DK_TEST_POSTGRES_URL}"
 fi
+if [[ " $MODES " == *" elasticsearch "* ]]; then
+  start_elasticsearch
+  export DK_BENCH_ES_URL="${DK_BENCH_ES_URL:-$DK_TEST_ES8_URL}"
+fi
+if [[ " $MODES " == *" s3 "* ]]; then
+  start_s3
+  export DK_BENCH_S3_ENDPOINT="${DK_BENCH_S3_ENDPOINT:-$DK_TEST_S3_ENDPOINT}"
+  export DK_BENCH_S3_REGION="${DK_BENCH_S3_REGION:-$DK_TEST_S3_REGION}"
+  export DK_BENCH_S3_KEY="${DK_BENCH_S3_KEY:-$DK_TEST_S3_ACCESS_KEY}"
+  export DK_BENCH_S3_SECRET="${DK_BENCH_S3_SECRET:-$DK_TEST_S3_SECRET_KEY}"
+  # The bucket of the dataknobs side (the seed makes its own); moto makes it on an unsigned PUT.
+  export DK_BENCH_S3_BUCKET_RUST="${DK_BENCH_S3_BUCKET_RUST:-dk-bench-records}"
+  curl -sS -m 30 -X PUT -o /dev/null "$DK_BENCH_S3_ENDPOINT/$DK_BENCH_S3_BUCKET_RUST"
+fi
 VENV="${SEED_VENV:-/var/tmp/dk-seed-venv}"
-if ! "$VENV/bin/python" -c "import dataknobs_data" 2>/dev/null; then
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q "dataknobs-data[postgres]==0.4.13"
+# The seed and the clients its backends import (postgres: psycopg2, asyncpg; elasticsearch:
+# elasticsearch[async] 8.x; s3: boto3, aioboto3), installed when one is missing.
+if ! "$VENV/bin/python" -c "import dataknobs_data, psycopg2, asyncpg, elasticsearch, boto3, aioboto3" 2>/dev/null; then
+  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q "dataknobs-data[postgres,elasticsearch,s3]==0.4.13"
 fi
 
 cargo bench --profile "$PROFILE" --bench records --no-run
@@ -41,6 +64,7 @@ for round in $(seq 1 "$ROUNDS"); do
     ROUNDS=1 cargo bench -q --profile "$PROFILE" --bench records -- "$mode" |
       sed "s/\"round\":1/\"round\":$round/" | keep
     echo "== round $round: $mode, the seed" >&2
+    # Both flavours, for elasticsearch and s3 too (both work there).
     flavours=(sync async)
     [ "$mode" = postgres ] && [ -z "${SEED_PG_SYNC:-}" ] && flavours=(async)
     for f in "${flavours[@]}"; do
@@ -60,7 +84,7 @@ def shown(r):
 print("\n| workload | seed (faster flavour, each round) | dataknobs (each round) | ratio |")
 print("|---|---|---|---|")
 names = {"single": "single creates", "batch": "one batch of", "search": "search over"}
-for backend in ["memory", "postgres"]:
+for backend in ["memory", "postgres", "elasticsearch", "s3"]:
     for bench in ["single", "batch", "search"]:
         ours = [r for r in rows if r["engine"] == "dataknobs" and r["backend"] == backend
                 and r["bench"] == bench]

@@ -796,7 +796,7 @@ impl KvTable {
                 let schema = batch.schema();
                 let Some(ki) = self.key_index(&schema)? else {
                     return Ok((0..batch.num_rows())
-                        .map(|_| uuid::Uuid::new_v4().to_string())
+                        .map(|_| crate::record::new_record_id())
                         .zip(bodies)
                         .collect());
                 };

@@ -1,5 +1,6 @@
 //! Records ⇄ Arrow: schema inference, columns from values, values from columns.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -68,20 +69,34 @@ pub fn values_to_array<'a>(
     field: &ArrowField,
     values: impl ExactSizeIterator<Item = &'a Value>,
 ) -> Result<ArrayRef> {
+    values_to_array_at(field, values, 0)
+}
+
+/// [`values_to_array`] for values that start at row `first_row` of what the caller builds
+/// (errors name the row counted from there).
+pub(crate) fn values_to_array_at<'a>(
+    field: &ArrowField,
+    values: impl ExactSizeIterator<Item = &'a Value>,
+    first_row: usize,
+) -> Result<ArrayRef> {
     let ty = canonical(field);
     let n = values.len();
     let name = field.name();
-    let conv = |i: usize, v: &Value| -> Result<Value> {
-        v.convert_to(ty).map_err(|e| {
-            Error::type_error(format!("column '{name}', row {}: {}", i + 1, e.message()))
+    let conv = |i: usize, v: &'a Value| -> Result<Cow<'a, Value>> {
+        v.convert_ref(ty).map_err(|e| {
+            Error::type_error(format!(
+                "column '{name}', row {}: {}",
+                first_row + i + 1,
+                e.message()
+            ))
         })
     };
     let array: ArrayRef = match ty {
         FieldType::Integer => {
             let mut b = Int64Builder::with_capacity(n);
             for (i, v) in values.enumerate() {
-                match conv(i, v)? {
-                    Value::Int(x) => b.append_value(x),
+                match conv(i, v)?.as_ref() {
+                    Value::Int(x) => b.append_value(*x),
                     _ => b.append_null(),
                 }
             }
@@ -90,8 +105,8 @@ pub fn values_to_array<'a>(
         FieldType::Float => {
             let mut b = Float64Builder::with_capacity(n);
             for (i, v) in values.enumerate() {
-                match conv(i, v)? {
-                    Value::Float(x) => b.append_value(x),
+                match conv(i, v)?.as_ref() {
+                    Value::Float(x) => b.append_value(*x),
                     _ => b.append_null(),
                 }
             }
@@ -100,8 +115,8 @@ pub fn values_to_array<'a>(
         FieldType::Boolean => {
             let mut b = BooleanBuilder::with_capacity(n);
             for (i, v) in values.enumerate() {
-                match conv(i, v)? {
-                    Value::Bool(x) => b.append_value(x),
+                match conv(i, v)?.as_ref() {
+                    Value::Bool(x) => b.append_value(*x),
                     _ => b.append_null(),
                 }
             }
@@ -110,7 +125,7 @@ pub fn values_to_array<'a>(
         FieldType::DateTime => {
             let mut b = TimestampMicrosecondBuilder::with_capacity(n);
             for (i, v) in values.enumerate() {
-                match conv(i, v)? {
+                match conv(i, v)?.as_ref() {
                     Value::DateTime(d) => b.append_value(d.timestamp_micros()),
                     _ => b.append_null(),
                 }
@@ -120,7 +135,7 @@ pub fn values_to_array<'a>(
         FieldType::Binary => {
             let mut b = BinaryBuilder::with_capacity(n, n * 8);
             for (i, v) in values.enumerate() {
-                match conv(i, v)? {
+                match conv(i, v)?.as_ref() {
                     Value::Binary(x) => b.append_value(x),
                     _ => b.append_null(),
                 }
@@ -130,7 +145,7 @@ pub fn values_to_array<'a>(
         FieldType::String | FieldType::Text | FieldType::Json => {
             let mut b = StringBuilder::with_capacity(n, n * 8);
             for (i, v) in values.enumerate() {
-                match conv(i, v)? {
+                match conv(i, v)?.as_ref() {
                     Value::String(s) => b.append_value(s),
                     Value::Json(j) => b.append_value(j.to_string()),
                     _ => b.append_null(),
@@ -155,7 +170,7 @@ pub fn values_to_array<'a>(
 pub fn records_to_batch(records: &[Record], schema: &SchemaRef) -> Result<RecordBatch> {
     for r in records {
         for f in r.fields() {
-            if schema.field_with_name(&f.name).is_err() {
+            if schema.fields().find(&f.name).is_none() {
                 return Err(Error::query(format!(
                     "field '{}' is not a column (columns: {})",
                     f.name,

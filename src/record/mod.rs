@@ -34,6 +34,37 @@ use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
 
+/// A new record id: a random UUID (version 4) in its hyphenated form, as the seed makes them.
+/// The random bytes come from the operating system's source, read 4 KiB at a time per
+/// thread: one system call per 256 ids instead of one per id.
+pub fn new_record_id() -> String {
+    use std::cell::RefCell;
+    const POOL: usize = 4096;
+    thread_local! {
+        static RANDOM: RefCell<(Box<[u8; POOL]>, usize)> = RefCell::new((Box::new([0; POOL]), POOL));
+    }
+    let bytes = RANDOM.with(|r| {
+        let (buf, used) = &mut *r.borrow_mut();
+        if *used + 16 > POOL {
+            getrandom::fill(&mut buf[..]).ok()?;
+            *used = 0;
+        }
+        let mut b = [0u8; 16];
+        b.copy_from_slice(&buf[*used..*used + 16]);
+        // Never hand out the same bytes twice.
+        buf[*used..*used + 16].fill(0);
+        *used += 16;
+        Some(b)
+    });
+    let id = match bytes {
+        Some(b) => uuid::Builder::from_random_bytes(b).into_uuid(),
+        None => uuid::Uuid::new_v4(),
+    };
+    id.hyphenated()
+        .encode_lower(&mut uuid::Uuid::encode_buffer())
+        .to_string()
+}
+
 /// A named, typed value with its own metadata.
 #[derive(Debug, Clone)]
 pub struct Field {
@@ -91,6 +122,14 @@ impl Field {
     }
 }
 
+impl Field {
+    /// Marks the field as of type `ty` (its value already converted to it).
+    pub(crate) fn set_type(&mut self, ty: FieldType) {
+        self.field_type = ty;
+        self.type_known = true;
+    }
+}
+
 /// An ordered set of fields plus record metadata; the record id lives in [`Record::id`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Record {
@@ -142,6 +181,16 @@ impl Record {
     /// The fields, in order.
     pub fn fields(&self) -> &[Field] {
         &self.fields
+    }
+
+    /// The fields, to change in place (a store converting values to its column types).
+    pub(crate) fn fields_mut(&mut self) -> &mut [Field] {
+        &mut self.fields
+    }
+
+    /// Keeps only the fields `keep` accepts.
+    pub(crate) fn retain_fields(&mut self, keep: impl FnMut(&Field) -> bool) {
+        self.fields.retain(keep);
     }
 
     /// Number of fields.
@@ -285,6 +334,20 @@ mod tests {
     use chrono::DateTime;
     use datafusion::arrow::datatypes::{DataType, Field as ArrowField, Schema};
     use std::sync::Arc;
+
+    #[test]
+    fn record_ids_are_distinct_version_4_uuids() {
+        // More than one 4 KiB block of random bytes, so the refill is exercised too.
+        let ids: Vec<String> = (0..1000).map(|_| new_record_id()).collect();
+        let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len());
+        for id in &ids {
+            let u = uuid::Uuid::parse_str(id).unwrap();
+            assert_eq!(u.get_version_num(), 4, "{id}");
+            assert_eq!(u.get_variant(), uuid::Variant::RFC4122, "{id}");
+            assert_eq!(id, &u.hyphenated().to_string());
+        }
+    }
 
     fn all_types_record(i: i64) -> Record {
         let mut r = Record::new();

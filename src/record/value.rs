@@ -1,5 +1,6 @@
 //! The field types of the seed API and the values records hold.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use base64::Engine as _;
@@ -234,6 +235,31 @@ impl Value {
     /// A short name of the value's kind, for error messages.
     pub fn kind_name(&self) -> &'static str {
         self.field_type().map(FieldType::name).unwrap_or("NULL")
+    }
+
+    /// Like [`Value::convert_to`], but borrows the value when it already is what `target`
+    /// holds (no copy of its text or bytes): the common case of storing typed records.
+    pub fn convert_ref(&self, target: FieldType) -> Result<Cow<'_, Value>> {
+        let same = match (self, target) {
+            (Value::Null, _)
+            | (Value::Int(_), FieldType::Integer)
+            | (Value::Float(_), FieldType::Float)
+            | (Value::Bool(_), FieldType::Boolean)
+            | (Value::String(_), FieldType::String | FieldType::Text)
+            | (Value::Json(_), FieldType::Json)
+            | (Value::Binary(_), FieldType::Binary) => true,
+            // Already whole microseconds (what `convert_to` truncates to).
+            (Value::DateTime(d), FieldType::DateTime) => {
+                let nanos = d.timestamp_subsec_nanos();
+                nanos < 1_000_000_000 && nanos % 1000 == 0
+            }
+            _ => false,
+        };
+        if same {
+            Ok(Cow::Borrowed(self))
+        } else {
+            self.convert_to(target).map(Cow::Owned)
+        }
     }
 
     /// Converts to `target`, or says why it cannot.

@@ -8,7 +8,8 @@
 //! and always see a consistent state. The schema only grows (new record fields become new
 //! nullable columns); a chunk older than a column reads it as NULL.
 
-use std::collections::{HashMap, HashSet};
+use datafusion::common::{HashMap, HashSet};
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -25,6 +26,7 @@ use datafusion::arrow::util::display::FormatOptions;
 use crate::error::{Error, Result};
 use crate::record::{
     FieldType, Record, Value, batch_to_records, column_list, records_to_batch, values_to_array,
+    values_to_array_at,
 };
 
 /// Rows per tail flush and per compacted chunk.
@@ -131,9 +133,10 @@ impl State {
         // Determine the id.
         let id = match self.key {
             Some(k) => {
-                let key_name = self.schema.field(k).name().clone();
+                let schema = self.schema.clone();
+                let key_name = schema.field(k).name();
                 let from_field = record
-                    .get(&key_name)
+                    .get(key_name)
                     .filter(|v| !v.is_null())
                     .map(Value::to_text);
                 let given = forced_id
@@ -147,10 +150,10 @@ impl State {
                     }
                     (Some(a), _) => a,
                     (None, Some(b)) => b,
-                    (None, None) => uuid::Uuid::new_v4().to_string(),
+                    (None, None) => crate::record::new_record_id(),
                 };
-                if record.get(&key_name).is_none_or(Value::is_null) {
-                    record.set(key_name, Value::String(id.clone()));
+                if record.get(key_name).is_none_or(Value::is_null) {
+                    record.set(key_name.as_str(), Value::String(id.clone()));
                 }
                 id
             }
@@ -159,44 +162,47 @@ impl State {
                 None => self.new_rowid(),
             },
         };
-        // Grow the schema for new fields; convert values to column types.
+        // Grow the schema for new fields; convert values to column types, in place (a value
+        // already of its column's type is not copied).
         let mut new_fields: Vec<ArrowField> = Vec::new();
-        let mut converted = Record::new();
-        converted.metadata = std::mem::take(&mut record.metadata);
-        for f in record.fields() {
-            match self.schema.field_with_name(&f.name) {
-                Ok(col) => {
+        let mut untyped_new = false;
+        for f in record.fields_mut() {
+            match self.schema.fields().find(&f.name) {
+                Some((_, col)) => {
                     let ty = FieldType::from_arrow(col);
-                    let v = f.value.convert_to(ty).map_err(|e| {
+                    let converted = f.value.convert_ref(ty).map_err(|e| {
                         Error::type_error(format!(
                             "field '{}' of '{collection}' is {ty}: {}",
                             f.name,
                             e.message()
                         ))
                     })?;
-                    if col.data_type() != &ty.arrow_type() && !v.is_null() {
-                        // A narrower SQL type (SMALLINT, DATE, DECIMAL, …): check the cast now.
-                        values_to_array(col, [&v].into_iter())?;
+                    if let Cow::Owned(v) = converted {
+                        f.value = v;
                     }
-                    let mut field = crate::record::Field::typed(f.name.clone(), Value::Null, ty)?;
-                    field.value = v;
-                    field.metadata = f.metadata.clone();
-                    converted.set_field(field);
+                    if !f.value.is_null() && col.data_type() != &ty.arrow_type() {
+                        // A narrower SQL type (SMALLINT, DATE, DECIMAL, …): check the cast now.
+                        values_to_array(col, [&f.value].into_iter())?;
+                    }
+                    f.set_type(ty);
                 }
-                Err(_) if !f.has_type() => {
-                    // An untyped NULL says nothing about the column's type: add no column.
-                }
-                Err(_) => {
+                // An untyped NULL says nothing about the column's type: add no column.
+                None if !f.has_type() => untyped_new = true,
+                None => {
                     if f.name.is_empty() {
                         return Err(Error::query(format!(
                             "a field of a record for '{collection}' has an empty name"
                         )));
                     }
                     new_fields.push(f.field_type.arrow_field(&f.name));
-                    converted.set_field(f.clone());
                 }
             }
         }
+        if untyped_new {
+            let schema = &self.schema;
+            record.retain_fields(|f| f.has_type() || schema.fields().find(&f.name).is_some());
+        }
+        let converted = record;
         for field in self.schema.fields() {
             if !field.is_nullable() && converted.get(field.name()).is_none_or(Value::is_null) {
                 return Err(Error::type_error(format!(
@@ -205,7 +211,6 @@ impl State {
                 )));
             }
         }
-        converted.set_id(id.clone());
         let grown = if new_fields.is_empty() {
             None
         } else {
@@ -250,6 +255,9 @@ impl State {
     }
 
     pub fn create_many(&mut self, collection: &str, records: Vec<Record>) -> Result<Vec<String>> {
+        if records.len() >= TAIL_LIMIT && self.columnar_fits(&records) {
+            return self.create_columns(collection, records);
+        }
         // Validate all first: all or nothing.
         let mut seen = HashSet::new();
         let mut prepared = Vec::with_capacity(records.len());
@@ -315,6 +323,119 @@ impl State {
         }
         self.compact_if_many();
         Ok(all)
+    }
+
+    /// Can a batch be stored column by column ([`Self::create_columns`])? Yes when the
+    /// collection has a text key column, no record brings a field the schema lacks (nothing
+    /// to grow), and every record's key field, when it has one, is text (the id is then the
+    /// key value as it is).
+    fn columnar_fits(&self, records: &[Record]) -> bool {
+        let fields = self.schema.fields();
+        let key = match self.key {
+            Some(k) if fields[k].data_type() == &DataType::Utf8 => fields[k].name().as_str(),
+            // Keyless collections number their rows: the record-by-record path checks those.
+            _ => return false,
+        };
+        records.iter().all(|r| {
+            r.fields().iter().all(|f| {
+                if f.name == key {
+                    return matches!(f.value, Value::Null | Value::String(_));
+                }
+                !f.name.is_empty() && (fields.find(&f.name).is_some() || !f.has_type())
+            })
+        })
+    }
+
+    /// A large batch with nothing to grow (see [`Self::columnar_fits`]) stored as chunks built
+    /// column by column from the records, without converting each record first: all or
+    /// nothing, as [`Self::create_many`].
+    fn create_columns(&mut self, collection: &str, records: Vec<Record>) -> Result<Vec<String>> {
+        let Some(k) = self.key else {
+            return Err(Error::internal("a columnar batch needs a key column"));
+        };
+        let key = self.schema.field(k).name().clone();
+        // The ids, checked for repeats among the given ones and against the stored rows. A
+        // generated id (122 random bits) repeats no other.
+        let mut given: HashSet<&str> = HashSet::new();
+        let mut ids = Vec::with_capacity(records.len());
+        for r in &records {
+            let from_field = match r.get(&key) {
+                Some(Value::String(s)) => Some(s.as_str()),
+                _ => None,
+            };
+            let id = match (r.id(), from_field) {
+                (Some(a), Some(b)) if a != b => {
+                    return Err(Error::query(format!(
+                        "record id '{a}' disagrees with its key field '{key}' = '{b}' in '{collection}'"
+                    )));
+                }
+                (Some(a), _) | (None, Some(a)) => {
+                    if !given.insert(a) || self.index.contains_key(a) {
+                        return Err(Error::already_exists(format!(
+                            "a record with id '{a}' exists in '{collection}'"
+                        )));
+                    }
+                    a.to_string()
+                }
+                (None, None) => crate::record::new_record_id(),
+            };
+            ids.push(id);
+        }
+        drop(given);
+        let null = Value::Null;
+        let mut built = Vec::with_capacity(records.len().div_ceil(COMPACT_TARGET_ROWS));
+        for (n, (rows, chunk_ids)) in records
+            .chunks(COMPACT_TARGET_ROWS)
+            .zip(ids.chunks(COMPACT_TARGET_ROWS))
+            .enumerate()
+        {
+            let mut columns = Vec::with_capacity(self.schema.fields().len());
+            for (c, col) in self.schema.fields().iter().enumerate() {
+                if c == k {
+                    columns.push(Arc::new(StringArray::from_iter_values(chunk_ids)) as ArrayRef);
+                    continue;
+                }
+                // Records usually list their fields in one order: look where the last had it.
+                let name = col.name();
+                let mut hint = 0;
+                let values = rows.iter().map(|r| {
+                    let fields = r.fields();
+                    match fields.get(hint) {
+                        Some(f) if f.name == *name => &f.value,
+                        _ => match fields.iter().position(|f| f.name == *name) {
+                            Some(i) => {
+                                hint = i;
+                                &fields[i].value
+                            }
+                            None => &null,
+                        },
+                    }
+                });
+                let array = values_to_array_at(col, values, n * COMPACT_TARGET_ROWS)
+                    .map_err(|e| Error::type_error(format!("'{collection}': {}", e.message())))?;
+                if !col.is_nullable() && array.null_count() > 0 {
+                    return Err(Error::type_error(format!(
+                        "column '{}' of '{collection}' is NOT NULL but a record has no value for it",
+                        col.name()
+                    )));
+                }
+                columns.push(array);
+            }
+            let batch = RecordBatch::try_new_with_options(
+                self.schema.clone(),
+                columns,
+                &RecordBatchOptions::new().with_row_count(Some(rows.len())),
+            )?;
+            built.push((batch, chunk_ids.to_vec()));
+        }
+        drop(records);
+        self.version = next_version();
+        self.flush();
+        for (batch, chunk_ids) in built {
+            self.push_chunk(batch, chunk_ids);
+        }
+        self.compact_if_many();
+        Ok(ids)
     }
 
     pub fn read(&self, id: &str) -> Result<Option<Record>> {
@@ -439,7 +560,14 @@ impl State {
     fn push_chunk(&mut self, batch: RecordBatch, ids: Vec<String>) {
         let c = self.chunks.len();
         for (row, id) in ids.iter().enumerate() {
-            self.index.insert(id.clone(), Loc::Chunk(c, row));
+            let loc = Loc::Chunk(c, row);
+            // Rows of the tail buffer are indexed already: move them without a new key.
+            match self.index.get_mut(id.as_str()) {
+                Some(l) => *l = loc,
+                None => {
+                    self.index.insert(id.clone(), loc);
+                }
+            }
         }
         let live = batch.num_rows();
         self.chunks.push(Arc::new(Chunk {
@@ -746,6 +874,7 @@ impl State {
             };
             new_ids.push(ids);
         }
+        drop(touched);
         let mut n = 0u64;
         for ((c, rows, _), _) in plan.iter().zip(&new_ids) {
             for &r in rows {

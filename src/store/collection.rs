@@ -61,14 +61,15 @@ pub trait StateAccess: Debug + Send + Sync + 'static {
 /// One collection of a chunk store: its name and the way to its state.
 #[derive(Debug, Clone)]
 pub struct ChunkCollection<A> {
-    pub(crate) name: String,
+    /// Shared with each operation's closure (for its messages) without a copy.
+    pub(crate) name: Arc<str>,
     pub(crate) access: A,
 }
 
 impl<A: StateAccess> ChunkCollection<A> {
     pub(crate) fn new(name: impl Into<String>, access: A) -> Self {
         ChunkCollection {
-            name: name.into(),
+            name: Arc::from(name.into()),
             access,
         }
     }

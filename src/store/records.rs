@@ -296,7 +296,7 @@ pub(crate) fn record_id(
         .map(str::to_string)
         .or(record.id().map(str::to_string));
     let Some(key) = key else {
-        return Ok(given.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()));
+        return Ok(given.unwrap_or_else(crate::record::new_record_id));
     };
     let from_field = record.get(key).filter(|v| !v.is_null()).map(Value::to_text);
     let id = match (given, from_field) {
@@ -307,7 +307,7 @@ pub(crate) fn record_id(
         }
         (Some(a), _) => a,
         (None, Some(b)) => b,
-        (None, None) => uuid::Uuid::new_v4().to_string(),
+        (None, None) => crate::record::new_record_id(),
     };
     if record.get(key).is_none_or(Value::is_null) {
         record.set(key.to_string(), Value::String(id.clone()));

@@ -574,4 +574,129 @@ mod plan_serialization {
         );
         assert_eq!(db.count(None).await.unwrap(), 20_001);
     }
+
+    /// A large batch whose records bring no new field is stored column by column: it must
+    /// store exactly what creating the same records one at a time stores (ids given by
+    /// `with_id` or the key field, or generated; values converted to the column types; an
+    /// untyped NULL of an unknown field ignored), and a bad record anywhere refuses all of it
+    /// with an error naming the field and the record's row.
+    #[tokio::test]
+    async fn large_batches_of_known_fields_store_what_single_creates_store() {
+        use dataknobs::{ErrorKind, MemoryBackend, Query, Record, Value};
+        const N: i64 = 10_000;
+        let backend = MemoryBackend::new();
+        let by_batch = backend.collection("by_batch").unwrap();
+        let by_one = backend.collection("by_one").unwrap();
+        let first = || {
+            Record::new()
+                .with_id("first")
+                .with("name", "first")
+                .with("age", 1i64)
+                .with("city", "Oslo")
+                .with("score", 0.5)
+        };
+        by_batch.create(first()).await.unwrap();
+        by_one.create(first()).await.unwrap();
+        let record = |i: i64| {
+            let mut r = Record::new()
+                .with("name", format!("person {i}"))
+                .with("age", 18 + i % 63)
+                .with("score", i as f64 / 4.0);
+            if i % 7 != 0 {
+                r.set("city", ["Oslo", "Lima", "Rome"][(i % 3) as usize]);
+            }
+            match i % 1000 {
+                1 => r = r.with_id(format!("given-{i}")),
+                2 => r.set("id", format!("keyed-{i}")),
+                3 => r.set("age", (20 + i % 5) as f64),
+                4 => r.set("age", format!("{}", 30 + i % 5)),
+                5 => r.set("ghost", Value::Null),
+                _ => {}
+            }
+            r
+        };
+        let records = || (0..N).map(record).collect::<Vec<_>>();
+
+        // Refused batches leave nothing behind.
+        let mut bad = records();
+        bad[9_000].set("age", "old");
+        let e = by_batch.batch_create(bad).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Type, "{e}");
+        assert!(
+            e.message().contains("'age'") && e.message().contains("9001"),
+            "{e}"
+        );
+        let mut bad = records();
+        bad[5] = bad[5].clone().with_id("dup");
+        bad[9_500] = bad[9_500].clone().with_id("dup");
+        let e = by_batch.batch_create(bad).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
+        let mut bad = records();
+        bad[77] = bad[77].clone().with_id("first");
+        let e = by_batch.batch_create(bad).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
+        let mut bad = records();
+        bad[78] = bad[78].clone().with_id("one").with("id", "other");
+        let e = by_batch.batch_create(bad).await.unwrap_err();
+        assert!(e.message().contains("disagrees"), "{e}");
+        assert_eq!(by_batch.count(None).await.unwrap(), 1);
+        let schema_before = by_batch.schema();
+
+        let ids = by_batch.batch_create(records()).await.unwrap();
+        let mut one_ids = Vec::new();
+        for r in records() {
+            one_ids.push(by_one.create(r).await.unwrap());
+        }
+        assert_eq!(ids.len(), N as usize);
+        assert_eq!(ids[1], "given-1");
+        assert_eq!(ids[2], "keyed-2");
+        assert_eq!(ids[0].len(), 36, "a generated UUID: {}", ids[0]);
+        let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len());
+        assert_eq!(
+            by_batch.schema(),
+            schema_before,
+            "no column for the untyped NULL"
+        );
+        assert_eq!(by_batch.schema(), by_one.schema());
+        assert_eq!(by_batch.count(None).await.unwrap(), N as u64 + 1);
+
+        // Same ids where they were given, same rows everywhere.
+        for i in [1usize, 2, 1001, 9002] {
+            assert_eq!(ids[i], one_ids[i]);
+            assert_eq!(
+                by_batch.read(&ids[i]).await.unwrap(),
+                by_one.read(&one_ids[i]).await.unwrap()
+            );
+        }
+        let rows = |records: Vec<Record>| {
+            let mut rows: Vec<String> = records
+                .iter()
+                .map(|r| {
+                    ["id", "name", "age", "city", "score"]
+                        .iter()
+                        .map(|f| match (*f, r.get(f)) {
+                            // Generated ids differ between the two collections.
+                            ("id", Some(Value::String(s))) if s.len() == 36 => "uuid".into(),
+                            (_, v) => format!("{v:?}"),
+                        })
+                        .collect::<Vec<_>>()
+                        .join("|")
+                })
+                .collect();
+            rows.sort();
+            rows
+        };
+        let all = Query::new();
+        assert_eq!(
+            rows(by_batch.search(&all).await.unwrap()),
+            rows(by_one.search(&all).await.unwrap())
+        );
+        let q = Query::new().try_filter("age", "=", 33i64).unwrap();
+        let found = by_batch.search(&q).await.unwrap();
+        assert!(found.len() > 150, "{}", found.len());
+        assert_eq!(rows(found), rows(by_one.search(&q).await.unwrap()));
+        let r = by_batch.read(&ids[4]).await.unwrap().unwrap();
+        assert_eq!(r.get("age"), Some(&Value::Int(34)), "'34' became a number");
+    }
 }

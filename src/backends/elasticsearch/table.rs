@@ -723,9 +723,9 @@ impl EsTable {
                 (Some(id), _) => id,
                 (None, Some(k)) => match r.get(k) {
                     Some(v) if !v.is_null() => v.to_text(),
-                    _ => uuid::Uuid::new_v4().to_string(),
+                    _ => crate::record::new_record_id(),
                 },
-                (None, None) => uuid::Uuid::new_v4().to_string(),
+                (None, None) => crate::record::new_record_id(),
             };
             if let Some(k) = &key {
                 match r.get(k) {

@@ -202,7 +202,7 @@ impl FileDatabase {
 
     /// Sets the collection name (by default the file name without extensions).
     pub fn with_name(mut self, name: impl Into<String>) -> Self {
-        self.name = name.into();
+        self.name = std::sync::Arc::from(name.into());
         self
     }
 

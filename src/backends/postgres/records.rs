@@ -30,8 +30,12 @@ impl PgTable {
 
     /// A record id as a value of the key column's type.
     pub(super) fn id_value(&self, id: &str) -> Result<Value> {
-        let rel = self.rel();
         let key = self.key()?;
+        self.key_value(&self.rel(), &key, id)
+    }
+
+    /// [`Self::id_value`] with the relation and key column already looked up (a batch's loop).
+    fn key_value(&self, rel: &Relation, key: &str, id: &str) -> Result<Value> {
         let col = rel.columns.iter().find(|c| c.name == key);
         Ok(match col.map(|c| &c.kind) {
             Some(Kind::Int2 | Kind::Int4 | Kind::Int8) => match id.trim().parse::<i64>() {
@@ -115,11 +119,11 @@ impl PgTable {
                 }
                 (Some(id), _) => id.to_string(),
                 (None, Some(v)) if !v.is_null() => v.to_text(),
-                _ => uuid::Uuid::new_v4().to_string(),
+                _ => crate::record::new_record_id(),
             };
             strip_untyped_fields(&mut r, &rel);
-            let v = self.id_value(&id)?;
-            r.set(key.clone(), v);
+            let v = self.key_value(&rel, &key, &id)?;
+            r.set(key.as_str(), v);
             ids.push(id);
             rows.push(r);
         }

@@ -945,7 +945,7 @@ impl Database for S3Records {
                         .collect::<Result<_>>()?
                 }
                 None => (0..batch.num_rows())
-                    .map(|_| uuid::Uuid::new_v4().to_string())
+                    .map(|_| crate::record::new_record_id())
                     .collect(),
             };
             for (id, body) in ids.into_iter().zip(bodies) {

@@ -144,9 +144,7 @@ impl State {
                     .or_else(|| record.id().map(str::to_string));
                 let id = match (given, from_field) {
                     (Some(a), Some(b)) if a != b => {
-                        return Err(Error::query(format!(
-                            "record id '{a}' disagrees with its key field '{key_name}' = '{b}' in '{collection}'"
-                        )));
+                        return Err(key_disagrees(&a, key_name, &b, collection));
                     }
                     (Some(a), _) => a,
                     (None, Some(b)) => b,
@@ -202,9 +200,8 @@ impl State {
             let schema = &self.schema;
             record.retain_fields(|f| f.has_type() || schema.fields().find(&f.name).is_some());
         }
-        let converted = record;
         for field in self.schema.fields() {
-            if !field.is_nullable() && converted.get(field.name()).is_none_or(Value::is_null) {
+            if !field.is_nullable() && record.get(field.name()).is_none_or(Value::is_null) {
                 return Err(Error::type_error(format!(
                     "column '{}' of '{collection}' is NOT NULL but the record has no value for it",
                     field.name()
@@ -226,15 +223,13 @@ impl State {
                 self.schema.metadata().clone(),
             )))
         };
-        Ok((id, converted, grown))
+        Ok((id, record, grown))
     }
 
     pub fn create(&mut self, collection: &str, record: Record) -> Result<String> {
         let (id, rec, grown) = self.prepare(collection, record, None)?;
         if self.index.contains_key(&id) {
-            return Err(Error::already_exists(format!(
-                "a record with id '{id}' exists in '{collection}'"
-            )));
+            return Err(id_exists(&id, collection));
         }
         self.commit_prepared(id.clone(), rec, grown);
         Ok(id)
@@ -255,8 +250,10 @@ impl State {
     }
 
     pub fn create_many(&mut self, collection: &str, records: Vec<Record>) -> Result<Vec<String>> {
-        if records.len() >= TAIL_LIMIT && self.columnar_fits(&records) {
-            return self.create_columns(collection, records);
+        if records.len() >= TAIL_LIMIT
+            && let Some(k) = self.columnar_fits(&records)
+        {
+            return self.create_columns(collection, records, k);
         }
         // Validate all first: all or nothing.
         let mut seen = HashSet::new();
@@ -267,9 +264,7 @@ impl State {
             for r in records {
                 let (id, rec, grown) = self.prepare(collection, r, None)?;
                 if self.index.contains_key(&id) || !seen.insert(id.clone()) {
-                    return Err(Error::already_exists(format!(
-                        "a record with id '{id}' exists in '{collection}'"
-                    )));
+                    return Err(id_exists(&id, collection));
                 }
                 if let Some(g) = grown {
                     // Later records see the grown schema; the chunk flush happens at commit.
@@ -325,34 +320,38 @@ impl State {
         Ok(all)
     }
 
-    /// Can a batch be stored column by column ([`Self::create_columns`])? Yes when the
-    /// collection has a text key column, no record brings a field the schema lacks (nothing
-    /// to grow), and every record's key field, when it has one, is text (the id is then the
-    /// key value as it is).
-    fn columnar_fits(&self, records: &[Record]) -> bool {
+    /// Can a batch be stored column by column ([`Self::create_columns`])? Yes (the key
+    /// column's index) when the collection has a text key column, no record brings a field
+    /// the schema lacks (nothing to grow), and every record's key field, when it has one, is
+    /// text (the id is then the key value as it is).
+    fn columnar_fits(&self, records: &[Record]) -> Option<usize> {
         let fields = self.schema.fields();
-        let key = match self.key {
-            Some(k) if fields[k].data_type() == &DataType::Utf8 => fields[k].name().as_str(),
-            // Keyless collections number their rows: the record-by-record path checks those.
-            _ => return false,
-        };
-        records.iter().all(|r| {
+        let k = self.key?;
+        // Keyless collections number their rows: the record-by-record path checks those.
+        if fields[k].data_type() != &DataType::Utf8 {
+            return None;
+        }
+        let key = fields[k].name().as_str();
+        let fits = records.iter().all(|r| {
             r.fields().iter().all(|f| {
                 if f.name == key {
                     return matches!(f.value, Value::Null | Value::String(_));
                 }
                 !f.name.is_empty() && (fields.find(&f.name).is_some() || !f.has_type())
             })
-        })
+        });
+        fits.then_some(k)
     }
 
     /// A large batch with nothing to grow (see [`Self::columnar_fits`]) stored as chunks built
     /// column by column from the records, without converting each record first: all or
-    /// nothing, as [`Self::create_many`].
-    fn create_columns(&mut self, collection: &str, records: Vec<Record>) -> Result<Vec<String>> {
-        let Some(k) = self.key else {
-            return Err(Error::internal("a columnar batch needs a key column"));
-        };
+    /// nothing, as [`Self::create_many`]. `k`: the key column.
+    fn create_columns(
+        &mut self,
+        collection: &str,
+        records: Vec<Record>,
+        k: usize,
+    ) -> Result<Vec<String>> {
         let key = self.schema.field(k).name().clone();
         // The ids, checked for repeats among the given ones and against the stored rows. A
         // generated id (122 random bits) repeats no other.
@@ -365,15 +364,11 @@ impl State {
             };
             let id = match (r.id(), from_field) {
                 (Some(a), Some(b)) if a != b => {
-                    return Err(Error::query(format!(
-                        "record id '{a}' disagrees with its key field '{key}' = '{b}' in '{collection}'"
-                    )));
+                    return Err(key_disagrees(a, &key, b, collection));
                 }
                 (Some(a), _) | (None, Some(a)) => {
                     if !given.insert(a) || self.index.contains_key(a) {
-                        return Err(Error::already_exists(format!(
-                            "a record with id '{a}' exists in '{collection}'"
-                        )));
+                        return Err(id_exists(a, collection));
                     }
                     a.to_string()
                 }
@@ -561,13 +556,9 @@ impl State {
         let c = self.chunks.len();
         for (row, id) in ids.iter().enumerate() {
             let loc = Loc::Chunk(c, row);
-            // Rows of the tail buffer are indexed already: move them without a new key.
-            match self.index.get_mut(id.as_str()) {
-                Some(l) => *l = loc,
-                None => {
-                    self.index.insert(id.clone(), loc);
-                }
-            }
+            // One lookup; the key is copied only for a row not indexed yet (rows of the tail
+            // buffer are).
+            *self.index.entry_ref(id.as_str()).or_insert(loc) = loc;
         }
         let live = batch.num_rows();
         self.chunks.push(Arc::new(Chunk {
@@ -888,6 +879,16 @@ impl State {
         }
         Ok(n)
     }
+}
+
+fn id_exists(id: &str, collection: &str) -> Error {
+    Error::already_exists(format!("a record with id '{id}' exists in '{collection}'"))
+}
+
+fn key_disagrees(id: &str, key: &str, value: &str, collection: &str) -> Error {
+    Error::query(format!(
+        "record id '{id}' disagrees with its key field '{key}' = '{value}' in '{collection}'"
+    ))
 }
 
 /// Widens a batch whose columns are a prefix of `schema` to all of it.

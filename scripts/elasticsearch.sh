@@ -38,7 +38,7 @@ start_elasticsearch() {
   flock -w 900 "$lock_fd" || true
   if ! _es8_answers "$port"; then
     pid=$(cat "$home/pid" 2>/dev/null || true)
-    if [ -n "$pid" ] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'dk\.ElasticsearchNode'; then
+    if [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'dk\.ElasticsearchNode'; then
       echo "elasticsearch: node $pid is already starting; waiting for it" >&2
     elif (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       echo "elasticsearch: 127.0.0.1:$port is taken by something else (set DK_ES8_PORT)" >&2

@@ -398,15 +398,43 @@ async fn read_file(c: &Client, path: &str) -> std::result::Result<Option<Bytes>,
 }
 
 /// Writes `value` to a new hidden file in `dir` and returns its path.
+/// The block size of a record file no larger than it: 1 MiB, the namenode's default
+/// minimum (`dfs.namenode.fs-limits.min-block-size`).
+pub const RECORD_BLOCK: u64 = 1 << 20;
+
+/// How a record file is created. While a block is being written the namenode counts a whole
+/// block of the datanode's space as taken, and the datanode reserves it too: with the default
+/// 128 MiB blocks, 128 small records in flight claim 16 GiB, and a datanode with less space
+/// free is refused ("could only be written to 0 of the 1 minReplication nodes"). A record
+/// that fits in 1 MiB is written with 1 MiB blocks; a larger one with the server's default.
+fn record_file_options(len: usize) -> WriteOptions {
+    let options = WriteOptions::default().create_parent(true);
+    if len as u64 <= RECORD_BLOCK {
+        options.block_size(RECORD_BLOCK)
+    } else {
+        options
+    }
+}
+
+/// The namenode refused the block size (its minimum was raised above [`RECORD_BLOCK`]).
+fn is_block_size_refusal(e: &HdfsError) -> bool {
+    e.to_string().contains("min-block-size")
+}
+
 async fn write_temp(
     c: &Client,
     dir: &str,
     value: &Bytes,
 ) -> std::result::Result<String, HdfsError> {
     let tmp = format!("{dir}/.tmp.{}", uuid::Uuid::new_v4().simple());
-    let mut w = c
-        .create(&tmp, WriteOptions::default().create_parent(true))
-        .await?;
+    let mut w = match c.create(&tmp, record_file_options(value.len())).await {
+        // A namenode whose minimum block size is above ours: its default, then.
+        Err(e) if is_block_size_refusal(&e) => {
+            c.create(&tmp, WriteOptions::default().create_parent(true))
+                .await?
+        }
+        w => w?,
+    };
     let written = async {
         w.write(value.clone()).await?;
         w.close().await

@@ -1334,6 +1334,47 @@ async fn records_are_json_files_under_base_and_schema() {
     dir.remove().await;
 }
 
+/// A record file that fits in 1 MiB is written with 1 MiB blocks (insert, insert_many,
+/// update): while a block is open the namenode and the datanode count a whole block as taken,
+/// and with the default 128 MiB a batch of 1024 small records in flight was refused for want
+/// of 128 GiB free. A larger record keeps the server's default block size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_record_files_are_written_with_small_blocks() {
+    let dir = Dir::new();
+    let kv = dir.store().await;
+    let admin = admin();
+    let s = "blocks";
+    kv.insert(s, "one", &json!({"n": 1})).await.expect("insert");
+    let batch: Vec<(String, Bytes)> = (0..3)
+        .map(|i| (format!("many{i}"), json_bytes(&json!({"n": i}))))
+        .collect();
+    kv.insert_many(s, &batch).await.expect("insert_many");
+    kv.update(s, "one", &json!({"n": 2})).await.expect("update");
+    let big = json!({"text": "x".repeat(3 << 19)});
+    kv.insert(s, "big", &big).await.expect("a 1.5 MiB record");
+
+    let folder = dir.schema_dir(s);
+    let statuses = admin.list_status(&folder, false).await.expect("list");
+    let block = |name: &str| {
+        let st = statuses
+            .iter()
+            .find(|st| st.path.ends_with(&format!("/{name}")))
+            .unwrap_or_else(|| panic!("{name} in {statuses:?}"));
+        st.blocksize
+            .unwrap_or_else(|| panic!("no block size: {st:?}"))
+    };
+    for name in ["one", "many0", "many1", "many2"] {
+        assert_eq!(block(name), dataknobs::kv::hdfs::RECORD_BLOCK, "{name}");
+    }
+    assert!(
+        block("big") > dataknobs::kv::hdfs::RECORD_BLOCK,
+        "{statuses:?}"
+    );
+    assert_eq!(kv.get(s, "big").await.expect("get"), Some(big));
+    assert_eq!(kv.get(s, "one").await.expect("get"), Some(json!({"n": 2})));
+    dir.remove().await;
+}
+
 /// Keys that look like paths are ordinary keys: each is one file inside its schema's
 /// directory, round-trips through insert, get, exists, scan, update and delete, and nothing
 /// is written anywhere else.

@@ -19,6 +19,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -27,6 +28,7 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use hdfs_native::{Client, ClientBuilder, HdfsError, WriteOptions};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::{
     ConnectionMode, Connector, ConnectorConfig, ConnectorManager, ConnectorManagerFactory,
@@ -44,7 +46,9 @@ pub const WORKERS: usize = 32;
 
 /// Records being written at once by a batch write. Closing a file can wait 500 ms (the
 /// client asks the namenode again when it has not yet heard from the datanode about the
-/// block), so writes keep more in flight than reads: each costs little while it waits.
+/// block), so writes keep more in flight than reads: each costs little while it waits. It is
+/// also the most record transfers (reads and writes) the process has in flight at once over
+/// all its stores and calls (see `TRANSFERS`).
 pub const WRITERS: usize = 128;
 
 /// How long a writer waits for another writer's lock on a key.
@@ -385,8 +389,45 @@ impl HdfsKeyValueStore {
     }
 }
 
+/// Record reads and writes in flight at once in this process, over every store. Each opens a
+/// datanode connection: a burst of more connections than the datanode's accept queue holds
+/// (`ipc.server.listen.queue.size`, 256 by default) overflows it, and with SYN cookies the
+/// kernel may then drop a new connection's first segments. hdfs-native sends a request's
+/// version, op and body as separate segments, so the datanode read a torn header ("Version
+/// Mismatch") and closed the connection ("Datanode connection closed while waiting for ack"):
+/// eight `insert_many` calls of 128 writes each failed that way.
+static TRANSFERS: Semaphore = Semaphore::const_new(WRITERS);
+
+/// The most transfers seen in flight at once in this process (for tests).
+static PEAK_TRANSFERS: AtomicUsize = AtomicUsize::new(0);
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// The most record reads and writes this process had in flight at once over every HDFS
+/// store; never more than [`WRITERS`].
+pub fn peak_transfers() -> usize {
+    PEAK_TRANSFERS.load(Ordering::Relaxed)
+}
+
+/// One transfer's place among [`TRANSFERS`], given back when dropped.
+struct Transfer(#[allow(dead_code)] Option<SemaphorePermit<'static>>);
+
+impl Drop for Transfer {
+    fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+async fn transfer() -> Transfer {
+    // The semaphore is never closed: acquire cannot fail.
+    let permit = TRANSFERS.acquire().await.ok();
+    let now = IN_FLIGHT.fetch_add(1, Ordering::Relaxed) + 1;
+    PEAK_TRANSFERS.fetch_max(now, Ordering::Relaxed);
+    Transfer(permit)
+}
+
 /// Reads a whole file; None when there is none.
 async fn read_file(c: &Client, path: &str) -> std::result::Result<Option<Bytes>, HdfsError> {
+    let _transfer = transfer().await;
     match c.read(path).await {
         Ok(mut r) => {
             let len = r.file_length();
@@ -426,6 +467,7 @@ async fn write_temp(
     dir: &str,
     value: &Bytes,
 ) -> std::result::Result<String, HdfsError> {
+    let _transfer = transfer().await;
     let tmp = format!("{dir}/.tmp.{}", uuid::Uuid::new_v4().simple());
     let mut w = match c.create(&tmp, record_file_options(value.len())).await {
         // A namenode whose minimum block size is above ours: its default, then.

@@ -1375,6 +1375,58 @@ async fn small_record_files_are_written_with_small_blocks() {
     dir.remove().await;
 }
 
+/// Concurrent batches over two stores share one cap of record transfers in flight
+/// (`WRITERS`): eight `insert_many` calls of 128 writes each once opened 1024 datanode
+/// connections at once, overflowed the datanode's accept queue and failed with "Datanode
+/// connection closed while waiting for ack". Every batch here goes through whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_batches_share_one_cap_of_transfers_in_flight() {
+    use dataknobs::kv::hdfs::{WRITERS, peak_transfers};
+    let dir = Dir::new();
+    let stores = [dir.store().await, dir.store().await];
+    let s = "burst";
+    let batches: Vec<Vec<(String, Bytes)>> = (0..4)
+        .map(|b| {
+            (0..160)
+                .map(|i| (format!("b{b}r{i:03}"), json_bytes(&json!({"b": b, "i": i}))))
+                .collect()
+        })
+        .collect();
+    let inserted = futures::future::join_all(
+        batches
+            .iter()
+            .enumerate()
+            .map(|(b, batch)| stores[b % 2].insert_many(s, batch)),
+    )
+    .await;
+    for (b, r) in inserted.into_iter().enumerate() {
+        r.unwrap_or_else(|e| panic!("batch {b}: {e}"));
+    }
+    let peak = peak_transfers();
+    assert!(
+        peak <= WRITERS,
+        "{peak} transfers in flight at once, more than {WRITERS}"
+    );
+    assert!(peak > 1, "the batches ran one write at a time ({peak})");
+    let keys: Vec<String> = batches.iter().flatten().map(|(k, _)| k.clone()).collect();
+    let got = futures::future::join_all(
+        keys.chunks(160)
+            .enumerate()
+            .map(|(b, chunk)| stores[b % 2].get_many(s, chunk)),
+    )
+    .await;
+    let got: Vec<Option<Bytes>> = got.into_iter().flat_map(|r| r.expect("get_many")).collect();
+    let want: Vec<Option<Bytes>> = batches
+        .iter()
+        .flatten()
+        .map(|(_, v)| Some(v.clone()))
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(stores[0].count(s).await.expect("count"), 640);
+    assert!(peak_transfers() <= WRITERS, "{}", peak_transfers());
+    dir.remove().await;
+}
+
 /// Keys that look like paths are ordinary keys: each is one file inside its schema's
 /// directory, round-trips through insert, get, exists, scan, update and delete, and nothing
 /// is written anywhere else.

@@ -440,7 +440,8 @@ async fn kv(host: &str, port: u16, c: &Client, runs: usize) {
     check(store.get_many("warmup", &keys[..1]).await, "warm-up get");
 
     // FANOUT: how many insert_many / get_many calls share the records at once (each keeps
-    // the store's WRITERS / WORKERS requests in flight); 1 is the plain batch call.
+    // up to the store's WRITERS / WORKERS requests in flight, all of them together at most
+    // WRITERS record transfers); 1 is the plain batch call.
     let fanouts: Vec<usize> = env("FANOUT", "1")
         .split(',')
         .map(|f| check(f.trim().parse::<usize>(), "FANOUT").max(1))
@@ -486,7 +487,8 @@ async fn kv(host: &str, port: u16, c: &Client, runs: usize) {
             } else {
                 format!(
                     "{fanout} {bench}_many calls of {chunk} at once ({in_flight} requests in \
-                     flight each), one connection"
+                     flight each, {} in all at most), one connection",
+                    dataknobs::kv::hdfs::WRITERS
                 )
             };
             println!(

@@ -276,3 +276,88 @@ async fn scroll_and_pit_scans_read_the_same_rows() {
     );
     assert_eq!(offset, vec!["12001", "12002", "12003"]);
 }
+
+/// Search counters of one index on the test node: (shard queries, points in time opened).
+async fn search_counters(index: &str) -> (u64, u64) {
+    let (status, reply) = crate::common::raw_http(
+        &crate::opensearch::url(),
+        "GET",
+        &format!("/{index}/_stats/search"),
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{index} stats: {reply}");
+    let stats: serde_json::Value = serde_json::from_str(&reply).expect("stats JSON");
+    let search = &stats["_all"]["primaries"]["search"];
+    (
+        search["query_total"].as_u64().expect("query_total"),
+        search["point_in_time_total"]
+            .as_u64()
+            .expect("point_in_time_total (OpenSearch 2.4 or later)"),
+    )
+}
+
+/// A scan whose hits fit one page is one plain `_search`: no point in time opened, no page
+/// asked for after the short one. A scan with more hits than a page drops that request's
+/// page and reads the whole result in a point in time, every row once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scan_that_fits_one_page_is_one_request() {
+    let (u, prefix) = url_with_prefix("scan=pit");
+    let engine = Engine::new();
+    engine.attach("es", &u).await.expect("attach");
+    engine
+        .execute("CREATE TABLE es.pages (id BIGINT PRIMARY KEY, g BIGINT)")
+        .await
+        .expect("create");
+    engine
+        .execute(
+            "INSERT INTO es.pages SELECT v AS id, v % 7 AS g FROM generate_series(1, 10050) AS t(v)",
+        )
+        .await
+        .expect("insert");
+    let index = format!("{prefix}pages");
+    let (status, settings) = crate::common::raw_http(
+        &crate::opensearch::url(),
+        "GET",
+        &format!("/{index}/_settings"),
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{settings}");
+    let settings: serde_json::Value = serde_json::from_str(&settings).expect("settings JSON");
+    let shards: u64 = settings[&index]["settings"]["index"]["number_of_shards"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("number_of_shards");
+    assert_eq!(
+        shards, 1,
+        "the test node makes one-shard indexes (one scan partition)"
+    );
+
+    // 1436 hits: one request (one query per shard), no point in time.
+    let few = "SELECT id FROM es.pages WHERE g = 3";
+    let before = search_counters(&index).await;
+    let mut ids: Vec<i64> = first_column(&engine.execute(few).await.expect(few))
+        .iter()
+        .map(|v| v.parse().expect("an id"))
+        .collect();
+    let after = search_counters(&index).await;
+    ids.sort_unstable();
+    let want: Vec<i64> = (1..=10050).filter(|v| v % 7 == 3).collect();
+    assert_eq!(ids, want);
+    assert_eq!(after.0 - before.0, 1, "shard queries for {few}");
+    assert_eq!(after.1, before.1, "points in time opened for {few}");
+
+    // 10050 hits: more than a page; every row once, through a point in time.
+    let all = "SELECT id FROM es.pages";
+    let before = search_counters(&index).await;
+    let mut ids: Vec<i64> = first_column(&engine.execute(all).await.expect(all))
+        .iter()
+        .map(|v| v.parse().expect("an id"))
+        .collect();
+    let after = search_counters(&index).await;
+    ids.sort_unstable();
+    assert_eq!(ids, (1..=10050).collect::<Vec<i64>>());
+    assert!(after.1 > before.1, "no point in time for {all}");
+    engine.execute("DROP TABLE es.pages").await.expect("drop");
+}

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -71,6 +71,10 @@ pub struct ScanRequest {
     pub paging: Paging,
     pub schema: SchemaRef,
     pub columns: Vec<ColumnSpec>,
+    /// Did the table's last whole (one-partition) scan fit in one page? Then the next one
+    /// first sends one plain `_search` and needs no point in time or scroll when its hits fit
+    /// a page too (see [`State::probe`]).
+    pub fit_one_page: Arc<AtomicBool>,
 }
 
 impl ScanRequest {
@@ -129,8 +133,13 @@ impl ScanRequest {
             Paging::Pit => "point in time + search_after, one slice per shard",
             Paging::Scroll => "scroll",
         };
+        let probe = if self.fit_one_page.load(Ordering::Relaxed) {
+            " (one partition: first the same without paging, done if its hits fit a page)"
+        } else {
+            ""
+        };
         format!(
-            "POST /{}/_search ({how}) {}",
+            "POST /{}/_search ({how}) {}{probe}",
             path_part(&self.target),
             Json::Object(body)
         )
@@ -267,6 +276,13 @@ fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).rposition(|w| w == needle)
 }
 
+/// At least as many as the hits in a search reply: every hit has an `"_id":` key, and the
+/// text cannot occur inside a JSON string (its quotes would be escaped), only as a key of a
+/// document's own object.
+fn hits_at_most(page: &[u8]) -> usize {
+    memchr::memmem::find_iter(page, b"\"_id\":").count()
+}
+
 /// The string value of the first `"key":"…"` in the first 4 KiB of a reply (ids are
 /// base64: no escapes).
 fn leading_string(page: &[u8], key: &str) -> Option<String> {
@@ -343,6 +359,13 @@ struct State {
     left: Option<usize>,
     done: bool,
     single_done: bool,
+    /// This stream reads the whole scan: it may start with one plain `_search` of a page
+    /// (the probe) and it records in `fit_one_page` whether the scan fitted one page.
+    whole: bool,
+    /// The probe is still to be sent.
+    probe: bool,
+    /// Hits read so far (for `fit_one_page`).
+    hits: usize,
 }
 
 struct Cursor {
@@ -435,6 +458,16 @@ impl State {
                 self.done = true;
                 return self.decoder.finish().map(Some);
             }
+            if self.probe {
+                self.probe = false;
+                if self.probe_page().await? {
+                    self.done = true;
+                    if self.decoder.rows() > 0 {
+                        return self.decoder.finish().map(Some);
+                    }
+                    continue;
+                }
+            }
             if self.current.is_none() {
                 let Some(slice) = self.slices.pop() else {
                     self.done = true;
@@ -491,8 +524,10 @@ impl State {
                 }
             };
             let page_size = self.req.page_size();
-            // The next page goes out before this one is decoded, unless this one is enough.
-            let enough = self.left.is_some_and(|l| self.skip + l <= page_size);
+            // The next page goes out before this one is decoded, unless this one is enough
+            // or is the slice's last (fewer hits than a page).
+            let enough = self.left.is_some_and(|l| self.skip + l <= page_size)
+                || hits_at_most(&bytes) < page_size;
             if !enough {
                 let guess = match self.req.paging {
                     Paging::Pit => trailing_sort(&bytes).map(|after| {
@@ -521,6 +556,7 @@ impl State {
             let info =
                 self.decoder
                     .push_page(&bytes, &mut self.skip, &mut self.left, &self.req.table)?;
+            self.hits += info.hits;
             let last = info.hits < page_size
                 || (self.req.paging == Paging::Pit && info.last_sort.is_none());
             if let Some(cur) = self.current.as_mut() {
@@ -572,8 +608,42 @@ impl State {
         }
     }
 
+    /// Sends the probe: one plain `_search` of a page over the whole target. When its hits
+    /// fit the page they are the whole result (one request, where a point in time costs
+    /// three: open, page, close) and it returns true. A full page is dropped undecoded (it
+    /// came from another snapshot than the point in time the scan then opens).
+    async fn probe_page(&mut self) -> Result<bool> {
+        let mut body = self.req.body.clone();
+        body.insert("size".into(), json!(PAGE_SIZE));
+        body.insert("sort".into(), json!(["_doc"]));
+        body.insert("track_total_hits".into(), json!(false));
+        let path = format!("/{}/_search", path_part(&self.req.target));
+        let bytes = fetch(
+            self.client.clone(),
+            path,
+            Json::Object(body),
+            self.req.table.clone(),
+        )
+        .await?;
+        if hits_at_most(&bytes) >= PAGE_SIZE {
+            self.req.fit_one_page.store(false, Ordering::Relaxed);
+            return Ok(false);
+        }
+        let info =
+            self.decoder
+                .push_page(&bytes, &mut self.skip, &mut self.left, &self.req.table)?;
+        self.hits += info.hits;
+        Ok(true)
+    }
+
     /// Closes this partition's scroll and, for the last partition, the shared PITs.
     async fn finish(&mut self) {
+        if self.whole && (self.left.is_none() || self.hits < PAGE_SIZE) {
+            // Only a scan that read everything (or ended before a page) tells.
+            self.req
+                .fit_one_page
+                .store(self.hits < PAGE_SIZE, Ordering::Relaxed);
+        }
         self.drop_cursor().await;
         if let Some(shared) = self.pits.take()
             && shared.remaining.fetch_sub(1, Ordering::AcqRel) == 1
@@ -638,6 +708,10 @@ pub fn stream(
             shared_pits(partition)
         }
     });
+    // Partitions of one scan each read a part (slices of a point in time): only a stream
+    // that reads it all may answer it from one plain request.
+    let whole = !req.single() && partition.count <= 1;
+    let fit_one_page = req.fit_one_page.load(Ordering::Relaxed);
     let state = State {
         client,
         decoder: Decoder::new(req.schema.clone(), req.columns.clone()),
@@ -650,6 +724,9 @@ pub fn stream(
         pits,
         done: false,
         single_done: false,
+        whole,
+        probe: whole && fit_one_page,
+        hits: 0,
     };
     let s = futures::stream::unfold(state, |mut st| async move {
         match st.next_batch().await {
@@ -669,6 +746,14 @@ pub fn stream(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hits_are_counted_from_above() {
+        let page = br#"{"took":1,"hits":{"hits":[{"_index":"i","_id":"1","_source":{"s":"\"_id\":"}},{"_index":"i","_id":"2","_source":{"o":{"_id":3}}}]}}"#;
+        // Two hits; a document's own `_id` key counts too, text inside a string does not.
+        assert_eq!(hits_at_most(page), 3);
+        assert_eq!(hits_at_most(br#"{"hits":{"hits":[]}}"#), 0);
+    }
 
     #[test]
     fn the_cursor_is_guessed_from_the_reply_bytes() {

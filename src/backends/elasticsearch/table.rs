@@ -49,6 +49,8 @@ pub struct EsTable {
     indexes: Vec<Target>,
     layout: RwLock<Arc<Layout>>,
     single_valued: bool,
+    /// Whether the last whole scan fitted in one page (see `ScanRequest::fit_one_page`).
+    fit_one_page: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for EsTable {
@@ -173,6 +175,7 @@ impl EsTable {
             indexes,
             layout: RwLock::new(Arc::new(layout)),
             single_valued,
+            fit_one_page: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         })
     }
 
@@ -337,6 +340,7 @@ impl EsTable {
             paging: self.paging,
             schema,
             columns,
+            fit_one_page: self.fit_one_page.clone(),
         })
     }
 
@@ -354,6 +358,17 @@ impl EsTable {
             )
             .await?;
         Ok(())
+    }
+
+    /// Waits for a bulk write and makes it visible when the `refresh` option says so: with
+    /// `refresh=true` on the request when it was the only one, else one `_refresh` after it
+    /// (also after a failure: what was written is visible).
+    async fn finish_bulk(&self, w: BulkWriter, index: &str) -> Result<super::write::Outcome> {
+        let outcome = w.finish_refreshing(self.settings.refresh).await;
+        if !matches!(outcome, Ok((_, true))) {
+            let _ = self.refresh(index).await;
+        }
+        outcome.map(|(o, _)| o)
     }
 
     fn refresh_param(&self) -> &'static str {
@@ -417,8 +432,7 @@ impl EsTable {
             }
         }
         let written_before = w.written_so_far();
-        let outcome = w.finish().await;
-        let _ = self.refresh(&index).await;
+        let outcome = self.finish_bulk(w, &index).await;
         if let Some(e) = failure {
             let written = outcome
                 .as_ref()
@@ -806,8 +820,7 @@ impl EsTable {
         for (d, id) in docs.iter().zip(&ids) {
             w.push(Some(id), Some(d)).await?;
         }
-        let outcome = w.finish().await?;
-        let _ = self.refresh(&index).await;
+        let outcome = self.finish_bulk(w, &index).await?;
         Ok((ids, outcome))
     }
 
@@ -1217,8 +1230,7 @@ impl Database for EsTable {
         for id in ids {
             w.push(Some(id), None).await?;
         }
-        let outcome = w.finish().await?;
-        let _ = self.refresh(&index).await;
+        let outcome = self.finish_bulk(w, &index).await?;
         outcome.check("DELETE", &index)
     }
 
@@ -1279,9 +1291,8 @@ impl Database for EsTable {
             let bytes = serde_json::to_vec(&obj).map_err(|e| Error::internal(e.to_string()))?;
             w.push(Some(id), Some(&bytes)).await?;
         }
-        let mut outcome = w.finish().await?;
+        let mut outcome = self.finish_bulk(w, &index).await?;
         outcome.written += moved;
-        let _ = self.refresh(&index).await;
         outcome.check("UPDATE", &index)
     }
 }

@@ -137,11 +137,19 @@ struct BulkReply {
     items: Vec<Map<String, Json>>,
 }
 
-/// Sends one prepared chunk and reads every item.
-async fn send_chunk(client: &EsClient, index: &str, body: Bytes, docs: u64) -> Result<Outcome> {
+/// Sends one prepared chunk and reads every item; with `refresh`, the chunk's writes are
+/// visible to searches when it answers (`refresh=true`).
+async fn send_chunk(
+    client: &EsClient,
+    index: &str,
+    body: Bytes,
+    docs: u64,
+    refresh: bool,
+) -> Result<Outcome> {
     let path = format!(
-        "/{}/_bulk?filter_path=errors,items.*._id,items.*.status,items.*.error,items.*.result",
-        path_part(index)
+        "/{}/_bulk?filter_path=errors,items.*._id,items.*.status,items.*.error,items.*.result{}",
+        path_part(index),
+        if refresh { "&refresh=true" } else { "" }
     );
     let reply = client.send(Method::Post, &path, Some(body), true).await?;
     if !reply.ok() {
@@ -234,6 +242,8 @@ pub struct BulkWriter {
     in_flight: usize,
     buf: BytesMut,
     docs: u64,
+    /// Requests sent so far.
+    sent: usize,
     pending:
         futures::stream::FuturesUnordered<futures::future::BoxFuture<'static, Result<Outcome>>>,
     outcome: Outcome,
@@ -255,6 +265,7 @@ impl BulkWriter {
             in_flight: in_flight.max(1),
             buf: BytesMut::new(),
             docs: 0,
+            sent: 0,
             pending: Default::default(),
             outcome: Outcome::default(),
         }
@@ -290,6 +301,10 @@ impl BulkWriter {
     }
 
     async fn flush(&mut self) -> Result<()> {
+        self.send(false).await
+    }
+
+    async fn send(&mut self, refresh: bool) -> Result<()> {
         if self.docs == 0 {
             return Ok(());
         }
@@ -297,8 +312,9 @@ impl BulkWriter {
         let docs = std::mem::take(&mut self.docs);
         let client = self.client.clone();
         let index = self.index.clone();
+        self.sent += 1;
         self.pending.push(Box::pin(async move {
-            send_chunk(&client, &index, body, docs).await
+            send_chunk(&client, &index, body, docs, refresh).await
         }));
         while self.pending.len() >= self.in_flight {
             self.collect_one().await?;
@@ -333,12 +349,20 @@ impl BulkWriter {
     }
 
     /// Sends what is left and waits for every request.
-    pub async fn finish(mut self) -> Result<Outcome> {
-        self.flush().await?;
+    pub async fn finish(self) -> Result<Outcome> {
+        Ok(self.finish_refreshing(false).await?.0)
+    }
+
+    /// [`finish`](Self::finish), and with `refresh`, when every item went in one request,
+    /// that request carries `refresh=true`: the writes are visible when it answers, with no
+    /// `_refresh` after it. The flag says whether it did (otherwise the caller refreshes).
+    pub async fn finish_refreshing(mut self, refresh: bool) -> Result<(Outcome, bool)> {
+        let refreshed = refresh && self.sent == 0 && self.docs > 0;
+        self.send(refreshed).await?;
         while !self.pending.is_empty() {
             self.collect_one().await?;
         }
-        Ok(self.outcome)
+        Ok((self.outcome, refreshed))
     }
 
     pub fn written_so_far(&self) -> u64 {

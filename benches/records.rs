@@ -10,7 +10,8 @@
 //!   number found is checked against the count computed here.
 //!
 //! Modes (arguments, default `memory postgres`): `memory` (`MemoryBackend::collection`, N =
-//! MEM_RECORDS, default 100000); the server modes make a table `(id TEXT PRIMARY KEY, name
+//! MEM_RECORDS, default 100000), `file` (`FileDatabase` on a JSON file in a temporary
+//! directory, N = FILE_RECORDS, default 2000); the server modes make a table `(id TEXT PRIMARY KEY, name
 //! TEXT, age BIGINT, city TEXT)` through SQL, use `engine.database("b.<table>")` and drop the
 //! table at the end: `postgres` (N = PG_RECORDS, default 10000; DK_BENCH_POSTGRES_URL, default
 //! postgres://postgres@127.0.0.1:5432/test), `elasticsearch` (N = ES_RECORDS, default 2000;
@@ -26,6 +27,7 @@
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use dataknobs::backends::file::{FileDatabase, Format};
 use dataknobs::backends::memory::MemoryBackend;
 use dataknobs::{Database, Engine, Query, Record};
 
@@ -216,10 +218,26 @@ async fn main() {
                     let n = env_usize("S3_RECORDS", 1_000);
                     on_server("s3", &s3_url(), n, searches, round).await
                 }
+                "file" => {
+                    // A JSON file (one array of records), as the seed's FileDatabase.
+                    let n = if full {
+                        env_usize("FILE_RECORDS", 2_000)
+                    } else {
+                        100
+                    };
+                    let dir = tempfile::tempdir().unwrap_or_else(|e| fail("temp dir", e));
+                    let db = FileDatabase::open(
+                        dir.path().join("people.json"),
+                        Some(Format::Json),
+                        None,
+                    )
+                    .unwrap_or_else(|e| fail("open the file", e));
+                    run(&db, "file", n, searches, round).await;
+                }
                 "postgres" | "elasticsearch" | "s3" => {}
                 other => fail(
                     "mode",
-                    format!("unknown mode {other} (memory, postgres, elasticsearch, s3)"),
+                    format!("unknown mode {other} (memory, file, postgres, elasticsearch, s3)"),
                 ),
             }
         }

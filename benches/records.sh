@@ -13,8 +13,10 @@
 #             refuses OpenSearch), refresh=true on every write as the seed does by default.
 #   s3:       S3_RECORDS (1000; the seed writes one object per record, its batch is a loop of
 #             single creates) the same, on the moto_server of scripts/s3.sh (DK_BENCH_S3_*).
-# Environment: ROUNDS, MEM_RECORDS, PG_RECORDS, ES_RECORDS, S3_RECORDS, SEARCHES (5), MODES
-# ("memory postgres"; any of memory postgres elasticsearch s3), RESULTS
+#   file:     FILE_RECORDS (2000; the seed rewrites the whole JSON file on every create) the
+#             same, on a JSON file (one array of records) in a temporary directory.
+# Environment: ROUNDS, MEM_RECORDS, PG_RECORDS, ES_RECORDS, S3_RECORDS, FILE_RECORDS, SEARCHES
+# (5), MODES ("memory postgres"; any of memory file postgres elasticsearch s3), RESULTS
 # (/tmp/records_bench.jsonl), PROFILE (bench = release; dev for a quick run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +27,7 @@ MODES="${MODES:-memory postgres}"
 ROUNDS="${ROUNDS:-2}"
 export MEM_RECORDS="${MEM_RECORDS:-100000}" PG_RECORDS="${PG_RECORDS:-10000}"
 export ES_RECORDS="${ES_RECORDS:-2000}" S3_RECORDS="${S3_RECORDS:-1000}"
+export FILE_RECORDS="${FILE_RECORDS:-2000}"
 export SEARCHES="${SEARCHES:-5}"
 
 # shellcheck source=scripts/services.sh
@@ -84,7 +87,7 @@ def shown(r):
 print("\n| workload | seed (faster flavour, each round) | dataknobs (each round) | ratio |")
 print("|---|---|---|---|")
 names = {"single": "single creates", "batch": "one batch of", "search": "search over"}
-for backend in ["memory", "postgres", "elasticsearch", "s3"]:
+for backend in ["memory", "file", "postgres", "elasticsearch", "s3"]:
     for bench in ["single", "batch", "search"]:
         ours = [r for r in rows if r["engine"] == "dataknobs" and r["backend"] == backend
                 and r["bench"] == bench]

@@ -61,11 +61,12 @@ from urllib.parse import unquote, urlparse
 from dataknobs_data import Query, Record
 
 CITIES = ["Oslo", "Paris", "Lima", "Quito", "Rome", "Kyiv", "Baku", "Doha", "Lagos", "Hanoi"]
-MODES = ("memory", "postgres", "elasticsearch", "s3")
+MODES = ("memory", "postgres", "elasticsearch", "s3", "file")
 N = {"memory": int(os.environ.get("MEM_RECORDS", 100_000)),
      "postgres": int(os.environ.get("PG_RECORDS", 10_000)),
      "elasticsearch": int(os.environ.get("ES_RECORDS", 2_000)),
-     "s3": int(os.environ.get("S3_RECORDS", 1_000))}
+     "s3": int(os.environ.get("S3_RECORDS", 1_000)),
+     "file": int(os.environ.get("FILE_RECORDS", 2_000))}
 SEARCHES = int(os.environ.get("SEARCHES", 5))
 ROUNDS = int(os.environ.get("ROUNDS", 1))
 PG_URL = os.environ.get("DK_BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
@@ -287,8 +288,20 @@ def bench_s3(flavour, n, emit, stage):
             s3.delete_bucket(Bucket=bucket)
 
 
+def bench_file(flavour, n, emit, stage):
+    import shutil
+    import tempfile
+    from dataknobs_data.backends.file import AsyncFileDatabase, SyncFileDatabase
+    d = tempfile.mkdtemp(prefix="dk_seed_file_")
+    try:
+        drive(flavour, "file", n, emit, stage, SyncFileDatabase, AsyncFileDatabase,
+              {"path": os.path.join(d, "people.json"), "format": "json"})
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 BENCHES = {"memory": bench_memory, "postgres": bench_postgres,
-           "elasticsearch": bench_elasticsearch, "s3": bench_s3}
+           "elasticsearch": bench_elasticsearch, "s3": bench_s3, "file": bench_file}
 
 
 def bench(backend, flavour, rnd):

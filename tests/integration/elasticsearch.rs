@@ -277,17 +277,16 @@ async fn scroll_and_pit_scans_read_the_same_rows() {
     assert_eq!(offset, vec!["12001", "12002", "12003"]);
 }
 
+/// A GET on the test node that must answer 200; its JSON.
+async fn get_json(path: &str) -> serde_json::Value {
+    let (status, reply) = crate::common::raw_http(&crate::opensearch::url(), "GET", path, "").await;
+    assert_eq!(status, 200, "GET {path}: {reply}");
+    serde_json::from_str(&reply).unwrap_or_else(|e| panic!("GET {path}: {e}: {reply}"))
+}
+
 /// Search counters of one index on the test node: (shard queries, points in time opened).
 async fn search_counters(index: &str) -> (u64, u64) {
-    let (status, reply) = crate::common::raw_http(
-        &crate::opensearch::url(),
-        "GET",
-        &format!("/{index}/_stats/search"),
-        "",
-    )
-    .await;
-    assert_eq!(status, 200, "{index} stats: {reply}");
-    let stats: serde_json::Value = serde_json::from_str(&reply).expect("stats JSON");
+    let stats = get_json(&format!("/{index}/_stats/search")).await;
     let search = &stats["_all"]["primaries"]["search"];
     (
         search["query_total"].as_u64().expect("query_total"),
@@ -295,6 +294,22 @@ async fn search_counters(index: &str) -> (u64, u64) {
             .as_u64()
             .expect("point_in_time_total (OpenSearch 2.4 or later)"),
     )
+}
+
+/// The ids `sql` returns, sorted, with `index`'s search counters before and after it.
+async fn counted_ids(
+    engine: &Engine,
+    index: &str,
+    sql: &str,
+) -> (Vec<i64>, (u64, u64), (u64, u64)) {
+    let before = search_counters(index).await;
+    let mut ids: Vec<i64> = first_column(&engine.execute(sql).await.expect(sql))
+        .iter()
+        .map(|v| v.parse().expect("an id"))
+        .collect();
+    let after = search_counters(index).await;
+    ids.sort_unstable();
+    (ids, before, after)
 }
 
 /// A scan whose hits fit one page is one plain `_search`: no point in time opened, no page
@@ -316,15 +331,7 @@ async fn a_scan_that_fits_one_page_is_one_request() {
         .await
         .expect("insert");
     let index = format!("{prefix}pages");
-    let (status, settings) = crate::common::raw_http(
-        &crate::opensearch::url(),
-        "GET",
-        &format!("/{index}/_settings"),
-        "",
-    )
-    .await;
-    assert_eq!(status, 200, "{settings}");
-    let settings: serde_json::Value = serde_json::from_str(&settings).expect("settings JSON");
+    let settings = get_json(&format!("/{index}/_settings")).await;
     let shards: u64 = settings[&index]["settings"]["index"]["number_of_shards"]
         .as_str()
         .and_then(|s| s.parse().ok())
@@ -336,13 +343,7 @@ async fn a_scan_that_fits_one_page_is_one_request() {
 
     // 1436 hits: one request (one query per shard), no point in time.
     let few = "SELECT id FROM es.pages WHERE g = 3";
-    let before = search_counters(&index).await;
-    let mut ids: Vec<i64> = first_column(&engine.execute(few).await.expect(few))
-        .iter()
-        .map(|v| v.parse().expect("an id"))
-        .collect();
-    let after = search_counters(&index).await;
-    ids.sort_unstable();
+    let (ids, before, after) = counted_ids(&engine, &index, few).await;
     let want: Vec<i64> = (1..=10050).filter(|v| v % 7 == 3).collect();
     assert_eq!(ids, want);
     assert_eq!(after.0 - before.0, 1, "shard queries for {few}");
@@ -350,13 +351,7 @@ async fn a_scan_that_fits_one_page_is_one_request() {
 
     // 10050 hits: more than a page; every row once, through a point in time.
     let all = "SELECT id FROM es.pages";
-    let before = search_counters(&index).await;
-    let mut ids: Vec<i64> = first_column(&engine.execute(all).await.expect(all))
-        .iter()
-        .map(|v| v.parse().expect("an id"))
-        .collect();
-    let after = search_counters(&index).await;
-    ids.sort_unstable();
+    let (ids, before, after) = counted_ids(&engine, &index, all).await;
     assert_eq!(ids, (1..=10050).collect::<Vec<i64>>());
     assert!(after.1 > before.1, "no point in time for {all}");
     engine.execute("DROP TABLE es.pages").await.expect("drop");

@@ -442,17 +442,12 @@ impl State {
                     continue;
                 }
                 self.single_done = true;
-                let mut body = self.req.body.clone();
-                body.insert("from".into(), json!(self.req.offset));
-                body.insert("size".into(), json!(self.req.limit.unwrap_or(PAGE_SIZE)));
-                let path = format!("/{}/_search", path_part(&self.req.target));
-                let bytes = fetch(
-                    self.client.clone(),
-                    path,
-                    Json::Object(body),
-                    self.req.table.clone(),
-                )
-                .await?;
+                let bytes = self
+                    .search_target(&[
+                        ("from", json!(self.req.offset)),
+                        ("size", json!(self.req.limit.unwrap_or(PAGE_SIZE))),
+                    ])
+                    .await?;
                 self.decoder
                     .push_page(&bytes, &mut 0, &mut None, &self.req.table)?;
                 self.done = true;
@@ -608,23 +603,34 @@ impl State {
         }
     }
 
-    /// Sends the probe: one plain `_search` of a page over the whole target. When its hits
-    /// fit the page they are the whole result (one request, where a point in time costs
-    /// three: open, page, close) and it returns true. A full page is dropped undecoded (it
-    /// came from another snapshot than the point in time the scan then opens).
-    async fn probe_page(&mut self) -> Result<bool> {
+    /// One plain `_search` of the whole target: the scan's body with `extra` keys set.
+    async fn search_target(&self, extra: &[(&str, Json)]) -> Result<Bytes> {
         let mut body = self.req.body.clone();
-        body.insert("size".into(), json!(PAGE_SIZE));
-        body.insert("sort".into(), json!(["_doc"]));
-        body.insert("track_total_hits".into(), json!(false));
+        for (k, v) in extra {
+            body.insert((*k).into(), v.clone());
+        }
         let path = format!("/{}/_search", path_part(&self.req.target));
-        let bytes = fetch(
+        fetch(
             self.client.clone(),
             path,
             Json::Object(body),
             self.req.table.clone(),
         )
-        .await?;
+        .await
+    }
+
+    /// Sends the probe: one plain `_search` of a page over the whole target. When its hits
+    /// fit the page they are the whole result (one request, where a point in time costs
+    /// three: open, page, close) and it returns true. A full page is dropped undecoded (it
+    /// came from another snapshot than the point in time the scan then opens).
+    async fn probe_page(&mut self) -> Result<bool> {
+        let bytes = self
+            .search_target(&[
+                ("size", json!(PAGE_SIZE)),
+                ("sort", json!(["_doc"])),
+                ("track_total_hits", json!(false)),
+            ])
+            .await?;
         if hits_at_most(&bytes) >= PAGE_SIZE {
             self.req.fit_one_page.store(false, Ordering::Relaxed);
             return Ok(false);

@@ -348,14 +348,10 @@ impl BulkWriter {
         Ok(())
     }
 
-    /// Sends what is left and waits for every request.
-    pub async fn finish(self) -> Result<Outcome> {
-        Ok(self.finish_refreshing(false).await?.0)
-    }
-
-    /// [`finish`](Self::finish), and with `refresh`, when every item went in one request,
-    /// that request carries `refresh=true`: the writes are visible when it answers, with no
-    /// `_refresh` after it. The flag says whether it did (otherwise the caller refreshes).
+    /// Sends what is left and waits for every request. With `refresh`, when every item went
+    /// in one request, that request carries `refresh=true`: the writes are visible when it
+    /// answers, with no `_refresh` after it. The flag says whether it did (otherwise the
+    /// caller refreshes).
     pub async fn finish_refreshing(mut self, refresh: bool) -> Result<(Outcome, bool)> {
         let refreshed = refresh && self.sent == 0 && self.docs > 0;
         self.send(refreshed).await?;

@@ -438,7 +438,6 @@ async fn read_file(c: &Client, path: &str) -> std::result::Result<Option<Bytes>,
     }
 }
 
-/// Writes `value` to a new hidden file in `dir` and returns its path.
 /// The block size of a record file no larger than it: 1 MiB, the namenode's default
 /// minimum (`dfs.namenode.fs-limits.min-block-size`).
 pub const RECORD_BLOCK: u64 = 1 << 20;
@@ -462,6 +461,7 @@ fn is_block_size_refusal(e: &HdfsError) -> bool {
     e.to_string().contains("min-block-size")
 }
 
+/// Writes `value` to a new hidden file in `dir` and returns its path.
 async fn write_temp(
     c: &Client,
     dir: &str,

@@ -129,6 +129,16 @@ impl Engine {
         &self.ctx
     }
 
+    /// The backend factory.
+    pub fn factory(&self) -> &DatabaseFactory {
+        &self.factory
+    }
+
+    /// The name of the backend unqualified table names refer to.
+    pub fn default_backend(&self) -> String {
+        self.default_backend.read().clone()
+    }
+
     /// The backend factory (register more kinds here before attaching).
     pub fn factory_mut(&mut self) -> &mut DatabaseFactory {
         &mut self.factory
@@ -252,8 +262,58 @@ impl Engine {
     pub async fn sql(&self, sql: &str) -> Result<DataFrame> {
         let state = self.ctx.state();
         let statement = crate::depth::parse(&state, sql)?;
-        let plan = state.statement_to_plan(statement).await?;
+        if let Some(batch) = self.show_statement(&statement).await? {
+            return Ok(self.ctx.read_batch(batch)?);
+        }
+        let plan = state
+            .statement_to_plan(statement)
+            .await
+            .map_err(|e| Error::from(e).map_message(user_names))?;
         self.run_plan(plan).await
+    }
+
+    /// `SHOW TABLES [IN backend]`, `SHOW COLUMNS FROM t` and `DESCRIBE t`, answered from the
+    /// attached backends (see [`crate::describe`]); None for every other statement.
+    async fn show_statement(
+        &self,
+        statement: &datafusion::sql::parser::Statement,
+    ) -> Result<Option<RecordBatch>> {
+        use datafusion::sql::parser::Statement as Df;
+        use datafusion::sql::sqlparser::ast::Statement as S;
+        let Df::Statement(s) = statement else {
+            return Ok(None);
+        };
+        let parent = |o: &datafusion::sql::sqlparser::ast::ShowStatementOptions| {
+            o.show_in
+                .as_ref()
+                .and_then(|i| i.parent_name.as_ref())
+                .map(|n| n.to_string())
+        };
+        let plain = |o: &datafusion::sql::sqlparser::ast::ShowStatementOptions| {
+            o.starts_with.is_none() && o.limit.is_none() && o.filter_position.is_none()
+        };
+        match s.as_ref() {
+            S::ShowTables {
+                show_options,
+                history: false,
+                terse: false,
+                ..
+            } if plain(show_options) => Ok(Some(
+                self.list_tables(parent(show_options).as_deref()).await?,
+            )),
+            S::ShowColumns { show_options, .. } if plain(show_options) => {
+                match parent(show_options) {
+                    Some(t) => Ok(Some(self.describe(&t).await?)),
+                    None => Ok(None),
+                }
+            }
+            S::ExplainTable {
+                table_name,
+                hive_format: None,
+                ..
+            } => Ok(Some(self.describe(&table_name.to_string()).await?)),
+            _ => Ok(None),
+        }
     }
 
     /// Runs one statement to completion and returns its batches (then syncs backends that
@@ -464,4 +524,52 @@ fn check_attach_name(name: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// A planner message with tables named as users write them: the engine's own catalog
+/// (`dataknobs.public.t`, `dataknobs.pg.t`) is how DataFusion resolves `t` and `pg.t`, not a
+/// name anyone typed.
+pub fn user_names(message: &str) -> String {
+    let public = format!("{DEFAULT_CATALOG}.{DEFAULT_SCHEMA}.");
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find(DEFAULT_CATALOG) {
+        let starts_word = rest[..at]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '.'));
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        if starts_word && tail.starts_with(&public) {
+            rest = &tail[public.len()..];
+        } else if starts_word && tail[DEFAULT_CATALOG.len()..].starts_with('.') {
+            rest = &tail[DEFAULT_CATALOG.len() + 1..];
+        } else {
+            out.push_str(DEFAULT_CATALOG);
+            rest = &tail[DEFAULT_CATALOG.len()..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::user_names;
+
+    #[test]
+    fn the_engine_catalog_is_dropped_from_messages() {
+        assert_eq!(
+            user_names("table 'dataknobs.public.orders' not found"),
+            "table 'orders' not found"
+        );
+        assert_eq!(
+            user_names("table 'dataknobs.pg.orders' not found"),
+            "table 'pg.orders' not found"
+        );
+        assert_eq!(
+            user_names("no field mydataknobs.x in dataknobs"),
+            "no field mydataknobs.x in dataknobs"
+        );
+    }
 }

@@ -114,6 +114,12 @@ impl Error {
         self.backend.as_deref()
     }
 
+    /// The same error with its message rewritten by `f`.
+    pub(crate) fn map_message(mut self, f: impl FnOnce(&str) -> String) -> Self {
+        self.message = f(&self.message);
+        self
+    }
+
     /// The message, without backend and kind.
     pub fn message(&self) -> &str {
         &self.message
@@ -159,6 +165,12 @@ impl Error {
                 Ok(ours) => *ours,
                 Err(other) => Error::query(one_line(&other.to_string())).with_source(other),
             },
+            // The rule that failed is an implementation detail; its cause is the user's error
+            // (`SELECT 'abc'::int` fails while constant-folding the cast).
+            D::Context(ctx, inner) if ctx.starts_with("Optimizer rule") => {
+                Self::from_datafusion(*inner)
+            }
+            D::Diagnostic(_, inner) => Self::from_datafusion(*inner),
             D::Context(ctx, inner) => {
                 let mut err = Self::from_datafusion(*inner);
                 err.message = format!("{ctx}: {}", err.message);
@@ -177,6 +189,8 @@ impl Error {
             }
             D::IoError(io) => Error::new(ErrorKind::Io, io.to_string()).with_source(io),
             D::NotImplemented(m) => Error::unsupported(one_line(&m)),
+            D::SQL(e, _) => Error::query(format!("syntax error: {}", parser_message(&e))),
+            D::Plan(m) | D::Execution(m) => Error::query(one_line(&m)),
             other => {
                 let text = other.strip_backtrace();
                 Error::query(one_line(&text)).with_source(other)
@@ -186,6 +200,21 @@ impl Error {
 }
 
 use datafusion::arrow;
+
+/// A parser error's own words, with its position as `at line L, column C` (the parser's
+/// `Debug`-like `ParserError("…")` wrapper and `Line: L, Column: C` capitals dropped).
+fn parser_message(e: &datafusion::sql::sqlparser::parser::ParserError) -> String {
+    use datafusion::sql::sqlparser::parser::ParserError as P;
+    let text = match e {
+        P::TokenizerError(m) | P::ParserError(m) => m.clone(),
+        P::RecursionLimitExceeded => "expression nested too deeply".to_string(),
+    };
+    one_line(
+        &text
+            .replace(" at Line: ", " at line ")
+            .replace(", Column: ", ", column "),
+    )
+}
 
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")

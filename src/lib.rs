@@ -34,6 +34,7 @@ pub mod cli;
 pub mod config;
 pub mod database;
 pub mod depth;
+pub mod describe;
 pub mod dml;
 pub mod engine;
 pub mod error;

@@ -29,7 +29,13 @@ fn main() -> std::process::ExitCode {
         .stack_size(STACK)
         .spawn(run)
     {
-        Ok(handle) => handle.join().unwrap_or(std::process::ExitCode::FAILURE),
+        Ok(handle) => handle.join().unwrap_or_else(|_| {
+            eprintln!(
+                "Error: internal error: dataknobs stopped on a bug ({}); please report it",
+                dataknobs::cli::escaped_panic()
+            );
+            std::process::ExitCode::FAILURE
+        }),
         Err(e) => {
             eprintln!("dataknobs: cannot start the main thread: {e}");
             std::process::ExitCode::FAILURE

@@ -9,24 +9,52 @@ use crate::error::{Error, Result};
 /// How results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum Format {
-    /// Aligned table (default).
+    /// Aligned table (default); at most --max-rows rows are shown.
     #[default]
     Table,
     /// CSV with a header line.
     Csv,
+    /// Tab-separated values with a header line.
+    Tsv,
     /// One JSON array of objects per result.
     Json,
     /// One JSON object per line.
     Ndjson,
+    /// A Markdown table.
+    Markdown,
+    /// One block per row, one line per column (as psql's \x).
+    Vertical,
+}
+
+impl Format {
+    /// The name `\format` and `--format` take.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Table => "table",
+            Format::Csv => "csv",
+            Format::Tsv => "tsv",
+            Format::Json => "json",
+            Format::Ndjson => "ndjson",
+            Format::Markdown => "markdown",
+            Format::Vertical => "vertical",
+        }
+    }
+
+    /// Parses a `\format` argument.
+    pub fn parse(name: &str) -> Option<Format> {
+        <Format as ValueEnum>::from_str(name, true).ok()
+    }
 }
 
 /// dataknobs: one SQL engine over every store.
 ///
-/// With no -c or -f it starts an interactive prompt over an in-memory backend.
+/// With no -c or -f, and a terminal on stdin, it starts an interactive prompt over an
+/// in-memory backend; SQL piped on stdin runs as a script.
 #[derive(Debug, Parser)]
 #[command(name = "dataknobs", version, about)]
 pub struct Args {
-    /// Run SQL and exit (repeatable; all run in order in one session).
+    /// Run SQL or a meta command (\d, \attach …) and exit (repeatable; all run in order in
+    /// one session).
     #[arg(
         short = 'c',
         long = "command",
@@ -35,13 +63,23 @@ pub struct Args {
     )]
     pub command: Vec<String>,
 
-    /// Run the SQL statements in FILE and exit (repeatable).
-    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    /// Run the statements in FILE ("-" for stdin) and exit (repeatable).
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "FILE",
+        allow_hyphen_values = true
+    )]
     pub file: Vec<PathBuf>,
 
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+
+    /// Read backends from this TOML config file (default: $DATAKNOBS_CONFIG, else
+    /// $XDG_CONFIG_HOME/dataknobs/config.toml when it exists).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
     /// Attach a backend: NAME=URL, e.g. mem2=memory:// (repeatable).
     #[arg(long = "attach", value_name = "NAME=URL")]
@@ -51,6 +89,18 @@ pub struct Args {
     #[arg(long = "default", value_name = "NAME")]
     pub default_backend: Option<String>,
 
+    /// The most rows the table format shows (0: all); the rest are counted.
+    #[arg(long = "max-rows", value_name = "N", default_value_t = 40)]
+    pub max_rows: usize,
+
+    /// In scripts, go on after a failing statement (the exit code is still non-zero).
+    #[arg(long = "continue-on-error")]
+    pub continue_on_error: bool,
+
+    /// No banner, no row counts or timings.
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+
     #[arg(skip)]
     order: Vec<Input>,
 }
@@ -59,6 +109,7 @@ pub struct Args {
 #[derive(Debug, Clone)]
 pub enum Input {
     Command(String),
+    /// A file path; "-" is stdin.
     File(PathBuf),
 }
 
@@ -98,6 +149,8 @@ impl Args {
                 || a == "--file"
                 || a == "--format"
                 || a == "--attach"
+                || a == "--config"
+                || a == "--max-rows"
                 || a == "--default")
                 && i + 1 < raw.len()
             {

@@ -7,6 +7,7 @@
 //! Adding a backend kind: implement [`BackendKind`] in the backend's folder and add one
 //! `f.register(Arc::new(TheKind))` line to [`DatabaseFactory::with_builtin`].
 
+pub mod file;
 pub mod options;
 
 use std::collections::BTreeMap;
@@ -49,23 +50,113 @@ pub struct BackendInfo {
     pub name: String,
     pub description: String,
     pub persistent: bool,
+    /// The cargo feature that compiles it in (None: always there, or a user's kind).
+    pub feature: Option<String>,
     pub schemes: Vec<String>,
     pub example_url: String,
+    /// Settings [`DatabaseFactory::create`] needs.
+    pub required: Vec<String>,
+    /// Settings it may take (the URL's parts and the kind's options).
+    pub optional: Vec<String>,
     pub options: Vec<OptionSpec>,
 }
 
 impl BackendInfo {
     fn of(kind: &dyn BackendKind) -> Self {
+        let feature = BUILTIN_FEATURES
+            .iter()
+            .find(|(n, _)| *n == kind.name())
+            .map(|(_, f)| f.to_string());
+        let mut required = vec![];
+        let mut optional = vec!["url".to_string()];
+        let parts = url_parts(kind.name());
+        if parts.required.is_some() {
+            required.extend(parts.required.map(str::to_string));
+        }
+        optional.extend(parts.optional.iter().map(|p| p.to_string()));
+        for o in kind.options() {
+            if o.required {
+                required.push(o.name.to_string());
+            } else if !o.secret {
+                optional.push(o.name.to_string());
+            }
+        }
         BackendInfo {
             name: kind.name().to_string(),
             description: kind.description().to_string(),
             persistent: kind.persistent(),
+            feature,
             schemes: kind.schemes().iter().map(|s| s.to_string()).collect(),
             example_url: kind.example_url().to_string(),
+            required,
+            optional,
             options: kind.options().to_vec(),
         }
     }
 }
+
+/// The built-in kinds behind a cargo feature, with their URL schemes: a build without the
+/// feature says which one to turn on.
+const BUILTIN_FEATURES: &[(&str, &str)] = &[
+    ("postgres", "postgres"),
+    ("elasticsearch", "elasticsearch"),
+    ("s3", "s3"),
+    ("redis", "redis"),
+    ("hdfs", "hdfs"),
+];
+const BUILTIN_SCHEMES: &[(&str, &str)] = &[
+    ("postgres", "postgres"),
+    ("postgresql", "postgres"),
+    ("es+http", "elasticsearch"),
+    ("es+https", "elasticsearch"),
+    ("elasticsearch", "elasticsearch"),
+    ("s3", "s3"),
+    ("redis", "redis"),
+    ("rediss", "redis"),
+    ("hdfs", "hdfs"),
+];
+
+/// The settings (beside `url` and the kind's options) that build a kind's URL in
+/// [`DatabaseFactory::create`].
+struct UrlParts {
+    /// The setting that must be there when no `url` is.
+    required: Option<&'static str>,
+    optional: &'static [&'static str],
+}
+
+fn url_parts(kind: &str) -> UrlParts {
+    match kind {
+        "memory" => UrlParts {
+            required: None,
+            optional: &["path"],
+        },
+        "file" => UrlParts {
+            required: Some("path"),
+            optional: &[],
+        },
+        "s3" => UrlParts {
+            required: Some("bucket"),
+            optional: &["prefix"],
+        },
+        "postgres" => UrlParts {
+            required: None,
+            optional: &["host", "port", "user", "password", "database"],
+        },
+        "redis" => UrlParts {
+            required: None,
+            optional: &["host", "port", "user", "password", "db"],
+        },
+        _ => UrlParts {
+            required: None,
+            optional: &["host", "port", "user", "password", "path"],
+        },
+    }
+}
+
+/// Settings that are parts of the URL, not options.
+const PART_KEYS: &[&str] = &[
+    "url", "kind", "host", "port", "user", "password", "path", "database", "db", "bucket", "prefix",
+];
 
 /// The registry of backend kinds.
 #[derive(Debug, Clone)]
@@ -154,9 +245,19 @@ impl DatabaseFactory {
         self.kinds.insert(kind.name().to_string(), kind);
     }
 
+    /// Registers a user's backend kind under its name (the seed's `register_backend`).
+    pub fn register_backend(&mut self, kind: Arc<dyn BackendKind>) {
+        self.register(kind);
+    }
+
     /// The registered backend kinds.
     pub fn available(&self) -> Vec<String> {
         self.kinds.keys().cloned().collect()
+    }
+
+    /// The registered backend kinds (the seed's `get_available_backends`).
+    pub fn available_backends(&self) -> Vec<String> {
+        self.available()
     }
 
     /// Information about a kind.
@@ -164,8 +265,14 @@ impl DatabaseFactory {
         self.kinds.get(name).map(|k| BackendInfo::of(k.as_ref()))
     }
 
-    /// Information about every kind, by name (the seed's `get_backend_info`).
-    pub fn backend_info(&self) -> Vec<BackendInfo> {
+    /// Information about one kind (the seed's `get_backend_info`); an error that says what
+    /// to do for a kind this build lacks.
+    pub fn backend_info(&self, name: &str) -> Result<BackendInfo> {
+        Ok(BackendInfo::of(self.kind(name)?.as_ref()))
+    }
+
+    /// Information about every kind, by name.
+    pub fn backend_infos(&self) -> Vec<BackendInfo> {
         self.kinds
             .values()
             .map(|k| BackendInfo::of(k.as_ref()))
@@ -175,6 +282,164 @@ impl DatabaseFactory {
     /// Is this kind available in this build?
     pub fn is_available(&self, name: &str) -> bool {
         self.kinds.contains_key(name)
+    }
+
+    fn kind(&self, name: &str) -> Result<&Arc<dyn BackendKind>> {
+        self.kinds
+            .get(name)
+            .ok_or_else(|| self.missing_kind(name, None))
+    }
+
+    /// The error for a kind (or URL scheme) this factory lacks.
+    fn missing_kind(&self, name: &str, scheme: Option<&str>) -> Error {
+        let feature = BUILTIN_FEATURES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, f)| *f)
+            .or_else(|| {
+                scheme.and_then(|s| {
+                    BUILTIN_SCHEMES
+                        .iter()
+                        .find(|(sc, _)| *sc == s)
+                        .map(|(_, f)| *f)
+                })
+            });
+        let message = match feature {
+            Some(f) => format!(
+                "the {f} backend is not in this build; rebuild with `cargo build --features {f}`"
+            ),
+            None => format!(
+                "unknown backend '{name}'; this build has: {}",
+                self.available().join(", ")
+            ),
+        };
+        Error::new(ErrorKind::BackendUnavailable, message)
+    }
+
+    /// Opens a backend of `kind` from settings (the seed's `create(backend, **config)`):
+    /// `url`, or the URL's parts (`host`, `port`, `user`, `password`, `database`, `path`,
+    /// `bucket`, `prefix`, `db` as the kind takes them), and any of the kind's options
+    /// (`backend_info(kind).options`), as text: `"8"` is a number where the option is one.
+    pub async fn create(
+        &self,
+        kind: &str,
+        settings: &BTreeMap<String, String>,
+    ) -> Result<Arc<dyn Backend>> {
+        let k = self.kind(kind)?;
+        let url = self.url_from(k.as_ref(), settings)?;
+        self.open(url.as_str()).await
+    }
+
+    /// Like [`DatabaseFactory::create`], the kind named by the settings' `kind` or read from
+    /// their `url`'s scheme.
+    pub async fn create_from(
+        &self,
+        settings: &BTreeMap<String, String>,
+    ) -> Result<Arc<dyn Backend>> {
+        match settings.get("kind") {
+            Some(kind) => self.create(kind, settings).await,
+            None => {
+                let url = settings.get("url").ok_or_else(|| {
+                    Error::config("a backend needs a url or a kind (e.g. kind = \"file\")")
+                })?;
+                let scheme = url.split("://").next().unwrap_or("");
+                let kind = self
+                    .kinds
+                    .values()
+                    .find(|k| k.schemes().contains(&scheme))
+                    .ok_or_else(|| self.missing_kind(scheme, Some(scheme)))?;
+                let url = self.url_from(kind.as_ref(), settings)?;
+                self.open(url.as_str()).await
+            }
+        }
+    }
+
+    /// The URL the settings describe for `kind`.
+    fn url_from(&self, kind: &dyn BackendKind, settings: &BTreeMap<String, String>) -> Result<Url> {
+        let name = kind.name();
+        let bad = |m: String| Error::config(m).with_backend(name.to_string());
+        let mut url = match settings.get("url") {
+            Some(u) => Url::parse(u).map_err(|e| {
+                bad(format!(
+                    "invalid url '{}': {e}; expected e.g. {}",
+                    redact_url(u),
+                    kind.example_url()
+                ))
+            })?,
+            None => {
+                let parts = url_parts(name);
+                if let Some(r) = parts.required
+                    && !settings.contains_key(r)
+                {
+                    return Err(bad(format!(
+                        "the {name} backend needs '{r}' (or a url such as {})",
+                        kind.example_url()
+                    )));
+                }
+                let example = Url::parse(kind.example_url())
+                    .map_err(|e| bad(format!("bad example URL: {e}")))?;
+                let scheme = kind.schemes().first().copied().unwrap_or(name);
+                let text = match name {
+                    "memory" => match settings.get("path") {
+                        Some(p) => format!("memory://{}", absolute(p)?),
+                        None => "memory://".to_string(),
+                    },
+                    "file" => format!("file://{}", absolute(&settings["path"])?),
+                    "s3" => format!(
+                        "s3://{}/{}",
+                        settings["bucket"],
+                        settings
+                            .get("prefix")
+                            .map(|p| p.trim_start_matches('/'))
+                            .unwrap_or("")
+                    ),
+                    _ => {
+                        let host = settings
+                            .get("host")
+                            .map(String::as_str)
+                            .or(example.host_str())
+                            .unwrap_or("localhost");
+                        let port = settings
+                            .get("port")
+                            .cloned()
+                            .or_else(|| example.port().map(|p| p.to_string()));
+                        let path = settings
+                            .get("database")
+                            .or_else(|| settings.get("db"))
+                            .or_else(|| settings.get("path"))
+                            .map(|p| p.trim_start_matches('/').to_string())
+                            .unwrap_or_default();
+                        match port {
+                            Some(p) => format!("{scheme}://{host}:{p}/{path}"),
+                            None => format!("{scheme}://{host}/{path}"),
+                        }
+                    }
+                };
+                Url::parse(&text)
+                    .map_err(|e| bad(format!("cannot build a URL from the settings: {e}")))?
+            }
+        };
+        if let Some(user) = settings.get("user")
+            && url.set_username(user).is_err()
+        {
+            return Err(bad("this kind of URL cannot carry a user".into()));
+        }
+        if let Some(password) = settings.get("password")
+            && url.set_password(Some(password)).is_err()
+        {
+            return Err(bad("this kind of URL cannot carry a password".into()));
+        }
+        let options: Vec<(&String, &String)> = settings
+            .iter()
+            .filter(|(k, _)| !PART_KEYS.contains(&k.as_str()))
+            .collect();
+        if !options.is_empty() {
+            let mut q = url.query_pairs_mut();
+            for (k, v) in options {
+                q.append_pair(k, v);
+            }
+        }
+        Ok(url)
     }
 
     /// Opens a backend from a URL such as `memory://`.
@@ -191,6 +456,9 @@ impl DatabaseFactory {
             .values()
             .find(|k| k.schemes().contains(&scheme.as_str()))
             .ok_or_else(|| {
+                if BUILTIN_SCHEMES.iter().any(|(s, _)| *s == scheme) {
+                    return self.missing_kind(&scheme, Some(&scheme));
+                }
                 let known: Vec<String> = self
                     .kinds
                     .values()
@@ -208,6 +476,19 @@ impl DatabaseFactory {
         let options = UrlOptions::parse(kind.name(), &parsed, kind.options())?;
         kind.open(&parsed, &options).await
     }
+}
+
+/// An absolute local path for a file URL (a relative one is taken from the working folder).
+fn absolute(path: &str) -> Result<String> {
+    let p = std::path::Path::new(path);
+    let full = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| Error::io("cannot read the working folder", e))?
+            .join(p)
+    };
+    Ok(full.to_string_lossy().into_owned())
 }
 
 /// A URL with any password replaced by `***`, for messages and EXPLAIN.
@@ -281,7 +562,7 @@ mod tests {
 
     #[test]
     fn backend_info_lists_kinds_and_their_options() {
-        let info = DatabaseFactory::with_builtin().backend_info();
+        let info = DatabaseFactory::with_builtin().backend_infos();
         let names: Vec<&str> = info.iter().map(|i| i.name.as_str()).collect();
         assert!(
             names.contains(&"memory") && names.contains(&"file"),

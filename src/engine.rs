@@ -134,6 +134,16 @@ impl Engine {
         &self.factory
     }
 
+    /// Rows INSERT statements have read and written (for progress and summaries).
+    pub fn write_progress(&self) -> &crate::table::WriteProgress {
+        &self.registry.progress
+    }
+
+    /// The registry that holds [`Engine::write_progress`], for a task that outlives a borrow.
+    pub fn write_progress_handle(&self) -> Arc<BackendRegistry> {
+        self.registry.clone()
+    }
+
     /// The name of the backend unqualified table names refer to.
     pub fn default_backend(&self) -> String {
         self.default_backend.read().clone()

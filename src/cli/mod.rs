@@ -91,11 +91,13 @@ pub async fn main_entry() -> ExitCode {
 
 /// Attaches what the config file, `DATABASE_URL` and `--attach` name.
 async fn attach_all(engine: &Engine, args: &Args) -> Result<()> {
+    let mut default_named = args.default_backend.is_some();
     if let Some(config) = ConfigFile::find(args.config.as_deref())? {
         for warning in config.warnings() {
             eprintln!("Warning: {warning}");
         }
         config.attach_to(engine).await?;
+        default_named |= config.default.is_some();
     }
     if let Ok(url) = std::env::var("DATABASE_URL")
         && !url.trim().is_empty()
@@ -105,6 +107,11 @@ async fn attach_all(engine: &Engine, args: &Args) -> Result<()> {
             .attach("default", url.trim())
             .await
             .map_err(|e| Error::new(e.kind(), format!("DATABASE_URL: {}", session::message(&e))))?;
+        // Unqualified names mean that database unless the config or --default says otherwise
+        // (`default` is an SQL keyword: `"default".t` names its tables explicitly).
+        if !default_named {
+            engine.set_default_backend("default")?;
+        }
     }
     for spec in &args.attach {
         let (name, url) = args::parse_attach(spec)?;

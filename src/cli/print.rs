@@ -137,6 +137,7 @@ async fn write_stream(
         Ok(RecordBatch::try_new(schema.clone(), b.columns().to_vec())?)
     };
     let text = FormatOptions::default().with_null("");
+    let explain = format == Format::Table && is_explain(&schema);
     match format {
         Format::Table => {
             let mut shown: Vec<RecordBatch> = Vec::new();
@@ -150,7 +151,8 @@ async fn write_stream(
                 };
                 let take = room.min(b.num_rows());
                 if take > 0 {
-                    shown.push(b.slice(0, take));
+                    let b = b.slice(0, take);
+                    shown.push(if explain { wrap_plans(&b)? } else { b });
                     printed.shown += take as u64;
                 }
             }
@@ -258,6 +260,84 @@ async fn write_stream(
     out.flush().map_err(io)
 }
 
+/// Width of an EXPLAIN plan line in the table format.
+const PLAN_WIDTH: usize = 110;
+
+/// EXPLAIN's result: `plan_type`, `plan`.
+fn is_explain(schema: &Schema) -> bool {
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    names == ["plan_type", "plan"]
+}
+
+/// The batch with each plan line folded at [`PLAN_WIDTH`] (scan nodes that say what they
+/// pushed and the request they send run to hundreds of characters).
+fn wrap_plans(batch: &RecordBatch) -> Result<RecordBatch> {
+    use datafusion::arrow::array::StringArray;
+    let options = FormatOptions::default().with_null("");
+    let plans: Vec<String> = cells(&options, &batch.columns()[1..2])?
+        .into_iter()
+        .map(|r| {
+            r[0].lines()
+                .map(|l| fold_line(l, PLAN_WIDTH))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .collect();
+    let column: ArrayRef = Arc::new(StringArray::from(plans));
+    let schema = Arc::new(Schema::new(vec![
+        batch.schema().field(0).clone(),
+        Field::new("plan", datafusion::arrow::datatypes::DataType::Utf8, true),
+    ]));
+    Ok(RecordBatch::try_new(
+        schema,
+        vec![batch.column(0).clone(), column],
+    )?)
+}
+
+/// One line folded at `width` characters, at a space or after a comma where it can, each
+/// continuation indented four spaces deeper than the line.
+pub fn fold_line(line: &str, width: usize) -> String {
+    if line.chars().count() <= width {
+        return line.to_string();
+    }
+    let indent = line.len() - line.trim_start().len();
+    let pad = " ".repeat(indent + 4);
+    let mut out = String::new();
+    let mut rest: &str = line;
+    let mut first = true;
+    while !rest.is_empty() {
+        let room = if first {
+            width
+        } else {
+            width.saturating_sub(pad.len()).max(20)
+        };
+        let chars: Vec<(usize, char)> = rest.char_indices().collect();
+        if chars.len() <= room {
+            if !first {
+                out.push('\n');
+                out.push_str(&pad);
+            }
+            out.push_str(rest);
+            break;
+        }
+        let limit = chars[room].0;
+        // The last space or comma before the limit (not in the indentation).
+        let cut = rest[..limit]
+            .rfind([' ', ','])
+            .filter(|&i| i > indent + 8)
+            .map(|i| i + 1)
+            .unwrap_or(limit);
+        if !first {
+            out.push('\n');
+            out.push_str(&pad);
+        }
+        out.push_str(rest[..cut].trim_end());
+        rest = rest[cut..].trim_start();
+        first = false;
+    }
+    out
+}
+
 /// Collapses an error message to one line.
 pub fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -276,6 +356,25 @@ pub fn text_rows(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>> {
 #[cfg(test)]
 mod tests {
     use super::display_name;
+
+    #[test]
+    fn long_plan_lines_fold_at_spaces_and_commas() {
+        let line = format!("  DataknobsScan: {}", "pushed=[a > 1], ".repeat(20));
+        let folded = super::fold_line(&line, 60);
+        assert!(folded.lines().count() > 1, "{folded}");
+        for l in folded.lines() {
+            assert!(l.chars().count() <= 60, "{l}");
+        }
+        assert!(
+            folded.lines().skip(1).all(|l| l.starts_with("      ")),
+            "{folded}"
+        );
+        assert_eq!(
+            folded.split_whitespace().collect::<String>(),
+            line.split_whitespace().collect::<String>()
+        );
+        assert_eq!(super::fold_line("short", 60), "short");
+    }
 
     #[test]
     fn literal_column_names_read_as_written() {

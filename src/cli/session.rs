@@ -154,6 +154,7 @@ impl Session {
     async fn statement(&mut self, sql: &str) -> std::result::Result<(), Step> {
         let start = Instant::now();
         let progress = Arc::new(AtomicU64::new(0));
+        self.engine.write_progress().take();
         let spinner = self.spinner(progress.clone());
         let quiet_result = is_command(sql);
         let format = if self.expanded {
@@ -197,6 +198,7 @@ impl Session {
             s.abort();
             let _ = s.await;
         }
+        self.write_summary(start.elapsed());
         let printed = match result {
             None => return Err(Step::Cancelled),
             Some(Err(e)) => return Err(Step::Failed(message(&e))),
@@ -248,11 +250,33 @@ impl Session {
         let _ = out.flush();
     }
 
-    /// A spinner with the rows so far, on stderr, after a moment, in the prompt on a terminal.
+    /// After an INSERT (or CREATE TABLE AS), on a terminal: rows read, written and failed
+    /// per target table.
+    fn write_summary(&self, took: Duration) {
+        let targets = self.engine.write_progress().take();
+        if targets.is_empty() || self.quiet || !std::io::stderr().is_terminal() {
+            return;
+        }
+        let secs = took.as_secs_f64().max(1e-6);
+        for t in targets {
+            eprintln!(
+                "{}: {} rows read, {} written, {} failed ({:.0} rows/s)",
+                t.target,
+                t.read,
+                t.written,
+                t.failed,
+                t.written as f64 / secs
+            );
+        }
+    }
+
+    /// A spinner with the rows so far (rows printed, or rows an INSERT has read), on stderr,
+    /// after a moment, on a terminal.
     fn spinner(&self, rows: Arc<AtomicU64>) -> Option<tokio::task::JoinHandle<()>> {
-        if !self.interactive || self.quiet || !std::io::stderr().is_terminal() {
+        if self.quiet || !std::io::stderr().is_terminal() {
             return None;
         }
+        let registry = self.engine.write_progress_handle();
         Some(tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(700)).await;
             let bar = indicatif::ProgressBar::new_spinner();
@@ -260,9 +284,15 @@ impl Session {
             bar.enable_steady_tick(Duration::from_millis(120));
             let start = Instant::now();
             loop {
-                let n = rows.load(Ordering::Relaxed);
+                let printed = rows.load(Ordering::Relaxed);
+                let written = registry.progress.rows_read();
                 let secs = start.elapsed().as_secs_f64() + 0.7;
-                bar.set_message(format!("{n} rows, {secs:.1}s (Ctrl-C cancels)"));
+                let what = if written > printed {
+                    format!("{written} rows read ({:.0} rows/s)", written as f64 / secs)
+                } else {
+                    format!("{printed} rows")
+                };
+                bar.set_message(format!("{what}, {secs:.1}s (Ctrl-C cancels)"));
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }))
@@ -284,13 +314,32 @@ impl Session {
         let _ = out.flush();
     }
 
-    fn print_batch(
+    /// Prints a meta command's result in the session's format (every row).
+    async fn print_batch(
         &mut self,
         batch: datafusion::arrow::array::RecordBatch,
     ) -> std::result::Result<(), Step> {
-        let text = datafusion::arrow::util::pretty::pretty_format_batches(&[batch])
-            .map_err(|e| Step::Failed(message(&e.into())))?;
-        self.write_out(&text.to_string());
+        let schema = batch.schema();
+        let stream =
+            datafusion::physical_plan::memory::MemoryStream::try_new(vec![batch], schema, None)
+                .map_err(|e| Step::Failed(message(&e.into())))?;
+        let format = if self.expanded {
+            Format::Vertical
+        } else {
+            self.format
+        };
+        let progress = AtomicU64::new(0);
+        let mut stdout = std::io::stdout();
+        let out: &mut dyn Write = match &mut self.output {
+            Some((_, f)) => f,
+            None => &mut stdout,
+        };
+        let printed = print::print_stream(out, Box::pin(stream), format, 0, &progress)
+            .await
+            .map_err(|e| Step::Failed(message(&e)))?;
+        if printed.broken {
+            return Err(Step::Closed);
+        }
         Ok(())
     }
 
@@ -319,15 +368,15 @@ impl Session {
                     Some(t) => self.engine.describe(t).await,
                 }
                 .map_err(|e| fail(message(&e)))?;
-                self.print_batch(batch)?;
+                self.print_batch(batch).await?;
             }
             "backends" => {
                 let batch = self.backends_batch().map_err(|e| fail(message(&e)))?;
-                self.print_batch(batch)?;
+                self.print_batch(batch).await?;
             }
             "kinds" => {
                 let batch = kinds_batch(&self.engine).map_err(|e| fail(message(&e)))?;
-                self.print_batch(batch)?;
+                self.print_batch(batch).await?;
             }
             "attach" => {
                 let (name, url) = match args.as_slice() {

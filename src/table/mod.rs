@@ -14,6 +14,7 @@ pub mod count;
 pub mod defaults;
 mod scan;
 mod sink;
+pub use sink::{TargetCount, WriteProgress};
 
 pub use scan::{DatabaseScanExec, ScanSpec, as_scan};
 use sink::DatabaseSink;
@@ -51,6 +52,8 @@ use crate::query::{Query, ROW_ID};
 #[derive(Debug, Default)]
 pub struct BackendRegistry {
     backends: RwLock<HashMap<String, Arc<dyn Backend>>>,
+    /// Rows INSERTs have moved (see [`sink::WriteProgress`]).
+    pub progress: sink::WriteProgress,
 }
 
 impl BackendRegistry {

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -49,7 +50,30 @@ impl DataSink for DatabaseSink {
                 &self.location.collection,
             )
             .await?;
-        db.insert(data).await.map_err(|e| {
+        // Count the rows as the backend pulls them (the prompt's progress and summary).
+        let read = Arc::new(AtomicU64::new(0));
+        let counted = {
+            let (read, registry) = (read.clone(), registry.clone());
+            let schema = data.schema();
+            Box::pin(RecordBatchStreamAdapter::new(
+                schema,
+                data.inspect_ok(move |b| {
+                    let n = b.num_rows() as u64;
+                    read.fetch_add(n, Ordering::Relaxed);
+                    registry.progress.read.fetch_add(n, Ordering::Relaxed);
+                }),
+            ))
+        };
+        let result = db.insert(counted).await;
+        let rows = read.load(Ordering::Relaxed);
+        let target = self.location.to_string();
+        match &result {
+            Ok(n) => registry
+                .progress
+                .record(target, rows, *n, rows.saturating_sub(*n)),
+            Err(_) => registry.progress.record(target, rows, 0, rows),
+        }
+        result.map_err(|e| {
             let text = e.to_string();
             // DataFusion's NOT NULL check names the column by position only.
             match not_null_column(&text).and_then(|i| self.schema.fields().get(i)) {
@@ -62,6 +86,53 @@ impl DataSink for DatabaseSink {
                 None => e.into(),
             }
         })
+    }
+}
+
+/// Rows INSERT sinks have read and written since the last [`WriteProgress::take`], per
+/// target table: the prompt shows the rows read while a statement runs and a summary after.
+#[derive(Debug, Default)]
+pub struct WriteProgress {
+    read: AtomicU64,
+    targets: parking_lot::Mutex<Vec<TargetCount>>,
+}
+
+/// What one INSERT did to one table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetCount {
+    pub target: String,
+    pub read: u64,
+    pub written: u64,
+    pub failed: u64,
+}
+
+impl WriteProgress {
+    /// Rows read by every sink so far (since the last take).
+    pub fn rows_read(&self) -> u64 {
+        self.read.load(Ordering::Relaxed)
+    }
+
+    /// The counts per target since the last take, and a fresh start.
+    pub fn take(&self) -> Vec<TargetCount> {
+        self.read.store(0, Ordering::Relaxed);
+        std::mem::take(&mut *self.targets.lock())
+    }
+
+    fn record(&self, target: String, read: u64, written: u64, failed: u64) {
+        let mut targets = self.targets.lock();
+        match targets.iter_mut().find(|t| t.target == target) {
+            Some(t) => {
+                t.read += read;
+                t.written += written;
+                t.failed += failed;
+            }
+            None => targets.push(TargetCount {
+                target,
+                read,
+                written,
+                failed,
+            }),
+        }
     }
 }
 

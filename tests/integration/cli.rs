@@ -13,6 +13,9 @@ fn dk() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dataknobs"));
     cmd.stdin(Stdio::null());
     cmd.env("HOME", std::env::temp_dir());
+    cmd.env_remove("DATABASE_URL")
+        .env_remove("DATAKNOBS_CONFIG");
+    cmd.env("XDG_CONFIG_HOME", std::env::temp_dir().join("dk-no-config"));
     cmd
 }
 
@@ -494,14 +497,20 @@ fn explain_shows_filter_pushed_into_the_scan() {
         "EXPLAIN SELECT y FROM t WHERE x > 5",
     ]);
     assert_ok(&r);
-    let scan = r
-        .stdout
-        .lines()
-        .find(|l| l.contains("DataknobsScanExec"))
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("DataknobsScanExec"))
         .unwrap_or_else(|| panic!("no DataknobsScanExec in the plan:\n{r:?}"));
+    // The scan's line, folded at 110 characters onto the lines under it.
+    let scan = lines[at..(at + 4).min(lines.len())].join("\n");
     assert!(
         scan.contains("x > 5"),
         "the scan should carry the filter: {scan}"
+    );
+    assert!(
+        lines.iter().all(|l| l.chars().count() <= 130),
+        "EXPLAIN lines stay readable:\n{r:?}"
     );
     assert!(
         !r.stdout.contains("FilterExec"),
@@ -878,8 +887,8 @@ fn meta_commands_work_in_c_and_f() {
     assert!(r.stdout.contains("count(*)\n2\n"), "{r:?}");
     assert!(
         r.stdout
-            .contains("| id          | INTEGER     | NO   | PRI |"),
-        "\\d TABLE shows SQL types and the key as NOT NULL:\n{r:?}"
+            .contains("column_name,column_type,null,key\nid,INTEGER,NO,PRI\n"),
+        "\\d TABLE shows SQL types and the key as NOT NULL, in the chosen format:\n{r:?}"
     );
     let r = run(&["-c", "\\d"]);
     assert_ok(&r);
@@ -1118,4 +1127,71 @@ fn bad_input_corpus_gives_one_line_errors() {
     let r = run(&["--attach", &attach, "-c", "\\d"]);
     assert!(!r.stderr.contains("panicked"), "{r:?}");
     assert!(r.code == Some(0) || r.code == Some(1), "{r:?}");
+}
+
+#[test]
+fn database_url_attaches_the_default_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db.json");
+    let r = dk()
+        .env("DATABASE_URL", format!("memory://{}", db.display()))
+        .args([
+            "--format",
+            "csv",
+            "-c",
+            "CREATE TABLE du (a INT)",
+            "-c",
+            "\\d",
+        ])
+        .output()
+        .unwrap();
+    let r: Run = r.into();
+    assert_ok(&r);
+    assert!(r.stdout.contains("default,public,du,table"), "{r:?}");
+    assert!(db.exists(), "the table went to DATABASE_URL's backend");
+}
+
+#[test]
+fn a_config_file_attaches_its_backends() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("people.csv"), "id,name\n1,Ada\n2,Alan\n").unwrap();
+    let config = write_file(
+        dir.path(),
+        "dk.toml",
+        &format!(
+            "default = \"lake\"\n[vars]\nroot = \"{}\"\n[backends.lake]\nkind = \"file\"\npath = \"${{vars.root}}/data\"\n\
+             [backends.scratch]\nurl = \"memory://\"\n",
+            dir.path().display()
+        ),
+    );
+    let r = run(&[
+        "--config",
+        &config,
+        "--format",
+        "csv",
+        "-c",
+        "SELECT name FROM people ORDER BY id",
+        "-c",
+        "\\backends",
+    ]);
+    assert_ok(&r);
+    assert!(r.stdout.starts_with("name\nAda\nAlan\n"), "{r:?}");
+    assert!(r.stdout.contains("\nlake,file,"), "{r:?}");
+    assert!(r.stdout.contains("\nscratch,memory,"), "{r:?}");
+    // DATAKNOBS_CONFIG finds it too.
+    let r: Run = dk()
+        .env("DATAKNOBS_CONFIG", &config)
+        .args([
+            "--format",
+            "csv",
+            "-c",
+            "SELECT count(*) AS n FROM lake.people",
+        ])
+        .output()
+        .unwrap()
+        .into();
+    assert_ok(&r);
+    assert_eq!(r.stdout, "n\n2\n", "{r:?}");
 }

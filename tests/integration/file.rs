@@ -901,3 +901,83 @@ async fn strings_like_the_null_marker_read_back_as_stored() {
         assert_eq!(read(engine).await, want, "{format:?}, new session");
     }
 }
+
+/// JSON and NDJSON columns come back in the order the file names them, not sorted by name.
+#[tokio::test]
+async fn json_columns_keep_the_file_order() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("t.json"),
+        r#"[{"zeta": 1, "alpha": "x", "mid": true}, {"zeta": 2, "late": 1.5}]"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("n.ndjson"),
+        "{\"zeta\": 1, \"alpha\": \"x\"}\n{\"mid\": false, \"zeta\": 3}\n",
+    )
+    .unwrap();
+    let engine = dataknobs::Engine::new();
+    engine
+        .attach("f", &format!("file://{}", dir.path().display()))
+        .await
+        .unwrap();
+    for (table, want) in [
+        ("f.t", vec!["zeta", "alpha", "mid", "late"]),
+        ("f.n", vec!["zeta", "alpha", "mid"]),
+    ] {
+        let df = engine.sql(&format!("SELECT * FROM {table}")).await.unwrap();
+        let names: Vec<String> = df
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        assert_eq!(names, want, "{table}");
+    }
+}
+
+/// A CSV file another program made keeps its conventions when dataknobs writes it: empty
+/// fields for NULL (not dataknobs' own `\N`), its column order.
+#[tokio::test]
+async fn insert_into_a_foreign_csv_keeps_its_null_spelling() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("people.csv");
+    std::fs::write(&file, "zeta,alpha,mid\n1,a,true\n2,,false\n").unwrap();
+    let engine = dataknobs::Engine::new();
+    engine
+        .attach("f", &format!("file://{}", dir.path().display()))
+        .await
+        .unwrap();
+    engine
+        .execute("INSERT INTO f.people VALUES (3, NULL, NULL), (4, 'd', true)")
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "zeta,alpha,mid\n1,a,true\n2,,false\n3,,\n4,d,true\n"
+    );
+    let nulls = engine
+        .execute("SELECT count(*) AS n FROM f.people WHERE alpha IS NULL")
+        .await
+        .unwrap();
+    assert_eq!(
+        crate::common::compact_rows(&nulls),
+        vec!["2".to_string()],
+        "empty fields still read as NULL"
+    );
+    // A file dataknobs creates keeps `\N`, which tells NULL from an empty string.
+    engine
+        .attach("g", &format!("file://{}?format=csv", dir.path().display()))
+        .await
+        .unwrap();
+    engine
+        .execute("CREATE TABLE g.made (a TEXT, b TEXT)")
+        .await
+        .unwrap();
+    engine
+        .execute("INSERT INTO g.made VALUES ('', NULL)")
+        .await
+        .unwrap();
+    let made = std::fs::read_to_string(dir.path().join("made.csv")).unwrap();
+    assert!(made.contains("\\N"), "{made}");
+}

@@ -2361,3 +2361,57 @@ async fn count_star_is_counted_by_postgres() {
     let plan = explain(&engine, "SELECT count(*) FROM cnt WHERE s ~ '(?i)S1'").await;
     assert!(!plan.contains("DataknobsCountExec"), "{plan}");
 }
+
+// ------------------------------------------------------------------ 8. cancellation
+
+/// A statement dropped while PostgreSQL is still working (a cancelled query in the prompt)
+/// cancels the server's query too, before its first row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dropped_scan_cancels_the_server_query() {
+    let _g = SERVER.read().await;
+    let schema = fresh_schema().await;
+    let client = native().await;
+    let view = unique_name("slow");
+    client
+        .batch_execute(&format!(
+            "CREATE VIEW {} AS SELECT pg_sleep(60)::text AS x",
+            q(&schema, &view)
+        ))
+        .await
+        .expect("create the slow view");
+    let engine = Arc::new(engine_for(&schema, "").await);
+    let task = {
+        let engine = engine.clone();
+        let sql = format!("SELECT * FROM pg.{view}");
+        tokio::spawn(async move { engine.execute(&sql).await })
+    };
+    let pattern = format!("%{view}%");
+    let active = || async {
+        client
+            .query(
+                "SELECT pid FROM pg_stat_activity WHERE query LIKE $1 AND state = 'active' \
+                 AND pid <> pg_backend_pid()",
+                &[&pattern],
+            )
+            .await
+            .expect("pg_stat_activity")
+            .len()
+    };
+    let start = Instant::now();
+    while active().await == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the query never showed up in pg_stat_activity"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    task.abort();
+    let start = Instant::now();
+    while active().await > 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the server still runs the query 10 s after the statement was dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -102,3 +102,18 @@ fn history_is_written_as_entries_are_made() {
     assert!(text.contains("\\attach h2 memory://"), "{text}");
     s.quit();
 }
+
+#[test]
+fn insert_select_ends_with_a_summary_per_target() {
+    let mut s = start();
+    s.run("CREATE TABLE pty_moved (v BIGINT);", "OK");
+    let shown = s.run(
+        "INSERT INTO pty_moved SELECT value FROM generate_series(1, 50000);",
+        "1 row",
+    );
+    assert!(
+        shown.contains("pty_moved: 50000 rows read, 50000 written, 0 failed"),
+        "{shown}"
+    );
+    s.quit();
+}

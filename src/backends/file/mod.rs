@@ -352,6 +352,11 @@ impl FileBackend {
                 )))
             })?,
         };
+        let schema = if matches!(format, Format::Json | Format::NdJson) && !is_dir {
+            in_file_order(schema, path, compression)
+        } else {
+            schema
+        };
         let config = ListingTableConfig::new(url)
             .with_listing_options(options)
             .with_schema(schema);
@@ -541,6 +546,84 @@ impl BackendKind for FileKind {
     async fn open(&self, url: &url::Url, options: &UrlOptions) -> Result<Arc<dyn Backend>> {
         Ok(Arc::new(FileBackend::from_options(url, options)?))
     }
+}
+
+/// An inferred JSON schema with its columns in the order the file's first objects name them
+/// (Arrow's inference sorts them by name); columns the sample does not name follow in
+/// Arrow's order. The sample is the first 256 KiB (decompressed) or 1,000 objects.
+fn in_file_order(
+    schema: datafusion::arrow::datatypes::SchemaRef,
+    path: &Path,
+    compression: Compression,
+) -> datafusion::arrow::datatypes::SchemaRef {
+    let Some(keys) = json_key_order(path, compression) else {
+        return schema;
+    };
+    let position = |name: &str| keys.iter().position(|k| k == name).unwrap_or(usize::MAX);
+    let mut fields: Vec<_> = schema.fields().iter().cloned().enumerate().collect();
+    fields.sort_by_key(|(i, f)| (position(f.name()), *i));
+    Arc::new(datafusion::arrow::datatypes::Schema::new_with_metadata(
+        fields.into_iter().map(|(_, f)| f).collect::<Vec<_>>(),
+        schema.metadata().clone(),
+    ))
+}
+
+/// The object keys of a JSON or NDJSON file's first objects, in first-seen order.
+fn json_key_order(path: &Path, compression: Compression) -> Option<Vec<String>> {
+    use std::io::Read;
+    struct Keys(Vec<String>);
+    impl<'de> serde::Deserialize<'de> for Keys {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+            struct V;
+            impl<'de> serde::de::Visitor<'de> for V {
+                type Value = Keys;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a JSON object")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> std::result::Result<Keys, A::Error> {
+                    let mut keys = Vec::new();
+                    while let Some(k) = map.next_key::<String>()? {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                        keys.push(k);
+                    }
+                    Ok(Keys(keys))
+                }
+            }
+            d.deserialize_map(V)
+        }
+    }
+    let file = std::fs::File::open(path).ok()?;
+    let reader: Box<dyn Read> = match compression {
+        Compression::None => Box::new(file),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
+        Compression::Zstd => Box::new(zstd::Decoder::new(file).ok()?),
+    };
+    let mut buf = Vec::new();
+    reader.take(256 << 10).read_to_end(&mut buf).ok()?;
+    let mut pos = buf.iter().position(|b| *b == b'{')?;
+    let mut keys: Vec<String> = Vec::new();
+    for _ in 0..1000 {
+        let mut objects = serde_json::Deserializer::from_slice(&buf[pos..]).into_iter::<Keys>();
+        match objects.next() {
+            Some(Ok(Keys(found))) => {
+                for k in found {
+                    if !keys.contains(&k) {
+                        keys.push(k);
+                    }
+                }
+            }
+            _ => break,
+        }
+        pos += objects.byte_offset();
+        match buf[pos..].iter().position(|b| *b == b'{') {
+            Some(next) => pos += next,
+            None => break,
+        }
+    }
+    (!keys.is_empty()).then_some(keys)
 }
 
 /// The listing options for data files of `format` and `compression` (the file extension

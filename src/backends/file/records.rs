@@ -189,6 +189,7 @@ impl FileDatabase {
                 lock: None,
                 lock_writable: false,
             }),
+            text_null: parking_lot::Mutex::new(None),
             #[cfg(test)]
             fail_next_rename: std::sync::atomic::AtomicBool::new(false),
         };
@@ -294,6 +295,7 @@ pub(crate) fn encode_state(
     format: Format,
     compression: Compression,
     state: &mut State,
+    null: Option<&str>,
 ) -> Result<(Vec<u8>, Option<Vec<u8>>)> {
     state.flush();
     let schema = state.schema.clone();
@@ -312,11 +314,11 @@ pub(crate) fn encode_state(
             )?);
         }
     }
-    let data = write::encode(format, compression, &schema, key.as_deref(), &batches)?;
+    let data = write::encode(format, compression, &schema, key.as_deref(), &batches, null)?;
     let sidecar = if format == Format::Parquet {
         None
     } else {
-        let s = sidecar::Sidecar::describe(format, &schema, key.as_deref(), &data);
+        let s = sidecar::Sidecar::describe(format, &schema, key.as_deref(), &data, null);
         Some(
             serde_json::to_vec_pretty(&s)
                 .map_err(|e| Error::internal(format!("serializing the schema file: {e}")))?,

@@ -394,10 +394,22 @@ impl PgTable {
         let table = self.name();
         let (tx, rx) = tokio::sync::mpsc::channel::<datafusion::error::Result<RecordBatch>>(2);
         tokio::spawn(async move {
-            let result = if selective {
-                decode_rows(&client, &sql, &columns, &schema, &table, &tx).await
-            } else {
-                decode_copy(&client, &sql, &columns, &schema, &table, &tx).await
+            let work = async {
+                if selective {
+                    decode_rows(&client, &sql, &columns, &schema, &table, &tx).await
+                } else {
+                    decode_copy(&client, &sql, &columns, &schema, &table, &tx).await
+                }
+            };
+            // A reader that goes away (a cancelled statement, a satisfied LIMIT) cancels the
+            // server's work too, even before its first row: the server would otherwise run
+            // the query to its end. Best effort: a server that takes TLS only refuses it.
+            let result = tokio::select! {
+                r = work => r,
+                _ = tx.closed() => {
+                    let _ = client.cancel_token().cancel_query(tokio_postgres::NoTls).await;
+                    Ok(false)
+                }
             };
             match result {
                 Ok(true) => {

@@ -275,13 +275,18 @@ impl Shared {
         let (data, sidecar, etag) = {
             let mut inner = self.inner.lock();
             let etag = inner.etag.take();
-            let (data, sidecar) = encode_state(self.format, self.compression, &mut inner.state)
-                .map_err(|e| {
-                    self.err(Error::new(
-                        e.kind(),
-                        format!("{}: cannot write: {}", self.shown(), e.message()),
-                    ))
-                })?;
+            let (data, sidecar) = encode_state(
+                self.format,
+                self.compression,
+                &mut inner.state,
+                Some(crate::backends::file::records::CSV_NULL),
+            )
+            .map_err(|e| {
+                self.err(Error::new(
+                    e.kind(),
+                    format!("{}: cannot write: {}", self.shown(), e.message()),
+                ))
+            })?;
             (data, sidecar, etag)
         };
         let mode = match (new, etag) {

@@ -46,6 +46,12 @@ impl Shared {
             Err(e) => return Err(Error::io(format!("reading {}", self.path.display()), e)),
         };
         let sidecar = self.read_sidecar();
+        *self.text_null.lock() = Some(match &sidecar {
+            Some(s) => s.null.clone(),
+            // A file without a schema file was made by another program: keep its empty
+            // fields for NULL when writing it.
+            None => None,
+        });
         decode_text(
             &self.path,
             self.format,

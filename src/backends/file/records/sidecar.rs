@@ -11,7 +11,6 @@ use serde::{Deserialize, Serialize};
 use super::SIDECAR_VERSION;
 use super::format::Format;
 use super::lock::Shared;
-use super::write::CSV_NULL;
 use crate::store::columns::{self, ColumnDesc};
 
 /// The schema sidecar of a text file: `.<file name>.schema.json`.
@@ -41,13 +40,16 @@ impl Sidecar {
         schema: &Schema,
         key: Option<&str>,
         data: &[u8],
+        null: Option<&str>,
     ) -> Sidecar {
         Sidecar {
             version: SIDECAR_VERSION,
             format: format.to_string(),
             data_len: data.len() as u64,
             data_crc32: crc32(data),
-            null: matches!(format, Format::Csv | Format::Tsv).then(|| CSV_NULL.to_string()),
+            null: null
+                .filter(|_| matches!(format, Format::Csv | Format::Tsv))
+                .map(str::to_string),
             columns: columns::describe(schema, key),
         }
     }

@@ -21,17 +21,20 @@ use super::{KEY_METADATA, cast_opts, is_binary};
 use crate::error::{Error, ErrorKind, Result};
 use crate::record::FieldType;
 
+/// `null` is how CSV/TSV spell NULL: [`CSV_NULL`] in files dataknobs made, None (an empty
+/// field) in files another program made (their convention is kept).
 pub(super) fn encode(
     format: Format,
     compression: Compression,
     schema: &SchemaRef,
     key: Option<&str>,
     batches: &[RecordBatch],
+    null: Option<&str>,
 ) -> Result<Vec<u8>> {
     let plain = match format {
         Format::Parquet => return encode_parquet(compression, schema, key, batches),
-        Format::Csv => encode_csv(b',', schema, batches)?,
-        Format::Tsv => encode_csv(b'\t', schema, batches)?,
+        Format::Csv => encode_csv(b',', schema, batches, null)?,
+        Format::Tsv => encode_csv(b'\t', schema, batches, null)?,
         Format::Json => encode_json::<LinesArray>(batches)?,
         Format::NdJson => encode_json::<LineDelimited>(batches)?,
     };
@@ -206,6 +209,7 @@ pub(super) fn encode_csv(
     delimiter: u8,
     schema: &SchemaRef,
     batches: &[RecordBatch],
+    null: Option<&str>,
 ) -> Result<Vec<u8>> {
     use datafusion::arrow::csv::WriterBuilder;
     let mut buf = Vec::new();
@@ -213,13 +217,18 @@ pub(super) fn encode_csv(
         let mut w = WriterBuilder::new()
             .with_header(true)
             .with_delimiter(delimiter)
-            .with_null(CSV_NULL.to_string())
+            .with_null(null.unwrap_or("").to_string())
             .build(&mut buf);
         if batches.is_empty() {
             w.write(&text_batch(&RecordBatch::new_empty(schema.clone()))?)?;
         }
         for b in batches {
-            w.write(&escape_null_lookalikes(&text_batch(b)?)?)?;
+            let text = text_batch(b)?;
+            if null == Some(CSV_NULL) {
+                w.write(&escape_null_lookalikes(&text)?)?;
+            } else {
+                w.write(&text)?;
+            }
         }
     }
     Ok(buf)

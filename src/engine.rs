@@ -95,6 +95,8 @@ impl Engine {
                 rules.insert(0, Arc::new(ParquetFloatStatsRule));
                 rules.push(Arc::new(ParquetNanRule));
                 rules.push(Arc::new(crate::table::count::CountPushdownRule));
+                // Last: wraps Parquet scans so their errors name the file.
+                rules.push(Arc::new(crate::backends::file::names::ParquetFileNamesRule));
                 rules
             })
             .with_query_planner(Arc::new(DataknobsQueryPlanner))
@@ -524,8 +526,14 @@ fn check_attach_name(name: &str) -> Result<()> {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         && !name.starts_with(|c: char| c.is_ascii_digit());
     if !ok {
+        // A URL given where the name goes must not be echoed (it may hold a password).
+        let shown = if name.contains(':') || name.contains('@') {
+            crate::config::redact_url(name)
+        } else {
+            name.to_string()
+        };
         return Err(Error::config(format!(
-            "invalid backend name '{name}': use lower-case letters, digits and _, starting with a letter"
+            "invalid backend name '{shown}': use lower-case letters, digits and _, starting with a letter"
         )));
     }
     if name == DEFAULT_CATALOG || name == DEFAULT_SCHEMA || name == "information_schema" {

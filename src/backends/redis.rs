@@ -1,7 +1,8 @@
 //! The Redis backend (issue 15): `redis://[user[:password]@]host[:port][/db]` attaches one
 //! Redis database; each hash in it is a table (see [`crate::kv::table`]: a `key` column
 //! plus the record's JSON fields, or the columns a `CREATE TABLE` declared). The password
-//! comes from the URL or, when the URL has none, from `REDIS_PASSWORD`.
+//! comes from the URL or, when the URL has none, from `REDIS_PASSWORD`. `rediss://` connects
+//! over TLS (the server's certificate checked against the system's CAs, or `ca_file`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use crate::config::{BackendKind, OptionKind, OptionSpec, UrlOptions};
 use crate::database::Backend;
 use crate::error::{Error, Result};
 use crate::kv::table::{KvBackend, KvSettings};
-use crate::kv::{ConnectionMode, ConnectorConfig, PoolSettings, RedisKeyValueStore};
+use crate::kv::{ConnectionMode, ConnectorConfig, PoolSettings, RedisKeyValueStore, TlsSettings};
 
 pub const BACKEND: &str = "redis";
 
@@ -96,6 +97,17 @@ const OPTIONS: &[OptionSpec] = &[
         "rows INSERT writes per request (a pipeline of HSETNX)",
     )
     .default("1000"),
+    OptionSpec::new(
+        "verify_tls",
+        OptionKind::Bool,
+        "check the server's TLS certificate and name (rediss://)",
+    )
+    .default("true"),
+    OptionSpec::new(
+        "ca_file",
+        OptionKind::Text,
+        "a PEM file of CA certificates to trust (rediss://)",
+    ),
 ];
 
 fn percent_decoded(s: &str) -> String {
@@ -114,7 +126,9 @@ pub fn settings_from_url(
     let host = url
         .host_str()
         .filter(|h| !h.is_empty())
-        .ok_or_else(|| bad("a redis:// URL needs a host: redis://host:port/db".into()))?
+        .ok_or_else(|| {
+            bad("a redis:// URL needs a host: redis://host:port/db (rediss:// for TLS)".into())
+        })?
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_string();
@@ -142,6 +156,20 @@ pub fn settings_from_url(
             .duration(name)?
             .unwrap_or(Duration::from_secs(default)))
     };
+    let verify = options.bool("verify_tls")?;
+    let ca_file = options.text("ca_file")?;
+    config.tls = match url.scheme() {
+        "rediss" => Some(TlsSettings {
+            verify: verify.unwrap_or(true),
+            ca_file: ca_file.map(std::path::PathBuf::from),
+        }),
+        _ if options.is_set("verify_tls") || ca_file.is_some() => {
+            return Err(bad(
+                "verify_tls and ca_file are TLS settings: use a rediss:// URL for TLS".into(),
+            ));
+        }
+        _ => None,
+    };
     config.connect_timeout = duration("connect_timeout", 5)?;
     let timeout = duration("timeout", 60)?;
     config.response_timeout = (!timeout.is_zero()).then_some(timeout);
@@ -157,7 +185,7 @@ impl BackendKind for RedisKind {
         BACKEND
     }
     fn schemes(&self) -> &'static [&'static str] {
-        &["redis"]
+        &["redis", "rediss"]
     }
     fn description(&self) -> &'static str {
         "Redis hashes as tables: one hash per table, the field its key, the value a JSON record"

@@ -167,7 +167,10 @@ impl Args {
 /// Splits `NAME=URL`.
 pub fn parse_attach(spec: &str) -> Result<(String, String)> {
     match spec.split_once('=') {
-        Some((name, url)) if !name.trim().is_empty() && !url.trim().is_empty() => {
+        // A name holds no ':' — else the '=' was inside a URL's query (`…?sslmode=require`).
+        Some((name, url))
+            if !name.trim().is_empty() && !url.trim().is_empty() && !name.contains(':') =>
+        {
             Ok((name.trim().to_string(), url.trim().to_string()))
         }
         _ => Err(Error::config(format!(

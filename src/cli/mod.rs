@@ -39,6 +39,16 @@ pub fn quiet_panics() {
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
         let text = payload_text(info.payload());
+        // Statements run on the main thread, which reports their panics as their error; a
+        // panic elsewhere (a backend's background task) may end in a cut-off result, so
+        // say it happened.
+        if std::thread::current().name() != Some("dataknobs-main") {
+            eprintln!(
+                "Warning: internal error in a background task ({}{at}); a result may be \
+                 incomplete — please report it",
+                print::one_line(&text)
+            );
+        }
         if let Ok(mut last) = LAST_PANIC.lock() {
             *last = Some(format!("{text}{at}"));
         }

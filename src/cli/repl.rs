@@ -142,8 +142,10 @@ impl Completer for DkHelper {
         _ctx: &Context<'_>,
     ) -> rustyline::Result<(usize, Vec<Pair>)> {
         let start = line[..pos]
-            .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.' || c == '\\'))
-            .map_or(0, |i| i + 1);
+            .char_indices()
+            .rev()
+            .find(|(_, c)| !(c.is_alphanumeric() || *c == '_' || *c == '.' || *c == '\\'))
+            .map_or(0, |(i, c)| i + c.len_utf8());
         let word = &line[start..pos];
         if word.is_empty() {
             return Ok((start, vec![]));
@@ -338,6 +340,23 @@ pub async fn run(session: &mut Session) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn completion_after_multibyte_characters() {
+        let helper = DkHelper {
+            words: Arc::new(RwLock::new(Words {
+                tables: vec!["xtab".into()],
+                ..Default::default()
+            })),
+        };
+        let history = rustyline::history::DefaultHistory::new();
+        let ctx = Context::new(&history);
+        for line in ["select '€x", "select\u{a0}x", "€x"] {
+            let (start, found) = helper.complete(line, line.len(), &ctx).unwrap();
+            assert_eq!(&line[start..], "x", "{line}");
+            assert!(found.iter().any(|p| p.replacement == "xtab"), "{line}");
+        }
+    }
 
     #[test]
     fn history_hides_passwords() {

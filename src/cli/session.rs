@@ -76,6 +76,8 @@ enum Step {
     Failed(String),
     /// Failed, and already said so (an included script's error).
     Reported,
+    /// Cancelled, and already said so (in an included script).
+    ReportedCancel,
     Cancelled,
     Closed,
     Quit,
@@ -106,11 +108,14 @@ impl Session {
             let (line, result) = match &piece {
                 Piece::Meta { line, text } => {
                     let run = Box::pin(self.meta(text, source));
-                    let r = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(run))
-                        .await
-                        .unwrap_or_else(|p| {
+                    let run = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(run));
+                    // Ctrl-C also stops a meta command (an \attach waiting on a server).
+                    let r = tokio::select! {
+                        r = run => r.unwrap_or_else(|p| {
                             Err(Step::Failed(message(&super::panic_error(p.as_ref()))))
-                        });
+                        }),
+                        _ = tokio::signal::ctrl_c() => Err(Step::Cancelled),
+                    };
                     (*line, r)
                 }
                 Piece::Sql { line, text } => (*line, self.statement(text).await),
@@ -119,12 +124,12 @@ impl Session {
                 Ok(()) => {}
                 Err(Step::Quit) => return Outcome::Quit,
                 Err(Step::Closed) => return Outcome::Closed,
+                // Ctrl-C stops the whole entry or script (the prompt goes on).
                 Err(Step::Cancelled) => {
                     eprintln!("Cancelled.");
-                    if !self.interactive || !matches!(source, Source::Prompt) {
-                        return Outcome::Cancelled;
-                    }
+                    return Outcome::Cancelled;
                 }
+                Err(Step::ReportedCancel) => return Outcome::Cancelled,
                 Err(Step::Reported) => {
                     self.failed = true;
                     if !self.interactive && !self.continue_on_error {
@@ -469,7 +474,8 @@ impl Session {
                     Outcome::Quit => return Err(Step::Quit),
                     Outcome::Closed => return Err(Step::Closed),
                     // The included script printed its own error.
-                    Outcome::Failed | Outcome::Cancelled => return Err(Step::Reported),
+                    Outcome::Failed => return Err(Step::Reported),
+                    Outcome::Cancelled => return Err(Step::ReportedCancel),
                 }
             }
             "" => return Err(fail("an empty meta command; type \\? for help".into())),
@@ -595,6 +601,11 @@ pub fn message(e: &Error) -> String {
 /// A parser position counted from the statement (`at line 2, column 5`) counted from the
 /// file instead, for a statement starting on line `first`.
 fn file_lines(message: &str, first: usize) -> String {
+    // Only the parser's positions are the statement's (a CSV reader's "at line N" is the
+    // data file's).
+    if !message.starts_with("syntax error:") {
+        return message.to_string();
+    }
     let Some(at) = message.find(" at line ") else {
         return message.to_string();
     };
@@ -670,6 +681,10 @@ mod tests {
             "syntax error: Expected: x, found: y at line 11, column 5"
         );
         assert_eq!(file_lines("no position", 3), "no position");
+        assert_eq!(
+            file_lines("cannot parse 'x' for column 0 at line 4", 10),
+            "cannot parse 'x' for column 0 at line 4"
+        );
     }
 
     #[test]

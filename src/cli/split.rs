@@ -102,7 +102,10 @@ pub fn split_script(script: &str) -> Vec<Piece> {
     };
     for (i, line) in script.lines().enumerate() {
         let no = i + 1;
-        if line.trim_start().starts_with('\\') && !has_code(&buf) {
+        // A meta line where a statement could start: after nothing but comments, or after a
+        // complete statement (one ended by a line without ';', e.g. a closing comment).
+        if line.trim_start().starts_with('\\') && (!has_code(&buf) || is_complete(&buf)) {
+            flush(&buf, buf_line, &mut out);
             buf.clear();
             out.push(Piece::Meta {
                 line: no,
@@ -204,6 +207,25 @@ mod tests {
             ]
         );
         assert!(split_script("-- nothing\n\n").is_empty());
+        // A statement completed on a line without ';' (a comment closes) still ends before
+        // the next meta line.
+        assert_eq!(
+            split_script("select 1; /* note\nend */\n\\d t\nselect 2;"),
+            vec![
+                Piece::Sql {
+                    line: 1,
+                    text: "select 1".into()
+                },
+                Piece::Meta {
+                    line: 3,
+                    text: "\\d t".into()
+                },
+                Piece::Sql {
+                    line: 4,
+                    text: "select 2".into()
+                },
+            ]
+        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The config file: TOML naming backends and their settings, with `${VAR}` (an environment
+//! The config file: TOML (or YAML) naming backends and their settings, with `${VAR}` (an environment
 //! variable; an error when unset), `${VAR:default}` and `${section.key}` (another value of
 //! the same file) substituted in every string.
 //!
@@ -18,9 +18,12 @@
 //! path = "/data/lake"
 //! ```
 //!
+//! The same in YAML when the file name ends in `.yaml` or `.yml` (`backends:` a map of
+//! backends, each a map of settings).
+//!
 //! Found at `--config FILE`, else `$DATAKNOBS_CONFIG`, else
-//! `$XDG_CONFIG_HOME/dataknobs/config.toml` (default `~/.config/dataknobs/config.toml`)
-//! when that file exists.
+//! `$XDG_CONFIG_HOME/dataknobs/config.toml` (default `~/.config/dataknobs/config.toml`; or
+//! `config.yaml`/`config.yml` there) when that file exists.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -88,10 +91,16 @@ impl ConfigFile {
             .filter(|s| !s.is_empty())
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
-        match dir.map(|d| d.join("dataknobs").join("config.toml")) {
-            Some(p) if p.is_file() => Self::load(&p).map(Some),
-            _ => Ok(None),
+        let Some(dir) = dir.map(|d| d.join("dataknobs")) else {
+            return Ok(None);
+        };
+        for name in ["config.toml", "config.yaml", "config.yml"] {
+            let p = dir.join(name);
+            if p.is_file() {
+                return Self::load(&p).map(Some);
+            }
         }
+        Ok(None)
     }
 
     /// Reads and checks a config file; environment variables come from the process.
@@ -103,33 +112,27 @@ impl ConfigFile {
                 e,
             )
         })?;
-        let mut config = Self::parse(&text, &label, &|v| std::env::var(v).ok())?;
-        config.check_permissions(path, &text);
+        let doc = parse_doc(&text, &label)?;
+        let mut config = Self::from_doc(&doc, &label, &|v| std::env::var(v).ok())?;
+        config.check_permissions(path, &doc);
         Ok(config)
     }
 
-    /// Parses config text; `env` looks up environment variables.
+    /// Parses config text: YAML when `label` (the file name) ends in `.yaml` or `.yml`, TOML
+    /// otherwise; `env` looks up environment variables.
     pub fn parse(
         text: &str,
         label: &str,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<ConfigFile> {
-        let doc: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-            let at = e
-                .span()
-                .map(|s| {
-                    let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
-                    format!("line {line}: ")
-                })
-                .unwrap_or_default();
-            config_error(
-                label,
-                format!(
-                    "{at}{}",
-                    e.message().split_whitespace().collect::<Vec<_>>().join(" ")
-                ),
-            )
-        })?;
+        Self::from_doc(&parse_doc(text, label)?, label, env)
+    }
+
+    fn from_doc(
+        doc: &toml::Table,
+        label: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<ConfigFile> {
         for key in doc.keys() {
             if !matches!(key.as_str(), "default" | "backends" | "vars") {
                 return Err(config_error(
@@ -138,11 +141,7 @@ impl ConfigFile {
                 ));
             }
         }
-        let resolver = Resolver {
-            doc: &doc,
-            env,
-            label,
-        };
+        let resolver = Resolver { doc, env, label };
         let default = match doc.get("default") {
             None => None,
             Some(v) => Some(resolver.value(v, "default", 0)?),
@@ -192,7 +191,7 @@ impl ConfigFile {
         &self.warnings
     }
 
-    fn check_permissions(&mut self, path: &Path, text: &str) {
+    fn check_permissions(&mut self, path: &Path, doc: &toml::Table) {
         use std::os::unix::fs::PermissionsExt;
         let Ok(meta) = std::fs::metadata(path) else {
             return;
@@ -200,7 +199,7 @@ impl ConfigFile {
         if meta.permissions().mode() & 0o044 == 0 {
             return;
         }
-        let literal = literal_secrets(text);
+        let literal = literal_secrets(doc);
         if !literal.is_empty() {
             self.warnings.push(format!(
                 "config file '{}' holds a literal secret ({}) and other users can read it; \
@@ -240,11 +239,38 @@ impl ConfigFile {
     }
 }
 
+/// A config file's text as a table: YAML for a `.yaml`/`.yml` file, TOML otherwise.
+fn parse_doc(text: &str, label: &str) -> Result<toml::Table> {
+    let lower = label.to_ascii_lowercase();
+    if lower.ends_with(".yaml") || lower.ends_with(".yml") {
+        // YAML maps onto the same tree (no nulls: a setting with no value is an error).
+        return serde_saphyr::from_str::<toml::Table>(text).map_err(|e| {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            config_error(label, format!("not valid YAML: {first}"))
+        });
+    }
+    text.parse().map_err(|e: toml::de::Error| {
+        let at = e
+            .span()
+            .map(|s| {
+                let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+                format!("line {line}: ")
+            })
+            .unwrap_or_default();
+        config_error(
+            label,
+            format!(
+                "{at}{}",
+                e.message().split_whitespace().collect::<Vec<_>>().join(" ")
+            ),
+        )
+    })
+}
+
 /// The secret settings written as literal text (not `${…}`), by key path.
-fn literal_secrets(text: &str) -> Vec<String> {
-    let Ok(doc) = text.parse::<toml::Table>() else {
-        return vec![];
-    };
+fn literal_secrets(doc: &toml::Table) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(toml::Value::Table(backends)) = doc.get("backends") {
         for (name, entry) in backends {
@@ -465,10 +491,41 @@ path = "${backends.pg.user_name}/lake"
     }
 
     #[test]
+    fn yaml_files_say_the_same() {
+        let c = ConfigFile::parse(
+            "default: pg\nvars:\n  port: 5433\nbackends:\n  pg:\n    \
+             url: postgres://app@${PG_HOST:localhost}:${vars.port}/shop\n    \
+             password: ${PG_PASSWORD}\n    pool_size: 8\n    ssl: true\n",
+            "dataknobs.yaml",
+            &env,
+        )
+        .unwrap();
+        assert_eq!(c.default.as_deref(), Some("pg"));
+        let pg = &c.backends[0];
+        assert_eq!(pg.settings["url"], "postgres://app@db.internal:5433/shop");
+        assert_eq!(pg.settings["password"], "s3cret");
+        assert_eq!(pg.settings["pool_size"], "8");
+        assert_eq!(pg.settings["ssl"], "true");
+        let e = ConfigFile::parse("backends:\n  pg: [unclosed\n", "c.yml", &env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("config file 'c.yml': not valid YAML: line 2 column 7"),
+            "{e}"
+        );
+        // The same text as TOML is a TOML error.
+        assert!(ConfigFile::parse("default: pg\n", "c.toml", &env).is_err());
+    }
+
+    #[test]
     fn literal_secrets_are_found() {
         let found = literal_secrets(
-            "[backends.a]\npassword = \"hunter2\"\n[backends.b]\npassword = \"${P}\"\n\
-             [backends.c]\nurl = \"postgres://u:pw@h/db\"\n[backends.d]\nurl = \"postgres://u@h/db\"\n",
+            &parse_doc(
+                "[backends.a]\npassword = \"hunter2\"\n[backends.b]\npassword = \"${P}\"\n\
+                 [backends.c]\nurl = \"postgres://u:pw@h/db\"\n[backends.d]\nurl = \"postgres://u@h/db\"\n",
+                "t.toml",
+            )
+            .unwrap(),
         );
         assert_eq!(found, vec!["[backends.a] password", "[backends.c] url"]);
     }

@@ -503,6 +503,7 @@ pub fn redact_url(url: &str) -> String {
         Err(_) => {
             // Not a URL: hide anything between "://user:" and "@".
             if let (Some(start), Some(at)) = (url.find("://"), url.rfind('@'))
+                && at > start + 3
                 && let Some(colon) = url[start + 3..at].find(':')
             {
                 return format!("{}***{}", &url[..start + 3 + colon + 1], &url[at..]);
@@ -524,6 +525,11 @@ mod tests {
         );
         assert!(!redact_url("x://u:secret@h:bad port").contains("secret"));
         assert_eq!(redact_url("memory://"), "memory://");
+        // An '@' before the scheme's "://" (not a URL) is left alone, without a panic.
+        assert_eq!(
+            redact_url("git@github.com:o/r','https://github.com/o/r"),
+            "git@github.com:o/r','https://github.com/o/r"
+        );
     }
 
     #[tokio::test]

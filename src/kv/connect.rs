@@ -37,6 +37,17 @@ pub struct ConnectorConfig {
     pub response_timeout: Option<Duration>,
     /// A name the server shows for this client's connections (Redis `CLIENT SETNAME`).
     pub client_name: Option<String>,
+    /// TLS (`rediss://`); None: plain TCP.
+    pub tls: Option<TlsSettings>,
+}
+
+/// How a TLS connection checks the server.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// Check the server's certificate and name (off: any certificate is accepted).
+    pub verify: bool,
+    /// A PEM file of CA certificates to trust instead of the system's.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl ConnectorConfig {
@@ -52,6 +63,7 @@ impl ConnectorConfig {
             connect_timeout: Duration::from_secs(5),
             response_timeout: Some(Duration::from_secs(60)),
             client_name: None,
+            tls: None,
         }
     }
 }
@@ -67,6 +79,7 @@ impl Debug for ConnectorConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("response_timeout", &self.response_timeout)
             .field("client_name", &self.client_name)
+            .field("tls", &self.tls)
             .finish()
     }
 }

@@ -39,7 +39,7 @@ use crate::record::{Record, infer_schema, records_to_batch};
 
 pub use connect::{
     ConnectionMode, Connector, ConnectorConfig, ConnectorManager, ConnectorManagerFactory, Lease,
-    PoolSettings,
+    PoolSettings, TlsSettings,
 };
 #[cfg(feature = "hdfs")]
 pub use hdfs::{HdfsConnector, HdfsKeyValueStore};

@@ -127,11 +127,28 @@ fn shown(config: &ConnectorConfig) -> String {
         .map(|u| format!(" as user '{u}'"))
         .unwrap_or_default();
     format!(
-        "redis://{}:{}/{}{user}",
+        "{}://{}:{}/{}{user}",
+        if config.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        },
         config.host,
         config.port,
         config.db.as_deref().unwrap_or("0")
     )
+}
+
+/// Did a TLS handshake fail on the server's certificate?
+fn tls_refused(text: &str) -> bool {
+    [
+        "UnknownIssuer",
+        "invalid peer certificate",
+        "NotValidForName",
+        "BadSignature",
+    ]
+    .iter()
+    .any(|n| text.contains(n))
 }
 
 /// Did the connection break (so that it must not be used again)?
@@ -176,6 +193,12 @@ pub fn redis_error(at: &str, doing: &str, e: &RedisError) -> Error {
         (
             ErrorKind::Type,
             "; the key holds another kind of value than a hash of records",
+        )
+    } else if tls_refused(&text) {
+        (
+            ErrorKind::Connection,
+            "; the server's TLS certificate is not trusted: give its CA with \
+             ca_file=<PEM file>, or turn checking off with verify_tls=false",
         )
     } else if e.is_connection_refusal() {
         (
@@ -260,14 +283,38 @@ impl Connector for RedisConnector {
         if let Some(p) = &c.password {
             settings = settings.set_password(p.expose_secret());
         }
-        let info = redis::IntoConnectionInfo::into_connection_info(ConnectionAddr::Tcp(
-            c.host.clone(),
-            c.port,
-        ))
-        .map(|i| i.set_redis_settings(settings))
-        .map_err(|e| redis_error(&shown(c), "configuring the connection", &e))?;
-        let client = redis::Client::open(info)
+        let addr = match &c.tls {
+            None => ConnectionAddr::Tcp(c.host.clone(), c.port),
+            Some(tls) => ConnectionAddr::TcpTls {
+                host: c.host.clone(),
+                port: c.port,
+                insecure: !tls.verify,
+                tls_params: None,
+            },
+        };
+        let info = redis::IntoConnectionInfo::into_connection_info(addr)
+            .map(|i| i.set_redis_settings(settings))
             .map_err(|e| redis_error(&shown(c), "configuring the connection", &e))?;
+        let client = match c.tls.as_ref().and_then(|t| t.ca_file.as_ref()) {
+            None => redis::Client::open(info),
+            Some(ca) => {
+                let pem = std::fs::read(ca).map_err(|e| {
+                    Error::config(format!(
+                        "cannot read the CA file {} (option ca_file): {e}",
+                        ca.display()
+                    ))
+                    .with_backend(KIND)
+                })?;
+                redis::Client::build_with_tls(
+                    info,
+                    redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(pem),
+                    },
+                )
+            }
+        }
+        .map_err(|e| redis_error(&shown(c), "configuring the connection", &e))?;
         let conf = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(c.connect_timeout))
             .set_response_timeout(c.response_timeout);

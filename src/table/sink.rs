@@ -12,7 +12,9 @@ use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties,
+};
 use futures::TryStreamExt;
 
 use super::BackendRegistry;
@@ -152,11 +154,30 @@ fn not_null_column(message: &str) -> Option<usize> {
 pub struct ErrorContextExec {
     inner: Arc<dyn ExecutionPlan>,
     context: String,
+    /// A context per output partition (e.g. the files it reads); `context` where empty.
+    partitions: Vec<String>,
 }
 
 impl ErrorContextExec {
     pub fn new(inner: Arc<dyn ExecutionPlan>, context: String) -> Self {
-        ErrorContextExec { inner, context }
+        ErrorContextExec {
+            inner,
+            context,
+            partitions: Vec::new(),
+        }
+    }
+
+    /// Errors of output partition `i` say `partitions[i]`; EXPLAIN shows `context`.
+    pub fn per_partition(
+        inner: Arc<dyn ExecutionPlan>,
+        context: String,
+        partitions: Vec<String>,
+    ) -> Self {
+        ErrorContextExec {
+            inner,
+            context,
+            partitions,
+        }
     }
 }
 
@@ -198,7 +219,22 @@ impl ExecutionPlan for ErrorContextExec {
         mut children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         match (children.pop(), children.is_empty()) {
-            (Some(inner), true) => Ok(Arc::new(ErrorContextExec::new(inner, self.context.clone()))),
+            (Some(inner), true) => {
+                // A new child may partition differently: keep per-partition names only
+                // while the partition count is unchanged.
+                let partitions = if inner.output_partitioning().partition_count()
+                    == self.inner.output_partitioning().partition_count()
+                {
+                    self.partitions.clone()
+                } else {
+                    Vec::new()
+                };
+                Ok(Arc::new(ErrorContextExec::per_partition(
+                    inner,
+                    self.context.clone(),
+                    partitions,
+                )))
+            }
             _ => Err(DataFusionError::Internal(
                 "ErrorContextExec takes one child".into(),
             )),
@@ -210,7 +246,11 @@ impl ExecutionPlan for ErrorContextExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> DfResult<SendableRecordBatchStream> {
-        let what = self.context.clone();
+        let what = self
+            .partitions
+            .get(partition)
+            .unwrap_or(&self.context)
+            .clone();
         let stream = self
             .inner
             .execute(partition, context)

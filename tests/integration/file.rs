@@ -981,3 +981,49 @@ async fn insert_into_a_foreign_csv_keeps_its_null_spelling() {
     let made = std::fs::read_to_string(dir.path().join("made.csv")).unwrap();
     assert!(made.contains("\\N"), "{made}");
 }
+
+/// A column with no value in the whole file (all empty fields, all JSON nulls) reads as
+/// nullable text, as DuckDB reads it, so text can be inserted into it.
+#[tokio::test]
+async fn a_column_without_values_reads_as_text() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.csv"), "id,note\n1,\n2,\n").unwrap();
+    std::fs::write(
+        dir.path().join("events.ndjson"),
+        "{\"id\":1,\"tag\":null}\n{\"id\":2,\"tag\":null}\n",
+    )
+    .unwrap();
+    let engine = dataknobs::Engine::new();
+    engine
+        .attach("f", &format!("file://{}", dir.path().display()))
+        .await
+        .unwrap();
+    for (table, column) in [("notes", "note"), ("events", "tag")] {
+        let types = engine
+            .execute(&format!(
+                "SELECT arrow_typeof({column}) AS t FROM f.{table} LIMIT 1"
+            ))
+            .await
+            .unwrap();
+        assert_eq!(
+            crate::common::compact_rows(&types),
+            vec!["Utf8".to_string()],
+            "{table}.{column}"
+        );
+        engine
+            .execute(&format!(
+                "INSERT INTO f.{table} (id, {column}) VALUES (3, 'written')"
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("insert into {table}: {e}"));
+        let back = engine
+            .execute(&format!("SELECT {column} FROM f.{table} WHERE id = 3"))
+            .await
+            .unwrap();
+        assert_eq!(
+            crate::common::compact_rows(&back),
+            vec!["written".to_string()],
+            "{table}"
+        );
+    }
+}

@@ -619,3 +619,72 @@ async fn the_record_api_works_on_a_hash() {
     assert!(db.delete("p1").await.expect("delete"));
     assert_eq!(db.count(None).await.expect("count"), 0);
 }
+
+/// `rediss://`: the TLS port of the test server (scripts/redis.sh), its certificate signed by a
+/// throwaway CA. Trusted through `ca_file` or with `verify_tls=false`; without either the
+/// handshake fails with an error saying what to do; TLS options on `redis://` are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_connects_over_tls_with_the_ca_file() {
+    let tls = std::env::var("DK_TEST_REDIS_TLS_URL")
+        .unwrap_or_else(|_| "rediss://127.0.0.1:6391".to_string());
+    let ca = std::env::var("DK_TEST_REDIS_TLS_CA")
+        .unwrap_or_else(|_| "/var/tmp/dataknobs-redis/tls/ca.pem".to_string());
+    assert!(
+        std::path::Path::new(&ca).exists(),
+        "no CA file at {ca}: start the services with scripts/services.sh (start_redis)"
+    );
+    let prefix = format!("{}:", unique_name("dkt"));
+    let trusted = format!("{tls}/0?prefix={prefix}&ca_file={ca}");
+    let engine = engine_at(&trusted).await;
+    sql(&engine, "CREATE TABLE secure (id BIGINT, name TEXT)").await;
+    sql(&engine, "INSERT INTO secure VALUES (1, 'one'), (2, 'two')").await;
+    assert_eq!(
+        compact(&engine, "SELECT id, name FROM secure ORDER BY id").await,
+        vec!["1|one".to_string(), "2|two".to_string()]
+    );
+    // What went over TLS is in the server: the plain port sees the same hash.
+    let mut conn = raw().await;
+    let fields: Vec<String> = redis::cmd("HKEYS")
+        .arg(format!("{prefix}secure"))
+        .query_async(&mut conn)
+        .await
+        .expect("HKEYS");
+    assert_eq!(fields.len(), 2, "{fields:?}");
+
+    // Without the CA, the self-signed chain is refused, and the error says what to do.
+    let untrusted = format!("{tls}/0?prefix={prefix}");
+    let err = Engine::new()
+        .attach("bad", &untrusted)
+        .await
+        .expect_err("an untrusted certificate");
+    let text = err.to_string();
+    assert!(
+        text.contains("ca_file") && text.contains("verify_tls=false"),
+        "{text}"
+    );
+    assert!(text.contains("rediss://127.0.0.1"), "{text}");
+
+    // verify_tls=false accepts it.
+    let insecure = engine_at(&format!("{tls}/0?prefix={prefix}&verify_tls=false")).await;
+    assert_eq!(
+        compact(&insecure, "SELECT name FROM secure ORDER BY name").await,
+        vec!["one".to_string(), "two".to_string()]
+    );
+
+    // TLS settings on a plain URL are a configuration error.
+    let err = Engine::new()
+        .attach("plain", &format!("{}/0?ca_file={ca}", redis_url()))
+        .await
+        .expect_err("ca_file on redis://");
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    assert!(err.to_string().contains("rediss://"), "{err}");
+}
+
+async fn compact(engine: &Engine, q: &str) -> Vec<String> {
+    crate::common::compact_rows(
+        &engine
+            .execute(q)
+            .await
+            .unwrap_or_else(|e| panic!("{q}: {e}")),
+    )
+}

@@ -26,6 +26,7 @@
 
 mod cache;
 pub mod format;
+pub mod names;
 pub mod nan;
 pub mod records;
 
@@ -345,12 +346,15 @@ impl FileBackend {
         .map_err(|e| self.err(e.into()))?;
         let schema = match schema {
             Some(s) => s,
-            None => options.infer_schema(&state, &url).await.map_err(|e| {
-                self.err(Error::query(format!(
-                    "cannot read the schema of '{}': {e}",
-                    path.display()
-                )))
-            })?,
+            None => {
+                let inferred = options.infer_schema(&state, &url).await.map_err(|e| {
+                    self.err(Error::query(format!(
+                        "cannot read the schema of '{}': {e}",
+                        path.display()
+                    )))
+                })?;
+                null_columns_as_text(inferred)
+            }
         };
         let schema = if matches!(format, Format::Json | Format::NdJson) && !is_dir {
             in_file_order(schema, path, compression)
@@ -551,6 +555,39 @@ impl BackendKind for FileKind {
 /// An inferred JSON schema with its columns in the order the file's first objects name them
 /// (Arrow's inference sorts them by name); columns the sample does not name follow in
 /// Arrow's order. The sample is the first 256 KiB (decompressed) or 1,000 objects.
+/// A text file's column that holds no value at all infers as Arrow's `Null` type, which
+/// can hold nothing but NULL (an INSERT of text into it fails): read it as nullable text,
+/// as DuckDB reads such a column as VARCHAR.
+fn null_columns_as_text(
+    schema: datafusion::arrow::datatypes::SchemaRef,
+) -> datafusion::arrow::datatypes::SchemaRef {
+    use datafusion::arrow::datatypes::DataType;
+    if !schema
+        .fields()
+        .iter()
+        .any(|f| f.data_type() == &DataType::Null)
+    {
+        return schema;
+    }
+    let fields: Vec<_> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Null => Arc::new(
+                f.as_ref()
+                    .clone()
+                    .with_data_type(DataType::Utf8)
+                    .with_nullable(true),
+            ),
+            _ => f.clone(),
+        })
+        .collect();
+    Arc::new(datafusion::arrow::datatypes::Schema::new_with_metadata(
+        fields,
+        schema.metadata().clone(),
+    ))
+}
+
 fn in_file_order(
     schema: datafusion::arrow::datatypes::SchemaRef,
     path: &Path,
@@ -954,8 +991,8 @@ impl TableProvider for FileTable {
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let plan = self.listing.scan(state, projection, filters, limit).await?;
         if self.format == Format::Parquet {
-            // Parquet names bad files when it opens them; keep the scan node bare so
-            // DataFusion's physical optimizer (limit, filter and dynamic-filter pushdown) sees it.
+            // Keep the scan node bare so DataFusion's physical optimizer (limit, filter and
+            // dynamic-filter pushdown) sees it; `names::ParquetFileNamesRule` names the file.
             return Ok(tune_parquet(plan, &self.parquet, state.config_options()));
         }
         // CSV/JSON readers report the line but not the file.

@@ -1027,3 +1027,44 @@ async fn a_column_without_values_reads_as_text() {
         );
     }
 }
+
+/// A CSV file whose writer quoted every field gets its new rows quoted the same way, and its
+/// old rows keep their quotes; a file quoting only where needed stays so.
+#[tokio::test]
+async fn insert_into_a_fully_quoted_csv_keeps_its_quoting() {
+    let dir = tempfile::tempdir().unwrap();
+    let quoted = dir.path().join("quoted.csv");
+    std::fs::write(&quoted, "\"id\",\"name\"\n\"1\",\"Ann\"\n\"2\",\"x, y\"\n").unwrap();
+    let plain = dir.path().join("plain.csv");
+    std::fs::write(&plain, "id,name\n1,Ann\n").unwrap();
+    let engine = dataknobs::Engine::new();
+    engine
+        .attach("f", &format!("file://{}", dir.path().display()))
+        .await
+        .unwrap();
+    engine
+        .execute("INSERT INTO f.quoted VALUES (3, 'Cy')")
+        .await
+        .unwrap();
+    engine
+        .execute("INSERT INTO f.plain VALUES (2, 'Bo, b')")
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&quoted).unwrap(),
+        "\"id\",\"name\"\n\"1\",\"Ann\"\n\"2\",\"x, y\"\n\"3\",\"Cy\"\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&plain).unwrap(),
+        "id,name\n1,Ann\n2,\"Bo, b\"\n"
+    );
+    // A later write (the style now comes from the schema file) keeps it.
+    engine
+        .execute("DELETE FROM f.quoted WHERE id = 1")
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&quoted).unwrap(),
+        "\"id\",\"name\"\n\"2\",\"x, y\"\n\"3\",\"Cy\"\n"
+    );
+}

@@ -77,6 +77,25 @@ mod write;
 pub use lock::remove_file_and_sidecars;
 pub use write::{CSV_NULL, null_regex};
 
+/// How a CSV/TSV file spells things: dataknobs' own files write NULL as [`CSV_NULL`] and
+/// quote only where needed; a file another program made keeps its conventions (empty fields
+/// for NULL; every field quoted when its header line was).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TextStyle {
+    pub(crate) null: Option<String>,
+    pub(crate) quote_all: bool,
+}
+
+impl TextStyle {
+    /// The style of files dataknobs creates.
+    pub(crate) fn dataknobs() -> TextStyle {
+        TextStyle {
+            null: Some(CSV_NULL.to_string()),
+            quote_all: false,
+        }
+    }
+}
+
 const KIND: &str = "file";
 /// Rows per batch a scan yields and a reader produces.
 const BATCH_ROWS: usize = 8192;
@@ -189,7 +208,7 @@ impl FileDatabase {
                 lock: None,
                 lock_writable: false,
             }),
-            text_null: parking_lot::Mutex::new(None),
+            text_style: parking_lot::Mutex::new(None),
             #[cfg(test)]
             fail_next_rename: std::sync::atomic::AtomicBool::new(false),
         };
@@ -295,7 +314,7 @@ pub(crate) fn encode_state(
     format: Format,
     compression: Compression,
     state: &mut State,
-    null: Option<&str>,
+    style: &TextStyle,
 ) -> Result<(Vec<u8>, Option<Vec<u8>>)> {
     state.flush();
     let schema = state.schema.clone();
@@ -314,11 +333,18 @@ pub(crate) fn encode_state(
             )?);
         }
     }
-    let data = write::encode(format, compression, &schema, key.as_deref(), &batches, null)?;
+    let data = write::encode(
+        format,
+        compression,
+        &schema,
+        key.as_deref(),
+        &batches,
+        style,
+    )?;
     let sidecar = if format == Format::Parquet {
         None
     } else {
-        let s = sidecar::Sidecar::describe(format, &schema, key.as_deref(), &data, null);
+        let s = sidecar::Sidecar::describe(format, &schema, key.as_deref(), &data, style);
         Some(
             serde_json::to_vec_pretty(&s)
                 .map_err(|e| Error::internal(format!("serializing the schema file: {e}")))?,

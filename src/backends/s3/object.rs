@@ -279,7 +279,7 @@ impl Shared {
                 self.format,
                 self.compression,
                 &mut inner.state,
-                Some(crate::backends::file::records::CSV_NULL),
+                &crate::backends::file::records::TextStyle::dataknobs(),
             )
             .map_err(|e| {
                 self.err(Error::new(

@@ -32,7 +32,7 @@ pub(super) struct Shared {
     /// How the CSV/TSV file spells NULL, as last read: Some(marker) from its schema file,
     /// Some(None) for a file another program made (empty fields), None before the file
     /// exists (then dataknobs' own `\N`).
-    pub(super) text_null: parking_lot::Mutex<Option<Option<String>>>,
+    pub(super) text_style: parking_lot::Mutex<Option<super::TextStyle>>,
     /// Test hook: make the next data-file rename fail (after the temporary file is written).
     #[cfg(test)]
     pub(super) fail_next_rename: std::sync::atomic::AtomicBool,
@@ -318,19 +318,18 @@ impl Shared {
 
     /// Writes the whole state: data file, generation, then (text formats) the schema sidecar.
     pub(super) fn persist(&self, state: &mut State, lock: &File) -> Result<Seen> {
-        let null = match &*self.text_null.lock() {
-            Some(known) => known.clone(),
-            None => Some(super::CSV_NULL.to_string()),
-        };
-        let (data, sidecar) =
-            super::encode_state(self.format, self.compression, state, null.as_deref()).map_err(
-                |e| {
-                    Error::new(
-                        e.kind(),
-                        format!("{}: cannot write: {}", self.path.display(), e.message()),
-                    )
-                },
-            )?;
+        let style = self
+            .text_style
+            .lock()
+            .clone()
+            .unwrap_or_else(super::TextStyle::dataknobs);
+        let (data, sidecar) = super::encode_state(self.format, self.compression, state, &style)
+            .map_err(|e| {
+                Error::new(
+                    e.kind(),
+                    format!("{}: cannot write: {}", self.path.display(), e.message()),
+                )
+            })?;
         let fail = self.injected_failure();
         write_atomically_with(&self.path, |f| {
             f.write_all(&data)?;

@@ -46,11 +46,17 @@ impl Shared {
             Err(e) => return Err(Error::io(format!("reading {}", self.path.display()), e)),
         };
         let sidecar = self.read_sidecar();
-        *self.text_null.lock() = Some(match &sidecar {
-            Some(s) => s.null.clone(),
+        *self.text_style.lock() = Some(match &sidecar {
+            Some(s) => super::TextStyle {
+                null: s.null.clone(),
+                quote_all: s.quote_all,
+            },
             // A file without a schema file was made by another program: keep its empty
-            // fields for NULL when writing it.
-            None => None,
+            // fields for NULL, and its quoting, when writing it.
+            None => super::TextStyle {
+                null: None,
+                quote_all: header_all_quoted(self.compression, &raw),
+            },
         });
         decode_text(
             &self.path,
@@ -62,6 +68,36 @@ impl Shared {
         )
         .map(Some)
     }
+}
+
+/// Is every field of the header line quoted (`"id","name"`)? Then the file's writer quoted
+/// every field, and rows dataknobs adds are quoted so too.
+fn header_all_quoted(compression: Compression, raw: &[u8]) -> bool {
+    let Ok(data) = decompress(compression, raw) else {
+        return false;
+    };
+    let line = data.split(|b| *b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.is_empty() {
+        return false;
+    }
+    // Split outside quotes on the delimiter (either one: a quoted header has no bare one).
+    let mut fields = Vec::new();
+    let (mut start, mut quoted) = (0, false);
+    for (i, b) in line.iter().enumerate() {
+        match b {
+            b'"' => quoted = !quoted,
+            b',' | b'\t' if !quoted => {
+                fields.push(&line[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    fields.push(&line[start..]);
+    fields
+        .iter()
+        .all(|f| f.len() >= 2 && f.starts_with(b"\"") && f.ends_with(b"\""))
 }
 
 /// Parses the bytes of a text data file (`raw`, as stored: compressed when `compression`

@@ -26,6 +26,9 @@ pub(super) struct Sidecar {
     /// string. Absent for other formats and files written before this was recorded.
     #[serde(default)]
     pub(super) null: Option<String>,
+    /// Every CSV/TSV field is quoted (a file another program wrote so).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(super) quote_all: bool,
 }
 
 pub(super) fn crc32(data: &[u8]) -> u32 {
@@ -40,16 +43,16 @@ impl Sidecar {
         schema: &Schema,
         key: Option<&str>,
         data: &[u8],
-        null: Option<&str>,
+        style: &super::TextStyle,
     ) -> Sidecar {
+        let text = matches!(format, Format::Csv | Format::Tsv);
         Sidecar {
             version: SIDECAR_VERSION,
             format: format.to_string(),
             data_len: data.len() as u64,
             data_crc32: crc32(data),
-            null: null
-                .filter(|_| matches!(format, Format::Csv | Format::Tsv))
-                .map(str::to_string),
+            null: style.null.clone().filter(|_| text),
+            quote_all: style.quote_all && text,
             columns: columns::describe(schema, key),
         }
     }

@@ -21,20 +21,20 @@ use super::{KEY_METADATA, cast_opts, is_binary};
 use crate::error::{Error, ErrorKind, Result};
 use crate::record::FieldType;
 
-/// `null` is how CSV/TSV spell NULL: [`CSV_NULL`] in files dataknobs made, None (an empty
-/// field) in files another program made (their convention is kept).
+/// `style` is how CSV/TSV spell NULL ([`CSV_NULL`] in files dataknobs made, an empty field in
+/// files another program made) and whether every field is quoted.
 pub(super) fn encode(
     format: Format,
     compression: Compression,
     schema: &SchemaRef,
     key: Option<&str>,
     batches: &[RecordBatch],
-    null: Option<&str>,
+    style: &super::TextStyle,
 ) -> Result<Vec<u8>> {
     let plain = match format {
         Format::Parquet => return encode_parquet(compression, schema, key, batches),
-        Format::Csv => encode_csv(b',', schema, batches, null)?,
-        Format::Tsv => encode_csv(b'\t', schema, batches, null)?,
+        Format::Csv => encode_csv(b',', schema, batches, style)?,
+        Format::Tsv => encode_csv(b'\t', schema, batches, style)?,
         Format::Json => encode_json::<LinesArray>(batches)?,
         Format::NdJson => encode_json::<LineDelimited>(batches)?,
     };
@@ -209,15 +209,21 @@ pub(super) fn encode_csv(
     delimiter: u8,
     schema: &SchemaRef,
     batches: &[RecordBatch],
-    null: Option<&str>,
+    style: &super::TextStyle,
 ) -> Result<Vec<u8>> {
-    use datafusion::arrow::csv::WriterBuilder;
+    use datafusion::arrow::csv::{QuoteStyle, WriterBuilder};
+    let null = style.null.as_deref();
     let mut buf = Vec::new();
     {
         let mut w = WriterBuilder::new()
             .with_header(true)
             .with_delimiter(delimiter)
             .with_null(null.unwrap_or("").to_string())
+            .with_quote_style(if style.quote_all {
+                QuoteStyle::Always
+            } else {
+                QuoteStyle::Necessary
+            })
             .build(&mut buf);
         if batches.is_empty() {
             w.write(&text_batch(&RecordBatch::new_empty(schema.clone()))?)?;

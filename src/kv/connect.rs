@@ -376,6 +376,9 @@ pub struct PooledConnectorManager<C: Connector> {
     pool: bb8::Pool<PoolAdapter<C>>,
     /// The last error connecting, for the message when a caller times out waiting.
     last_error: Arc<parking_lot::Mutex<Option<(ErrorKind, String)>>>,
+    /// One permit per open connection (max_connections in all), taken before connecting:
+    /// the connect in `get` and bb8's own never open more than max_connections at once.
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl<C: Connector> Debug for PooledConnectorManager<C> {
@@ -399,6 +402,9 @@ impl<C: Connector> PooledConnectorManager<C> {
             return Err(Error::config("connection_timeout must be more than 0"));
         }
         let last_error = Arc::new(parking_lot::Mutex::new(None));
+        let slots = Arc::new(tokio::sync::Semaphore::new(
+            settings.max_connections as usize,
+        ));
         // The reaper looks for idle connections often enough to close them soon after
         // idle_timeout (bb8 checks every 30 s by default).
         let reaper = settings
@@ -421,6 +427,7 @@ impl<C: Connector> PooledConnectorManager<C> {
             .build_unchecked(PoolAdapter {
                 config: config.clone(),
                 last_error: last_error.clone(),
+                slots: slots.clone(),
                 _c: std::marker::PhantomData,
             });
         Ok(PooledConnectorManager {
@@ -428,6 +435,7 @@ impl<C: Connector> PooledConnectorManager<C> {
             settings,
             pool,
             last_error,
+            slots,
         })
     }
 
@@ -437,13 +445,17 @@ impl<C: Connector> PooledConnectorManager<C> {
         // own connect error at once (bb8 connects in the background and would let it wait
         // out connection_timeout). Should the pool fill meanwhile, this one is dropped.
         let state = self.pool.state();
-        if state.idle_connections == 0 && state.connections < self.settings.max_connections {
+        if state.idle_connections == 0
+            && state.connections < self.settings.max_connections
+            && let Ok(slot) = self.slots.clone().try_acquire_owned()
+        {
             let conn = connect_new::<C>(&self.config).await?;
             let client = conn.client()?;
             let _ = self.pool.add(Pooled {
                 conn,
                 client,
                 broken: false,
+                _slot: Some(slot),
             });
         }
         match self.pool.get_owned().await {
@@ -484,12 +496,15 @@ pub struct Pooled<C: Connector> {
     conn: C,
     client: C::Client,
     broken: bool,
+    /// Given back when the connection is dropped.
+    _slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// bb8's view of a connector type.
 pub struct PoolAdapter<C> {
     config: ConnectorConfig,
     last_error: Arc<parking_lot::Mutex<Option<(ErrorKind, String)>>>,
+    slots: Arc<tokio::sync::Semaphore>,
     _c: std::marker::PhantomData<fn() -> C>,
 }
 
@@ -498,6 +513,14 @@ impl<C: Connector> bb8::ManageConnection for PoolAdapter<C> {
     type Error = Error;
 
     async fn connect(&self) -> Result<Pooled<C>> {
+        // Every slot taken: max_connections are open (or being opened by `get`); the
+        // waiter gets the next one given back.
+        let slot = self.slots.clone().try_acquire_owned().map_err(|_| {
+            Error::new(
+                ErrorKind::Connection,
+                "all max_connections connections are open",
+            )
+        })?;
         let conn = match connect_new::<C>(&self.config).await {
             Ok(c) => c,
             Err(e) => {
@@ -510,6 +533,7 @@ impl<C: Connector> bb8::ManageConnection for PoolAdapter<C> {
             conn,
             client,
             broken: false,
+            _slot: Some(slot),
         })
     }
 

@@ -916,11 +916,7 @@ async fn json_columns_keep_the_file_order() {
         "{\"zeta\": 1, \"alpha\": \"x\"}\n{\"mid\": false, \"zeta\": 3}\n",
     )
     .unwrap();
-    let engine = dataknobs::Engine::new();
-    engine
-        .attach("f", &format!("file://{}", dir.path().display()))
-        .await
-        .unwrap();
+    let engine = engine_over(dir.path()).await;
     for (table, want) in [
         ("f.t", vec!["zeta", "alpha", "mid", "late"]),
         ("f.n", vec!["zeta", "alpha", "mid"]),
@@ -943,11 +939,7 @@ async fn insert_into_a_foreign_csv_keeps_its_null_spelling() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("people.csv");
     std::fs::write(&file, "zeta,alpha,mid\n1,a,true\n2,,false\n").unwrap();
-    let engine = dataknobs::Engine::new();
-    engine
-        .attach("f", &format!("file://{}", dir.path().display()))
-        .await
-        .unwrap();
+    let engine = engine_over(dir.path()).await;
     engine
         .execute("INSERT INTO f.people VALUES (3, NULL, NULL), (4, 'd', true)")
         .await
@@ -993,11 +985,7 @@ async fn a_column_without_values_reads_as_text() {
         "{\"id\":1,\"tag\":null}\n{\"id\":2,\"tag\":null}\n",
     )
     .unwrap();
-    let engine = dataknobs::Engine::new();
-    engine
-        .attach("f", &format!("file://{}", dir.path().display()))
-        .await
-        .unwrap();
+    let engine = engine_over(dir.path()).await;
     for (table, column) in [("notes", "note"), ("events", "tag")] {
         let types = engine
             .execute(&format!(
@@ -1037,11 +1025,7 @@ async fn insert_into_a_fully_quoted_csv_keeps_its_quoting() {
     std::fs::write(&quoted, "\"id\",\"name\"\n\"1\",\"Ann\"\n\"2\",\"x, y\"\n").unwrap();
     let plain = dir.path().join("plain.csv");
     std::fs::write(&plain, "id,name\n1,Ann\n").unwrap();
-    let engine = dataknobs::Engine::new();
-    engine
-        .attach("f", &format!("file://{}", dir.path().display()))
-        .await
-        .unwrap();
+    let engine = engine_over(dir.path()).await;
     engine
         .execute("INSERT INTO f.quoted VALUES (3, 'Cy')")
         .await
@@ -1067,4 +1051,14 @@ async fn insert_into_a_fully_quoted_csv_keeps_its_quoting() {
         std::fs::read_to_string(&quoted).unwrap(),
         "\"id\",\"name\"\n\"2\",\"x, y\"\n\"3\",\"Cy\"\n"
     );
+}
+
+/// An engine with the folder attached as the file backend `f`.
+async fn engine_over(dir: &std::path::Path) -> dataknobs::Engine {
+    let engine = dataknobs::Engine::new();
+    engine
+        .attach("f", &format!("file://{}", dir.display()))
+        .await
+        .unwrap_or_else(|e| panic!("attach {}: {e}", dir.display()));
+    engine
 }

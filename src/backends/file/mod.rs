@@ -608,36 +608,9 @@ fn in_file_order(
 /// The object keys of a JSON or NDJSON file's first objects, in first-seen order.
 fn json_key_order(path: &Path, compression: Compression) -> Option<Vec<String>> {
     use std::io::Read;
-    struct Keys(Vec<String>);
-    impl<'de> serde::Deserialize<'de> for Keys {
-        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-            struct V;
-            impl<'de> serde::de::Visitor<'de> for V {
-                type Value = Keys;
-                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                    f.write_str("a JSON object")
-                }
-                fn visit_map<A: serde::de::MapAccess<'de>>(
-                    self,
-                    mut map: A,
-                ) -> std::result::Result<Keys, A::Error> {
-                    let mut keys = Vec::new();
-                    while let Some(k) = map.next_key::<String>()? {
-                        map.next_value::<serde::de::IgnoredAny>()?;
-                        keys.push(k);
-                    }
-                    Ok(Keys(keys))
-                }
-            }
-            d.deserialize_map(V)
-        }
-    }
+    type Keys = records::JsonRow<serde::de::IgnoredAny>;
     let file = std::fs::File::open(path).ok()?;
-    let reader: Box<dyn Read> = match compression {
-        Compression::None => Box::new(file),
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
-        Compression::Zstd => Box::new(zstd::Decoder::new(file).ok()?),
-    };
+    let reader = records::decompressing_reader(compression, file).ok()?;
     let mut buf = Vec::new();
     reader.take(256 << 10).read_to_end(&mut buf).ok()?;
     let mut pos = buf.iter().position(|b| *b == b'{')?;
@@ -645,8 +618,8 @@ fn json_key_order(path: &Path, compression: Compression) -> Option<Vec<String>> 
     for _ in 0..1000 {
         let mut objects = serde_json::Deserializer::from_slice(&buf[pos..]).into_iter::<Keys>();
         match objects.next() {
-            Some(Ok(Keys(found))) => {
-                for k in found {
+            Some(Ok(records::JsonRow(found))) => {
+                for (k, _) in found {
                     if !keys.contains(&k) {
                         keys.push(k);
                     }

@@ -64,26 +64,25 @@ impl PhysicalOptimizerRule for ParquetFileNamesRule {
     }
 }
 
-/// The files each partition of a scan reads, each once, as paths (local files) or URLs.
+/// The files each partition of a scan reads, as paths (local files) or URLs. A large file
+/// split into byte ranges appears once per range ([`summary`] names it once).
 fn partition_names(conf: &FileScanConfig) -> Vec<Vec<String>> {
     let store = conf.object_store_url.as_str().trim_end_matches('/');
     conf.file_groups
         .iter()
         .map(|group| {
-            let mut names: Vec<String> = Vec::new();
-            for file in group.files() {
-                let location = file.object_meta.location.as_ref();
-                let name = if store == "file:" || store == "file://" {
-                    format!("/{location}")
-                } else {
-                    format!("{store}/{location}")
-                };
-                // A large file split into byte ranges appears once per range.
-                if !names.contains(&name) {
-                    names.push(name);
-                }
-            }
-            names
+            group
+                .files()
+                .iter()
+                .map(|file| {
+                    let location = file.object_meta.location.as_ref();
+                    if store == "file:" || store == "file://" {
+                        format!("/{location}")
+                    } else {
+                        format!("{store}/{location}")
+                    }
+                })
+                .collect()
         })
         .collect()
 }

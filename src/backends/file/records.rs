@@ -69,6 +69,7 @@ use lock::{Inner, Shared};
 
 mod lock;
 mod read;
+pub(crate) use read::{JsonRow, decompressing_reader};
 mod sidecar;
 #[cfg(test)]
 mod tests;

@@ -73,10 +73,19 @@ impl Shared {
 /// Is every field of the header line quoted (`"id","name"`)? Then the file's writer quoted
 /// every field, and rows dataknobs adds are quoted so too.
 fn header_all_quoted(compression: Compression, raw: &[u8]) -> bool {
-    let Ok(data) = decompress(compression, raw) else {
+    use std::io::BufRead;
+    // Only the first line is decompressed (the whole file is, once, by `decode_text`).
+    let mut line = Vec::new();
+    let Ok(reader) = decompressing_reader(compression, raw) else {
         return false;
     };
-    let line = data.split(|b| *b == b'\n').next().unwrap_or_default();
+    if std::io::BufReader::new(reader.take(64 << 10))
+        .read_until(b'\n', &mut line)
+        .is_err()
+    {
+        return false;
+    }
+    let line = line.strip_suffix(b"\n").unwrap_or(&line);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.is_empty() {
         return false;
@@ -329,6 +338,18 @@ where
     })
 }
 
+/// A reader of `input`'s decompressed bytes, for reading only the start of a file.
+pub(crate) fn decompressing_reader<'a, R: Read + 'a>(
+    c: Compression,
+    input: R,
+) -> std::io::Result<Box<dyn Read + 'a>> {
+    Ok(match c {
+        Compression::None => Box::new(input),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(input)),
+        Compression::Zstd => Box::new(zstd::Decoder::new(input)?),
+    })
+}
+
 pub(super) fn decompress(c: Compression, raw: &[u8]) -> std::io::Result<Cow<'_, [u8]>> {
     match c {
         Compression::None => Ok(Cow::Borrowed(raw)),
@@ -549,29 +570,30 @@ pub(super) fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// One JSON object with its keys in file order.
-pub(super) struct JsonRow(Vec<(String, serde_json::Value)>);
+/// One JSON object with its keys in file order; `V` = `serde::de::IgnoredAny` reads only
+/// the keys.
+pub(crate) struct JsonRow<V = serde_json::Value>(pub(crate) Vec<(String, V)>);
 
-impl<'de> Deserialize<'de> for JsonRow {
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for JsonRow<V> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct Visit;
-        impl<'de> serde::de::Visitor<'de> for Visit {
-            type Value = JsonRow;
+        struct Visit<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Visit<V> {
+            type Value = JsonRow<V>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a JSON object (one record)")
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
                 mut map: A,
-            ) -> std::result::Result<JsonRow, A::Error> {
+            ) -> std::result::Result<JsonRow<V>, A::Error> {
                 let mut out = Vec::new();
-                while let Some(entry) = map.next_entry::<String, serde_json::Value>()? {
+                while let Some(entry) = map.next_entry::<String, V>()? {
                     out.push(entry);
                 }
                 Ok(JsonRow(out))
             }
         }
-        d.deserialize_map(Visit)
+        d.deserialize_map(Visit(std::marker::PhantomData))
     }
 }
 

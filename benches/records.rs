@@ -83,11 +83,18 @@ fn emit(backend: &str, bench: &str, records: usize, seconds: f64, round: usize) 
 /// The three workloads on `db`, which starts empty.
 async fn run(db: &dyn Database, backend: &str, n: usize, searches: usize, round: usize) {
     let records: Vec<Record> = (0..n).map(record).collect();
-    let t = Instant::now();
-    for r in records {
-        db.create(r).await.unwrap_or_else(|e| fail("create", e));
+    if std::env::var_os("SKIP_SINGLE").is_some() {
+        // For profiling the batch and the search: the first N records in one batch too.
+        db.batch_create(records)
+            .await
+            .unwrap_or_else(|e| fail("batch_create", e));
+    } else {
+        let t = Instant::now();
+        for r in records {
+            db.create(r).await.unwrap_or_else(|e| fail("create", e));
+        }
+        emit(backend, "single", n, t.elapsed().as_secs_f64(), round);
     }
-    emit(backend, "single", n, t.elapsed().as_secs_f64(), round);
 
     let records: Vec<Record> = (n..2 * n).map(record).collect();
     let t = Instant::now();
@@ -140,6 +147,11 @@ async fn on_server(backend: &str, url: &str, n: usize, searches: usize, round: u
         .await
         .unwrap_or_else(|e| fail("database", e));
     run(db.as_ref(), backend, n, searches, round).await;
+    if std::env::var_os("KEEP_TABLE").is_some() {
+        // For measuring the server's own bound on the very same table afterwards.
+        eprintln!("kept table {table}");
+        return;
+    }
     let drop = format!("DROP TABLE b.{table}");
     engine
         .execute(&drop)

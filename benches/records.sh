@@ -7,7 +7,9 @@
 #   postgres: PG_RECORDS (10000; the seed's async batch fails above 10922 records: asyncpg's
 #             32767 parameters) the same, on the PostgreSQL of scripts/services.sh. The seed's
 #             sync flavour opens a connection per call (≈ 40 records/s): it runs with
-#             SEED_PG_SYNC=1 only.
+#             SEED_PG_SYNC=1 only. Each round also measures the server alone
+#             (benches/pg_records_bound.py: psycopg2 COPY in and the search's COPY out, no
+#             record handling): the last column, with the ratio over the seed it allows.
 #   elasticsearch: ES_RECORDS (2000; the seed's single creates take ≈ 30 ms each) the same, on the Elasticsearch 8 node of
 #             scripts/elasticsearch.sh (DK_BENCH_ES_URL; the seed's `elasticsearch` 8.x client
 #             refuses OpenSearch), refresh=true on every write as the seed does by default.
@@ -74,6 +76,10 @@ for round in $(seq 1 "$ROUNDS"); do
       FLAVOURS="$f" ROUNDS=1 "$VENV/bin/python" benches/records_seed.py "$mode" |
         sed "s/\"round\": 1/\"round\": $round/" | keep
     done
+    if [ "$mode" = postgres ]; then
+      echo "== round $round: $mode, the server alone" >&2
+      ROUND="$round" "$VENV/bin/python" benches/pg_records_bound.py | keep
+    fi
   done
 done
 
@@ -84,8 +90,9 @@ def rate(r):  # higher is better
     return r["records_per_s"] if r["bench"] != "search" else 1000.0 / r["ms"]
 def shown(r):
     return f"{r['records_per_s']:,.0f} rec/s" if r["bench"] != "search" else f"{r['ms']:,.1f} ms"
-print("\n| workload | seed (faster flavour, each round) | dataknobs (each round) | ratio |")
-print("|---|---|---|---|")
+print("\n| workload | seed (faster flavour, each round) | dataknobs (each round) | ratio "
+      "| server alone (ratio it allows) |")
+print("|---|---|---|---|---|")
 names = {"single": "single creates", "batch": "one batch of", "search": "search over"}
 for backend in ["memory", "file", "postgres", "elasticsearch", "s3"]:
     for bench in ["single", "batch", "search"]:
@@ -104,5 +111,13 @@ for backend in ["memory", "file", "postgres", "elasticsearch", "s3"]:
         d = ", ".join(shown(o) for o in ours)
         lo, hi = min(ratios), max(ratios)
         span = f"{lo:.1f}×" if abs(hi - lo) < 0.05 else f"{lo:.1f}–{hi:.1f}×"
-        print(f"| {backend}: {names[bench]} {ours[0]['records']:,} | {s} | {d} | **{span}** |")
+        bound = [r for r in rows if r["engine"] == "server bound" and r["backend"] == backend
+                 and r["bench"] == bench and r["round"] in best]
+        b = "—"
+        if bound:
+            allowed = [rate(r) / rate(best[r["round"]]) for r in bound]
+            b = ", ".join(shown(r) for r in bound)
+            b += f" ({min(allowed):.1f}–{max(allowed):.1f}×)"
+        print(f"| {backend}: {names[bench]} {ours[0]['records']:,} | {s} | {d} | **{span}** "
+              f"| {b} |")
 PYEOF

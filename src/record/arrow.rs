@@ -168,6 +168,16 @@ pub(crate) fn values_to_array_at<'a>(
 /// Converts records to a batch of `schema`. A record field not in the schema is an error; a
 /// schema column missing from a record is NULL.
 pub fn records_to_batch(records: &[Record], schema: &SchemaRef) -> Result<RecordBatch> {
+    records_to_batch_at(records, schema, 0)
+}
+
+/// [`records_to_batch`] for records that start at row `first_row` of what the caller writes
+/// (errors name the row counted from there).
+pub(crate) fn records_to_batch_at(
+    records: &[Record],
+    schema: &SchemaRef,
+    first_row: usize,
+) -> Result<RecordBatch> {
     for r in records {
         for f in r.fields() {
             if schema.fields().find(&f.name).is_none() {
@@ -192,10 +202,10 @@ pub fn records_to_batch(records: &[Record], schema: &SchemaRef) -> Result<Record
             return Err(Error::type_error(format!(
                 "column '{}' is NOT NULL but row {} has no value",
                 field.name(),
-                i + 1
+                first_row + i + 1
             )));
         }
-        columns.push(values_to_array(field, values.into_iter())?);
+        columns.push(values_to_array_at(field, values.into_iter(), first_row)?);
     }
     let opts = RecordBatchOptions::new().with_row_count(Some(records.len()));
     Ok(RecordBatch::try_new_with_options(

@@ -1866,6 +1866,79 @@ async fn single_creates_follow_a_table_remade_with_other_types() {
     assert!(e.to_string().contains("'a'"), "names the id: {e}");
 }
 
+/// A large `batch_create` is converted and sent a part at a time (the server ingests the first
+/// rows while the rest are converted): every record arrives once and in full; a bad value far
+/// into the batch is a type error naming its row, and nothing of the batch is kept, nor of a
+/// batch with a repeated id in its last part.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_batches_are_sent_in_parts_all_or_nothing() {
+    let _g = SERVER.read().await;
+    let schema = fresh_schema().await;
+    let client = native().await;
+    let engine = engine_for(&schema, "").await;
+    engine
+        .execute("CREATE TABLE pg.big (id TEXT PRIMARY KEY, name TEXT, age BIGINT)")
+        .await
+        .expect("create");
+    let db = engine.database("pg.big").await.expect("database");
+    let person = |i: usize| {
+        Record::new()
+            .with_id(format!("p{i:05}"))
+            .with("name", format!("person {i}"))
+            .with("age", (i % 90) as i64)
+    };
+    let ids = db
+        .batch_create((0..7000).map(person).collect())
+        .await
+        .expect("batch_create");
+    assert_eq!(ids.len(), 7000);
+    assert_eq!(ids[6999], "p06999");
+    let native_rows = |sql: String| {
+        let client = &client;
+        async move {
+            let row = client.query_one(&sql, &[]).await.expect("native query");
+            (row.get::<_, i64>(0), row.get::<_, Option<i64>>(1))
+        }
+    };
+    let table = q(&schema, "big");
+    assert_eq!(
+        native_rows(format!(
+            "SELECT count(*), sum(age + length(name))::bigint FROM {table} \
+             WHERE id = 'p' || lpad(substr(name, 8), 5, '0')"
+        ))
+        .await,
+        (
+            7000,
+            Some(
+                (0..7000usize)
+                    .map(|i| (i % 90 + format!("person {i}").len()) as i64)
+                    .sum()
+            )
+        ),
+        "every record stored once, in full, under its own id"
+    );
+
+    // A bad value in the fourth part: refused, naming its row; nothing of the batch kept.
+    let mut bad: Vec<Record> = (10_000..18_000).map(person).collect();
+    bad[6500] = Record::new()
+        .with_id("bad")
+        .with("name", "bad")
+        .with("age", "abc");
+    let e = db.batch_create(bad).await.expect_err("a text age");
+    assert_eq!(e.kind(), ErrorKind::Type, "{e}");
+    assert!(e.to_string().contains("row 6501"), "names the row: {e}");
+    // A repeated id in the last part: refused by the server after the first parts were sent.
+    let mut dup: Vec<Record> = (20_000..26_000).map(person).collect();
+    dup[5999] = person(20_001);
+    let e = db.batch_create(dup).await.expect_err("a repeated id");
+    assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
+    assert_eq!(
+        native_rows(format!("SELECT count(*), max(age) FROM {table}")).await,
+        (7000, Some(89)),
+        "the refused batches left nothing"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn record_api_on_postgres() {
     let _g = SERVER.read().await;

@@ -105,6 +105,20 @@ impl PgTable {
     /// Records → one batch of the table's schema, with ids in the key column.
     pub(super) fn to_batch(&self, records: Vec<Record>) -> Result<(RecordBatch, Vec<String>)> {
         let rel = self.rel();
+        let (rows, ids) = self.prepare_rows(&rel, records)?;
+        let batch = records_to_batch(&rows, &rel.arrow_schema())?;
+        Ok((batch, ids))
+    }
+
+    /// The records with their ids settled (given, from the key field, or generated) and set
+    /// in the key field as the key column's type, fields that only hold an untyped NULL
+    /// dropped; and the ids, in order. Converting them to the column types is left to
+    /// [`records_to_batch`], so that a large batch can be converted a part at a time.
+    pub(super) fn prepare_rows(
+        &self,
+        rel: &Relation,
+        records: Vec<Record>,
+    ) -> Result<(Vec<Record>, Vec<String>)> {
         let key = self.key()?;
         let mut ids = Vec::with_capacity(records.len());
         let mut rows = Vec::with_capacity(records.len());
@@ -121,14 +135,13 @@ impl PgTable {
                 (None, Some(v)) if !v.is_null() => v.to_text(),
                 _ => crate::record::new_record_id(),
             };
-            strip_untyped_fields(&mut r, &rel);
-            let v = self.key_value(&rel, &key, &id)?;
+            strip_untyped_fields(&mut r, rel);
+            let v = self.key_value(rel, &key, &id)?;
             r.set(key.as_str(), v);
             ids.push(id);
             rows.push(r);
         }
-        let batch = records_to_batch(&rows, &rel.arrow_schema())?;
-        Ok((batch, ids))
+        Ok((rows, ids))
     }
 
     pub(super) fn key_filter(&self, id: &str) -> Result<FilterExpr> {

@@ -11,7 +11,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::Expr;
-use futures::SinkExt;
+use futures::StreamExt;
 use parking_lot::RwLock;
 
 pub use super::relation::{ROWID, Relation};
@@ -19,12 +19,16 @@ use super::scan::MIN_PAGES_PER_PARTITION;
 pub use super::scan::SharedSnapshot;
 use super::sql::{self, Params};
 use super::types::{Kind, PgColumn};
-use super::write::{encode_stream, set_list};
+use super::write::set_list;
 use super::{BACKEND, Inner, pg_error};
 use crate::database::{Database, FilterSupport, Partition};
 use crate::error::{Error, ErrorKind, Result};
 use crate::query::{FilterExpr, Query, SortSpec};
-use crate::record::{Record, Value, batch_to_records};
+use crate::record::{Record, Value, batch_to_records, records_to_batch_at};
+
+/// Records converted at a time by a batch create, so that the first rows reach the server
+/// while the rest are being converted.
+const BATCH_PART: usize = 2048;
 
 /// A PostgreSQL table as a dataknobs collection.
 pub struct PgTable {
@@ -70,7 +74,7 @@ impl PgTable {
     }
 
     /// The table's column for each field of `schema` (a batch written into it), in order.
-    fn targets(&self, rel: &Relation, schema: &SchemaRef) -> Result<Vec<PgColumn>> {
+    pub(super) fn targets(&self, rel: &Relation, schema: &SchemaRef) -> Result<Vec<PgColumn>> {
         let by_name = rel.by_name();
         schema
             .fields()
@@ -393,8 +397,26 @@ impl Database for PgTable {
         if self.rel().key.is_none() {
             return self.keyless_create(records).await;
         }
-        let (batch, ids) = self.to_batch(records)?;
-        self.copy_in_batches(vec![batch]).await.map_err(|e| {
+        // Converted to the column types a part at a time, on the encoding task, while
+        // PostgreSQL ingests the parts before (the server is the bottleneck).
+        let rel = self.rel();
+        let (rows, ids) = self.prepare_rows(&rel, records)?;
+        let schema = rel.arrow_schema();
+        let parts = futures::stream::unfold((rows, 0usize), {
+            let schema = schema.clone();
+            move |(rows, at)| {
+                let schema = schema.clone();
+                async move {
+                    if at >= rows.len() {
+                        return None;
+                    }
+                    let end = (at + BATCH_PART).min(rows.len());
+                    let part = records_to_batch_at(&rows[at..end], &schema, at);
+                    Some((part, (rows, end)))
+                }
+            }
+        });
+        self.copy_in(schema, parts.boxed()).await.map_err(|e| {
             if e.kind() == ErrorKind::AlreadyExists {
                 Error::already_exists(format!(
                     "a record with one of these ids exists already in {}: {}",
@@ -476,70 +498,10 @@ impl Database for PgTable {
         }
     }
 
-    async fn insert(&self, mut data: SendableRecordBatchStream) -> Result<u64> {
-        let rel = self.rel();
-        let targets = self.targets(&rel, &data.schema())?;
-        let copy = format!(
-            "COPY {} ({}) FROM STDIN (FORMAT binary)",
-            rel.qualified(),
-            targets
-                .iter()
-                .map(|c| sql::ident(&c.name))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let context = format!("INSERT into {}", self.name());
-        let mut client = self.inner.client().await?;
-        let txn = client
-            .transaction()
+    async fn insert(&self, data: SendableRecordBatchStream) -> Result<u64> {
+        let schema = data.schema();
+        self.copy_in(schema, data.map(|b| b.map_err(Error::from)).boxed())
             .await
-            .map_err(|e| pg_error(&context, &e))?;
-        let sink = txn
-            .copy_in::<_, Bytes>(&copy)
-            .await
-            .map_err(|e| pg_error(&context, &e))?;
-        let mut sink = std::pin::pin!(sink);
-        // Encoding runs on its own task so it overlaps with PostgreSQL ingesting the previous
-        // chunk (the server's COPY is the bottleneck; this uses the other core).
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes>>(4);
-        let encoder = {
-            let targets = targets.clone();
-            let context = context.clone();
-            tokio::spawn(async move {
-                let result = encode_stream(&mut data, &targets, &context, &tx).await;
-                if let Err(e) = result {
-                    let _ = tx.send(Err(e)).await;
-                }
-            })
-        };
-        while let Some(chunk) = rx.recv().await {
-            let chunk = match chunk {
-                Ok(c) => c,
-                Err(e) => {
-                    encoder.abort();
-                    return Err(e);
-                }
-            };
-            if let Err(e) = sink.send(chunk).await {
-                encoder.abort();
-                return Err(pg_error(
-                    &format!("{context} failed; nothing was inserted"),
-                    &e,
-                ));
-            }
-        }
-        let n = sink
-            .as_mut()
-            .finish()
-            .await
-            .map_err(|e| pg_error(&format!("{context} failed; nothing was inserted"), &e))?;
-        txn.commit().await.map_err(|e| {
-            pg_error(
-                &format!("{context}: COMMIT failed; nothing was inserted"),
-                &e,
-            )
-        })?;
-        Ok(n)
     }
 
     fn capabilities(&self) -> crate::database::Capabilities {

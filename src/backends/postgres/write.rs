@@ -3,11 +3,10 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::ScalarValue;
-use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator as DfOp};
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use futures::stream::BoxStream;
 use futures::{SinkExt, StreamExt};
 
 use super::encoder::ColumnEncoder;
@@ -17,22 +16,96 @@ use super::sql::{self, Literals, Params};
 use super::table::PgTable;
 use super::types::{Kind, PgColumn};
 use super::{BACKEND, pg_error};
-use crate::database::{Database, FilterSupport};
+use crate::database::FilterSupport;
 use crate::error::{Error, Result};
 use crate::query::{FilterExpr, Query};
 use crate::record::{Value, batch_to_records};
 
-/// Bytes buffered before a COPY-in chunk is sent.
+/// Bytes buffered before a COPY-in chunk is sent: a chunk goes out after the first batch
+/// that fills this much, so the server starts on a large write early.
+const COPY_CHUNK_MIN: usize = 64 << 10;
+/// What the chunk buffer is made for (a batch's rows are appended whole).
 const COPY_CHUNK: usize = 1 << 20;
+
+/// Aborts the task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 const PGCOPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 
 impl PgTable {
-    /// COPY one batch in, in its own transaction (record API batches).
-    pub(super) async fn copy_in_batches(&self, batches: Vec<RecordBatch>) -> Result<u64> {
-        let schema = self.rel().arrow_schema();
-        let stream = futures::stream::iter(batches.into_iter().map(Ok));
-        self.insert(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+    /// COPY batches in, in one transaction: all of them or (on any error) none. Encoding
+    /// (and whatever produces `data`) runs on its own task from the start, so it overlaps
+    /// with the round trips that open the COPY and then with PostgreSQL ingesting the chunks
+    /// before (the server's COPY is the bottleneck; this uses the other core). The first
+    /// error of `data` ends the COPY and is returned as it is.
+    pub(super) async fn copy_in(
+        &self,
+        schema: SchemaRef,
+        mut data: BoxStream<'static, Result<RecordBatch>>,
+    ) -> Result<u64> {
+        let rel = self.rel();
+        let targets = self.targets(&rel, &schema)?;
+        let copy = format!(
+            "COPY {} ({}) FROM STDIN (FORMAT binary)",
+            rel.qualified(),
+            targets
+                .iter()
+                .map(|c| sql::ident(&c.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let context = format!("INSERT into {}", self.name());
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes>>(4);
+        let encoder = {
+            let targets = targets.clone();
+            let context = context.clone();
+            tokio::spawn(async move {
+                let result = encode_stream(&mut data, &targets, &context, &tx).await;
+                if let Err(e) = result {
+                    let _ = tx.send(Err(e)).await;
+                }
+            })
+        };
+        // Aborted on every early return (the encoder may wait on a full channel).
+        let encoder = AbortOnDrop(encoder);
+        let mut client = self.inner.client().await?;
+        let txn = client
+            .transaction()
             .await
+            .map_err(|e| pg_error(&context, &e))?;
+        let sink = txn
+            .copy_in::<_, Bytes>(&copy)
+            .await
+            .map_err(|e| pg_error(&context, &e))?;
+        let mut sink = std::pin::pin!(sink);
+        while let Some(chunk) = rx.recv().await {
+            // An error of the data ends here; dropping the sink aborts the COPY (CopyFail)
+            // and dropping the transaction rolls it back: nothing is inserted.
+            if let Err(e) = sink.send(chunk?).await {
+                return Err(pg_error(
+                    &format!("{context} failed; nothing was inserted"),
+                    &e,
+                ));
+            }
+        }
+        drop(encoder);
+        let n = sink
+            .as_mut()
+            .finish()
+            .await
+            .map_err(|e| pg_error(&format!("{context} failed; nothing was inserted"), &e))?;
+        txn.commit().await.map_err(|e| {
+            pg_error(
+                &format!("{context}: COMMIT failed; nothing was inserted"),
+                &e,
+            )
+        })?;
+        Ok(n)
     }
 
     pub(super) fn render_where(
@@ -422,7 +495,7 @@ impl PgTable {
 /// Encodes a stream of batches as binary COPY data (header, tuples, trailer) in chunks of
 /// about [`COPY_CHUNK`] bytes.
 pub(super) async fn encode_stream(
-    data: &mut SendableRecordBatchStream,
+    data: &mut BoxStream<'static, Result<RecordBatch>>,
     targets: &[PgColumn],
     context: &str,
     tx: &tokio::sync::mpsc::Sender<Result<Bytes>>,
@@ -430,7 +503,7 @@ pub(super) async fn encode_stream(
     let mut buf = BytesMut::with_capacity(COPY_CHUNK + (64 << 10));
     buf.put_slice(PGCOPY_HEADER);
     while let Some(batch) = data.next().await {
-        let batch = batch.map_err(Error::from)?;
+        let batch = batch?;
         let encoders = batch
             .columns()
             .iter()
@@ -445,7 +518,7 @@ pub(super) async fn encode_stream(
             ))
             .with_backend(BACKEND)
         })?;
-        if buf.len() >= COPY_CHUNK {
+        if buf.len() >= COPY_CHUNK_MIN {
             if tx.send(Ok(buf.split().freeze())).await.is_err() {
                 return Ok(());
             }

@@ -463,9 +463,14 @@ pub(super) async fn decode_rows(
     table: &str,
     tx: &tokio::sync::mpsc::Sender<datafusion::error::Result<RecordBatch>>,
 ) -> Result<bool> {
-    let no_params: [&(dyn tokio_postgres::types::ToSql + Sync); 0] = [];
+    // One round trip (Parse, Bind, Describe, Execute in one message): `query_raw` would
+    // prepare the statement first and close it after.
+    let no_params = std::iter::empty::<(
+        &(dyn tokio_postgres::types::ToSql + Sync),
+        tokio_postgres::types::Type,
+    )>();
     let stream = client
-        .query_raw(sql, no_params)
+        .query_typed_raw(sql, no_params)
         .await
         .map_err(|e| pg_error(&format!("cannot read {table}"), &e))?;
     let mut stream = std::pin::pin!(stream);

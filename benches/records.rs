@@ -23,7 +23,9 @@
 //! JSON line per measurement:
 //! `{"engine":"dataknobs","backend":…,"bench":…,"records":…,"seconds":…,"records_per_s"|"ms":…,
 //! "round":…}`. Without `--bench` (as `cargo test --all-targets` runs it) only a tiny memory
-//! round runs, as a smoke test.
+//! round runs, as a smoke test. For profiling: SKIP_SINGLE=1 writes the first N records by
+//! one batch too (no single creates, no `single` line); KEEP_TABLE=1 leaves a server mode's
+//! table in place and prints its name, to measure the server alone on the same table.
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 

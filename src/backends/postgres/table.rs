@@ -402,20 +402,11 @@ impl Database for PgTable {
         let rel = self.rel();
         let (rows, ids) = self.prepare_rows(&rel, records)?;
         let schema = rel.arrow_schema();
-        let parts = futures::stream::unfold((rows, 0usize), {
+        let n = rows.len();
+        let parts = futures::stream::iter((0..n).step_by(BATCH_PART).map({
             let schema = schema.clone();
-            move |(rows, at)| {
-                let schema = schema.clone();
-                async move {
-                    if at >= rows.len() {
-                        return None;
-                    }
-                    let end = (at + BATCH_PART).min(rows.len());
-                    let part = records_to_batch_at(&rows[at..end], &schema, at);
-                    Some((part, (rows, end)))
-                }
-            }
-        });
+            move |at| records_to_batch_at(&rows[at..(at + BATCH_PART).min(n)], &schema, at)
+        }));
         self.copy_in(schema, parts.boxed()).await.map_err(|e| {
             if e.kind() == ErrorKind::AlreadyExists {
                 Error::already_exists(format!(

@@ -5,6 +5,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::ScalarValue;
+use datafusion::common::runtime::SpawnedTask;
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator as DfOp};
 use futures::stream::BoxStream;
 use futures::{SinkExt, StreamExt};
@@ -27,14 +28,6 @@ const COPY_CHUNK_MIN: usize = 64 << 10;
 /// What the chunk buffer is made for (a batch's rows are appended whole).
 const COPY_CHUNK: usize = 1 << 20;
 
-/// Aborts the task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
 const PGCOPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 
 impl PgTable {
@@ -61,18 +54,17 @@ impl PgTable {
         );
         let context = format!("INSERT into {}", self.name());
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes>>(4);
-        let encoder = {
+        // Aborted when dropped, so on every early return (it may wait on a full channel).
+        let _encoder = {
             let targets = targets.clone();
             let context = context.clone();
-            tokio::spawn(async move {
+            SpawnedTask::spawn(async move {
                 let result = encode_stream(&mut data, &targets, &context, &tx).await;
                 if let Err(e) = result {
                     let _ = tx.send(Err(e)).await;
                 }
             })
         };
-        // Aborted on every early return (the encoder may wait on a full channel).
-        let encoder = AbortOnDrop(encoder);
         let mut client = self.inner.client().await?;
         let txn = client
             .transaction()
@@ -93,7 +85,6 @@ impl PgTable {
                 ));
             }
         }
-        drop(encoder);
         let n = sink
             .as_mut()
             .finish()
@@ -492,8 +483,8 @@ impl PgTable {
     }
 }
 
-/// Encodes a stream of batches as binary COPY data (header, tuples, trailer) in chunks of
-/// about [`COPY_CHUNK`] bytes.
+/// Encodes a stream of batches as binary COPY data (header, tuples, trailer), sending a chunk
+/// after each batch that brings it to [`COPY_CHUNK_MIN`] bytes.
 pub(super) async fn encode_stream(
     data: &mut BoxStream<'static, Result<RecordBatch>>,
     targets: &[PgColumn],

@@ -331,31 +331,40 @@ fn nested_to_json(array: &ArrayRef) -> Result<Vec<Value>> {
 /// Converts a batch to records; `id_column`, when given, also sets each record's id.
 pub fn batch_to_records(batch: &RecordBatch, id_column: Option<&str>) -> Result<Vec<Record>> {
     let schema = batch.schema();
+    // Each column's values are moved into the records, not cloned; each record's fields are
+    // allocated once, at their final size.
     let mut columns = Vec::with_capacity(schema.fields().len());
     for (field, array) in schema.fields().iter().zip(batch.columns()) {
         columns.push((
-            field,
+            field.name().as_str(),
             FieldType::from_arrow(field),
-            array_to_values(field, array)?,
+            id_column == Some(field.name().as_str()),
+            array_to_values(field, array)?.into_iter(),
         ));
     }
+    let width = columns.len();
     let mut records = Vec::with_capacity(batch.num_rows());
-    for row in 0..batch.num_rows() {
-        let mut r = Record::new();
-        for (field, ty, values) in &columns {
-            let value = values[row].clone();
-            if id_column == Some(field.name().as_str()) && !value.is_null() {
-                r.set_id(value.to_text());
+    for _ in 0..batch.num_rows() {
+        let mut fields = Vec::with_capacity(width);
+        let mut id = None;
+        for (name, ty, is_id, values) in &mut columns {
+            let value = values.next().unwrap_or(Value::Null);
+            if *is_id && !value.is_null() {
+                id = Some(value.to_text());
             }
-            r.fields.push(Field {
-                name: field.name().clone(),
+            fields.push(Field {
+                name: (*name).to_string(),
                 value,
                 field_type: *ty,
                 metadata: BTreeMap::new(),
                 type_known: true,
             });
         }
-        records.push(r);
+        records.push(Record {
+            fields,
+            metadata: BTreeMap::new(),
+            id,
+        });
     }
     Ok(records)
 }

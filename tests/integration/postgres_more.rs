@@ -2488,3 +2488,85 @@ async fn a_dropped_scan_cancels_the_server_query() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A record search is one prepared COPY kept per connection (at most 100 statements each):
+/// repeating it, more distinct searches than the cache holds (230 on two connections), and the same search after the
+/// table was dropped and made again under its name all read what PostgreSQL holds now. The
+/// results are large enough to arrive in several early batches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_searches_read_the_table_as_it_is_now() {
+    let _g = SERVER.read().await;
+    let schema = fresh_schema().await;
+    let client = native().await;
+    // At most two connections (searches one after another use one of them): each sees more
+    // distinct searches than it keeps prepared.
+    let engine = engine_for(&schema, "pool_size=2").await;
+    engine
+        .execute("CREATE TABLE pg.people (id TEXT PRIMARY KEY, name TEXT, age BIGINT)")
+        .await
+        .expect("create");
+    let db = engine.database("pg.people").await.expect("database");
+    db.batch_create(
+        (0..3000)
+            .map(|i| {
+                Record::new()
+                    .with_id(format!("p{i:04}"))
+                    .with("name", format!("person {i}"))
+                    .with("age", (i % 90) as i64)
+            })
+            .collect(),
+    )
+    .await
+    .expect("batch_create");
+    let table = q(&schema, "people");
+    let native_ids = |age: i64| {
+        let (client, table) = (&client, &table);
+        async move {
+            let mut ids: Vec<String> = client
+                .query(&format!("SELECT id FROM {table} WHERE age > {age}"), &[])
+                .await
+                .expect("native query")
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    let found_ids = |age: i64| {
+        let db = &db;
+        async move {
+            let found = db
+                .search(&Query::new().filter("age", Operator::Gt, age).unwrap())
+                .await
+                .unwrap_or_else(|e| panic!("search age > {age}: {e}"));
+            let mut ids: Vec<String> = found
+                .iter()
+                .map(|r| r.id().expect("an id").to_string())
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    let want = native_ids(10).await;
+    assert_eq!(want.len(), 2626);
+    for _ in 0..3 {
+        assert_eq!(found_ids(10).await, want);
+    }
+    // More distinct searches than one connection keeps prepared.
+    for age in -135..95 {
+        assert_eq!(found_ids(age).await, native_ids(age).await, "age > {age}");
+    }
+    // The same search after the table was dropped and made again under the same name, with
+    // other rows: the statement prepared before reads the new table.
+    client
+        .batch_execute(&format!(
+            "DROP TABLE {table}; CREATE TABLE {table} (id TEXT PRIMARY KEY, name TEXT, age BIGINT); \
+             INSERT INTO {table} SELECT 'n' || i, 'new ' || i, i FROM generate_series(1, 40) i"
+        ))
+        .await
+        .expect("re-create natively");
+    let want = native_ids(10).await;
+    assert_eq!(want.len(), 30);
+    assert_eq!(found_ids(10).await, want);
+}

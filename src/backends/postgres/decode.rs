@@ -17,6 +17,11 @@ use crate::error::{Error, ErrorKind, Result};
 
 /// Rows per Arrow batch.
 pub(super) const BATCH_ROWS: usize = 8192;
+/// The first batch handed on early, when the stream has nothing more for now; each early
+/// batch after it is twice as large (up to [`BATCH_ROWS`]). A small result reaches the reader
+/// while the server still sends (the reader converts a part while the rest arrives); a large
+/// scan soon gets full batches.
+pub(super) const FIRST_EARLY_ROWS: usize = 256;
 /// Input bytes after which a batch is cut even if it has fewer rows.
 const BATCH_BYTES: usize = 64 << 20;
 /// Tuples decoded together, a column at a time.
@@ -45,6 +50,8 @@ pub struct CopyReader<'a> {
     ended: bool,
     batch_rows: usize,
     batch_bytes: usize,
+    /// Rows from which [`CopyReader::flush_early`] hands on a batch.
+    early_rows: usize,
 }
 
 impl<'a> CopyReader<'a> {
@@ -68,7 +75,23 @@ impl<'a> CopyReader<'a> {
             ended: false,
             batch_rows: 0,
             batch_bytes: 0,
+            early_rows: FIRST_EARLY_ROWS,
         }
+    }
+
+    /// The stream has nothing more for now: the rows decoded so far go to `out` as a batch
+    /// if there are at least as many as the next early batch takes (256, then twice as many
+    /// each time, up to [`BATCH_ROWS`]).
+    pub fn flush_early(&mut self, out: &mut Vec<RecordBatch>) -> Result<()> {
+        if self.ended || self.batch_rows + self.tuples.rows < self.early_rows {
+            return Ok(());
+        }
+        self.decode(out)?;
+        if self.batch_rows > 0 {
+            out.push(self.finish_batch()?);
+        }
+        self.early_rows = (self.early_rows * 2).min(BATCH_ROWS);
+        Ok(())
     }
 
     /// Takes the next chunk of the stream (any split of it); full batches go to `out`.
@@ -430,6 +453,46 @@ mod tests {
             let parts = concat_batches(&schema(&columns), &parts).unwrap();
             assert_eq!(parts, whole, "chunks of {size} bytes");
         }
+    }
+
+    #[test]
+    fn early_batches_start_small_and_double_up_to_batch_rows() {
+        let columns = columns();
+        let rows = 3 * BATCH_ROWS;
+        let expected = arrays(rows);
+        let data = stream(&columns, &expected);
+        let mut reader = CopyReader::new(&columns, schema(&columns), "t");
+        let mut out = Vec::new();
+        // As a scan would: after each chunk the stream has nothing more for now.
+        for c in chunked(&data, 1500) {
+            reader.feed(c, &mut out).unwrap();
+            reader.flush_early(&mut out).unwrap();
+        }
+        reader.finish(&mut out).unwrap();
+        let sizes: Vec<usize> = out.iter().map(|b| b.num_rows()).collect();
+        assert!(sizes.len() > 5, "early batches: {sizes:?}");
+        // Each early batch is at least its threshold (256, 512, …) and at most a chunk's
+        // worth of rows over it; none exceeds BATCH_ROWS.
+        let mut threshold = FIRST_EARLY_ROWS;
+        for &n in &sizes[..sizes.len() - 1] {
+            assert!(
+                n >= threshold && n <= threshold + 100,
+                "{n} for {threshold}: {sizes:?}"
+            );
+            threshold = (threshold * 2).min(BATCH_ROWS);
+        }
+        assert!(sizes.iter().all(|&n| n <= BATCH_ROWS), "{sizes:?}");
+        assert_eq!(sizes.iter().sum::<usize>(), rows);
+        let all = concat_batches(&schema(&columns), &out).unwrap();
+        for (i, want) in expected.iter().enumerate() {
+            assert_eq!(all.column(i).as_ref(), want.as_ref(), "column {i}");
+        }
+        // Fewer rows than the threshold: nothing is handed on early.
+        let mut reader = CopyReader::new(&columns, schema(&columns), "t");
+        let mut out = Vec::new();
+        reader.feed(&data[..3000], &mut out).unwrap();
+        reader.flush_early(&mut out).unwrap();
+        assert!(out.is_empty());
     }
 
     #[test]

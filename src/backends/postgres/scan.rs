@@ -10,9 +10,9 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 
-use super::decode::{BATCH_ROWS, CopyReader, finish_batch};
+use super::decode::{BATCH_ROWS, CopyReader, FIRST_EARLY_ROWS, finish_batch};
 use super::decoder::ColumnDecoder;
 use super::sql::{self, Literals};
 use super::table::PgTable;
@@ -397,8 +397,22 @@ impl PgTable {
             let work = async {
                 if selective {
                     decode_rows(&client, &sql, &columns, &schema, &table, &tx).await
+                } else if in_tx {
+                    decode_copy(&client, sql.as_str(), &columns, &schema, &table, &tx).await
                 } else {
-                    decode_copy(&client, &sql, &columns, &schema, &table, &tx).await
+                    match cached_statement(&client, &sql).await {
+                        Some(stmt) => {
+                            let r =
+                                decode_copy(&client, &stmt, &columns, &schema, &table, &tx).await;
+                            if r.is_err() {
+                                client.statement_cache.remove(&sql, &[]);
+                            }
+                            r
+                        }
+                        None => {
+                            decode_copy(&client, sql.as_str(), &columns, &schema, &table, &tx).await
+                        }
+                    }
                 }
             };
             // A reader that goes away (a cancelled statement, a satisfied LIMIT) cancels the
@@ -475,7 +489,18 @@ pub(super) async fn decode_rows(
         .map_err(|e| pg_error(&format!("cannot read {table}"), &e))?;
     let mut stream = std::pin::pin!(stream);
     let mut out = Batches::new(columns, schema, table, tx);
-    while let Some(row) = stream.next().await {
+    loop {
+        let row = match stream.next().now_or_never() {
+            Some(row) => row,
+            None => {
+                // Nothing more has arrived yet: hand on the rows so far (see `flush_early`).
+                if !out.flush_early().await? {
+                    return Ok(false);
+                }
+                stream.next().await
+            }
+        };
+        let Some(row) = row else { break };
         let row = row.map_err(|e| pg_error(&format!("reading {table} failed"), &e))?;
         for (i, (c, d)) in columns.iter().zip(out.decoders.iter_mut()).enumerate() {
             let bad = |m: String| {
@@ -496,6 +521,8 @@ pub(super) async fn decode_rows(
 struct Batches<'a> {
     decoders: Vec<ColumnDecoder>,
     rows: usize,
+    /// Rows from which `flush_early` sends a batch.
+    early_rows: usize,
     columns: &'a [PgColumn],
     schema: &'a SchemaRef,
     table: &'a str,
@@ -515,6 +542,7 @@ impl<'a> Batches<'a> {
                 .map(|c| ColumnDecoder::new(&c.kind, BATCH_ROWS))
                 .collect(),
             rows: 0,
+            early_rows: FIRST_EARLY_ROWS,
             columns,
             schema,
             table,
@@ -529,6 +557,16 @@ impl<'a> Batches<'a> {
         if self.rows < BATCH_ROWS {
             return Ok(true);
         }
+        self.flush().await
+    }
+
+    /// The stream has nothing more for now: sends the rows so far if there are at least as
+    /// many as the next early batch takes (as [`CopyReader::flush_early`]).
+    async fn flush_early(&mut self) -> Result<bool> {
+        if self.rows < self.early_rows {
+            return Ok(true);
+        }
+        self.early_rows = (self.early_rows * 2).min(BATCH_ROWS);
         self.flush().await
     }
 
@@ -549,10 +587,27 @@ impl<'a> Batches<'a> {
     }
 }
 
+/// Statements each pooled connection keeps prepared (asyncpg keeps 100 too); past that the
+/// connection's cache starts again empty.
+const STATEMENT_CACHE: usize = 100;
+
+/// `sql` prepared once per connection (a whole-table COPY has no parameters, so a repeated
+/// scan is the same text): the scan then takes one round trip, not a prepare and an execute.
+/// None when preparing fails (the plain statement then reports the error).
+async fn cached_statement(
+    client: &deadpool_postgres::Object,
+    sql: &str,
+) -> Option<tokio_postgres::Statement> {
+    if client.statement_cache.size() >= STATEMENT_CACHE {
+        client.statement_cache.clear();
+    }
+    client.prepare_cached(sql).await.ok()
+}
+
 /// Reads the COPY stream and sends Arrow batches; Ok(false) if the receiver went away.
-pub(super) async fn decode_copy(
+pub(super) async fn decode_copy<S: ?Sized + tokio_postgres::ToStatement>(
     client: &tokio_postgres::Client,
-    copy: &str,
+    copy: &S,
     columns: &[PgColumn],
     schema: &SchemaRef,
     table: &str,
@@ -566,7 +621,18 @@ pub(super) async fn decode_copy(
     let mut reader = CopyReader::new(columns, schema.clone(), table);
     let mut ready = Vec::new();
     loop {
-        let next = stream.next().await;
+        let next = match stream.next().now_or_never() {
+            Some(next) => next,
+            None => {
+                // Nothing more has arrived yet: hand on what is decoded (in batches growing
+                // to BATCH_ROWS), so the reader works while the server still sends.
+                reader.flush_early(&mut ready)?;
+                if !send_all(tx, &mut ready).await {
+                    return Ok(false);
+                }
+                stream.next().await
+            }
+        };
         match &next {
             Some(chunk) => {
                 let chunk = chunk
@@ -576,15 +642,26 @@ pub(super) async fn decode_copy(
             }
             None => reader.finish(&mut ready)?,
         }
-        for batch in ready.drain(..) {
-            if tx.send(Ok(batch)).await.is_err() {
-                return Ok(false);
-            }
+        if !send_all(tx, &mut ready).await {
+            return Ok(false);
         }
         if next.is_none() {
             return Ok(true);
         }
     }
+}
+
+/// Sends the batches in `ready`; false if the receiver went away.
+async fn send_all(
+    tx: &tokio::sync::mpsc::Sender<datafusion::error::Result<RecordBatch>>,
+    ready: &mut Vec<RecordBatch>,
+) -> bool {
+    for batch in ready.drain(..) {
+        if tx.send(Ok(batch)).await.is_err() {
+            return false;
+        }
+    }
+    true
 }
 
 pub(super) fn tokio_stream_from(

@@ -205,7 +205,7 @@ impl PgTable {
             let table = self.name();
             let reader = async {
                 let tx = tx;
-                decode_copy(client, &copy, &plan.columns, &schema, &table, &tx).await
+                decode_copy(client, copy.as_str(), &plan.columns, &schema, &table, &tx).await
             };
             let mut batches = Vec::new();
             let collect = async {

@@ -25,8 +25,6 @@ use crate::record::{Value, batch_to_records};
 /// Bytes buffered before a COPY-in chunk is sent: a chunk goes out after the first batch
 /// that fills this much, so the server starts on a large write early.
 const COPY_CHUNK_MIN: usize = 64 << 10;
-/// What the chunk buffer is made for (a batch's rows are appended whole).
-const COPY_CHUNK: usize = 1 << 20;
 
 const PGCOPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 
@@ -491,7 +489,9 @@ pub(super) async fn encode_stream(
     context: &str,
     tx: &tokio::sync::mpsc::Sender<Result<Bytes>>,
 ) -> Result<()> {
-    let mut buf = BytesMut::with_capacity(COPY_CHUNK + (64 << 10));
+    // Sized for the first chunk; after each chunk sent, for one like it (a sent chunk keeps
+    // its allocation alive until the server has it, so a larger buffer would be kept idle).
+    let mut buf = BytesMut::with_capacity(2 * COPY_CHUNK_MIN);
     buf.put_slice(PGCOPY_HEADER);
     while let Some(batch) = data.next().await {
         let batch = batch?;
@@ -510,10 +510,12 @@ pub(super) async fn encode_stream(
             .with_backend(BACKEND)
         })?;
         if buf.len() >= COPY_CHUNK_MIN {
-            if tx.send(Ok(buf.split().freeze())).await.is_err() {
+            let chunk = buf.split().freeze();
+            let sent = chunk.len();
+            if tx.send(Ok(chunk)).await.is_err() {
                 return Ok(());
             }
-            buf.reserve(COPY_CHUNK + (64 << 10));
+            buf.reserve(sent + sent / 8);
         }
     }
     buf.put_i16(-1);

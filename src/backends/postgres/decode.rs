@@ -21,7 +21,28 @@ pub(super) const BATCH_ROWS: usize = 8192;
 /// batch after it is twice as large (up to [`BATCH_ROWS`]). A small result reaches the reader
 /// while the server still sends (the reader converts a part while the rest arrives); a large
 /// scan soon gets full batches.
-pub(super) const FIRST_EARLY_ROWS: usize = 256;
+const FIRST_EARLY_ROWS: usize = 256;
+
+/// When a stream that has nothing more for now hands on the rows it holds: from
+/// [`FIRST_EARLY_ROWS`], then twice as many each time, up to [`BATCH_ROWS`].
+pub(super) struct EarlyCut(usize);
+
+impl Default for EarlyCut {
+    fn default() -> Self {
+        EarlyCut(FIRST_EARLY_ROWS)
+    }
+}
+
+impl EarlyCut {
+    /// Whether `rows` held rows go on now (the next cut then takes twice as many).
+    pub(super) fn take(&mut self, rows: usize) -> bool {
+        if rows < self.0 {
+            return false;
+        }
+        self.0 = (self.0 * 2).min(BATCH_ROWS);
+        true
+    }
+}
 /// Input bytes after which a batch is cut even if it has fewer rows.
 const BATCH_BYTES: usize = 64 << 20;
 /// Tuples decoded together, a column at a time.
@@ -50,8 +71,7 @@ pub struct CopyReader<'a> {
     ended: bool,
     batch_rows: usize,
     batch_bytes: usize,
-    /// Rows from which [`CopyReader::flush_early`] hands on a batch.
-    early_rows: usize,
+    early: EarlyCut,
 }
 
 impl<'a> CopyReader<'a> {
@@ -75,7 +95,7 @@ impl<'a> CopyReader<'a> {
             ended: false,
             batch_rows: 0,
             batch_bytes: 0,
-            early_rows: FIRST_EARLY_ROWS,
+            early: EarlyCut::default(),
         }
     }
 
@@ -83,14 +103,13 @@ impl<'a> CopyReader<'a> {
     /// if there are at least as many as the next early batch takes (256, then twice as many
     /// each time, up to [`BATCH_ROWS`]).
     pub fn flush_early(&mut self, out: &mut Vec<RecordBatch>) -> Result<()> {
-        if self.ended || self.batch_rows + self.tuples.rows < self.early_rows {
+        if self.ended || !self.early.take(self.batch_rows + self.tuples.rows) {
             return Ok(());
         }
         self.decode(out)?;
         if self.batch_rows > 0 {
             out.push(self.finish_batch()?);
         }
-        self.early_rows = (self.early_rows * 2).min(BATCH_ROWS);
         Ok(())
     }
 

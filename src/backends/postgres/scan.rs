@@ -12,7 +12,7 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::{FutureExt, StreamExt};
 
-use super::decode::{BATCH_ROWS, CopyReader, FIRST_EARLY_ROWS, finish_batch};
+use super::decode::{BATCH_ROWS, CopyReader, EarlyCut, finish_batch};
 use super::decoder::ColumnDecoder;
 use super::sql::{self, Literals};
 use super::table::PgTable;
@@ -397,22 +397,25 @@ impl PgTable {
             let work = async {
                 if selective {
                     decode_rows(&client, &sql, &columns, &schema, &table, &tx).await
-                } else if in_tx {
-                    decode_copy(&client, sql.as_str(), &columns, &schema, &table, &tx).await
                 } else {
-                    match cached_statement(&client, &sql).await {
+                    // A partition's COPY (its own ctid range, in a snapshot) is not repeated.
+                    let cached = if in_tx {
+                        None
+                    } else {
+                        cached_statement(&client, &sql).await
+                    };
+                    let r = match &cached {
                         Some(stmt) => {
-                            let r =
-                                decode_copy(&client, &stmt, &columns, &schema, &table, &tx).await;
-                            if r.is_err() {
-                                client.statement_cache.remove(&sql, &[]);
-                            }
-                            r
+                            decode_copy(&client, stmt, &columns, &schema, &table, &tx).await
                         }
                         None => {
                             decode_copy(&client, sql.as_str(), &columns, &schema, &table, &tx).await
                         }
+                    };
+                    if cached.is_some() && r.is_err() {
+                        client.statement_cache.remove(&sql, &[]);
                     }
+                    r
                 }
             };
             // A reader that goes away (a cancelled statement, a satisfied LIMIT) cancels the
@@ -521,8 +524,7 @@ pub(super) async fn decode_rows(
 struct Batches<'a> {
     decoders: Vec<ColumnDecoder>,
     rows: usize,
-    /// Rows from which `flush_early` sends a batch.
-    early_rows: usize,
+    early: EarlyCut,
     columns: &'a [PgColumn],
     schema: &'a SchemaRef,
     table: &'a str,
@@ -542,7 +544,7 @@ impl<'a> Batches<'a> {
                 .map(|c| ColumnDecoder::new(&c.kind, BATCH_ROWS))
                 .collect(),
             rows: 0,
-            early_rows: FIRST_EARLY_ROWS,
+            early: EarlyCut::default(),
             columns,
             schema,
             table,
@@ -563,10 +565,9 @@ impl<'a> Batches<'a> {
     /// The stream has nothing more for now: sends the rows so far if there are at least as
     /// many as the next early batch takes (as [`CopyReader::flush_early`]).
     async fn flush_early(&mut self) -> Result<bool> {
-        if self.rows < self.early_rows {
+        if !self.early.take(self.rows) {
             return Ok(true);
         }
-        self.early_rows = (self.early_rows * 2).min(BATCH_ROWS);
         self.flush().await
     }
 

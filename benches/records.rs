@@ -19,7 +19,15 @@
 //! accepts; refresh on every write, as the seed) and `s3` (record objects, one JSON object per
 //! record, every search listing them; N = S3_RECORDS, default 1000; DK_BENCH_S3_ENDPOINT,
 //! _BUCKET_RUST (which must exist; default dk-bench-records), _REGION, _KEY, _SECRET for the
-//! moto server of scripts/services.sh). ROUNDS (1) repeats everything. One
+//! moto server of scripts/services.sh). `redis` times the key-value store API instead (the
+//! seed's Redis store is a key-value store: event-pipeline's `RedisStoreBackend`, run by
+//! benches/redis_seed.py): `RedisKeyValueStore` on one connection (DK_BENCH_REDIS_URL, default
+//! redis://127.0.0.1:6390, database DK_BENCH_REDIS_DB, default 14; N = REDIS_RECORDS, default
+//! 10000) into a fresh hash: `single` N `insert_record` calls (records 0..N, key `r<n>`, the
+//! record `{id, name, age, city}`), `batch` one `insert_many` of records N..2N (their JSON
+//! made inside the timing), `get` N `get_record` calls (each checked), `search` a
+//! `filter_record` of `city = 'Oslo'` (the seed's filter is equality only) over the 2N
+//! records, SEARCHES times, median. ROUNDS (1) repeats everything, in a spawned task (as a service runs it). One
 //! JSON line per measurement:
 //! `{"engine":"dataknobs","backend":…,"bench":…,"records":…,"seconds":…,"records_per_s"|"ms":…,
 //! "round":…}`. Without `--bench` (as `cargo test --all-targets` runs it) only a tiny memory
@@ -31,7 +39,12 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use dataknobs::backends::file::{FileDatabase, Format};
 use dataknobs::backends::memory::MemoryBackend;
-use dataknobs::{Database, Engine, Query, Record};
+use dataknobs::kv::{
+    ConnectionMode, ConnectorConfig, KeyValueStore, KeyValueStoreExt, KvRecord, PoolSettings,
+    RedisKeyValueStore,
+};
+use dataknobs::{Database, Engine, Filter, FilterExpr, Operator, Query, Record};
+use serde::{Deserialize, Serialize};
 
 const CITIES: [&str; 10] = [
     "Oslo", "Paris", "Lima", "Quito", "Rome", "Kyiv", "Baku", "Doha", "Lagos", "Hanoi",
@@ -161,6 +174,106 @@ async fn on_server(backend: &str, url: &str, n: usize, searches: usize, round: u
         .unwrap_or_else(|e| fail(&drop, e));
 }
 
+/// The record of the `redis` mode (the seed's record object: its state is these fields).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Person {
+    id: String,
+    name: String,
+    age: i64,
+    city: String,
+}
+
+impl KvRecord for Person {
+    fn kv_key(&self) -> String {
+        self.id.clone()
+    }
+}
+
+/// Record n of the `redis` mode; keep identical to benches/redis_seed.py.
+fn person(n: usize) -> Person {
+    Person {
+        id: format!("r{n}"),
+        name: format!("person {n}"),
+        age: (18 + n % 63) as i64,
+        city: CITIES[n % 10].to_string(),
+    }
+}
+
+/// The key-value workloads on a fresh hash of the Redis database at DK_BENCH_REDIS_URL
+/// (removed at the end), as benches/redis_seed.py runs them on the seed's store.
+async fn on_redis(n: usize, searches: usize, round: usize) {
+    let url = env("DK_BENCH_REDIS_URL", "redis://127.0.0.1:6390");
+    let parsed = url::Url::parse(&url).unwrap_or_else(|e| fail("DK_BENCH_REDIS_URL", e));
+    let mut config = ConnectorConfig::new(
+        parsed.host_str().unwrap_or("127.0.0.1"),
+        parsed.port().unwrap_or(6379),
+    );
+    config.db = Some(env("DK_BENCH_REDIS_DB", "14"));
+    let kv = RedisKeyValueStore::connect(config, ConnectionMode::Single, PoolSettings::default())
+        .await
+        .unwrap_or_else(|e| fail("connect to redis", e));
+    let stamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let schema = format!("dk_kv_bench_{}_{stamp}", std::process::id());
+
+    let people: Vec<Person> = (0..n).map(person).collect();
+    let t = Instant::now();
+    for p in &people {
+        kv.insert_record(&schema, &p.id, p)
+            .await
+            .unwrap_or_else(|e| fail("insert_record", e));
+    }
+    emit("redis", "single", n, t.elapsed().as_secs_f64(), round);
+
+    let more: Vec<Person> = (n..2 * n).map(person).collect();
+    let t = Instant::now();
+    let entries: Vec<(String, bytes::Bytes)> = more
+        .iter()
+        .map(|p| {
+            let json = serde_json::to_vec(p).unwrap_or_else(|e| fail("JSON", e));
+            (p.id.clone(), bytes::Bytes::from(json))
+        })
+        .collect();
+    kv.insert_many(&schema, &entries)
+        .await
+        .unwrap_or_else(|e| fail("insert_many", e));
+    emit("redis", "batch", n, t.elapsed().as_secs_f64(), round);
+
+    let t = Instant::now();
+    for p in &people {
+        let got: Person = kv
+            .get_record(&schema, &p.id)
+            .await
+            .unwrap_or_else(|e| fail("get_record", e));
+        if &got != p {
+            fail("get_record", format!("{got:?} read back for {p:?}"));
+        }
+    }
+    emit("redis", "get", n, t.elapsed().as_secs_f64(), round);
+
+    let oslo = Filter::new("city", Operator::Eq, "Oslo").unwrap_or_else(|e| fail("filter", e));
+    let filters = [FilterExpr::Cond(oslo)];
+    let want = (0..2 * n).filter(|i| CITIES[i % 10] == "Oslo").count();
+    let mut times = Vec::with_capacity(searches);
+    for _ in 0..searches {
+        let t = Instant::now();
+        let found = kv
+            .filter_record::<Person>(&schema, &filters)
+            .await
+            .unwrap_or_else(|e| fail("filter_record", e));
+        times.push(t.elapsed().as_secs_f64());
+        assert_eq!(found.len(), want, "filter_record found the wrong number");
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times.get(times.len() / 2).copied().unwrap_or(0.0);
+    emit("redis", "search", 2 * n, median, round);
+    kv.drop_schema(&schema)
+        .await
+        .unwrap_or_else(|e| fail("drop the hash", e));
+}
+
 fn env(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
 }
@@ -182,6 +295,15 @@ fn s3_url() -> String {
 
 #[tokio::main]
 async fn main() {
+    // The workloads run in a task of the runtime, as a service's request handlers do: awaited
+    // from `block_on` on the main thread (not a worker), every reply costs a wake-up across
+    // threads (≈ 20 µs a Redis call on this machine).
+    if let Err(e) = tokio::spawn(workloads()).await {
+        fail("the workloads' task", e);
+    }
+}
+
+async fn workloads() {
     let full = std::env::args().any(|a| a == "--bench");
     let modes: Vec<String> = std::env::args()
         .skip(1)
@@ -248,10 +370,15 @@ async fn main() {
                     .unwrap_or_else(|e| fail("open the file", e));
                     run(&db, "file", n, searches, round).await;
                 }
-                "postgres" | "elasticsearch" | "s3" => {}
+                "redis" if full => {
+                    on_redis(env_usize("REDIS_RECORDS", 10_000), searches, round).await
+                }
+                "postgres" | "elasticsearch" | "s3" | "redis" => {}
                 other => fail(
                     "mode",
-                    format!("unknown mode {other} (memory, file, postgres, elasticsearch, s3)"),
+                    format!(
+                        "unknown mode {other} (memory, file, postgres, elasticsearch, s3, redis)"
+                    ),
                 ),
             }
         }

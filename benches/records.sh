@@ -17,8 +17,17 @@
 #             single creates) the same, on the moto_server of scripts/s3.sh (DK_BENCH_S3_*).
 #   file:     FILE_RECORDS (2000; the seed rewrites the whole JSON file on every create) the
 #             same, on a JSON file (one array of records) in a temporary directory.
-# Environment: ROUNDS, MEM_RECORDS, PG_RECORDS, ES_RECORDS, S3_RECORDS, FILE_RECORDS, SEARCHES
-# (5), MODES ("memory postgres"; any of memory file postgres elasticsearch s3), RESULTS
+#   redis:    REDIS_RECORDS (10000) through the key-value store API, against the seed's
+#             RedisStoreBackend (PyPI event-pipeline 2.0.0, benches/redis_seed.py, in its own
+#             venv REDIS_SEED_VENV): single inserts, a batch (the seed has no bulk insert: one
+#             insert_record each), single gets and a filter `city = 'Oslo'`, on the Redis
+#             server of scripts/services.sh (DK_BENCH_REDIS_URL, database DK_BENCH_REDIS_DB 14);
+#             each round also measures the server alone (benches/redis_records_bound.sh:
+#             redis-benchmark, one connection, the same single commands and the search's
+#             HGETALL).
+# Environment: ROUNDS, MEM_RECORDS, PG_RECORDS, ES_RECORDS, S3_RECORDS, FILE_RECORDS,
+# REDIS_RECORDS, SEARCHES (5), MODES ("memory postgres"; any of memory file postgres
+# elasticsearch s3 redis), RESULTS
 # (/tmp/records_bench.jsonl), PROFILE (bench = release; dev for a quick run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +38,7 @@ MODES="${MODES:-memory postgres}"
 ROUNDS="${ROUNDS:-2}"
 export MEM_RECORDS="${MEM_RECORDS:-100000}" PG_RECORDS="${PG_RECORDS:-10000}"
 export ES_RECORDS="${ES_RECORDS:-2000}" S3_RECORDS="${S3_RECORDS:-1000}"
-export FILE_RECORDS="${FILE_RECORDS:-2000}"
+export FILE_RECORDS="${FILE_RECORDS:-2000}" REDIS_RECORDS="${REDIS_RECORDS:-10000}"
 export SEARCHES="${SEARCHES:-5}"
 
 # shellcheck source=scripts/services.sh
@@ -52,6 +61,17 @@ if [[ " $MODES " == *" s3 "* ]]; then
   export DK_BENCH_S3_BUCKET_RUST="${DK_BENCH_S3_BUCKET_RUST:-dk-bench-records}"
   curl -sS -m 30 -X PUT -o /dev/null "$DK_BENCH_S3_ENDPOINT/$DK_BENCH_S3_BUCKET_RUST"
 fi
+REDIS_VENV="${REDIS_SEED_VENV:-/var/tmp/dk-redis-seed-venv}"
+if [[ " $MODES " == *" redis "* ]]; then
+  start_redis
+  export DK_BENCH_REDIS_URL="${DK_BENCH_REDIS_URL:-$DK_TEST_REDIS_URL}"
+  # The seed's Redis store: event-pipeline imports cloudpickle without declaring it, and
+  # declares no redis client (its own project pins redis 5.2.1).
+  if ! "$REDIS_VENV/bin/python" -c "import event_pipeline.backends.stores.redis_store" 2>/dev/null; then
+    [ -x "$REDIS_VENV/bin/python" ] || python3 -m venv "$REDIS_VENV"
+    "$REDIS_VENV/bin/pip" install -q "event-pipeline==2.0.0" "redis==5.2.1" "cloudpickle==3.1.3"
+  fi
+fi
 VENV="${SEED_VENV:-/var/tmp/dk-seed-venv}"
 # The seed and the clients its backends import (postgres: psycopg2, asyncpg; elasticsearch:
 # elasticsearch[async] 8.x; s3: boto3, aioboto3), installed when one is missing.
@@ -69,6 +89,12 @@ for round in $(seq 1 "$ROUNDS"); do
     ROUNDS=1 cargo bench -q --profile "$PROFILE" --bench records -- "$mode" |
       sed "s/\"round\":1/\"round\":$round/" | keep
     echo "== round $round: $mode, the seed" >&2
+    if [ "$mode" = redis ]; then
+      ROUND="$round" "$REDIS_VENV/bin/python" benches/redis_seed.py | keep
+      echo "== round $round: $mode, the server alone" >&2
+      ROUND="$round" bash benches/redis_records_bound.sh | keep
+      continue
+    fi
     # Both flavours, for elasticsearch and s3 too (both work there).
     flavours=(sync async)
     [ "$mode" = postgres ] && [ -z "${SEED_PG_SYNC:-}" ] && flavours=(async)
@@ -93,9 +119,10 @@ def shown(r):
 print("\n| workload | seed (faster flavour, each round) | dataknobs (each round) | ratio "
       "| server alone (ratio it allows) |")
 print("|---|---|---|---|---|")
-names = {"single": "single creates", "batch": "one batch of", "search": "search over"}
-for backend in ["memory", "file", "postgres", "elasticsearch", "s3"]:
-    for bench in ["single", "batch", "search"]:
+names = {"single": "single creates", "batch": "one batch of", "get": "single reads",
+         "search": "search over"}
+for backend in ["memory", "file", "postgres", "elasticsearch", "s3", "redis"]:
+    for bench in ["single", "batch", "get", "search"]:
         ours = [r for r in rows if r["engine"] == "dataknobs" and r["backend"] == backend
                 and r["bench"] == bench]
         seed = [r for r in rows if r["engine"] == "seed" and r["backend"] == backend
@@ -118,6 +145,11 @@ for backend in ["memory", "file", "postgres", "elasticsearch", "s3"]:
             allowed = [rate(r) / rate(best[r["round"]]) for r in bound]
             b = ", ".join(shown(r) for r in bound)
             b += f" ({min(allowed):.1f}–{max(allowed):.1f}×)"
-        print(f"| {backend}: {names[bench]} {ours[0]['records']:,} | {s} | {d} | **{span}** "
+        what = f"{names[bench]} {ours[0]['records']:,}"
+        if backend == "redis" and bench == "search":
+            what += " (`city = 'Oslo'`)"
+        if backend == "redis" and bench == "batch":
+            what += " (the seed: one insert_record each)"
+        print(f"| {backend}: {what} | {s} | {d} | **{span}** "
               f"| {b} |")
 PYEOF

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use dataknobs::kv::{
     ConnectionMode, ConnectorConfig, ConnectorManager, ConnectorManagerFactory, KeyValueStore,
-    KeyValueStoreExt, KvRecord, PoolSettings, RedisConnector, RedisKeyValueStore,
+    KeyValueStoreExt, KvRecord, PoolSettings, RedisConnector, RedisKeyValueStore, WholeHash,
 };
 use dataknobs::{ErrorKind, Filter, FilterExpr, Operand, Operator};
 use futures::TryStreamExt;
@@ -1018,6 +1018,143 @@ async fn replace_compare_and_set_needs_the_current_bytes() {
     assert_eq!(kv.get(&s, "c").await.expect("get"), Some(json!({"n": 200})));
     println!("compare-and-set: {conflicts} conflicts retried");
     cleanup(&mut admin, &[&s]).await;
+}
+
+/// The last command the server ran for the connection named `name` (`cmd=` of `CLIENT
+/// LIST`).
+async fn last_command(admin: &mut MultiplexedConnection, name: &str) -> String {
+    let list: String = raw(admin, &["CLIENT", "LIST"]).await;
+    let want = format!("name={name}");
+    list.lines()
+        .find(|line| line.split(' ').any(|f| f == want))
+        .and_then(|line| line.split(' ').find_map(|f| f.strip_prefix("cmd=")))
+        .unwrap_or_else(|| panic!("no connection named {name} in CLIENT LIST: {list}"))
+        .to_string()
+}
+
+/// Every (key, value) a scan of `schema` yields, checking each batch's size.
+async fn scanned(kv: &RedisKeyValueStore, schema: &str, batch: usize) -> Vec<(String, Bytes)> {
+    let mut stream = kv.scan(schema, batch).await.expect("scan");
+    let mut out = Vec::new();
+    while let Some(b) = stream.try_next().await.expect("scan batch") {
+        assert!(!b.is_empty(), "an empty batch");
+        // HSCAN's COUNT is a hint (it may give a few more); HGETALL's rest is cut to size.
+        assert!(b.len() <= 2 * batch, "a batch of {} for {batch}", b.len());
+        out.extend(b);
+    }
+    out.sort();
+    out
+}
+
+/// A hash larger than a batch is read by one HGETALL after the first HSCAN when it is
+/// within the WholeHash limits, by HSCAN otherwise (also when the server will not tell the
+/// hash's memory): the same records each way, each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scans_read_small_hashes_whole_and_large_ones_by_hscan() {
+    let mut admin = admin().await;
+    let s = unique_name("dk_kv_whole");
+    let n = 3000;
+    let mut want: Vec<(String, Bytes)> = (0..n)
+        .map(|i| {
+            let id = format!("p{i:05}");
+            let p = person(&id, &format!("n{i}"), Some(i64::from(i % 70)));
+            (id, json_bytes(&serde_json::to_value(&p).expect("JSON")))
+        })
+        .collect();
+    store().await.insert_many(&s, &want).await.expect("insert");
+    want.sort();
+
+    let huge = 1 << 40;
+    for (limits, command) in [
+        (WholeHash::default(), "hgetall"),
+        (
+            WholeHash {
+                fields: 3000,
+                bytes: huge,
+            },
+            "hgetall",
+        ),
+        (
+            WholeHash {
+                fields: 2999,
+                bytes: huge,
+            },
+            "hscan",
+        ),
+        (
+            WholeHash {
+                fields: huge,
+                bytes: 1000,
+            },
+            "hscan",
+        ),
+    ] {
+        let name = unique_name("dk_kv_whole_c");
+        let kv = store_named(&name, ConnectionMode::Single, PoolSettings::default())
+            .await
+            .with_whole_hash(limits);
+        let got = scanned(&kv, &s, 500).await;
+        assert_eq!(got.len(), want.len(), "{limits:?}");
+        assert_eq!(got, want, "{limits:?}");
+        assert_eq!(last_command(&mut admin, &name).await, command, "{limits:?}");
+        // filter_record agrees with the data either way.
+        let over_60 = kv
+            .filter_record::<Person>(&s, &[cond("age", Operator::Gt, 60i64)])
+            .await
+            .expect("filter");
+        assert_eq!(
+            over_60.len(),
+            (0..n).filter(|i| i % 70 > 60).count(),
+            "{limits:?}"
+        );
+    }
+
+    // A user that may not run MEMORY: the scan does not know the size, walks by HSCAN.
+    let user = unique_name("dk_kv_nomem");
+    let _: String = raw(
+        &mut admin,
+        &[
+            "ACL",
+            "SETUSER",
+            &user,
+            "on",
+            ">dk-nomem-pw",
+            "~*",
+            "&*",
+            "+@all",
+            "-memory",
+        ],
+    )
+    .await;
+    let mut c = config(&unique_name("dk_kv_nomem_c"));
+    c.username = Some(user.clone());
+    c.password = Some(SecretString::from("dk-nomem-pw".to_string()));
+    let name = c.client_name.clone().expect("a name");
+    let kv = RedisKeyValueStore::connect(c, ConnectionMode::Single, PoolSettings::default())
+        .await
+        .expect("connect as the user without MEMORY");
+    let got = scanned(&kv, &s, 500).await;
+    assert_eq!(got, want);
+    assert_eq!(last_command(&mut admin, &name).await, "hscan");
+    let _: i64 = raw(&mut admin, &["ACL", "DELUSER", &user]).await;
+
+    // A hash of one batch is one request (HSCAN 0 with the size), however small the limits.
+    let small = unique_name("dk_kv_whole_small");
+    store()
+        .await
+        .insert_many(&small, &want[..10])
+        .await
+        .expect("insert");
+    let name = unique_name("dk_kv_whole_c");
+    let kv = store_named(&name, ConnectionMode::Single, PoolSettings::default()).await;
+    assert_eq!(scanned(&kv, &small, 500).await, want[..10].to_vec());
+    assert_eq!(
+        last_command(&mut admin, &name).await,
+        "memory|usage",
+        "one pipeline"
+    );
+
+    cleanup(&mut admin, &[&s, &small]).await;
 }
 
 // ---------------------------------------------------------------------------------------

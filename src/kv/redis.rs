@@ -408,31 +408,13 @@ impl RedisKeyValueStore {
         &self.manager
     }
 
-    /// Runs `f` on a connection. When the connection broke, it is reported to the manager
-    /// (the next call connects again) and, for an `idempotent` request, `f` runs once more
-    /// on a new connection.
+    /// Runs `f` on a connection (see [`send_on`]).
     async fn run<T, F, Fut>(&self, doing: &str, idempotent: bool, f: F) -> Result<T>
     where
         F: Fn(MultiplexedConnection) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
-        let mut lease = self.manager.get().await?;
-        match f(lease.client()).await {
-            Ok(v) => Ok(v),
-            Err(e) if connection_broke(&e) => {
-                lease.mark_broken();
-                drop(lease);
-                if !idempotent {
-                    return Err(redis_error(&self.shown, doing, &e));
-                }
-                tracing::debug!("redis: {doing}: {e}; retrying on a new connection");
-                let lease = self.manager.get().await?;
-                f(lease.client())
-                    .await
-                    .map_err(|e| redis_error(&self.shown, doing, &e))
-            }
-            Err(e) => Err(redis_error(&self.shown, doing, &e)),
-        }
+        send_on(&self.manager, &self.shown, None, doing, idempotent, f).await
     }
 
     /// Every key of the database that holds a hash.
@@ -830,12 +812,12 @@ impl KeyValueStore for RedisKeyValueStore {
                     }
                 };
                 // HGETALL has the first batch's fields again (and any written since).
-                let sent: HashSet<&str> = items.iter().map(|(k, _)| k.as_str()).collect();
-                let rest: Vec<(String, Bytes)> = rest
-                    .into_iter()
-                    .filter(|(k, _)| !sent.contains(k.as_str()))
-                    .collect();
-                drop(sent);
+                let rest: Vec<(String, Bytes)> = {
+                    let sent: HashSet<&str> = items.iter().map(|(k, _)| k.as_str()).collect();
+                    rest.into_iter()
+                        .filter(|(k, _)| !sent.contains(k.as_str()))
+                        .collect()
+                };
                 let mut rest = rest.into_iter();
                 let mut next = items;
                 while !next.is_empty() {
@@ -939,29 +921,14 @@ struct Scan {
 }
 
 impl Scan {
+    /// Runs `f` on the scan's first connection, then on new ones; every request of a scan is
+    /// a read, retried once when its connection broke.
     async fn send<T, F, Fut>(&mut self, doing: &str, f: F) -> Result<T>
     where
         F: Fn(MultiplexedConnection) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
-        let mut retried = false;
-        loop {
-            let mut lease = match self.first.take() {
-                Some(l) => l,
-                None => self.manager.get().await?,
-            };
-            match f(lease.client()).await {
-                Err(e) if connection_broke(&e) => {
-                    lease.mark_broken();
-                    if retried {
-                        return Err(redis_error(&self.at, doing, &e));
-                    }
-                    retried = true;
-                }
-                Err(e) => return Err(redis_error(&self.at, doing, &e)),
-                Ok(v) => return Ok(v),
-            }
-        }
+        send_on(&self.manager, &self.at, self.first.take(), doing, true, f).await
     }
 
     /// A reply's pairs, or an error naming the request (a Type error for a field name that
@@ -1049,6 +1016,46 @@ impl Scan {
             })
             .await?;
         field_values("HGETALL", v).map_err(|m| self.reply_error(&doing, m))
+    }
+}
+
+/// Runs `f` on `first` or a new connection of `manager`. When the connection broke, it is
+/// reported to the manager (the next call connects again) and, for an `idempotent` request,
+/// `f` runs once more on a new connection. Errors name `doing` and `at`.
+async fn send_on<T, F, Fut>(
+    manager: &ConnectorManager<RedisConnector>,
+    at: &str,
+    first: Option<super::connect::Lease<RedisConnector>>,
+    doing: &str,
+    idempotent: bool,
+    f: F,
+) -> Result<T>
+where
+    F: Fn(MultiplexedConnection) -> Fut,
+    Fut: Future<Output = redis::RedisResult<T>>,
+{
+    let mut lease = match first {
+        Some(l) => l,
+        None => manager.get().await?,
+    };
+    match f(lease.client()).await {
+        Ok(v) => Ok(v),
+        Err(e) if connection_broke(&e) => {
+            lease.mark_broken();
+            drop(lease);
+            if !idempotent {
+                return Err(redis_error(at, doing, &e));
+            }
+            tracing::debug!("redis: {doing}: {e}; retrying on a new connection");
+            let mut lease = manager.get().await?;
+            f(lease.client()).await.map_err(|e| {
+                if connection_broke(&e) {
+                    lease.mark_broken();
+                }
+                redis_error(at, doing, &e)
+            })
+        }
+        Err(e) => Err(redis_error(at, doing, &e)),
     }
 }
 

@@ -18,6 +18,8 @@ pub mod hdfs;
 pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(feature = "redis")]
+mod resp;
 pub mod table;
 
 use std::fmt::Debug;

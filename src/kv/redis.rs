@@ -22,6 +22,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, ConnectionAddr, RedisConnectionInfo, RedisError, Value};
@@ -31,6 +32,7 @@ use super::connect::{
     ConnectionMode, Connector, ConnectorConfig, ConnectorManager, ConnectorManagerFactory,
     PoolSettings,
 };
+use super::resp::{Hello, OwnConn};
 use super::{KeyValueStore, MoveConflict, already_exists};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -223,6 +225,19 @@ pub fn redis_error(at: &str, doing: &str, e: &RedisError) -> Error {
     Error::new(kind, format!("{doing} at {at}: {e}{hint}")).with_backend(KIND)
 }
 
+/// The database number of `config` (0 when none is given).
+fn db_number(config: &ConnectorConfig) -> Result<i64> {
+    match config.db.as_deref() {
+        None | Some("") => Ok(0),
+        Some(d) => d.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            Error::config(format!(
+                "the Redis database '{d}' is not a number (redis://host:port/<db>, e.g. /0)"
+            ))
+            .with_backend(KIND)
+        }),
+    }
+}
+
 /// One connection to a Redis server (the seed's `RedisConnector`): a multiplexed
 /// connection, which carries the commands of many callers at once.
 pub struct RedisConnector {
@@ -245,15 +260,7 @@ impl Connector for RedisConnector {
     type Client = MultiplexedConnection;
 
     fn new(config: ConnectorConfig) -> Result<Self> {
-        let db = match config.db.as_deref() {
-            None | Some("") => 0,
-            Some(d) => d.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-                Error::config(format!(
-                    "the Redis database '{d}' is not a number (redis://host:port/<db>, e.g. /0)"
-                ))
-                .with_backend(KIND)
-            })?,
-        };
+        let db = db_number(&config)?;
         if config.host.is_empty() {
             return Err(Error::config("a Redis connection needs a host").with_backend(KIND));
         }
@@ -365,16 +372,28 @@ pub struct RedisKeyValueStore {
     manager: Arc<ConnectorManager<RedisConnector>>,
     shown: String,
     whole: WholeHash,
+    /// The scans' own connections (plain TCP only; None over TLS).
+    own: Option<Arc<OwnConns>>,
 }
 
 impl RedisKeyValueStore {
     /// A store over connections made by `manager`.
     pub fn new(manager: ConnectorManager<RedisConnector>) -> Self {
         let shown = shown(manager.config());
+        let config = manager.config();
+        let own = match (&config.tls, db_number(config)) {
+            (None, Ok(db)) => Some(Arc::new(OwnConns {
+                config: config.clone(),
+                db,
+                idle: parking_lot::Mutex::new(Vec::new()),
+            })),
+            _ => None,
+        };
         RedisKeyValueStore {
             manager: Arc::new(manager),
             shown,
             whole: WholeHash::default(),
+            own,
         }
     }
 
@@ -469,6 +488,16 @@ fn hscan_reply(v: Value) -> std::result::Result<(u64, Vec<(String, Bytes)>), Str
     Ok((cursor, field_values("HSCAN", items)?))
 }
 
+/// A field name as text, or an error saying it is not.
+fn field_name(b: &[u8]) -> std::result::Result<String, String> {
+    std::str::from_utf8(b).map(str::to_owned).map_err(|_| {
+        format!(
+            "a field name is not UTF-8 ({}); dataknobs reads hashes whose field names are text",
+            String::from_utf8_lossy(b).escape_debug()
+        )
+    })
+}
+
 /// The (field, value) pairs of an `HSCAN` or `HGETALL` reply (`command` names it in errors):
 /// a flat array (RESP2) or a map (RESP3).
 fn field_values(command: &str, items: Value) -> std::result::Result<Vec<(String, Bytes)>, String> {
@@ -481,13 +510,7 @@ fn field_values(command: &str, items: Value) -> std::result::Result<Vec<(String,
     let mut it = items.into_iter();
     while let (Some(k), Some(v)) = (it.next(), it.next()) {
         let key = match k {
-            Value::BulkString(b) => String::from_utf8(b).map_err(|e| {
-                format!(
-                    "a field name is not UTF-8 ({}); dataknobs reads hashes whose field names \
-                     are text",
-                    String::from_utf8_lossy(e.as_bytes()).escape_debug()
-                )
-            })?,
+            Value::BulkString(b) => field_name(&b)?,
             Value::SimpleString(s) => s,
             other => return Err(format!("{command} answered {other:?} for a field")),
         };
@@ -777,18 +800,30 @@ impl KeyValueStore for RedisKeyValueStore {
         batch: usize,
     ) -> Result<BoxStream<'static, Result<Vec<(String, Bytes)>>>> {
         let count = batch.max(1);
-        // A connection now, so that an unreachable server fails the call itself.
-        let first = self.manager.get().await?;
+        // A connection now, so that an unreachable server fails the call itself: over plain
+        // TCP one of the scans' own (idle or new), else one of the manager's.
+        let (first, own) = match &self.own {
+            Some(pool) => {
+                let conn = pool.take().await.map_err(|e| {
+                    redis_error(&self.shown, &format!("connecting to scan {schema}"), &e)
+                })?;
+                (None, Some(conn))
+            }
+            None => (Some(self.manager.get().await?), None),
+        };
         let manager = self.manager.clone();
         let schema = schema.to_string();
         let at = self.shown.clone();
         let whole = self.whole;
+        let pool = self.own.clone();
         // The next batch is asked for while the caller works on the last one.
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<(String, Bytes)>>>(2);
         tokio::spawn(async move {
             let mut scan = Scan {
                 manager,
-                first: Some(first),
+                first,
+                pool,
+                own,
                 schema,
                 at,
                 count,
@@ -804,27 +839,13 @@ impl KeyValueStore for RedisKeyValueStore {
                 }
             };
             if cursor != 0 && whole.allows(size) {
-                let rest = match scan.hgetall().await {
-                    Ok(rest) => rest,
-                    Err(e) => {
-                        let _ = tx.send(Err(e)).await;
-                        return;
-                    }
-                };
                 // HGETALL has the first batch's fields again (and any written since).
-                let rest: Vec<(String, Bytes)> = {
-                    let sent: HashSet<&str> = items.iter().map(|(k, _)| k.as_str()).collect();
-                    rest.into_iter()
-                        .filter(|(k, _)| !sent.contains(k.as_str()))
-                        .collect()
-                };
-                let mut rest = rest.into_iter();
-                let mut next = items;
-                while !next.is_empty() {
-                    if tx.send(Ok(next)).await.is_err() {
-                        return; // The reader stopped.
-                    }
-                    next = rest.by_ref().take(count).collect();
+                let sent: HashSet<String> = items.iter().map(|(k, _)| k.clone()).collect();
+                if tx.send(Ok(items)).await.is_err() {
+                    return; // The reader stopped.
+                }
+                if let Err(e) = scan.rest_whole(&sent, &tx).await {
+                    let _ = tx.send(Err(e)).await;
                 }
                 return;
             }
@@ -861,8 +882,15 @@ impl KeyValueStore for RedisKeyValueStore {
             "HSCAN {schema} 0 COUNT {batch} with HLEN and MEMORY USAGE; the rest by one HGETALL \
              when the hash has at most {} fields and {} bytes, else HSCAN {schema} <cursor> \
              COUNT {batch} until the cursor is 0 (the next batch requested while the last one \
-             is decoded) at {}",
-            self.whole.fields, self.whole.bytes, self.shown
+             is decoded){} at {}",
+            self.whole.fields,
+            self.whole.bytes,
+            if self.own.is_some() {
+                ", on a connection of the scan's own"
+            } else {
+                ""
+            },
+            self.shown
         )
     }
 
@@ -909,16 +937,90 @@ impl WholeHash {
     }
 }
 
-/// The requests of one scan, each on the scan's first connection or a new one, retried once
-/// on a new connection when the connection broke (a read, and an HSCAN cursor is the
-/// server's state only).
+/// The scans' own connections (plain TCP): idle ones are kept for the next scan.
+struct OwnConns {
+    config: ConnectorConfig,
+    db: i64,
+    idle: parking_lot::Mutex<Vec<OwnConn>>,
+}
+
+/// Idle own connections kept (more scans at once open more, closed when done).
+const IDLE_OWN: usize = 2;
+
+impl std::fmt::Debug for OwnConns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnConns")
+            .field("idle", &self.idle.lock().len())
+            .finish()
+    }
+}
+
+impl OwnConns {
+    /// A new connection.
+    async fn open(&self) -> redis::RedisResult<OwnConn> {
+        let c = &self.config;
+        let hello = Hello {
+            username: c.username.as_deref(),
+            password: c.password.as_ref().map(|p| p.expose_secret()),
+            db: self.db,
+            client_name: c.client_name.as_deref(),
+        };
+        OwnConn::connect(
+            &c.host,
+            c.port,
+            c.connect_timeout,
+            c.response_timeout,
+            hello,
+        )
+        .await
+    }
+
+    /// An idle connection, or a new one.
+    async fn take(&self) -> redis::RedisResult<OwnConn> {
+        let idle = self.idle.lock().pop();
+        match idle {
+            Some(conn) => Ok(conn),
+            None => self.open().await,
+        }
+    }
+
+    /// Keeps `conn` for the next scan when every reply it was asked for was read.
+    fn give_back(&self, conn: OwnConn) {
+        if conn.is_settled() {
+            let mut idle = self.idle.lock();
+            if idle.len() < IDLE_OWN {
+                idle.push(conn);
+            }
+        }
+    }
+}
+
+/// The requests of one scan: over plain TCP on a connection of its own ([`OwnConn`], whose
+/// replies are read without copying), else on the scan's first connection of the manager or
+/// a new one. A request is retried once on a new connection when the connection broke (a
+/// read, and an HSCAN cursor is the server's state only); a streamed HGETALL only while none
+/// of its pairs were handed on.
 struct Scan {
     manager: Arc<ConnectorManager<RedisConnector>>,
     first: Option<super::connect::Lease<RedisConnector>>,
+    /// Where own connections come from (None: the manager's are used).
+    pool: Option<Arc<OwnConns>>,
+    own: Option<OwnConn>,
     schema: String,
     at: String,
     count: usize,
 }
+
+impl Drop for Scan {
+    fn drop(&mut self) {
+        if let (Some(pool), Some(conn)) = (&self.pool, self.own.take()) {
+            pool.give_back(conn);
+        }
+    }
+}
+
+/// A read of a reply on an own connection.
+type OwnRead<T> = for<'c> fn(&'c mut OwnConn) -> BoxFuture<'c, redis::RedisResult<T>>;
 
 impl Scan {
     /// Runs `f` on the scan's first connection, then on new ones; every request of a scan is
@@ -929,6 +1031,52 @@ impl Scan {
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         send_on(&self.manager, &self.at, self.first.take(), doing, true, f).await
+    }
+
+    /// The scan's own connection, opened when it has none.
+    async fn own_conn(&mut self, doing: &str) -> Result<&mut OwnConn> {
+        if self.own.is_none() {
+            let Some(pool) = &self.pool else {
+                return Err(Error::internal(format!(
+                    "{doing} at {}: no connection of the scan's own",
+                    self.at
+                ))
+                .with_backend(KIND));
+            };
+            let conn = pool
+                .open()
+                .await
+                .map_err(|e| redis_error(&self.at, doing, &e))?;
+            self.own = Some(conn);
+        }
+        self.own.as_mut().ok_or_else(|| {
+            Error::internal(format!("{doing} at {}: the connection went away", self.at))
+                .with_backend(KIND)
+        })
+    }
+
+    /// Sends `packed` on the own connection and reads its replies with `read`; retried once
+    /// on a new connection when the connection broke. A failed connection is dropped.
+    async fn own_call<T>(&mut self, doing: &str, packed: &[u8], read: OwnRead<T>) -> Result<T> {
+        let mut retried = false;
+        loop {
+            let conn = self.own_conn(doing).await?;
+            let got = match conn.send(packed).await {
+                Ok(()) => read(conn).await,
+                Err(e) => Err(e),
+            };
+            match got {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    self.own = None;
+                    if retried || !connection_broke(&e) {
+                        return Err(redis_error(&self.at, doing, &e));
+                    }
+                    tracing::debug!("redis: {doing}: {e}; retrying on a new connection");
+                    retried = true;
+                }
+            }
+        }
     }
 
     /// A reply's pairs, or an error naming the request (a Type error for a field name that
@@ -942,6 +1090,14 @@ impl Scan {
         Error::new(kind, format!("{doing} at {}: {m}", self.at)).with_backend(KIND)
     }
 
+    /// Pairs of an own connection's reply with their field names as text.
+    fn text_pairs(&self, doing: &str, pairs: Vec<(Bytes, Bytes)>) -> Result<Vec<(String, Bytes)>> {
+        pairs
+            .into_iter()
+            .map(|(k, v)| Ok((field_name(&k).map_err(|m| self.reply_error(doing, m))?, v)))
+            .collect()
+    }
+
     /// `HSCAN 0` with `HLEN` and `MEMORY USAGE` in one round trip: the next cursor, the
     /// first pairs and the hash's size (None where the server refused to tell, e.g. an ACL
     /// without MEMORY).
@@ -950,27 +1106,30 @@ impl Scan {
     ) -> Result<(u64, Vec<(String, Bytes)>, (Option<u64>, Option<u64>))> {
         let doing = format!("HSCAN {} 0", self.schema);
         let (schema, count) = (self.schema.clone(), self.count);
+        let mut pipe = redis::pipe();
+        pipe.cmd("HSCAN")
+            .arg(&schema)
+            .arg(0)
+            .arg("COUNT")
+            .arg(count)
+            .cmd("HLEN")
+            .arg(&schema)
+            .cmd("MEMORY")
+            .arg("USAGE")
+            .arg(&schema)
+            .arg("SAMPLES")
+            .arg(5)
+            .ignore_errors();
+        if self.pool.is_some() {
+            let (cursor, pairs, size) = self
+                .own_call(&doing, &pipe.get_packed_pipeline(), read_first_batch)
+                .await?;
+            return Ok((cursor, self.text_pairs(&doing, pairs)?, size));
+        }
         let replies: Vec<redis::RedisResult<Value>> = self
             .send(&doing, |mut c| {
-                let schema = schema.clone();
-                async move {
-                    redis::pipe()
-                        .cmd("HSCAN")
-                        .arg(&schema)
-                        .arg(0)
-                        .arg("COUNT")
-                        .arg(count)
-                        .cmd("HLEN")
-                        .arg(&schema)
-                        .cmd("MEMORY")
-                        .arg("USAGE")
-                        .arg(&schema)
-                        .arg("SAMPLES")
-                        .arg(5)
-                        .ignore_errors()
-                        .query_async(&mut c)
-                        .await
-                }
+                let pipe = pipe.clone();
+                async move { pipe.query_async(&mut c).await }
             })
             .await?;
         let mut replies = replies.into_iter();
@@ -992,6 +1151,16 @@ impl Scan {
     async fn hscan(&mut self, cursor: u64) -> Result<(u64, Vec<(String, Bytes)>)> {
         let doing = format!("HSCAN {} {cursor}", self.schema);
         let (schema, count) = (&self.schema.clone(), self.count);
+        if self.pool.is_some() {
+            let packed = redis::cmd("HSCAN")
+                .arg(schema)
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(count)
+                .get_packed_command();
+            let (next, pairs) = self.own_call(&doing, &packed, read_next_batch).await?;
+            return Ok((next, self.text_pairs(&doing, pairs)?));
+        }
         let v: Value = self
             .send(&doing, |mut c| async move {
                 redis::cmd("HSCAN")
@@ -1006,17 +1175,164 @@ impl Scan {
         hscan_reply(v).map_err(|m| self.reply_error(&doing, m))
     }
 
-    /// Every pair of the hash, by one `HGETALL`.
-    async fn hgetall(&mut self) -> Result<Vec<(String, Bytes)>> {
+    /// Every pair of the hash but those of `skip`, by one `HGETALL`, sent to `tx` in batches
+    /// of the scan's size (on an own connection as the reply arrives). Ok also when the
+    /// reader stopped.
+    async fn rest_whole(&mut self, skip: &HashSet<String>, tx: &ScanSender) -> Result<()> {
         let doing = format!("HGETALL {}", self.schema);
-        let schema = &self.schema.clone();
-        let v: Value = self
-            .send(&doing, |mut c| async move {
-                redis::cmd("HGETALL").arg(schema).query_async(&mut c).await
-            })
-            .await?;
-        field_values("HGETALL", v).map_err(|m| self.reply_error(&doing, m))
+        let count = self.count;
+        if self.pool.is_none() {
+            let schema = &self.schema.clone();
+            let v: Value = self
+                .send(&doing, |mut c| async move {
+                    redis::cmd("HGETALL").arg(schema).query_async(&mut c).await
+                })
+                .await?;
+            let rest = field_values("HGETALL", v).map_err(|m| self.reply_error(&doing, m))?;
+            let mut rest = rest.into_iter().filter(|(k, _)| !skip.contains(k));
+            loop {
+                let next: Vec<_> = rest.by_ref().take(count).collect();
+                if next.is_empty() || tx.send(Ok(next)).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        let packed = redis::cmd("HGETALL").arg(&self.schema).get_packed_command();
+        let mut retried = false;
+        loop {
+            let mut handed_on = false;
+            let conn = self.own_conn(&doing).await?;
+            match stream_pairs(conn, &packed, skip, count, tx, &mut handed_on).await {
+                Ok(()) => return Ok(()),
+                Err(Streamed::Key(m)) => {
+                    self.own = None;
+                    return Err(self.reply_error(&doing, m));
+                }
+                Err(Streamed::Redis(e)) => {
+                    self.own = None;
+                    if retried || handed_on || !connection_broke(&e) {
+                        return Err(redis_error(&self.at, &doing, &e));
+                    }
+                    tracing::debug!("redis: {doing}: {e}; retrying on a new connection");
+                    retried = true;
+                }
+            }
+        }
     }
+}
+
+type ScanSender = tokio::sync::mpsc::Sender<Result<Vec<(String, Bytes)>>>;
+
+/// How a streamed reply failed.
+enum Streamed {
+    Redis(redis::RedisError),
+    /// A field name that is not text.
+    Key(String),
+}
+
+impl From<redis::RedisError> for Streamed {
+    fn from(e: redis::RedisError) -> Self {
+        Streamed::Redis(e)
+    }
+}
+
+/// Sends `packed` (an HGETALL) on `conn` and hands its pairs, less `skip`, to `tx` in
+/// batches of `count` as they are read; `handed_on` tells whether any batch went. Returns
+/// when the reply was read (the connection is settled) or the reader stopped (it is not).
+async fn stream_pairs(
+    conn: &mut OwnConn,
+    packed: &[u8],
+    skip: &HashSet<String>,
+    count: usize,
+    tx: &ScanSender,
+    handed_on: &mut bool,
+) -> std::result::Result<(), Streamed> {
+    conn.send(packed).await?;
+    let n = conn.array_len().await?;
+    if n % 2 != 0 {
+        return Err(conn
+            .unreadable("an odd number of elements for field-value pairs")
+            .into());
+    }
+    let mut batch = Vec::with_capacity(count.min(n / 2));
+    for _ in 0..n / 2 {
+        let key = conn.element().await?;
+        let value = conn.element().await?;
+        let key = field_name(&key).map_err(Streamed::Key)?;
+        if skip.contains(&key) {
+            continue;
+        }
+        batch.push((key, value));
+        if batch.len() >= count {
+            *handed_on = true;
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(count));
+            if tx.send(Ok(full)).await.is_err() {
+                return Ok(()); // The reader stopped.
+            }
+        }
+    }
+    conn.settled();
+    if !batch.is_empty() {
+        *handed_on = true;
+        let _ = tx.send(Ok(batch)).await;
+    }
+    Ok(())
+}
+
+/// The next cursor and the pairs of an own connection's HSCAN reply.
+type OwnPairs = (u64, Vec<(Bytes, Bytes)>);
+
+/// Pairs of an own connection's reply, the next cursor and the hash's size.
+type OwnBatch = (u64, Vec<(Bytes, Bytes)>, (Option<u64>, Option<u64>));
+
+/// The replies of the first request (HSCAN 0, HLEN, MEMORY USAGE) on an own connection.
+fn read_first_batch(c: &mut OwnConn) -> BoxFuture<'_, redis::RedisResult<OwnBatch>> {
+    Box::pin(async move {
+        let (cursor, pairs) = read_hscan(c).await?;
+        // A refused size (an ACL without MEMORY) is unknown; a broken connection an error.
+        let number = |r: redis::RedisResult<Value>| match r {
+            Ok(Value::Int(n)) => Ok(u64::try_from(n).ok()),
+            Err(e) if connection_broke(&e) => Err(e),
+            _ => Ok(None),
+        };
+        let fields = number(c.value().await)?;
+        let bytes = number(c.value().await)?;
+        c.settled();
+        Ok((cursor, pairs, (fields, bytes)))
+    })
+}
+
+/// The reply of a later HSCAN on an own connection.
+fn read_next_batch(c: &mut OwnConn) -> BoxFuture<'_, redis::RedisResult<OwnPairs>> {
+    Box::pin(async move {
+        let got = read_hscan(c).await?;
+        c.settled();
+        Ok(got)
+    })
+}
+
+/// An `HSCAN` reply read on an own connection: the next cursor and the pairs.
+async fn read_hscan(c: &mut OwnConn) -> redis::RedisResult<OwnPairs> {
+    if c.array_len().await? != 2 {
+        return Err(c.unreadable("an HSCAN reply of other than 2 parts"));
+    }
+    let cursor = c.element().await?;
+    let Some(cursor) = std::str::from_utf8(&cursor)
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+    else {
+        return Err(c.unreadable("an HSCAN cursor that is not a number"));
+    };
+    let n = c.array_len().await?;
+    if n % 2 != 0 {
+        return Err(c.unreadable("an odd number of elements for field-value pairs"));
+    }
+    let mut pairs = Vec::with_capacity(n / 2);
+    for _ in 0..n / 2 {
+        let key = c.element().await?;
+        pairs.push((key, c.element().await?));
+    }
+    Ok((cursor, pairs))
 }
 
 /// Runs `f` on `first` or a new connection of `manager`. When the connection broke, it is

@@ -1022,14 +1022,20 @@ async fn replace_compare_and_set_needs_the_current_bytes() {
 
 /// The last command the server ran for the connection named `name` (`cmd=` of `CLIENT
 /// LIST`).
-async fn last_command(admin: &mut MultiplexedConnection, name: &str) -> String {
+async fn last_commands(admin: &mut MultiplexedConnection, name: &str) -> Vec<String> {
     let list: String = raw(admin, &["CLIENT", "LIST"]).await;
     let want = format!("name={name}");
-    list.lines()
-        .find(|line| line.split(' ').any(|f| f == want))
-        .and_then(|line| line.split(' ').find_map(|f| f.strip_prefix("cmd=")))
-        .unwrap_or_else(|| panic!("no connection named {name} in CLIENT LIST: {list}"))
-        .to_string()
+    let cmds: Vec<String> = list
+        .lines()
+        .filter(|line| line.split(' ').any(|f| f == want))
+        .filter_map(|line| line.split(' ').find_map(|f| f.strip_prefix("cmd=")))
+        .map(str::to_string)
+        .collect();
+    assert!(
+        !cmds.is_empty(),
+        "no connection named {name} in CLIENT LIST: {list}"
+    );
+    cmds
 }
 
 /// Every (key, value) a scan of `schema` yields, checking each batch's size.
@@ -1096,7 +1102,11 @@ async fn scans_read_small_hashes_whole_and_large_ones_by_hscan() {
         let got = scanned(&kv, &s, 500).await;
         assert_eq!(got.len(), want.len(), "{limits:?}");
         assert_eq!(got, want, "{limits:?}");
-        assert_eq!(last_command(&mut admin, &name).await, command, "{limits:?}");
+        let cmds = last_commands(&mut admin, &name).await;
+        assert!(cmds.iter().any(|c| c == command), "{limits:?}: {cmds:?}");
+        if command == "hscan" {
+            assert!(!cmds.iter().any(|c| c == "hgetall"), "{limits:?}: {cmds:?}");
+        }
         // filter_record agrees with the data either way.
         let over_60 = kv
             .filter_record::<Person>(&s, &[cond("age", Operator::Gt, 60i64)])
@@ -1135,7 +1145,9 @@ async fn scans_read_small_hashes_whole_and_large_ones_by_hscan() {
         .expect("connect as the user without MEMORY");
     let got = scanned(&kv, &s, 500).await;
     assert_eq!(got, want);
-    assert_eq!(last_command(&mut admin, &name).await, "hscan");
+    let cmds = last_commands(&mut admin, &name).await;
+    assert!(cmds.iter().any(|c| c == "hscan"), "{cmds:?}");
+    assert!(!cmds.iter().any(|c| c == "hgetall"), "{cmds:?}");
     let _: i64 = raw(&mut admin, &["ACL", "DELUSER", &user]).await;
 
     // A hash of one batch is one request (HSCAN 0 with the size), however small the limits.
@@ -1148,13 +1160,149 @@ async fn scans_read_small_hashes_whole_and_large_ones_by_hscan() {
     let name = unique_name("dk_kv_whole_c");
     let kv = store_named(&name, ConnectionMode::Single, PoolSettings::default()).await;
     assert_eq!(scanned(&kv, &small, 500).await, want[..10].to_vec());
-    assert_eq!(
-        last_command(&mut admin, &name).await,
-        "memory|usage",
-        "one pipeline"
+    let cmds = last_commands(&mut admin, &name).await;
+    assert!(
+        cmds.iter().any(|c| c == "memory|usage"),
+        "one pipeline: {cmds:?}"
+    );
+    assert!(
+        !cmds.iter().any(|c| c == "hgetall" || c == "hscan"),
+        "one pipeline: {cmds:?}"
     );
 
     cleanup(&mut admin, &[&s, &small]).await;
+}
+
+/// Over plain TCP a scan reads on a connection of its own, opened as the store's (its user,
+/// database and client name) and kept for the next scan; one killed while idle is replaced
+/// without an error; one left in the middle of a reply (the reader stopped) is closed, not
+/// handed to the next scan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scans_read_on_a_connection_of_their_own() {
+    let mut admin = admin().await;
+    let name = unique_name("dk_kv_own_c");
+    let (user, password) = acl_user();
+    let mut c = config(&name);
+    c.username = Some(user);
+    c.password = Some(SecretString::from(password));
+    c.db = Some("5".into());
+    let kv = RedisKeyValueStore::connect(c, ConnectionMode::Single, PoolSettings::default())
+        .await
+        .expect("connect as the ACL user to db 5");
+    let s = unique_name("dk_kv_own");
+    let mut want: Vec<(String, Bytes)> = (0..5000)
+        .map(|i| {
+            let id = format!("o{i:05}");
+            let p = person(&id, &format!("n{i}"), Some(i64::from(i % 90)));
+            (id, json_bytes(&serde_json::to_value(&p).expect("JSON")))
+        })
+        .collect();
+    kv.insert_many(&s, &want).await.expect("insert");
+    want.sort();
+    assert_eq!(named_connections(&mut admin, &name).await.len(), 1);
+    let shared = leased_client_id(kv.manager()).await;
+
+    assert_eq!(scanned(&kv, &s, 500).await, want);
+    let ids = named_connections(&mut admin, &name).await;
+    assert_eq!(ids.len(), 2, "the store's and the scan's own: {ids:?}");
+    let own = ids
+        .iter()
+        .copied()
+        .find(|id| *id != shared)
+        .expect("an own connection");
+    // It read database 5 (db 0 has no such hash).
+    assert_eq!(store().await.count(&s).await.expect("count in db 0"), 0);
+    let cmds = last_commands(&mut admin, &name).await;
+    assert!(cmds.iter().any(|c| c == "hgetall"), "{cmds:?}");
+
+    // Kept: the next scan runs on the same connection.
+    assert_eq!(scanned(&kv, &s, 500).await, want);
+    let mut again = named_connections(&mut admin, &name).await;
+    again.sort();
+    let mut before = ids.clone();
+    before.sort();
+    assert_eq!(again, before);
+
+    // Killed while idle: the next scan opens another and reads everything.
+    kill(&mut admin, own).await;
+    assert_eq!(scanned(&kv, &s, 500).await, want);
+    let ids = named_connections(&mut admin, &name).await;
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert!(!ids.contains(&own), "{ids:?}");
+
+    // A reader that stops after the first batch leaves the HGETALL half read: that
+    // connection is closed, and the next scan reads everything on a new one.
+    let mut stream = kv.scan(&s, 500).await.expect("scan");
+    let first = stream
+        .try_next()
+        .await
+        .expect("a batch")
+        .expect("not empty");
+    assert!(!first.is_empty() && first.len() < 5000, "{}", first.len());
+    drop(stream);
+    assert_eq!(
+        wait_for_connections(&mut admin, &name, 1, Duration::from_secs(5)).await,
+        1,
+        "the half-read connection was closed"
+    );
+    assert_eq!(scanned(&kv, &s, 500).await, want);
+    let over_80 = kv
+        .filter_record::<Person>(&s, &[cond("age", Operator::Gt, 80i64)])
+        .await
+        .expect("filter");
+    assert_eq!(over_80.len(), (0..5000).filter(|i| i % 90 > 80).count());
+    kv.drop_schema(&s).await.expect("drop");
+}
+
+/// Over TLS the scan reads on the store's own connections (redis-rs): the same records,
+/// and no second connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scans_over_tls_read_on_the_stores_connections() {
+    let ca = env_or(
+        "DK_TEST_REDIS_TLS_CA",
+        "/var/tmp/dataknobs-redis/tls/ca.pem",
+    );
+    let tls_url = url::Url::parse(&env_or("DK_TEST_REDIS_TLS_URL", "rediss://127.0.0.1:6391"))
+        .expect("DK_TEST_REDIS_TLS_URL is a URL");
+    let name = unique_name("dk_kv_tls_c");
+    let mut c = ConnectorConfig::new(
+        tls_url.host_str().expect("a host"),
+        tls_url.port().unwrap_or(6380),
+    );
+    c.client_name = Some(name.clone());
+    c.tls = Some(dataknobs::kv::TlsSettings {
+        verify: true,
+        ca_file: Some(ca.into()),
+    });
+    let kv = RedisKeyValueStore::connect(c, ConnectionMode::Single, PoolSettings::default())
+        .await
+        .expect("connect over TLS");
+    let s = unique_name("dk_kv_tls");
+    let mut want: Vec<(String, Bytes)> = (0..3000)
+        .map(|i| {
+            let id = format!("t{i:05}");
+            let p = person(&id, &format!("n{i}"), Some(i64::from(i % 70)));
+            (id, json_bytes(&serde_json::to_value(&p).expect("JSON")))
+        })
+        .collect();
+    kv.insert_many(&s, &want).await.expect("insert");
+    want.sort();
+    assert_eq!(scanned(&kv, &s, 500).await, want);
+    let mut admin = admin().await;
+    assert_eq!(
+        last_commands(&mut admin, &name).await,
+        vec!["hgetall".to_string()]
+    );
+    let narrow = kv.with_whole_hash(WholeHash {
+        fields: 10,
+        bytes: 1 << 30,
+    });
+    assert_eq!(scanned(&narrow, &s, 500).await, want);
+    assert_eq!(
+        last_commands(&mut admin, &name).await,
+        vec!["hscan".to_string()]
+    );
+    narrow.drop_schema(&s).await.expect("drop");
 }
 
 // ---------------------------------------------------------------------------------------

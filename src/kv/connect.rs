@@ -33,7 +33,8 @@ pub struct ConnectorConfig {
     pub db: Option<String>,
     /// The longest connecting (and authenticating) may take.
     pub connect_timeout: Duration,
-    /// The longest one request may wait for its answer (None: no limit).
+    /// The longest one request may wait for its answer (None: no limit); on a Redis scan's
+    /// own connection, the longest wait for the next bytes of a reply.
     pub response_timeout: Option<Duration>,
     /// A name the server shows for this client's connections (Redis `CLIENT SETNAME`).
     pub client_name: Option<String>,

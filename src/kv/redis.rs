@@ -32,7 +32,7 @@ use super::connect::{
     ConnectionMode, Connector, ConnectorConfig, ConnectorManager, ConnectorManagerFactory,
     PoolSettings,
 };
-use super::resp::{Hello, OwnConn};
+use super::resp::{Hello, MAX_RESERVE, OwnConn};
 use super::{KeyValueStore, MoveConflict, already_exists};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -801,7 +801,8 @@ impl KeyValueStore for RedisKeyValueStore {
     ) -> Result<BoxStream<'static, Result<Vec<(String, Bytes)>>>> {
         let count = batch.max(1);
         // A connection now, so that an unreachable server fails the call itself: over plain
-        // TCP one of the scans' own (idle or new), else one of the manager's.
+        // TCP one of the scans' own (an idle one, whose failure comes in the stream after one
+        // retry on a new connection, or a new one), else one of the manager's.
         let (first, own) = match &self.own {
             Some(pool) => {
                 let conn = pool.take().await.map_err(|e| {
@@ -1254,7 +1255,7 @@ async fn stream_pairs(
             .unreadable("an odd number of elements for field-value pairs")
             .into());
     }
-    let mut batch = Vec::with_capacity(count.min(n / 2));
+    let mut batch = Vec::with_capacity(count.min(n / 2).min(MAX_RESERVE));
     for _ in 0..n / 2 {
         let key = conn.element().await?;
         let value = conn.element().await?;
@@ -1265,7 +1266,7 @@ async fn stream_pairs(
         batch.push((key, value));
         if batch.len() >= count {
             *handed_on = true;
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(count));
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(count.min(MAX_RESERVE)));
             if tx.send(Ok(full)).await.is_err() {
                 return Ok(()); // The reader stopped.
             }
@@ -1327,7 +1328,7 @@ async fn read_hscan(c: &mut OwnConn) -> redis::RedisResult<OwnPairs> {
     if n % 2 != 0 {
         return Err(c.unreadable("an odd number of elements for field-value pairs"));
     }
-    let mut pairs = Vec::with_capacity(n / 2);
+    let mut pairs = Vec::with_capacity((n / 2).min(MAX_RESERVE));
     for _ in 0..n / 2 {
         let key = c.element().await?;
         pairs.push((key, c.element().await?));

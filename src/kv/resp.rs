@@ -23,6 +23,13 @@ const READ_AHEAD: usize = 256 * 1024;
 /// The longest header line accepted (an error message is the longest a server sends).
 const MAX_LINE: usize = 1 << 20;
 
+/// The longest bulk string accepted (Redis's own `proto-max-bulk-len` default): a longer
+/// length is refused before anything is allocated for it.
+const MAX_BULK: usize = 512 << 20;
+
+/// Elements of an array reserved before they arrive (an array's length is the server's word).
+pub(super) const MAX_RESERVE: usize = 4096;
+
 /// What a connection says when it is opened.
 pub(super) struct Hello<'a> {
     pub username: Option<&'a str>,
@@ -56,7 +63,8 @@ enum Head {
 
 impl OwnConn {
     /// Connects to `host:port` within `connect_timeout` and says `hello` (AUTH, SELECT,
-    /// CLIENT SETNAME, pipelined). `timeout` bounds each later wait for the server.
+    /// CLIENT SETNAME, pipelined). `timeout` bounds each later wait for the server: a send,
+    /// or the next bytes of a reply (a large reply streams for as long as bytes keep coming).
     pub async fn connect(
         host: &str,
         port: u16,
@@ -112,9 +120,10 @@ impl OwnConn {
         Ok(conn)
     }
 
-    /// Whether every reply asked for was read to its end (the connection can be reused).
+    /// Whether every reply asked for was read to its end and nothing more came (the
+    /// connection can be reused).
     pub fn is_settled(&self) -> bool {
-        self.settled
+        self.settled && self.buf.is_empty()
     }
 
     /// Marks every reply asked for as read.
@@ -207,7 +216,10 @@ impl OwnConn {
 
     /// The body of a bulk string of `len` bytes (and its CRLF), consumed.
     async fn body(&mut self, len: i64) -> RedisResult<Bytes> {
-        let len = usize::try_from(len).map_err(|_| self.unreadable("a negative length"))?;
+        let len = match usize::try_from(len) {
+            Ok(n) if n <= MAX_BULK => n,
+            _ => return Err(self.unreadable("a bulk string length over 512 MiB")),
+        };
         if self.buf.len() < len + 2 {
             self.read_more(len + 2).await?;
         }
@@ -224,8 +236,10 @@ impl OwnConn {
     async fn read_more(&mut self, need: usize) -> RedisResult<()> {
         let need = need.max(self.buf.len() + 1);
         while self.buf.len() < need {
-            if self.buf.capacity() < need {
-                self.buf.reserve((need - self.buf.len()).max(READ_AHEAD));
+            if self.buf.capacity() == self.buf.len() {
+                // Grows as the data arrives, not by what the server announced.
+                self.buf
+                    .reserve((need - self.buf.len()).clamp(READ_AHEAD, 16 * READ_AHEAD));
             }
             let read = self.stream.read_buf(&mut self.buf);
             let n = match self.timeout {
@@ -383,6 +397,7 @@ mod tests {
             (&b"+OK\n"[..], "CRLF"),
             (&b"$10\r\nabc"[..], "closed"),
             (&b"$-5\r\n"[..], "nil"),
+            (&b"$1000000000000\r\n"[..], "512 MiB"),
         ] {
             let mut c = conn_reading(script.to_vec(), 2).await;
             c.settled = false;

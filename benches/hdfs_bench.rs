@@ -54,7 +54,7 @@ use dataknobs::kv::{
     ConnectionMode, ConnectorConfig, HdfsKeyValueStore, KeyValueStore, PoolSettings,
 };
 use futures::StreamExt;
-use hdfs_native::{Client, ClientBuilder, WriteOptions};
+use hdfs_native::{Client, WriteOptions};
 
 /// Keep identical to benches/hdfs_seed.py.
 const CITIES: [&str; 8] = [
@@ -542,7 +542,7 @@ async fn main() {
     let port = parsed.port().unwrap_or(9000);
     let runs = env_usize("RUNS", 5).max(1);
     let client = check(
-        ClientBuilder::new()
+        dataknobs::kv::hdfs::client_builder()
             .with_url(format!("hdfs://{host}:{port}"))
             .build(),
         "hdfs client",

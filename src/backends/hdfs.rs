@@ -207,7 +207,7 @@ fn files_backend(url: &Url, options: &UrlOptions) -> Result<S3Backend> {
         prefix.push('/');
     }
     let authority = authority(&host, port);
-    let client = hdfs_native::ClientBuilder::new()
+    let client = crate::kv::hdfs::client_builder()
         .with_url(format!("hdfs://{authority}"))
         .build()
         .map_err(|e| bad(format!("cannot set up an HDFS client for {authority}: {e}")))?;

@@ -36,6 +36,36 @@ use super::{
 };
 use crate::error::{Error, ErrorKind, Result};
 
+/// A builder of hdfs-native clients whose connections outlive the caller's tokio runtime.
+///
+/// hdfs-native keeps DataNode connections in one process-wide cache, each registered with
+/// the runtime that opened it: a connection opened on a runtime that has since shut down
+/// (another engine's, a sync `Database`'s, a finished test's) fails the next read that takes
+/// it from the cache ("A Tokio 1.x context was found, but it is being shutdown"). Clients of
+/// this builder open their connections and run their tasks on one runtime of their own that
+/// lives as long as the process; a program that also makes hdfs-native clients of its own
+/// should make them with this builder.
+pub fn client_builder() -> ClientBuilder {
+    static IO: std::sync::LazyLock<Option<tokio::runtime::Runtime>> =
+        std::sync::LazyLock::new(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("dataknobs-hdfs-io")
+                .enable_all()
+                .build()
+                .map_err(|e| {
+                    tracing::warn!(
+                        "hdfs: no I/O runtime of its own ({e}); HDFS connections use the caller's"
+                    )
+                })
+                .ok()
+        });
+    match IO.as_ref() {
+        Some(rt) => ClientBuilder::new().with_io_runtime(rt.handle().clone()),
+        None => ClientBuilder::new(),
+    }
+}
+
 const KIND: &str = "hdfs";
 
 /// The seed's default base directory.
@@ -189,7 +219,7 @@ impl Connector for HdfsConnector {
 
     async fn connect(&mut self) -> Result<()> {
         let at = format!("hdfs://{}", address(&self.config));
-        let client = ClientBuilder::new()
+        let client = client_builder()
             .with_url(at.clone())
             .build()
             .map_err(|e| hdfs_error(&at, "configuring a client for", &e))?;

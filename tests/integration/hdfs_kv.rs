@@ -29,7 +29,7 @@ use dataknobs::kv::{
 };
 use dataknobs::{ErrorKind, Filter, FilterExpr, Operand, Operator};
 use futures::TryStreamExt;
-use hdfs_native::{Client, ClientBuilder, WriteOptions};
+use hdfs_native::{Client, WriteOptions};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -70,7 +70,7 @@ fn hdfs_config() -> ConnectorConfig {
 
 /// A plain hdfs-native client, to look at and tamper with what the store wrote.
 fn admin() -> Client {
-    ClientBuilder::new()
+    dataknobs::kv::hdfs::client_builder()
         .with_url(hdfs_url())
         .build()
         .unwrap_or_else(|e| panic!("an hdfs-native client for {}: {e}", hdfs_url()))
@@ -2330,4 +2330,79 @@ async fn a_username_other_than_the_process_user_is_a_config_error() {
         .expect("the record");
     assert_eq!(st.owner, me);
     dir.remove().await;
+}
+
+/// hdfs-native keeps DataNode connections in one process-wide cache: a read that takes a
+/// connection another runtime opened must survive that runtime shutting down in the middle
+/// of the read. `kv::hdfs::client_builder` (every client of ours) opens the connections on a
+/// runtime of its own; with a plain `ClientBuilder` the rest of this read fails with "A Tokio
+/// 1.x context was found, but it is being shutdown" (as a CI run of
+/// `hdfs_sql::differential_on_parquet_datasets` did, on a connection of a finished test).
+#[test]
+fn a_read_survives_the_runtime_that_opened_its_connection() {
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a runtime")
+    };
+    let client = || {
+        dataknobs::kv::hdfs::client_builder()
+            .with_url(hdfs_url())
+            .build()
+            .expect("an hdfs-native client")
+    };
+    let path = format!("/dk_rt_tests/{}/big.bin", unique_name("dk_hdfs_rt"));
+    let len: usize = 24 << 20;
+    let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    let first = runtime();
+    first.block_on(async {
+        let c = client();
+        write_raw(&c, &path, &data).await;
+        let r = c.read(&path).await.expect("open");
+        assert_eq!(r.read_range(0, len).await.expect("read").len(), len);
+        // Its DataNode connection is now in hdfs-native's cache.
+    });
+
+    let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+    let (gone_tx, gone_rx) = std::sync::mpsc::channel::<()>();
+    let at = path.clone();
+    let reader = std::thread::spawn(move || {
+        runtime().block_on(async move {
+            let c = client();
+            let r = c.read(&at).await.expect("open");
+            let mut stream = Box::pin(r.read_range_stream(0, len));
+            let mut got = Vec::with_capacity(len);
+            let head = stream
+                .try_next()
+                .await
+                .expect("the first bytes")
+                .expect("some bytes");
+            got.extend_from_slice(&head);
+            started_tx.send(()).expect("tell the test");
+            tokio::task::spawn_blocking(move || gone_rx.recv())
+                .await
+                .expect("waiting")
+                .expect("the first runtime is gone");
+            while let Some(b) = stream
+                .try_next()
+                .await
+                .expect("the rest, after the first runtime shut down")
+            {
+                got.extend_from_slice(&b);
+            }
+            got
+        })
+    });
+    started_rx.recv().expect("the reader started");
+    drop(first);
+    gone_tx.send(()).expect("tell the reader");
+    let got = reader.join().expect("the reader thread");
+    assert_eq!(got.len(), len);
+    assert!(got == data, "the bytes read differ from those written");
+    runtime().block_on(async {
+        let dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or(&path);
+        let _ = client().delete(dir, true).await;
+    });
 }

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use dataknobs::{Backend, Engine, ErrorKind};
-use hdfs_native::{Client, ClientBuilder, WriteOptions};
+use hdfs_native::{Client, WriteOptions};
 
 use crate::common::{compact_rows, parquet_of, rows, sorted_rows, unique_name};
 use crate::conformance::Fixture;
@@ -24,7 +24,7 @@ pub(crate) fn hdfs_url() -> String {
 
 /// A plain client, to look at and change what the backend wrote.
 pub(crate) fn raw() -> Client {
-    ClientBuilder::new()
+    dataknobs::kv::hdfs::client_builder()
         .with_url(hdfs_url())
         .build()
         .expect("hdfs client")

@@ -1038,6 +1038,17 @@ async fn last_commands(admin: &mut MultiplexedConnection, name: &str) -> Vec<Str
     cmds
 }
 
+/// `n` people as stored values, keys `<prefix>00000`…, ages `i % ages`.
+fn people(prefix: &str, n: u32, ages: u32) -> Vec<(String, Bytes)> {
+    (0..n)
+        .map(|i| {
+            let id = format!("{prefix}{i:05}");
+            let p = person(&id, &format!("n{i}"), Some(i64::from(i % ages)));
+            (id, json_bytes(&serde_json::to_value(&p).expect("JSON")))
+        })
+        .collect()
+}
+
 /// Every (key, value) a scan of `schema` yields, checking each batch's size.
 async fn scanned(kv: &RedisKeyValueStore, schema: &str, batch: usize) -> Vec<(String, Bytes)> {
     let mut stream = kv.scan(schema, batch).await.expect("scan");
@@ -1060,13 +1071,7 @@ async fn scans_read_small_hashes_whole_and_large_ones_by_hscan() {
     let mut admin = admin().await;
     let s = unique_name("dk_kv_whole");
     let n = 3000;
-    let mut want: Vec<(String, Bytes)> = (0..n)
-        .map(|i| {
-            let id = format!("p{i:05}");
-            let p = person(&id, &format!("n{i}"), Some(i64::from(i % 70)));
-            (id, json_bytes(&serde_json::to_value(&p).expect("JSON")))
-        })
-        .collect();
+    let mut want = people("p", n, 70);
     store().await.insert_many(&s, &want).await.expect("insert");
     want.sort();
 
@@ -1190,13 +1195,7 @@ async fn scans_read_on_a_connection_of_their_own() {
         .await
         .expect("connect as the ACL user to db 5");
     let s = unique_name("dk_kv_own");
-    let mut want: Vec<(String, Bytes)> = (0..5000)
-        .map(|i| {
-            let id = format!("o{i:05}");
-            let p = person(&id, &format!("n{i}"), Some(i64::from(i % 90)));
-            (id, json_bytes(&serde_json::to_value(&p).expect("JSON")))
-        })
-        .collect();
+    let mut want = people("o", 5000, 90);
     kv.insert_many(&s, &want).await.expect("insert");
     want.sort();
     assert_eq!(named_connections(&mut admin, &name).await.len(), 1);
@@ -1278,13 +1277,7 @@ async fn scans_over_tls_read_on_the_stores_connections() {
         .await
         .expect("connect over TLS");
     let s = unique_name("dk_kv_tls");
-    let mut want: Vec<(String, Bytes)> = (0..3000)
-        .map(|i| {
-            let id = format!("t{i:05}");
-            let p = person(&id, &format!("n{i}"), Some(i64::from(i % 70)));
-            (id, json_bytes(&serde_json::to_value(&p).expect("JSON")))
-        })
-        .collect();
+    let mut want = people("t", 3000, 70);
     kv.insert_many(&s, &want).await.expect("insert");
     want.sort();
     assert_eq!(scanned(&kv, &s, 500).await, want);
